@@ -1,0 +1,615 @@
+"""Configuration: frozen dataclasses loaded from one TOML file plus ``--set`` overrides.
+
+Every parameter of MODEL.md sections 1-5 has a field here. Loading validates every
+value and raises :class:`ConfigError` with one message that names the key, the value
+and what is allowed; the CLI turns it into a one-line error and exit status 2.
+
+Units: ms, mV, Hz, mm, mm/ms (MODEL.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "ConfigError",
+    "RunConfig",
+    "LatticeConfig",
+    "PopulationConfig",
+    "KernelConfig",
+    "DelayConfig",
+    "CouplingConfig",
+    "StimulusConfig",
+    "RecordConfig",
+    "Config",
+    "load_config",
+    "packaged_config",
+    "PACKAGED",
+]
+
+#: packaged example configurations (``meshfield/configs/NAME.toml``)
+PACKAGED = ("default", "nest_example", "bistable_pair", "bench_meso", "bench_micro")
+
+KERNEL_SHAPES = ("delta", "gaussian", "exponential", "tophat", "dog", "custom")
+STIMULUS_KINDS = ("pulse", "moving_spot", "grating", "step", "ou")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names key, value and what is allowed."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ConfigError(f"{key} = {value!r} is invalid: {allowed}")
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(key, value, "expected a number")
+    if not math.isfinite(value):
+        _fail(key, value, "expected a finite number")
+    return float(value)
+
+
+def _positive(key: str, value: Any, allow_zero: bool = False, allow_inf: bool = False) -> float:
+    if allow_inf and isinstance(value, (int, float)) and value == math.inf:
+        return math.inf
+    v = _number(key, value)
+    if v < 0 or (v == 0 and not allow_zero):
+        _fail(key, value, "must be >= 0" if allow_zero else "must be > 0")
+    return v
+
+
+def _integer(key: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            _fail(key, value, "expected an integer")
+    if minimum is not None and value < minimum:
+        _fail(key, value, f"must be >= {minimum}")
+    if maximum is not None and value > maximum:
+        _fail(key, value, f"must be <= {maximum}")
+    return int(value)
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        _fail(key, value, "allowed: " + ", ".join(repr(a) for a in allowed))
+    return value
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        _fail(key, value, "expected true or false")
+    return value
+
+
+def _number_list(key: str, value: Any) -> tuple[float, ...]:
+    if not isinstance(value, (list, tuple)):
+        _fail(key, value, "expected a list of numbers")
+    return tuple(_number(f"{key}[{i}]", v) for i, v in enumerate(value))
+
+
+def _check_keys(section: str, table: dict, allowed: set[str]) -> None:
+    if not isinstance(table, dict):
+        _fail(section, table, "expected a table")
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        key = f"{section}.{unknown[0]}" if section else unknown[0]
+        raise ConfigError(
+            f"{key} is not a known key; allowed in [{section or 'top level'}]: "
+            + ", ".join(sorted(allowed))
+        )
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``[run]``: level, duration, step, seed and noise model."""
+
+    level: str = "meso"
+    t_end: float = 1000.0
+    dt: float = 0.5
+    seed: int = 1
+    mean_field: bool = False
+    noise: str = "binomial"
+    progress_interval: float = 10.0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        _check_keys("run", d, {f.name for f in fields(cls)})
+        c = cls(**d)
+        _choice("run.level", c.level, ("meso", "micro"))
+        _positive("run.t_end", c.t_end)
+        _positive("run.dt", c.dt)
+        _integer("run.seed", c.seed, 0, 2**32 - 1)
+        _bool("run.mean_field", c.mean_field)
+        _choice("run.noise", c.noise, ("binomial", "poisson"))
+        _positive("run.progress_interval", c.progress_interval)
+        if c.mean_field and c.level == "micro":
+            _fail("run.mean_field", True, "the mean-field limit exists only for level = 'meso'")
+        return cls(
+            level=c.level, t_end=float(c.t_end), dt=float(c.dt), seed=int(c.seed),
+            mean_field=c.mean_field, noise=c.noise, progress_interval=float(c.progress_interval),
+        )
+
+    @property
+    def n_steps(self) -> int:
+        """Number of time steps, ``round(t_end / dt)``."""
+        return int(round(self.t_end / self.dt))
+
+
+@dataclass(frozen=True)
+class LatticeConfig:
+    """``[lattice]``: shape (sites per axis), spacing ``dx`` (mm), boundary."""
+
+    shape: tuple[int, ...] = (1,)
+    dx: float = 0.1
+    boundary: str = "periodic"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LatticeConfig":
+        _check_keys("lattice", d, {f.name for f in fields(cls)})
+        shape = d.get("shape", [1])
+        if not isinstance(shape, (list, tuple)) or len(shape) not in (1, 2):
+            _fail("lattice.shape", shape, "expected [n] (1-D) or [nx, ny] (2-D)")
+        shape = tuple(_integer(f"lattice.shape[{i}]", n, 1) for i, n in enumerate(shape))
+        dx = _positive("lattice.dx", d.get("dx", 0.1))
+        boundary = _choice("lattice.boundary", d.get("boundary", "periodic"), ("periodic", "open"))
+        return cls(shape=shape, dx=dx, boundary=boundary)
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    """``[populations.NAME]``: one GLIF population type (MODEL.md §2).
+
+    ``K`` is the history length of the mesoscopic model in steps; 0 (the default)
+    chooses it automatically (:func:`meshfield.meso.history_length`).
+    """
+
+    name: str
+    N: int
+    mu: float
+    tau_m: float = 20.0
+    t_ref: float = 4.0
+    u_reset: float = 0.0
+    u_th: float = 15.0
+    c: float = 10.0
+    delta_u: float = 2.5
+    tau_theta: tuple[float, ...] = ()
+    J_theta: tuple[float, ...] = ()
+    tau_s: float = 3.0
+    K: int = 0
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict) -> "PopulationConfig":
+        sec = f"populations.{name}"
+        _check_keys(sec, d, {f.name for f in fields(cls)} - {"name"})
+        for required in ("N", "mu"):
+            if required not in d:
+                raise ConfigError(f"{sec}.{required} is missing; every population needs N and mu")
+        kw = dict(d)
+        kw["N"] = _integer(f"{sec}.N", kw["N"], 1)
+        kw["mu"] = _number(f"{sec}.mu", kw["mu"])
+        for key in ("tau_m", "c", "delta_u"):
+            if key in kw:
+                kw[key] = _positive(f"{sec}.{key}", kw[key])
+        for key in ("t_ref", "tau_s"):
+            if key in kw:
+                kw[key] = _positive(f"{sec}.{key}", kw[key], allow_zero=True)
+        for key in ("u_reset", "u_th"):
+            if key in kw:
+                kw[key] = _number(f"{sec}.{key}", kw[key])
+        tau_theta = _number_list(f"{sec}.tau_theta", kw.get("tau_theta", []))
+        J_theta = _number_list(f"{sec}.J_theta", kw.get("J_theta", []))
+        for i, t in enumerate(tau_theta):
+            _positive(f"{sec}.tau_theta[{i}]", t)
+        if len(tau_theta) != len(J_theta):
+            _fail(f"{sec}.J_theta", list(J_theta),
+                  f"needs one entry per adaptation time constant (tau_theta has {len(tau_theta)})")
+        kw["tau_theta"], kw["J_theta"] = tau_theta, J_theta
+        kw["K"] = _integer(f"{sec}.K", kw.get("K", 0), 0)
+        return cls(name=name, **kw)
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Spatial coupling kernel (MODEL.md §3); lengths in mm.
+
+    ``shape``: ``delta`` (same site only), ``gaussian`` (``sigma``), ``exponential``
+    (``length``), ``tophat`` (``radius``), ``dog`` (``sigma_center``,
+    ``sigma_surround``, ``surround_weight``), ``custom`` (``weights``: a list of
+    ``[offset..., weight]`` rows in lattice units). ``r_max`` is the cutoff radius (mm).
+    """
+
+    shape: str = "delta"
+    r_max: float = 0.0
+    sigma: float = 0.0
+    length: float = 0.0
+    radius: float = 0.0
+    sigma_center: float = 0.0
+    sigma_surround: float = 0.0
+    surround_weight: float = 0.0
+    weights: tuple[tuple[float, ...], ...] = ()
+
+    @classmethod
+    def from_dict(cls, key: str, d: dict) -> "KernelConfig":
+        _check_keys(key, d, {f.name for f in fields(cls)})
+        shape = _choice(f"{key}.shape", d.get("shape", "delta"), KERNEL_SHAPES)
+        need = {
+            "delta": (),
+            "gaussian": ("sigma",),
+            "exponential": ("length",),
+            "tophat": ("radius",),
+            "dog": ("sigma_center", "sigma_surround", "surround_weight"),
+            "custom": ("weights",),
+        }[shape]
+        for k in need:
+            if k not in d:
+                raise ConfigError(f"{key}.{k} is missing; a {shape!r} kernel needs " + ", ".join(need))
+        kw: dict[str, Any] = {"shape": shape}
+        for k in ("sigma", "length", "radius", "sigma_center", "sigma_surround"):
+            if k in d:
+                kw[k] = _positive(f"{key}.{k}", d[k])
+        if "surround_weight" in d:
+            kw["surround_weight"] = _positive(f"{key}.surround_weight", d["surround_weight"], allow_zero=True)
+        if shape == "custom":
+            rows = d["weights"]
+            if not isinstance(rows, (list, tuple)) or not rows:
+                _fail(f"{key}.weights", rows, "expected a non-empty list of [offset..., weight] rows")
+            parsed = []
+            for i, row in enumerate(rows):
+                vals = _number_list(f"{key}.weights[{i}]", row)
+                if len(vals) < 2 or any(not float(v).is_integer() for v in vals[:-1]):
+                    _fail(f"{key}.weights[{i}]", row, "expected [offset..., weight] with integer offsets")
+                _positive(f"{key}.weights[{i}] weight", vals[-1], allow_zero=True)
+                parsed.append(vals)
+            kw["weights"] = tuple(parsed)
+        default_r_max = {
+            "delta": 0.0,
+            "gaussian": 3.0 * kw.get("sigma", 0.0),
+            "exponential": 4.0 * kw.get("length", 0.0),
+            "tophat": kw.get("radius", 0.0),
+            "dog": 3.0 * max(kw.get("sigma_center", 0.0), kw.get("sigma_surround", 0.0)),
+            "custom": math.inf,
+        }[shape]
+        kw["r_max"] = _positive(f"{key}.r_max", d.get("r_max", default_r_max), allow_zero=True, allow_inf=True)
+        if shape == "dog" and kw["sigma_surround"] <= kw["sigma_center"]:
+            _fail(f"{key}.sigma_surround", kw["sigma_surround"], "must exceed sigma_center")
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class DelayConfig:
+    """Delay rule ``Δ(o) = d0 + |o| dx / velocity`` (ms; velocity in mm/ms, inf = constant)."""
+
+    d0: float = 1.0
+    velocity: float = math.inf
+
+    @classmethod
+    def from_dict(cls, key: str, d: dict) -> "DelayConfig":
+        _check_keys(key, d, {"d0", "velocity"})
+        d0 = _positive(f"{key}.d0", d.get("d0", 1.0), allow_zero=True)
+        velocity = _positive(f"{key}.velocity", d.get("velocity", math.inf), allow_inf=True)
+        return cls(d0=d0, velocity=velocity)
+
+
+@dataclass(frozen=True)
+class CouplingConfig:
+    """``[[couplings]]``: connections from type ``source`` onto type ``target``."""
+
+    target: str
+    source: str
+    J: float
+    C: int
+    kernel: KernelConfig = field(default_factory=KernelConfig)
+    delay: DelayConfig = field(default_factory=DelayConfig)
+
+    @classmethod
+    def from_dict(cls, i: int, d: dict, types: tuple[str, ...]) -> "CouplingConfig":
+        sec = f"couplings[{i}]"
+        _check_keys(sec, d, {"target", "source", "J", "C", "kernel", "delay"})
+        for k in ("target", "source", "J", "C"):
+            if k not in d:
+                raise ConfigError(f"{sec}.{k} is missing; a coupling needs target, source, J and C")
+        for k in ("target", "source"):
+            _choice(f"{sec}.{k}", d[k], types)
+        return cls(
+            target=d["target"],
+            source=d["source"],
+            J=_number(f"{sec}.J", d["J"]),
+            C=_integer(f"{sec}.C", d["C"], 0),
+            kernel=KernelConfig.from_dict(f"{sec}.kernel", d.get("kernel", {})),
+            delay=DelayConfig.from_dict(f"{sec}.delay", d.get("delay", {})),
+        )
+
+
+@dataclass(frozen=True)
+class StimulusConfig:
+    """``[[stimuli]]``: space-time input added to ``mu`` (MODEL.md §5).
+
+    ``kind``:
+    ``pulse``: Gaussian in space (``center`` mm, ``width`` mm), rectangular in time
+    (``t_start``, ``duration`` ms); ``moving_spot``: Gaussian spot starting at
+    ``center`` moving with ``velocity`` (mm/ms per axis) between ``t_start`` and
+    ``t_start + duration``; ``grating``: ``amplitude * cos(k·x - omega t)`` with
+    ``wavelength`` (mm), ``direction`` (axis-0 angle, rad), ``frequency`` (Hz);
+    ``step``: ``amplitude`` from ``t_start`` on (everywhere); ``ou``: per-site
+    Ornstein-Uhlenbeck noise with standard deviation ``amplitude`` (mV) and
+    correlation time ``tau`` (ms). ``types`` lists the affected types (default: all).
+    """
+
+    kind: str
+    amplitude: float
+    types: tuple[str, ...] = ()
+    center: tuple[float, ...] = ()
+    width: float = 0.0
+    t_start: float = 0.0
+    duration: float = math.inf
+    velocity: tuple[float, ...] = ()
+    wavelength: float = 0.0
+    direction: float = 0.0
+    frequency: float = 0.0
+    tau: float = 0.0
+
+    @classmethod
+    def from_dict(cls, i: int, d: dict, types: tuple[str, ...], ndim: int) -> "StimulusConfig":
+        sec = f"stimuli[{i}]"
+        _check_keys(sec, d, {f.name for f in fields(cls)})
+        if "kind" not in d:
+            raise ConfigError(f"{sec}.kind is missing; allowed: " + ", ".join(STIMULUS_KINDS))
+        kind = _choice(f"{sec}.kind", d["kind"], STIMULUS_KINDS)
+        if "amplitude" not in d:
+            raise ConfigError(f"{sec}.amplitude is missing (mV)")
+        kw: dict[str, Any] = {"kind": kind, "amplitude": _number(f"{sec}.amplitude", d["amplitude"])}
+        stim_types = d.get("types", list(types))
+        if not isinstance(stim_types, (list, tuple)):
+            _fail(f"{sec}.types", stim_types, "expected a list of type names")
+        kw["types"] = tuple(_choice(f"{sec}.types", t, types) for t in stim_types)
+        for k in ("center", "velocity"):
+            if k in d:
+                v = _number_list(f"{sec}.{k}", d[k])
+                if len(v) != ndim:
+                    _fail(f"{sec}.{k}", list(v), f"needs {ndim} component(s), one per lattice axis")
+                kw[k] = v
+        for k in ("width", "wavelength", "tau"):
+            if k in d:
+                kw[k] = _positive(f"{sec}.{k}", d[k])
+        for k in ("t_start", "direction", "frequency"):
+            if k in d:
+                kw[k] = _number(f"{sec}.{k}", d[k])
+        if "duration" in d:
+            kw["duration"] = _positive(f"{sec}.duration", d["duration"], allow_inf=True)
+        need = {
+            "pulse": ("center", "width"),
+            "moving_spot": ("center", "width", "velocity"),
+            "grating": ("wavelength",),
+            "step": (),
+            "ou": ("tau",),
+        }[kind]
+        for k in need:
+            if k not in kw:
+                raise ConfigError(f"{sec}.{k} is missing; a {kind!r} stimulus needs " + ", ".join(need))
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """``[record]``: record interval (ms) and microscopic extras."""
+
+    interval: float = 1.0
+    spikes_per_site: int = 0
+    voltage_neurons: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RecordConfig":
+        _check_keys("record", d, {f.name for f in fields(cls)})
+        return cls(
+            interval=_positive("record.interval", d.get("interval", 1.0)),
+            spikes_per_site=_integer("record.spikes_per_site", d.get("spikes_per_site", 0), 0),
+            voltage_neurons=_integer("record.voltage_neurons", d.get("voltage_neurons", 0), 0),
+        )
+
+
+# --------------------------------------------------------------------------- the whole
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete, validated meshfield configuration."""
+
+    run: RunConfig
+    lattice: LatticeConfig
+    populations: tuple[PopulationConfig, ...]
+    couplings: tuple[CouplingConfig, ...] = ()
+    stimuli: tuple[StimulusConfig, ...] = ()
+    record: RecordConfig = field(default_factory=RecordConfig)
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """Population type names in order."""
+        return tuple(p.name for p in self.populations)
+
+    @property
+    def record_every(self) -> int:
+        """Steps per record."""
+        return int(round(self.record.interval / self.run.dt))
+
+    @property
+    def n_records(self) -> int:
+        return self.run.n_steps // self.record_every
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        _check_keys("", d, {"run", "lattice", "populations", "couplings", "stimuli", "record"})
+        run = RunConfig.from_dict(d.get("run", {}))
+        lattice = LatticeConfig.from_dict(d.get("lattice", {}))
+        pops_d = d.get("populations")
+        if not isinstance(pops_d, dict) or not pops_d:
+            raise ConfigError("populations is missing; define at least one [populations.NAME] table")
+        pops = tuple(PopulationConfig.from_dict(name, p) for name, p in pops_d.items())
+        types = tuple(p.name for p in pops)
+        couplings_d = d.get("couplings", [])
+        if not isinstance(couplings_d, list):
+            _fail("couplings", couplings_d, "expected an array of tables [[couplings]]")
+        couplings = tuple(CouplingConfig.from_dict(i, c, types) for i, c in enumerate(couplings_d))
+        seen = set()
+        for i, c in enumerate(couplings):
+            if (c.target, c.source) in seen:
+                raise ConfigError(
+                    f"couplings[{i}] repeats target = {c.target!r}, source = {c.source!r}; "
+                    "each ordered pair may appear once")
+            seen.add((c.target, c.source))
+        stimuli_d = d.get("stimuli", [])
+        if not isinstance(stimuli_d, list):
+            _fail("stimuli", stimuli_d, "expected an array of tables [[stimuli]]")
+        stimuli = tuple(StimulusConfig.from_dict(i, s, types, len(lattice.shape))
+                        for i, s in enumerate(stimuli_d))
+        record = RecordConfig.from_dict(d.get("record", {}))
+        cfg = cls(run=run, lattice=lattice, populations=pops, couplings=couplings,
+                  stimuli=stimuli, record=record)
+        cfg._check_steps()
+        return cfg
+
+    def _check_steps(self) -> None:
+        dt = self.run.dt
+        ratio = self.record.interval / dt
+        if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+            _fail("record.interval", self.record.interval, f"must be a positive multiple of run.dt = {dt}")
+        if self.n_records < 1:
+            _fail("run.t_end", self.run.t_end, f"must cover at least one record interval ({self.record.interval} ms)")
+        for i, c in enumerate(self.couplings):
+            if round(c.delay.d0 / dt) < 1:
+                _fail(f"couplings[{i}].delay.d0", c.delay.d0,
+                      f"delays are rounded to whole steps and must be >= one step (run.dt = {dt} ms)")
+
+    def to_dict(self) -> dict:
+        """The configuration as nested dicts, as in the TOML (inf velocities/durations omitted)."""
+
+        def clean(obj):
+            if isinstance(obj, dict):
+                return {k: clean(v) for k, v in obj.items()
+                        if not (isinstance(v, float) and math.isinf(v))}
+            if isinstance(obj, (list, tuple)):
+                return [clean(v) for v in obj]
+            return obj
+
+        d = {
+            "run": asdict(self.run),
+            "lattice": asdict(self.lattice),
+            "populations": {p.name: {k: v for k, v in asdict(p).items() if k != "name"}
+                            for p in self.populations},
+            "couplings": [asdict(c) for c in self.couplings],
+            "stimuli": [asdict(s) for s in self.stimuli],
+            "record": asdict(self.record),
+        }
+        return clean(d)
+
+    def population(self, name: str) -> PopulationConfig:
+        return self.populations[self.types.index(name)]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _parse_value(text: str) -> Any:
+    """Parse the right-hand side of ``--set key=value`` as a TOML value (bare words are strings)."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(d: dict, assignment: str) -> None:
+    """Apply ``key.path=value`` (``--set``) to the nested dict ``d`` in place.
+
+    Array-of-table entries are addressed by index: ``couplings.0.J=0.5``.
+    """
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r} is invalid: expected KEY=VALUE, e.g. run.t_end=2000")
+    key, text = assignment.split("=", 1)
+    key = key.strip()
+    parts = key.split(".")
+    node: Any = d
+    for i, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {key}: {where} needs an index below {len(node)}")
+            node = node[int(part)]
+        else:
+            if part not in node:
+                if part in ("couplings", "stimuli"):
+                    raise ConfigError(f"--set {key}: the configuration has no {part}")
+                node[part] = {}
+            node = node[part]
+    last = parts[-1]
+    value = _parse_value(text.strip())
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"--set {key}: index must be below {len(node)}")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def packaged_config(name: str = "default") -> Path:
+    """Path of a packaged example configuration (``meshfield/configs/NAME.toml``)."""
+    path = Path(str(resources.files("meshfield") / "configs" / f"{name}.toml"))
+    if not path.exists():
+        raise ConfigError(f"packaged configuration {name!r} does not exist; available: "
+                          + ", ".join(sorted(p.stem for p in path.parent.glob("*.toml"))))
+    return path
+
+
+def read_toml(path: str | Path) -> dict:
+    """Read a TOML file into nested dicts, with clear errors."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"configuration file {str(path)!r} does not exist")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {str(path)!r} is not valid TOML: {exc}") from None
+
+
+def load_config(path: str | Path | dict | None = None, overrides=()) -> Config:
+    """Load and validate a configuration.
+
+    Parameters
+    ----------
+    path : str, Path, dict or None
+        A TOML file, the name of a packaged example (``"default"``,
+        ``"nest_example"``, ...), an already parsed dict, or None for the packaged
+        default.
+    overrides : iterable of str
+        ``key.path=value`` assignments applied before validation (``--set``).
+    """
+    if path is None:
+        d = read_toml(packaged_config("default"))
+    elif isinstance(path, dict):
+        d = copy.deepcopy(path)
+    elif not Path(path).exists() and str(path) in PACKAGED:
+        d = read_toml(packaged_config(str(path)))
+    else:
+        d = read_toml(path)
+    for assignment in overrides:
+        apply_override(d, assignment)
+    return Config.from_dict(d)

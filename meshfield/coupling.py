@@ -1,0 +1,173 @@
+"""Coupling stencils (MODEL.md §3): kernel weights and delays per lattice offset.
+
+A :class:`Stencil` holds, for one ordered pair (target type, source type), every
+lattice offset ``o`` within the kernel's cutoff radius, its normalized weight
+``kappa(o)`` (summing to 1 over the stencil) and its delay in whole steps. Both
+levels use it: the mesoscopic model as the expected input, the microscopic model as
+the probability of drawing a source at ``x + o``.
+
+On an open lattice a target site near the edge renormalizes over the offsets that
+exist (:meth:`Stencil.edge_normalization`), so every neuron keeps in-degree ``C``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Config, ConfigError, KernelConfig
+from .lattice import Lattice
+
+__all__ = ["Stencil", "kernel_profile", "build_stencil", "build_stencils", "halo_width",
+           "min_delay", "max_delay"]
+
+
+def kernel_profile(kernel: KernelConfig, offsets: np.ndarray, dx: float) -> np.ndarray:
+    """Unnormalized kernel values at lattice offsets (shape ``(n_off, ndim)``).
+
+    ``dog`` is ``g_center - surround_weight * g_surround`` with area-normalized
+    Gaussians, clipped at zero: a connection kernel is a probability distribution,
+    and signed lateral structure comes from pairing an excitatory with an
+    inhibitory coupling (MODEL.md §3).
+    """
+    ndim = offsets.shape[1]
+    r = np.sqrt((offsets.astype(float) ** 2).sum(axis=1)) * dx
+    shape = kernel.shape
+    if shape == "delta":
+        return (r == 0).astype(float)
+    if shape == "gaussian":
+        return np.exp(-0.5 * (r / kernel.sigma) ** 2)
+    if shape == "exponential":
+        return np.exp(-r / kernel.length)
+    if shape == "tophat":
+        return (r <= kernel.radius * (1 + 1e-12)).astype(float)
+    if shape == "dog":
+        def g(s):
+            return np.exp(-0.5 * (r / s) ** 2) / (2 * np.pi * s * s) ** (ndim / 2)
+        return np.clip(g(kernel.sigma_center) - kernel.surround_weight * g(kernel.sigma_surround), 0, None)
+    if shape == "custom":
+        table = {tuple(int(v) for v in row[:-1]): row[-1] for row in kernel.weights}
+        return np.array([table.get(tuple(int(v) for v in o), 0.0) for o in offsets])
+    raise ValueError(f"unknown kernel shape {shape!r}")  # config validation prevents this
+
+
+@dataclass(frozen=True)
+class Stencil:
+    """Weights and delays of one coupling (target type <- source type).
+
+    Attributes
+    ----------
+    target, source : int
+        Type indices (order of ``[populations.*]`` tables).
+    J : float
+        Synaptic weight (mV).
+    C : int
+        In-degree (type-``source`` inputs per type-``target`` neuron).
+    offsets : ndarray of int64, shape (n_off, ndim)
+        Lattice offsets with nonzero weight, in a fixed order.
+    weights : ndarray of float64, shape (n_off,)
+        ``kappa(o)``, summing to 1.
+    delays : ndarray of int64, shape (n_off,)
+        Delay of each offset in steps (>= 1).
+    """
+
+    target: int
+    source: int
+    J: float
+    C: int
+    offsets: np.ndarray
+    weights: np.ndarray
+    delays: np.ndarray
+
+    @property
+    def radius_sites(self) -> int:
+        """Largest offset component (sites): the halo width this stencil needs."""
+        return int(np.abs(self.offsets).max()) if len(self.offsets) else 0
+
+    def edge_normalization(self, lattice: Lattice, local_start, local_shape) -> np.ndarray:
+        """``sum_o kappa(o)`` over the offsets that exist from each local site.
+
+        1 everywhere on a periodic lattice; below 1 near the edges of an open one.
+        Shape ``local_shape``.
+        """
+        if lattice.periodic:
+            return np.ones(local_shape)
+        grids = np.meshgrid(*[np.arange(s, s + n) for s, n in zip(local_start, local_shape)],
+                            indexing="ij")
+        norm = np.zeros(local_shape)
+        for o, w in zip(self.offsets, self.weights):
+            inside = np.ones(local_shape, dtype=bool)
+            for axis, g in enumerate(grids):
+                inside &= (g + o[axis] >= 0) & (g + o[axis] < lattice.shape[axis])
+            norm += w * inside
+        return norm
+
+
+def build_stencil(config: Config, index: int) -> Stencil:
+    """The stencil of ``config.couplings[index]``; raises ConfigError for a kernel
+    that does not fit the lattice or a delay below one step."""
+    c = config.couplings[index]
+    key = f"couplings[{index}]"
+    lattice = Lattice.from_config(config.lattice)
+    dt = config.run.dt
+    k = c.kernel
+    if k.shape == "delta":
+        offsets = np.zeros((1, lattice.ndim), dtype=np.int64)
+    elif k.shape == "custom":
+        offsets = np.array([[int(v) for v in row[:-1]] for row in k.weights], dtype=np.int64)
+        if offsets.shape[1] != lattice.ndim:
+            raise ConfigError(f"{key}.kernel.weights has offsets with {offsets.shape[1]} component(s); "
+                              f"the lattice is {lattice.ndim}-D")
+        dist = lattice.distance(offsets)
+        offsets = offsets[dist <= k.r_max * (1 + 1e-12) + 1e-12]
+    else:
+        offsets = lattice.offsets_within(k.r_max)
+    weights = kernel_profile(k, offsets, lattice.dx)
+    keep = weights > 0
+    offsets, weights = offsets[keep], weights[keep]
+    if weights.sum() <= 0:
+        raise ConfigError(f"{key}.kernel has no positive weight within r_max = {k.r_max} mm "
+                          f"on a lattice with dx = {lattice.dx} mm; increase r_max")
+    if lattice.periodic:
+        radius = np.abs(offsets).max(axis=0)
+        for axis, (r, n) in enumerate(zip(radius, lattice.shape)):
+            if 2 * r + 1 > n:
+                raise ConfigError(
+                    f"{key}.kernel.r_max = {k.r_max} mm is too large for the lattice: it reaches "
+                    f"{r} sites along axis {axis}, but a periodic axis of {n} sites allows at most "
+                    f"{(n - 1) // 2} (r_max < {((n - 1) // 2 + 1) * lattice.dx:g} mm) so that no "
+                    "offset wraps onto another")
+    weights = weights / weights.sum()
+    dist = lattice.distance(offsets)
+    delay_ms = c.delay.d0 + (dist / c.delay.velocity if math.isfinite(c.delay.velocity) else 0.0)
+    delays = np.rint(np.asarray(delay_ms, dtype=float) / dt + 1e-9).astype(np.int64)
+    delays = np.broadcast_to(delays, weights.shape).copy()
+    if delays.min() < 1:
+        raise ConfigError(f"{key}.delay.d0 = {c.delay.d0} ms rounds to {delays.min()} steps; "
+                          f"delays must be >= one step (run.dt = {dt} ms)")
+    types = config.types
+    return Stencil(target=types.index(c.target), source=types.index(c.source), J=c.J, C=c.C,
+                   offsets=offsets, weights=weights, delays=delays)
+
+
+def build_stencils(config: Config) -> tuple[Stencil, ...]:
+    """Stencils of all couplings with ``C > 0`` and ``J != 0``, in configuration order."""
+    return tuple(build_stencil(config, i) for i, c in enumerate(config.couplings)
+                 if c.C > 0 and c.J != 0.0)
+
+
+def halo_width(stencils) -> int:
+    """Halo width (sites) needed by the widest stencil."""
+    return max((s.radius_sites for s in stencils), default=0)
+
+
+def min_delay(stencils) -> int:
+    """``d_min``: the smallest delay (steps) of all stencils; 0 if there are none."""
+    return min((int(s.delays.min()) for s in stencils), default=0)
+
+
+def max_delay(stencils) -> int:
+    """The largest delay (steps) of all stencils; 0 if there are none."""
+    return max((int(s.delays.max()) for s in stencils), default=0)

@@ -1,0 +1,214 @@
+"""The mesoscopic field: state arrays of one rank's block and the step driver.
+
+:class:`MesoModel` implements the model interface of the time loop
+(:mod:`meshfield.simulation`): ``advance(step0, nsteps, counts_out, expected_out)``
+and the collective ``exchange()``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import Config, PopulationConfig
+from ..coupling import Stencil, max_delay, min_delay
+from ..lattice import Lattice
+from ..propagators import membrane_propagators
+from ..stimulus import Stimulus
+from . import kernels
+
+__all__ = ["MesoModel", "history_length", "adaptation_kernel", "theta_tilde", "history_slots"]
+
+#: K is the shortest history over which eps_theta has decayed below this fraction of delta_u
+K_TOLERANCE = 0.1
+#: ... but never shorter than this many membrane time constants (plus t_ref)
+K_MIN_TAU_M = 5.0
+
+
+def adaptation_kernel(pop: PopulationConfig, ages_ms: np.ndarray) -> np.ndarray:
+    """``eps_theta(a) = sum_j J_theta_j / tau_theta_j exp(-a / tau_theta_j)`` (mV)."""
+    ages_ms = np.asarray(ages_ms, dtype=float)
+    out = np.zeros_like(ages_ms)
+    for tau, J in zip(pop.tau_theta, pop.J_theta):
+        out += J / tau * np.exp(-ages_ms / tau)
+    return out
+
+
+def theta_tilde(pop: PopulationConfig, ages_ms: np.ndarray) -> np.ndarray:
+    """``theta~(a) = delta_u (1 - exp(-eps_theta(a)/delta_u))`` (mV), MODEL.md §4."""
+    return pop.delta_u * (1.0 - np.exp(-adaptation_kernel(pop, ages_ms) / pop.delta_u))
+
+
+def history_length(pop: PopulationConfig, dt: float) -> int:
+    """History length K (steps) of a type: ``pop.K`` if set, else the shortest K with
+    ``|eps_theta(K dt)| < 0.1 delta_u`` and ``K dt >= 5 tau_m + t_ref`` (MODEL.md §4)."""
+    n_ref = int(round(pop.t_ref / dt))
+    if pop.K > 0:
+        if pop.K <= n_ref:
+            from ..config import ConfigError
+            raise ConfigError(f"populations.{pop.name}.K = {pop.K} is invalid: must exceed the "
+                              f"refractory period in steps ({n_ref})")
+        return pop.K
+    k_min = int(math.ceil((K_MIN_TAU_M * pop.tau_m + pop.t_ref) / dt - 1e-9))
+    k_adapt = 0
+    for tau, J in zip(pop.tau_theta, pop.J_theta):
+        amp = abs(J) / tau
+        if amp >= K_TOLERANCE * pop.delta_u:
+            # each term below tolerance/n_terms keeps the sum below the tolerance
+            bound = K_TOLERANCE * pop.delta_u / len(pop.tau_theta)
+            k_adapt = max(k_adapt, int(math.ceil(tau * math.log(amp / bound) / dt)))
+    K = max(k_min, k_adapt, n_ref + 1)
+    while abs(adaptation_kernel(pop, np.array([K * dt]))[0]) >= K_TOLERANCE * pop.delta_u:
+        K += 1
+    return K
+
+
+def history_slots(d_min: int, d_max: int) -> int:
+    """Length D of the ring buffer of spike counts: a multiple of the block length
+    ``d_min`` holding ``d_max + d_min`` steps, so that a block never overwrites a
+    slot that the same block still reads."""
+    if d_min == 0:
+        return 1
+    return d_min * (-(-d_max // d_min) + 1)
+
+
+class MesoModel:
+    """Mesoscopic populations of all types at the sites of one block.
+
+    Parameters
+    ----------
+    config : Config
+    decomposition : meshfield.parallel.Decomposition
+        This rank's block; ``exchange`` is collective.
+    stencils : sequence of Stencil
+    """
+
+    def __init__(self, config: Config, decomposition, stencils: tuple[Stencil, ...]):
+        self.config = config
+        self.decomposition = decomposition
+        self.stencils = tuple(stencils)
+        self.lattice = Lattice.from_config(config.lattice)
+        dt = config.run.dt
+        self.dt = dt
+        self.n_types = len(config.populations)
+        self.local_shape = tuple(decomposition.local_shape)
+        self.n_local = int(np.prod(self.local_shape))
+        self.d_min = min_delay(self.stencils)
+        self.d_max = max_delay(self.stencils)
+        self.D = history_slots(self.d_min, self.d_max)
+        if config.run.mean_field:
+            self.noise = kernels.NOISE_NONE
+        else:
+            self.noise = kernels.NOISE_POISSON if config.run.noise == "poisson" else kernels.NOISE_BINOMIAL
+        self.seed = config.run.seed
+        self.global_site = np.ascontiguousarray(decomposition.global_site_index().ravel(), dtype=np.int64)
+
+        # spike-count history with halo: (slot, type, *with_halo); halo cells beyond an
+        # open edge stay zero forever
+        self.hist = np.zeros((self.D, self.n_types) + tuple(decomposition.with_halo_shape))
+        self._build_stencil_tables(decomposition)
+        self.stimulus = Stimulus(config, self.lattice, decomposition.local_start, self.local_shape)
+        self.pops = [self._build_population(i, p, dt) for i, p in enumerate(config.populations)]
+
+    # ------------------------------------------------------------------ construction
+    def _build_stencil_tables(self, dec) -> None:
+        hs = tuple(dec.with_halo_shape)
+        h = dec.halo_width
+        strides = np.array([int(np.prod(hs[i + 1:])) for i in range(len(hs))], dtype=np.int64)
+        grids = np.meshgrid(*[np.arange(n) + h for n in self.local_shape], indexing="ij")
+        self.site_base = np.ascontiguousarray(
+            sum(g.ravel().astype(np.int64) * s for g, s in zip(grids, strides)))
+        st = self.stencils
+        self.st_source = np.array([s.source for s in st], dtype=np.int64)
+        self.st_ptr = np.concatenate([[0], np.cumsum([len(s.weights) for s in st])]).astype(np.int64)
+        cat = lambda arrs, dtype: (np.concatenate(arrs).astype(dtype) if arrs else np.zeros(0, dtype))
+        self.st_flat_off = cat([s.offsets @ strides for s in st], np.int64)
+        self.st_weight = cat([s.weights for s in st], np.float64)
+        self.st_delay = cat([s.delays for s in st], np.int64)
+        N = [p.N for p in self.config.populations]
+        self.st_scale = np.array([s.C / N[s.source] for s in st], dtype=np.float64)
+        self.st_norm = np.ones((len(st), self.n_local))
+        for i, s in enumerate(st):
+            self.st_norm[i] = s.edge_normalization(self.lattice, self.decomposition.local_start,
+                                                   self.local_shape).ravel()
+
+    def _build_population(self, index: int, pop: PopulationConfig, dt: float) -> dict:
+        K = history_length(pop, dt)
+        incoming = [i for i, s in enumerate(self.stencils) if s.target == index]
+        tau_s = np.array([self.config.populations[self.stencils[i].source].tau_s for i in incoming])
+        prop = membrane_propagators(pop.tau_m, tau_s, dt)
+        ages = np.arange(K + 1) * dt
+        tau = np.array(pop.tau_theta, dtype=float)
+        J = np.array(pop.J_theta, dtype=float)
+        nl = self.n_local
+        state = dict(
+            m=np.zeros((nl, K)), v=np.zeros((nl, K)), u=np.full((nl, K), pop.u_reset),
+            lam=np.zeros((nl, K)), n=np.zeros((nl, K)),
+            # all N neurons start in the free pool at u = u_reset (MODEL.md §4)
+            x=np.full(nl, float(pop.N)), z=np.zeros(nl), h=np.full(nl, pop.u_reset),
+            lam_free=np.zeros(nl), g=np.zeros((nl, len(tau))), y=np.zeros((len(incoming), nl)),
+        )
+        return dict(
+            pop=pop, K=K, n_ref=int(round(pop.t_ref / dt)), incoming=np.array(incoming, dtype=np.int64),
+            P_mm=prop.P_mm, in_J=np.array([self.stencils[i].J for i in incoming], dtype=float),
+            in_P_ss=prop.P_ss, in_P_sm=prop.P_sm, in_P_im=prop.P_im,
+            eps=adaptation_kernel(pop, ages), theta_tilde=theta_tilde(pop, ages),
+            adapt_w=J / tau if len(tau) else np.zeros(0),
+            adapt_decay=np.exp(-dt / tau), adapt_enter=np.exp(-(K + 1) * dt / tau),
+            state=state,
+        )
+
+    # ------------------------------------------------------------------ interface
+    @property
+    def history_lengths(self) -> list[int]:
+        return [p["K"] for p in self.pops]
+
+    def advance(self, step0: int, nsteps: int, counts_out: np.ndarray, expected_out: np.ndarray) -> None:
+        """Simulate steps ``step0 .. step0 + nsteps - 1`` (``nsteps <= d_min``).
+
+        Parameters
+        ----------
+        counts_out, expected_out : float64 (nsteps, n_types, n_local)
+            Receive the spike counts ``n`` and their expectations ``n_bar``.
+        """
+        if self.stencils:
+            inputs = np.empty((len(self.stencils), nsteps, self.n_local))
+            kernels.synaptic_input(step0, nsteps, self.hist.reshape(self.D, self.n_types, -1), self.D,
+                                   self.site_base, self.st_source, self.st_ptr, self.st_flat_off,
+                                   self.st_weight, self.st_delay, self.st_scale, self.st_norm, inputs)
+        else:
+            inputs = np.zeros((0, nsteps, self.n_local))
+        mu = self.stimulus.mu_block(step0, nsteps)  # (nsteps, n_types, n_local)
+        counts = np.empty((nsteps, self.n_local))
+        expected = np.empty((nsteps, self.n_local))
+        for ti, P in enumerate(self.pops):
+            pop, s = P["pop"], P["state"]
+            kernels.population_block(
+                step0, nsteps, ti, pop.N, self.dt, P["n_ref"], pop.u_reset, pop.u_th, pop.c * 1e-3,
+                pop.delta_u, P["P_mm"], np.ascontiguousarray(mu[:, ti]),
+                np.ascontiguousarray(inputs[P["incoming"]]), P["in_J"], P["in_P_ss"], P["in_P_sm"],
+                P["in_P_im"], s["y"], P["eps"], P["theta_tilde"], P["adapt_w"], P["adapt_decay"],
+                P["adapt_enter"], s["g"], s["m"], s["v"], s["u"], s["lam"], s["n"], s["x"], s["z"],
+                s["h"], s["lam_free"], self.noise, self.seed, self.global_site, counts, expected)
+            counts_out[:, ti] = counts
+            expected_out[:, ti] = expected
+        if self.stencils:
+            slots = (step0 + np.arange(nsteps)) % self.D
+            interior = (slice(None), slice(None)) + tuple(self.decomposition.interior)
+            view = self.hist[slots[0]:slots[-1] + 1]
+            view[interior] = counts_out.reshape((nsteps, self.n_types) + self.local_shape)
+            self._last_block = (slots[0], slots[-1] + 1)
+
+    def exchange(self) -> None:
+        """Collective: fill the halo of the slots written by the last ``advance``."""
+        if self.stencils:
+            a, b = self._last_block
+            self.decomposition.exchange(self.hist[a:b])
+
+    def memory_bytes(self) -> int:
+        """Bytes held by the state arrays of this block."""
+        total = self.hist.nbytes
+        for P in self.pops:
+            total += sum(a.nbytes for a in P["state"].values())
+        return total

@@ -1,0 +1,247 @@
+"""The time loop shared by both levels (ARCHITECTURE.md).
+
+Blocks of ``d_min`` steps: advance the model over the block, record, exchange the
+block's halo activity with the neighbours (collective), repeat. A run on one rank
+goes through exactly the same code path as a run on many.
+
+Records: record ``i`` holds the activity averaged over the interval
+``[i, i + 1) * record.interval`` (ms), i.e. ``A = (spikes in the interval) /
+(N * interval)`` in Hz, and ``Abar`` the same average of the expected activity.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import __version__
+from .config import Config, load_config
+from .coupling import build_stencils, halo_width, min_delay
+from .parallel import Decomposition
+
+__all__ = ["run", "build_model", "make_decomposition", "MemoryResult", "DEFAULT_BLOCK"]
+
+#: block length (steps) when nothing couples the sites and no delay bounds it
+DEFAULT_BLOCK = 64
+
+
+def make_decomposition(config: Config, comm=None, dims=None, stencils=None) -> Decomposition:
+    """The block decomposition of ``config``'s lattice over ``comm``. Collective."""
+    if comm is None:
+        from mpi4py import MPI  # the outermost API may default to the world
+        comm = MPI.COMM_WORLD
+    stencils = build_stencils(config) if stencils is None else stencils
+    return Decomposition(comm, config.lattice.shape, config.lattice.boundary == "periodic",
+                         halo_width(stencils), dims=dims)
+
+
+def build_model(config: Config, decomposition, stencils):
+    """The model of ``config.run.level`` on this rank's block."""
+    if config.run.level == "micro":
+        from .micro import MicroModel
+        return MicroModel(config, decomposition, stencils)
+    from .meso import MesoModel
+    return MesoModel(config, decomposition, stencils)
+
+
+@dataclass
+class MemoryResult:
+    """A run's records held in memory (``run(..., output=None)``), on every rank.
+
+    Same fixed attributes as :class:`meshfield.io.Result`: ``A`` and ``Abar``
+    (float32, Hz, ``[time, type, *lattice]``), ``times`` (ms), ``types``,
+    ``config`` (nested dicts), ``meta``.
+    """
+
+    A: np.ndarray
+    Abar: np.ndarray
+    times: np.ndarray
+    types: list
+    config: dict
+    meta: dict
+    record_interval: float
+    dt: float
+    shape: tuple = field(default=())
+    path: str | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+class _Progress:
+    """Progress lines on rank 0: simulated time, wall time, speed, ETA."""
+
+    def __init__(self, t_end: float, interval: float, enabled: bool, stream=None):
+        self.t_end = t_end
+        self.interval = interval
+        self.enabled = enabled
+        self.stream = stream or sys.stdout
+        self.start = time.perf_counter()
+        self.last = self.start
+
+    def __call__(self, t_sim: float, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        wall = now - self.start
+        speed = t_sim / wall if wall > 0 else float("inf")
+        eta = (self.t_end - t_sim) / speed if speed > 0 else float("inf")
+        print(f"[meshfield] t = {t_sim:10.1f} / {self.t_end:.1f} ms ({100 * t_sim / self.t_end:5.1f} %)"
+              f"  wall {wall:8.1f} s  speed {speed:9.1f} ms/s  ETA {eta:8.1f} s",
+              file=self.stream, flush=True)
+
+
+def run(config, output=None, comm=None, overwrite=False, progress=False, dims=None,
+        overrides=(), log=None):
+    """Run a simulation. Collective over ``comm`` (default: MPI.COMM_WORLD).
+
+    Parameters
+    ----------
+    config : Config, dict, str, Path or None
+        A configuration, or anything :func:`meshfield.config.load_config` accepts.
+    output : str or None
+        Result file ``OUT.h5`` (with its block folder ``OUT.h5.blocks``); None keeps
+        the records in memory and returns them on every rank.
+    overwrite : bool
+        Replace an existing result.
+    progress : bool
+        Print progress and a summary on rank 0.
+    dims : tuple of int, optional
+        Explicit process grid.
+
+    Returns
+    -------
+    meshfield.io.Result (opened, when ``output`` is given) or MemoryResult.
+    """
+    if not isinstance(config, Config):
+        config = load_config(config, overrides)
+    say = log or (lambda msg: print(msg, flush=True))
+    stencils = build_stencils(config)
+    dec = make_decomposition(config, comm, dims, stencils)
+    root = dec.rank == 0
+    verbose = progress and root
+
+    t_build = time.perf_counter()
+    model = build_model(config, dec, stencils)
+    t_build = time.perf_counter() - t_build
+    n_types = len(config.types)
+    R = config.record_every
+    n_records = config.n_records
+    n_steps = n_records * R
+    block = min_delay(stencils) or DEFAULT_BLOCK
+    N = np.array([p.N for p in config.populations], dtype=float)
+    to_hz = 1000.0 / (N[:, None] * config.record.interval)  # spikes per record -> Hz
+
+    meta = dict(level=config.run.level, seed=config.run.seed, dt=config.run.dt,
+                mean_field=config.run.mean_field, host=platform.node(),
+                command=" ".join(sys.argv))
+    recorder = None
+    if output is not None:
+        from .io import Recorder
+        recorder = Recorder(output, dec, list(config.types), n_records, config.record.interval, 0.0,
+                            config.to_dict(), meta, overwrite=overwrite)
+    if verbose:
+        say(f"[meshfield] {config.run.level} level, lattice {tuple(config.lattice.shape)} "
+            f"({config.lattice.boundary}), types {', '.join(config.types)}; {dec.size} rank(s), "
+            f"process grid {tuple(dec.dims)}, halo {dec.halo_width}, block {block} step(s)")
+        say(f"[meshfield] {n_steps} steps of {config.run.dt} ms, {n_records} records; "
+            f"model built in {t_build:.2f} s")
+
+    local_shape = tuple(dec.local_shape)
+    n_local = int(np.prod(local_shape))
+    counts = np.empty((block, n_types, n_local))
+    expected = np.empty((block, n_types, n_local))
+    acc_n = np.zeros((n_types, n_local))
+    acc_e = np.zeros((n_types, n_local))
+    chunk = max(1, min(n_records, 256))
+    buf_A = np.empty((chunk, n_types) + local_shape, dtype=np.float32)
+    buf_E = np.empty_like(buf_A)
+    buf_first, buf_len = 0, 0
+    memory_A, memory_E = [], []
+
+    def emit(record_index):
+        nonlocal buf_first, buf_len
+        if buf_len == 0:
+            buf_first = record_index
+        buf_A[buf_len] = (acc_n * to_hz).reshape((n_types,) + local_shape)
+        buf_E[buf_len] = (acc_e * to_hz).reshape((n_types,) + local_shape)
+        buf_len += 1
+        acc_n[:] = 0.0
+        acc_e[:] = 0.0
+        if buf_len == chunk:
+            flush()
+
+    def flush():
+        nonlocal buf_len
+        if buf_len == 0:
+            return
+        if recorder is not None:
+            recorder.write(buf_first, buf_A[:buf_len], buf_E[:buf_len])
+        else:
+            memory_A.append(buf_A[:buf_len].copy())
+            memory_E.append(buf_E[:buf_len].copy())
+        buf_len = 0
+
+    report = _Progress(config.run.t_end, config.run.progress_interval, verbose)
+    t_start = time.perf_counter()
+    t_first_block = None
+    try:
+        step = 0
+        while step < n_steps:
+            nb = min(block, n_steps - step)
+            model.advance(step, nb, counts[:nb], expected[:nb])
+            for k in range(nb):
+                acc_n += counts[k]
+                acc_e += expected[k]
+                if (step + k + 1) % R == 0:
+                    emit((step + k + 1) // R - 1)
+            step += nb
+            model.exchange()
+            if t_first_block is None:
+                t_first_block = time.perf_counter() - t_start
+            report(step * config.run.dt)
+        flush()
+        wall = time.perf_counter() - t_start
+        report(n_steps * config.run.dt, force=True)
+        wall = dec.allreduce_max(wall)
+        extra = dict(first_block_seconds=float(t_first_block or 0.0), build_seconds=float(t_build),
+                     history_lengths=[int(k) for k in getattr(model, "history_lengths", [])])
+        if recorder is not None:
+            recorder.close(wall, extra)
+    except BaseException:
+        if recorder is not None:
+            recorder.abort()
+        raise
+    if verbose:
+        say(f"[meshfield] done: {n_steps} steps in {wall:.2f} s wall "
+            f"(first block incl. compilation {t_first_block:.2f} s)")
+        if output is not None:
+            say(f"[meshfield] wrote {output}")
+    if output is not None:
+        from .io import open_result
+        return open_result(output)
+
+    # in memory: place each block in a zero global array and sum over ranks (exact)
+    shape = tuple(config.lattice.shape)
+    A = np.zeros((n_records, n_types) + shape, dtype=np.float32)
+    E = np.zeros_like(A)
+    sl = (slice(None), slice(None)) + tuple(dec.local_slices)
+    if memory_A:
+        A[sl] = np.concatenate(memory_A)
+        E[sl] = np.concatenate(memory_E)
+    A = dec.allreduce_sum(A)
+    E = dec.allreduce_sum(E)
+    meta.update(version=__version__, ranks=dec.size, dims=list(dec.dims), wall_time=wall, **extra)
+    return MemoryResult(A=A, Abar=E, times=np.arange(n_records) * config.record.interval,
+                        types=list(config.types), config=config.to_dict(), meta=meta,
+                        record_interval=config.record.interval, dt=config.run.dt, shape=shape)
