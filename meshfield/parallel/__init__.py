@@ -1,0 +1,24 @@
+"""Distribution of the lattice over MPI ranks (MODEL.md §7, docs/parallel.md).
+
+The only package besides ``meshfield.io`` that imports mpi4py. Every function
+takes its communicator (or a :class:`Decomposition`) as an explicit argument;
+kernels see plain arrays with halo and never a communicator.
+"""
+
+from .decomposition import (
+    Decomposition,
+    DecompositionError,
+    block_range,
+    check_halo,
+    process_grid,
+)
+from .spikes import exchange_spikes
+
+__all__ = [
+    "Decomposition",
+    "DecompositionError",
+    "block_range",
+    "check_halo",
+    "process_grid",
+    "exchange_spikes",
+]

@@ -1,0 +1,511 @@
+"""Block decomposition of the lattice over a Cartesian process grid (MODEL.md §7).
+
+The lattice of ``global_shape`` sites is split into rectangular blocks, one per
+rank, on a process grid of ``dims`` ranks per axis. Along an axis of ``n`` sites
+split over ``p`` ranks, block ``i`` holds ``n // p`` sites and the first
+``n % p`` blocks hold one more (:func:`block_range`). Each rank stores its block
+with a halo of ``halo_width`` sites on every side; :meth:`Decomposition.exchange`
+fills the halo from the neighbouring ranks' blocks (or, on a periodic axis with a
+single rank, from the block itself), so that a kernel sees plain arrays with halo
+and never a communicator.
+
+Rules checked before any communication (all ranks check the same pure
+conditions, so a bad request raises on every rank instead of hanging):
+
+* every block holds at least one site: ``dims[k] <= global_shape[k]``;
+* along an axis split over more than one rank, the halo comes from the nearest
+  rank only: ``halo_width <= global_shape[k] // dims[k]`` (the smallest block);
+* along a periodic axis a stencil must not reach the same site from both sides:
+  ``2 * halo_width + 1 <= global_shape[k]``.
+
+Vocabulary (as in PyClaw): ``local_shape`` is the block without halo, the
+*interior*; ``with_halo_shape`` adds ``halo_width`` cells on each side of every
+axis. Leading dimensions of exchanged arrays (slots, types, ...) are arbitrary.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+from mpi4py import MPI
+
+__all__ = [
+    "DecompositionError",
+    "block_range",
+    "process_grid",
+    "check_halo",
+    "Decomposition",
+]
+
+
+class DecompositionError(ValueError):
+    """The lattice cannot be split as requested (too many ranks, halo too wide)."""
+
+
+def block_range(n: int, parts: int, index: int) -> tuple[int, int]:
+    """Sites ``[start, stop)`` of block ``index`` when ``n`` sites are split into
+    ``parts`` blocks.
+
+    The first ``n % parts`` blocks hold ``n // parts + 1`` sites, the others
+    ``n // parts``; consecutive blocks tile ``[0, n)`` exactly. Pure function.
+
+    Parameters
+    ----------
+    n : int
+        Number of sites along the axis, ``n >= 0``.
+    parts : int
+        Number of blocks, ``parts >= 1``.
+    index : int
+        Block index, ``0 <= index < parts``.
+
+    Returns
+    -------
+    (start, stop) : tuple of int
+    """
+    if parts < 1:
+        raise DecompositionError(f"parts must be >= 1, got {parts}")
+    if n < 0:
+        raise DecompositionError(f"n must be >= 0, got {n}")
+    if not 0 <= index < parts:
+        raise DecompositionError(f"block index must lie in [0, {parts}), got {index}")
+    base, extra = divmod(n, parts)
+    start = index * base + min(index, extra)
+    stop = start + base + (1 if index < extra else 0)
+    return start, stop
+
+
+def _halo_cost(shape: Sequence[int], dims: Sequence[int]) -> int:
+    """Sites a rank of the largest block sends per unit halo width: the number of
+    faces crossed by messages times their area. Used only to rank suggestions."""
+    largest = [-(-n // p) for n, p in zip(shape, dims)]
+    return sum(
+        math.prod(largest[:k] + largest[k + 1:]) for k, p in enumerate(dims) if p > 1
+    )
+
+
+def _factorizations(size: int, ndim: int):
+    """All ordered tuples of ``ndim`` positive integers whose product is ``size``."""
+    if ndim == 1:
+        yield (size,)
+        return
+    for p in range(1, size + 1):
+        if size % p == 0:
+            for rest in _factorizations(size // p, ndim - 1):
+                yield (p, *rest)
+
+
+def _suggest_dims(
+    size: int, shape: Sequence[int], halo_width: int = 0
+) -> tuple[int, ...] | None:
+    """The valid process grid for ``size`` ranks with the least halo traffic, or
+    None when none exists (the periodic rule ``2h + 1 <= n`` does not depend on
+    the grid and is not considered here)."""
+    best = None
+    for dims in _factorizations(size, len(shape)):
+        if any(p > n or (p > 1 and halo_width > n // p) for n, p in zip(shape, dims)):
+            continue
+        key = (_halo_cost(shape, dims), tuple(-p for p in dims))
+        if best is None or key < best[0]:
+            best = (key, dims)
+    return None if best is None else best[1]
+
+
+def _as_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(n) for n in shape)
+    except TypeError:
+        raise DecompositionError(
+            f"lattice shape must be a sequence of site counts, got {shape!r}"
+        ) from None
+    if not shape or any(n < 1 for n in shape):
+        raise DecompositionError(
+            f"lattice shape must have at least one axis and >= 1 site per axis, "
+            f"got {shape}"
+        )
+    return shape
+
+
+def process_grid(
+    size: int, shape: Sequence[int], dims: Sequence[int] | None = None
+) -> tuple[int, ...]:
+    """Ranks per axis of the process grid for ``size`` ranks on a lattice of
+    ``shape`` sites, checked so that every block holds at least one site.
+
+    Pure (``MPI.Compute_dims`` is a local call).
+
+    Parameters
+    ----------
+    size : int
+        Number of ranks.
+    shape : sequence of int
+        Global lattice shape ``(n0,)``, ``(n0, n1)``, ...
+    dims : sequence of int, optional
+        Explicit ranks per axis; entries equal to 0 are chosen by
+        ``MPI.Compute_dims``. Default: all chosen by ``MPI.Compute_dims``
+        (balanced, non-increasing).
+
+    Returns
+    -------
+    tuple of int
+        ``dims`` with ``prod(dims) == size`` and ``dims[k] <= shape[k]``.
+
+    Raises
+    ------
+    DecompositionError
+        If the grid does not multiply to ``size`` or some block would be empty;
+        the message names the rank count, the lattice shape and a valid grid
+        when one exists.
+    """
+    shape = _as_shape(shape)
+    if int(size) != size or size < 1:
+        raise DecompositionError(f"number of ranks must be >= 1, got {size}")
+    size = int(size)
+    ndim = len(shape)
+    if dims is None:
+        dims = [0] * ndim
+    else:
+        dims = [int(p) for p in dims]
+        if len(dims) != ndim:
+            raise DecompositionError(
+                f"process grid dims={tuple(dims)} has {len(dims)} entries, "
+                f"the lattice of shape {shape} has {ndim} axes"
+            )
+        if any(p < 0 for p in dims):
+            raise DecompositionError(
+                f"process grid dims={tuple(dims)} must hold positive rank counts "
+                f"(or 0 to let MPI choose)"
+            )
+        fixed = math.prod(p for p in dims if p > 0)
+        if size % fixed != 0 or (0 not in dims and fixed != size):
+            raise DecompositionError(
+                f"process grid dims={tuple(dims)} does not fit {size} ranks: the "
+                f"product of its entries must equal the number of ranks"
+            )
+    dims = tuple(MPI.Compute_dims(size, dims))
+    for k, (n, p) in enumerate(zip(shape, dims)):
+        if p > n:
+            hint = _suggest_dims(size, shape)
+            allowed = (
+                f"use dims={hint}" if hint is not None
+                else f"use at most {math.prod(shape)} ranks"
+            )
+            raise DecompositionError(
+                f"more ranks ({p}) than sites ({n}) along axis {k}: {size} ranks on "
+                f"a lattice of shape {shape} with process grid {dims} would leave "
+                f"empty blocks; every block must hold at least one site ({allowed})"
+            )
+    return dims
+
+
+def check_halo(
+    shape: Sequence[int], dims: Sequence[int], periodic: bool, halo_width: int
+) -> None:
+    """Check that a halo of ``halo_width`` sites can be filled on this grid.
+
+    Pure. Rules, per axis ``k`` with ``n = shape[k]`` sites over ``p = dims[k]``
+    ranks:
+
+    * periodic: ``2 * halo_width + 1 <= n``, else a stencil reaching
+      ``halo_width`` sites would see the same site at two offsets;
+    * ``p > 1``: ``halo_width <= n // p``, so each halo side lies in the
+      nearest rank's block.
+
+    Raises
+    ------
+    DecompositionError
+        Naming the axis, the lattice shape, the grid and what is allowed.
+    """
+    if int(halo_width) != halo_width or halo_width < 0:
+        raise DecompositionError(f"halo_width must be an integer >= 0, got {halo_width}")
+    shape = tuple(shape)
+    for k, (n, p) in enumerate(zip(shape, dims)):
+        if periodic and 2 * halo_width + 1 > n:
+            raise DecompositionError(
+                f"lattice too small for the kernel: a halo of width {halo_width} "
+                f"needs at least {2 * halo_width + 1} sites along periodic axis {k}, "
+                f"the lattice of shape {shape} has {n}; otherwise a site would see "
+                f"the same neighbour at two offsets (use a larger lattice, a shorter "
+                f"kernel range r_max or open boundaries)"
+            )
+        if p > 1 and halo_width > n // p:
+            hint = _suggest_dims(math.prod(dims), shape, halo_width)
+            allowed = (
+                f"use dims={hint}" if hint is not None
+                else f"use at most {n // halo_width} ranks along this axis"
+            )
+            raise DecompositionError(
+                f"halo width {halo_width} exceeds the smallest block along axis {k} "
+                f"({n // p} sites: {n} sites over {p} ranks) for {math.prod(dims)} "
+                f"ranks on a lattice of shape {shape} with process grid "
+                f"{tuple(dims)}; a halo must come from the nearest rank only "
+                f"({allowed})"
+            )
+
+
+class Decomposition:
+    """This rank's block of the lattice, its halo and its neighbours.
+
+    Construction is collective over ``comm`` (it creates a Cartesian
+    communicator). All checks run before any communication, so invalid requests
+    raise :class:`DecompositionError` on every rank.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+        Communicator whose ranks share the lattice (``MPI.COMM_SELF`` for a
+        serial run).
+    global_shape : sequence of int
+        Lattice shape in sites, ``(n0,)`` or ``(n0, n1)`` (any number of axes).
+    periodic : bool
+        Periodic (torus) boundary on every axis; otherwise open.
+    halo_width : int
+        Halo cells ``h >= 0`` on each side of every axis, e.g.
+        ``ceil(r_max / dx)``.
+    dims : sequence of int, optional
+        Explicit process grid (see :func:`process_grid`).
+
+    Attributes
+    ----------
+    comm : mpi4py.MPI.Cartcomm
+        The Cartesian communicator (ranks are not reordered: ``rank`` equals the
+        rank in the communicator passed in).
+    rank, size, ndim : int
+    global_shape, dims, coords : tuple of int
+    local_start, local_shape : tuple of int
+        First global site and extent of the block per axis.
+    local_slices : tuple of slice
+        The block as slices into a global lattice array.
+    halo_width : int
+    with_halo_shape : tuple of int
+        ``local_shape[k] + 2 * halo_width`` per axis.
+    interior : tuple of slice
+        The block inside an array of ``with_halo_shape`` (use as
+        ``arr[(..., *interior)]``).
+    periodic : bool
+    neighbours : tuple of (int, int)
+        ``(lower, upper)`` rank per axis; ``MPI.PROC_NULL`` across an open edge;
+        this rank itself along a periodic axis with one rank.
+    at_lower_boundary, at_upper_boundary : tuple of bool
+        Per axis, whether the block touches an open domain edge on that side (the
+        halo beyond it mirrors no site and is never written).
+    bytes_sent : int
+        Bytes this rank has sent to other ranks through this decomposition
+        (cumulative; copies within a rank are not counted).
+    """
+
+    def __init__(
+        self,
+        comm: MPI.Intracomm,
+        global_shape: Sequence[int],
+        periodic: bool,
+        halo_width: int,
+        dims: Sequence[int] | None = None,
+    ):
+        global_shape = _as_shape(global_shape)
+        size = comm.Get_size()
+        dims = process_grid(size, global_shape, dims)
+        check_halo(global_shape, dims, bool(periodic), halo_width)
+
+        self.global_shape = global_shape
+        self.ndim = len(global_shape)
+        self.dims = dims
+        self.periodic = bool(periodic)
+        self.halo_width = h = int(halo_width)
+        self.comm = comm.Create_cart(dims, periods=[self.periodic] * self.ndim,
+                                     reorder=False)
+        self.rank = self.comm.Get_rank()
+        self.size = size
+        self.coords = tuple(self.comm.Get_coords(self.rank))
+
+        ranges = [block_range(n, p, c) for n, p, c in zip(global_shape, dims, self.coords)]
+        self.local_start = tuple(start for start, _ in ranges)
+        self.local_shape = tuple(stop - start for start, stop in ranges)
+        self.local_slices = tuple(slice(start, stop) for start, stop in ranges)
+        self.with_halo_shape = tuple(m + 2 * h for m in self.local_shape)
+        self.interior = tuple(slice(h, h + m) for m in self.local_shape)
+        self.neighbours = tuple(self.comm.Shift(k, 1) for k in range(self.ndim))
+        self.at_lower_boundary = tuple(
+            not self.periodic and c == 0 for c in self.coords
+        )
+        self.at_upper_boundary = tuple(
+            not self.periodic and c == p - 1 for c, p in zip(self.coords, dims)
+        )
+        self.bytes_sent = 0
+        self._schedule = [self._axis_schedule(k) for k in range(self.ndim)]
+
+    def __repr__(self) -> str:
+        return (
+            f"Decomposition(rank={self.rank}/{self.size}, global_shape="
+            f"{self.global_shape}, dims={self.dims}, coords={self.coords}, "
+            f"local_start={self.local_start}, local_shape={self.local_shape}, "
+            f"halo_width={self.halo_width}, periodic={self.periodic})"
+        )
+
+    # -- halo exchange ---------------------------------------------------------
+
+    def _axis_schedule(self, axis: int) -> list[tuple[int, int, tuple, tuple]]:
+        """The two transfers of ``axis``: ``(dest, source, send_index,
+        recv_index)``, indices into the trailing (lattice) axes of an array with
+        halo.
+
+        Along axes already exchanged the slabs include the halo (this is how
+        corners are filled), except beyond an open edge, which stays untouched;
+        along axes still to come they span the interior only.
+        """
+        h = self.halo_width
+        m = self.local_shape[axis]
+        across = []
+        for k in range(self.ndim):
+            if k < axis:
+                lo = h if self.at_lower_boundary[k] else 0
+                hi = self.with_halo_shape[k] - (h if self.at_upper_boundary[k] else 0)
+                across.append(slice(lo, hi))
+            else:
+                across.append(self.interior[k])
+
+        def index(along: slice) -> tuple:
+            return tuple(across[:axis]) + (along,) + tuple(across[axis + 1:])
+
+        lower, upper = self.neighbours[axis]
+        return [
+            # upward: my top interior layers become the upper rank's lower halo
+            (upper, lower, index(slice(m, m + h)), index(slice(0, h))),
+            # downward: my bottom interior layers become the lower rank's upper halo
+            (lower, upper, index(slice(h, 2 * h)), index(slice(m + h, m + 2 * h))),
+        ]
+
+    def exchange(self, arr: np.ndarray) -> None:
+        """Fill the halo of ``arr`` in place from the neighbours' interiors.
+
+        Collective. Axes are exchanged one after the other, each including the
+        halo of the axes before it, so corner (diagonal) cells are filled too.
+        Halo cells beyond an open domain edge are left untouched (keep them
+        zero). Along a periodic axis with one rank the halo is copied from the
+        block itself.
+
+        Parameters
+        ----------
+        arr : ndarray, shape (..., *with_halo_shape)
+            Any dtype, any leading dimensions (identical on all ranks); may be a
+            non-contiguous view.
+        """
+        if arr.ndim < self.ndim or arr.shape[arr.ndim - self.ndim:] != self.with_halo_shape:
+            raise ValueError(
+                f"array of shape {arr.shape} does not end in this rank's "
+                f"with_halo_shape {self.with_halo_shape}"
+            )
+        if self.halo_width == 0:
+            return
+        for axis, transfers in enumerate(self._schedule):
+            for direction, (dest, source, send_index, recv_index) in enumerate(transfers):
+                send = arr[(Ellipsis, *send_index)]
+                recv = arr[(Ellipsis, *recv_index)]
+                if dest == self.rank:
+                    recv[...] = send
+                    continue
+                if dest == MPI.PROC_NULL and source == MPI.PROC_NULL:
+                    continue
+                sendbuf = (
+                    np.ascontiguousarray(send) if dest != MPI.PROC_NULL
+                    else np.empty(0, dtype=np.uint8)
+                )
+                recvbuf = (
+                    np.empty(recv.shape, dtype=arr.dtype) if source != MPI.PROC_NULL
+                    else np.empty(0, dtype=np.uint8)
+                )
+                tag = 2 * axis + direction
+                self.comm.Sendrecv(
+                    [sendbuf, MPI.BYTE], dest, tag, [recvbuf, MPI.BYTE], source, tag
+                )
+                if dest != MPI.PROC_NULL:
+                    self.bytes_sent += sendbuf.nbytes
+                if source != MPI.PROC_NULL:
+                    recv[...] = recvbuf
+
+    # -- global indices --------------------------------------------------------
+
+    def global_site_index(self) -> np.ndarray:
+        """Global C-order flat index of each site of the block.
+
+        Returns
+        -------
+        ndarray of int64, shape local_shape
+        """
+        axes = [np.arange(s.start, s.stop, dtype=np.int64) for s in self.local_slices]
+        return np.ravel_multi_index(
+            np.meshgrid(*axes, indexing="ij"), self.global_shape
+        ).astype(np.int64)
+
+    def global_site_index_with_halo(self) -> np.ndarray:
+        """Global flat index of the site each cell of the array with halo holds
+        after :meth:`exchange`.
+
+        Periodic axes wrap around; cells beyond an open edge are ``-1``.
+
+        Returns
+        -------
+        ndarray of int64, shape with_halo_shape
+        """
+        h = self.halo_width
+        coords = []
+        outside = np.zeros(self.with_halo_shape, dtype=bool)
+        grids = np.meshgrid(
+            *[np.arange(start - h, start + m + h, dtype=np.int64)
+              for start, m in zip(self.local_start, self.local_shape)],
+            indexing="ij",
+        )
+        for grid, n in zip(grids, self.global_shape):
+            if self.periodic:
+                grid = grid % n
+            else:
+                outside |= (grid < 0) | (grid >= n)
+                grid = np.clip(grid, 0, n - 1)
+            coords.append(grid)
+        index = np.ravel_multi_index(coords, self.global_shape).astype(np.int64)
+        index[outside] = -1
+        return index
+
+    # -- collectives for the time loop and the recorder --------------------------
+
+    @property
+    def is_root(self) -> bool:
+        """Whether this is rank 0 (logs and single-writer tasks)."""
+        return self.rank == 0
+
+    def allreduce_sum(self, x: Any) -> Any:
+        """Sum of ``x`` over all ranks. Collective.
+
+        ``x`` is a number or an ndarray (same shape and dtype on all ranks;
+        summed elementwise). Floating-point sums depend on the reduction order
+        and hence on the number of ranks: use them for diagnostics, not for
+        model state.
+        """
+        return self._allreduce(x, MPI.SUM)
+
+    def allreduce_max(self, x: Any) -> Any:
+        """Maximum of ``x`` over all ranks (elementwise for arrays). Collective."""
+        return self._allreduce(x, MPI.MAX)
+
+    def _allreduce(self, x: Any, op: MPI.Op) -> Any:
+        if isinstance(x, np.ndarray):
+            send = np.ascontiguousarray(x)
+            out = np.empty_like(send)
+            self.comm.Allreduce(send, out, op=op)
+            return out
+        return self.comm.allreduce(x, op=op)
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        """``obj`` of rank ``root`` on every rank (any picklable object). Collective."""
+        return self.comm.bcast(obj, root=root)
+
+    def barrier(self) -> None:
+        """Wait until all ranks arrive. Collective."""
+        self.comm.Barrier()
+
+    def free(self) -> None:
+        """Release the Cartesian communicator. Collective; the decomposition is
+        unusable afterwards (long sweeps in one process would otherwise run out
+        of MPI communicator ids)."""
+        self.comm.Free()
