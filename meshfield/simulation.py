@@ -143,8 +143,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     to_hz = 1000.0 / (N[:, None] * config.record.interval)  # spikes per record -> Hz
 
     meta = dict(level=config.run.level, seed=config.run.seed, dt=config.run.dt,
-                mean_field=config.run.mean_field, host=platform.node(),
-                command=" ".join(sys.argv))
+                mean_field=config.run.mean_field)
     recorder = None
     if output is not None:
         from .io import Recorder
@@ -241,7 +240,8 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         E[sl] = np.concatenate(memory_E)
     A = dec.allreduce_sum(A)
     E = dec.allreduce_sum(E)
-    meta.update(version=__version__, ranks=dec.size, dims=list(dec.dims), wall_time=wall, **extra)
+    meta.update(version=__version__, ranks=dec.size, dims=list(dec.dims), wall_time=wall,
+                hostname=platform.node(), command=" ".join(sys.argv), **extra)
     return MemoryResult(A=A, Abar=E, times=np.arange(n_records) * config.record.interval,
                         types=list(config.types), config=config.to_dict(), meta=meta,
                         record_interval=config.record.interval, dt=config.run.dt, shape=shape)

@@ -1,0 +1,239 @@
+"""Command line: ``meshfield run | info | plot | compare``.
+
+Argument parsing only; every command calls a library function. Invalid input
+(configuration, decomposition, output path) ends with one line
+``meshfield: error: ...`` on rank 0 and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import ConfigError, load_config
+
+EXIT_USAGE = 2
+
+
+def _input_errors():
+    """Exception types that mean "bad input" (not a bug)."""
+    from .io.recorder import RecorderError
+    from .io.result import ResultError
+    from .parallel import DecompositionError
+    return (ConfigError, DecompositionError, RecorderError, ResultError)
+
+
+def _rank() -> int:
+    try:
+        from mpi4py import MPI
+        return MPI.COMM_WORLD.Get_rank()
+    except Exception:  # pragma: no cover - mpi4py missing is reported elsewhere
+        return 0
+
+
+def _load(args):
+    return load_config(args.config, args.set or ())
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def cmd_run(args) -> int:
+    from .simulation import run
+    if args.level:
+        args.set = (args.set or []) + [f"run.level={args.level}"]
+    config = _load(args)
+    out = args.output
+    if out is None:
+        stem = Path(args.config).stem if args.config else "default"
+        out = f"{stem}.h5"
+    parent = Path(out).resolve().parent
+    if not parent.is_dir():
+        raise ConfigError(f"-o {out}: the output folder {str(parent)!r} does not exist")
+    dims = tuple(int(v) for v in args.dims.split(",")) if args.dims else None
+    result = run(config, output=out, overwrite=args.overwrite, progress=not args.quiet, dims=dims)
+    result.close()
+    return 0
+
+
+# ----------------------------------------------------------------------------- info
+
+
+def describe(config, ranks: int = 1) -> str:
+    """The resolved model as text: lattice, types, stencils, K, d_min, memory and
+    process grid for ``ranks`` ranks (no MPI communication)."""
+    import numpy as np
+    from .coupling import build_stencils, halo_width, max_delay, min_delay
+    from .meso.model import history_length, history_slots
+    from .parallel import block_range, check_halo, process_grid
+
+    lat = config.lattice
+    st = build_stencils(config)
+    h = halo_width(st)
+    dmin, dmax = min_delay(st), max_delay(st)
+    dims = process_grid(ranks, lat.shape)
+    check_halo(lat.shape, dims, lat.boundary == "periodic", h)
+    largest = tuple(block_range(n, p, 0)[1] for n, p in zip(lat.shape, dims))
+    n_local = int(np.prod(largest))
+    with_halo = int(np.prod([m + 2 * h for m in largest]))
+    lines = [
+        f"meshfield {__version__}: {config.run.level} level"
+        + (" (mean field)" if config.run.mean_field else ""),
+        f"run:      t_end = {config.run.t_end} ms, dt = {config.run.dt} ms ({config.run.n_steps} steps), "
+        f"seed = {config.run.seed}, noise = {config.run.noise}",
+        f"lattice:  shape {tuple(lat.shape)} ({int(np.prod(lat.shape))} sites), dx = {lat.dx} mm, "
+        f"{lat.boundary}",
+        f"record:   every {config.record.interval} ms ({config.n_records} records)",
+        "types:",
+    ]
+    Ks = []
+    for p in config.populations:
+        K = history_length(p, config.run.dt)
+        Ks.append(K)
+        adapt = ", ".join(f"{t:g} ms/{j:g} mV ms" for t, j in zip(p.tau_theta, p.J_theta)) or "none"
+        lines.append(f"  {p.name:>6}: N = {p.N}, mu = {p.mu} mV, tau_m = {p.tau_m} ms, t_ref = {p.t_ref} ms, "
+                     f"adaptation {adapt}; K = {K} steps ({K * config.run.dt:g} ms)")
+    lines.append("couplings:")
+    for s in st:
+        lines.append(f"  {config.types[s.target]:>6} <- {config.types[s.source]:<6} J = {s.J:g} mV, "
+                     f"C = {s.C}, {len(s.weights)} offsets (radius {s.radius_sites} sites), "
+                     f"delays {s.delays.min()}..{s.delays.max()} steps")
+    if not st:
+        lines.append("  none")
+    lines.append(f"halo width {h} sites, d_min = {dmin} steps ({dmin * config.run.dt:g} ms): "
+                 f"ranks exchange once every {dmin or '-'} step(s)")
+    lines.append(f"process grid for {ranks} rank(s): {tuple(dims)}, largest block {largest} "
+                 f"({n_local} sites)")
+    if config.run.level == "meso":
+        D = history_slots(dmin, dmax)
+        state = n_local * sum(5 * K * 8 + 64 for K in Ks)
+        hist = D * len(Ks) * with_halo * 8
+        sent = 0
+        if ranks > 1 and h > 0:
+            sent = (with_halo - n_local) * len(Ks) * dmin * 8
+        lines.append(f"memory per rank (meso): {state / 2**20:.1f} MiB cohort state + "
+                     f"{hist / 2**20:.2f} MiB spike-count history")
+        lines.append(f"communication: <= {sent / 1024:.1f} KiB per rank per exchange "
+                     f"(halo cells x types x d_min x 8 bytes)")
+    else:
+        from .micro import describe_micro
+        lines.extend(describe_micro(config, st, largest, h, dmin))
+    return "\n".join(lines)
+
+
+def cmd_info(args) -> int:
+    config = _load(args)
+    if _rank() == 0:
+        print(describe(config, args.ranks))
+    return 0
+
+
+# ----------------------------------------------------------------------------- plot
+
+
+def cmd_plot(args) -> int:
+    from . import open_result
+    from .plot import animate, overview
+    with open_result(args.result) as res:
+        out = args.output or str(Path(args.result).with_suffix(".png"))
+        overview(res, out, time=args.time)
+        print(f"wrote {out}")
+        if args.psd:
+            from .analysis import plot_psd
+            plot_psd(res, args.psd)
+            print(f"wrote {args.psd}")
+        if args.animate:
+            animate(res, args.animate, every=args.every)
+            print(f"wrote {args.animate}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def cmd_compare(args) -> int:
+    from . import open_result
+    from .analysis import CompareInputError, compare_results, plot_comparison
+    try:
+        a = open_result(args.reference)
+        b = open_result(args.other)
+        report = compare_results(a, b, discard=args.discard)
+    except (CompareInputError, *_input_errors(), OSError) as exc:
+        print(f"meshfield compare: unusable input: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(report.format_text())
+    if args.figure:
+        plot_comparison(report, args.figure)
+        print(f"wrote {args.figure}")
+    return 0 if report.passed else 1
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="meshfield",
+        description="Stochastic neural fields of finite-size GLIF populations on MPI-distributed lattices.",
+    )
+    p.add_argument("--version", action="version", version=f"meshfield {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def config_args(q):
+        q.add_argument("config", nargs="?", default=None,
+                       help="TOML file or packaged example name (default: the packaged default)")
+        q.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a value, e.g. --set run.t_end=2000 --set couplings.0.J=0.4")
+
+    q = sub.add_parser("run", help="run a simulation (also under mpiexec -n R)")
+    config_args(q)
+    q.add_argument("-o", "--output", help="result file OUT.h5 (default: CONFIG-STEM.h5)")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing result")
+    q.add_argument("--level", choices=("meso", "micro"), help="override run.level")
+    q.add_argument("--dims", help="explicit process grid, e.g. 2,2")
+    q.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    q.set_defaults(func=cmd_run)
+
+    q = sub.add_parser("info", help="print the resolved model, memory and process grid")
+    config_args(q)
+    q.add_argument("-n", "--ranks", type=int, default=1, help="rank count for the estimates")
+    q.set_defaults(func=cmd_info)
+
+    q = sub.add_parser("plot", help="figures of a result: snapshot, space-time, mean; PSD; animation")
+    q.add_argument("result")
+    q.add_argument("-o", "--output", help="overview PNG (default: RESULT.png)")
+    q.add_argument("--time", type=float, help="snapshot time (ms); default: most structured record")
+    q.add_argument("--psd", metavar="PNG", help="also write the power spectral density")
+    q.add_argument("--animate", metavar="GIF_OR_MP4", help="also write an animation of the field")
+    q.add_argument("--every", type=int, default=5, help="animation: every n-th record")
+    q.set_defaults(func=cmd_plot)
+
+    q = sub.add_parser("compare", help="compare the statistics of two results (VALIDATION.md rules)")
+    q.add_argument("reference")
+    q.add_argument("other")
+    q.add_argument("--discard", type=float, default=200.0, help="initial transient to discard (ms)")
+    q.add_argument("--figure", metavar="PNG", help="write a comparison figure")
+    q.set_defaults(func=cmd_compare)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "ranks", 1) is not None and getattr(args, "ranks", 1) < 1:
+        print("meshfield: error: --ranks must be >= 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except _input_errors() as exc:
+        if _rank() == 0:
+            print(f"meshfield: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("meshfield: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,566 @@
+"""Recording A and Ā per site into a meshfield result (layout: docs/results.md).
+
+Every rank writes its own block of the lattice to its own HDF5 file, so no
+parallel HDF5 is needed; at the end the root rank writes a small master file whose
+virtual datasets present the blocks as global arrays ``A[time, type, *lattice]``.
+
+Nothing is ever half-written or overwritten by accident: the blocks and the master
+are written under temporary names and renamed into place only by a successful
+:meth:`Recorder.close`, so an interrupted or aborted run leaves no file at the
+output path, and an existing result is replaced only with ``overwrite=True``.
+Temporaries left by a killed job are named ``OUT.h5.tmp-*`` and
+``OUT.h5.blocks.tmp-*`` and can be deleted.
+
+All ranks must see the same file system. Communication goes through the
+decomposition object (``rank``, ``size``, ``is_root``, ``bcast``,
+``allreduce_sum``); this module never imports mpi4py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shlex
+import shutil
+import socket
+import sys
+from collections.abc import Mapping
+from contextlib import suppress
+from datetime import datetime, timezone
+
+import h5py
+import numpy as np
+
+import meshfield
+from meshfield.io.result import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    RECORD_NAMES,
+    blocks_dirname,
+    rank_filename,
+)
+
+# Target size of one HDF5 chunk of one record array on one rank: large enough for
+# efficient I/O, small enough to fit HDF5's default 1 MiB chunk cache.
+_CHUNK_BYTES = 1 << 20
+
+_REQUIRED_META = ("level", "seed", "dt")
+_RESERVED_META = ("version", "ranks", "dims", "global_shape", "record_interval", "t0",
+                  "n_records", "wall_time", "created", "hostname", "command")
+
+
+class RecorderError(ValueError):
+    """Invalid recorder arguments, or an output that cannot be written safely."""
+
+
+def _attr_value(label: str, value):
+    """Return ``value`` in a form HDF5 stores as an attribute, or raise RecorderError."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return np.array(value, dtype=h5py.string_dtype())
+    array = np.asarray(value)
+    if array.ndim <= 1 and array.dtype.kind in "biuf":
+        return array if array.ndim == 1 else array[()]
+    raise RecorderError(f"{label} = {value!r} cannot be stored: allowed are str, bool, int, "
+                        f"float, or a flat list of numbers or of strings")
+
+
+def _check_meta(meta, label: str, required: tuple[str, ...] = ()) -> dict:
+    """Return ``meta`` with storable values, or raise RecorderError naming the key."""
+    if not isinstance(meta, Mapping):
+        raise RecorderError(f"{label} must be a dict, got {type(meta).__name__}")
+    for key in required:
+        if key not in meta:
+            raise RecorderError(f"{label} lacks the key {key!r} (required: "
+                                f"{', '.join(required)})")
+    checked = {}
+    for key, value in meta.items():
+        if not isinstance(key, str) or not key or "/" in key:
+            raise RecorderError(f"{label} key {key!r}: keys must be non-empty strings "
+                                f"without '/'")
+        if key in _RESERVED_META:
+            raise RecorderError(f"{label}[{key!r}] is set by the recorder itself; reserved "
+                                f"keys: {', '.join(_RESERVED_META)}")
+        checked[key] = _attr_value(f"{label}[{key!r}]", value)
+    return checked
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{value!r} of type {type(value).__name__} is not JSON serialisable")
+
+
+def _fsync(path: str) -> None:
+    # Data must reach the disk before the rename that publishes it, or a crash
+    # could expose a complete-looking name with incomplete contents.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Recorder:
+    """Writes the decimated records of A and Ā to a result file.
+
+    The records of one run are ``n_records`` snapshots of A and Ā (Hz) at every
+    site and type; record ``i`` belongs to time ``t0 + i * record_interval`` (ms).
+    Each rank buffers ``flush_every`` records of its block in memory (float32:
+    ``2 * flush_every * n_types * prod(local_shape) * 4`` bytes, about 2 MiB with
+    the default) and writes them to its block file when the buffer is full.
+
+    Leaving a ``with`` block without :meth:`close` aborts the recording.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output master file ``OUT.h5``; the block folder ``OUT.h5.blocks`` is
+        created beside it. Its parent folder must exist.
+    decomposition : Decomposition
+        Provides ``rank``, ``size``, ``is_root``, ``bcast(obj)``,
+        ``allreduce_sum(x)``, ``local_start``, ``local_shape``, ``global_shape``
+        and ``dims``.
+    types : list of str
+        Population type names, the order of the type axis.
+    n_records : int
+        Number of records the run will write, >= 1.
+    record_interval : float
+        Time between records (ms), > 0.
+    t0 : float
+        Time of record 0 (ms).
+    config : dict
+        The resolved configuration, nested as in the TOML file (JSON-serialisable;
+        NumPy scalars and arrays are converted). The root rank's copy is stored.
+    meta : dict
+        Run metadata stored as attributes; must contain ``level``, ``seed`` and
+        ``dt`` (ms). Values: str, bool, int, float, or flat lists of numbers or of
+        strings. The keys the recorder sets itself (``version``, ``ranks``,
+        ``dims``, ...) are not allowed.
+    overwrite : bool
+        Replace an existing result at ``path`` (only when :meth:`close` succeeds).
+    flush_every : int, optional
+        Records buffered per rank before a write; by default as many as fill one
+        HDF5 chunk of about 1 MiB per array.
+
+    Attributes
+    ----------
+    path : str
+        Absolute path of the master file (as seen by the root rank).
+    types : list of str
+    n_records : int
+    record_interval, t0 : float
+        ms.
+    flush_every : int
+        Records buffered per rank before a write.
+
+    Raises
+    ------
+    RecorderError
+        On every rank, if an argument is invalid, ``path`` or its block folder
+        exists and ``overwrite`` is false, ``path`` is a folder, the parent folder
+        is missing, or a block file cannot be created.
+
+    Notes
+    -----
+    Collective: must be called on all ranks with the same arguments.
+    """
+
+    def __init__(self, path, decomposition, types, n_records, record_interval, t0,
+                 config, meta, overwrite=False, flush_every=None):
+        self._decomposition = decomposition
+        self._state = "opening"
+        self._file = None
+        self._overwrite = bool(overwrite)
+        # Nothing that can fail may run before the root's verdict: a rank that
+        # raised on its own would leave the others waiting in the broadcast.
+        names = self._root_decides(lambda: self._validate_and_reserve(
+            path, types, n_records, record_interval, t0, config, meta))
+        self.path, self._tmp_master, self._tmp_blocks, self._token = names
+        self.types = list(types)
+        self.n_records = int(n_records)
+        self.record_interval = float(record_interval)
+        self.t0 = float(t0)
+        self._rank_path = os.path.join(self._tmp_blocks, rank_filename(decomposition.rank))
+        self._state = "open"
+        try:
+            self._all_succeed(lambda: self._create_block_file(flush_every),
+                              "creating the block file")
+        except BaseException:
+            self.abort()
+            raise
+
+    # -- collective error handling -------------------------------------------
+
+    def _root_decides(self, action):
+        """Run ``action`` on the root rank; return its result on every rank.
+
+        Collective. A failure on the root is raised on every rank.
+        """
+        failure, result = None, None
+        if self._decomposition.is_root:
+            try:
+                result = action()
+            except Exception as exc:  # any failure must reach the waiting ranks
+                failure = exc
+        message = None if failure is None else str(failure) or type(failure).__name__
+        message, result = self._decomposition.bcast((message, result))
+        if failure is not None:
+            raise failure
+        if message is not None:
+            raise RecorderError(message)
+        return result
+
+    def _all_succeed(self, action, what: str) -> None:
+        """Run ``action`` on every rank; raise on every rank if any failed.
+
+        Collective.
+        """
+        failure = None
+        try:
+            action()
+        except Exception as exc:  # any failure must be counted, or the others hang
+            failure = exc
+        n_failed = self._decomposition.allreduce_sum(int(failure is not None))
+        if failure is not None:
+            raise failure
+        if n_failed:
+            raise RecorderError(f"{self.path}: {what} failed on {n_failed} other rank(s); "
+                                f"see their errors")
+
+    # -- construction ------------------------------------------------------
+
+    def _validate_and_reserve(self, path, types, n_records, record_interval, t0, config,
+                              meta):
+        """Check the arguments and the target, create the temporary block folder.
+
+        Root rank only. Returns the absolute output path, the temporary master and
+        block folder names, and the token that names temporaries.
+        """
+        path = os.path.abspath(os.fspath(path))
+        parent = os.path.dirname(path)
+        if not os.path.isdir(parent):
+            raise RecorderError(f"cannot write {path}: the folder {parent} does not exist")
+        if os.path.isdir(path):
+            raise RecorderError(f"cannot write {path}: it is a folder, not a result file")
+        for target in (path, blocks_dirname(path)):
+            if os.path.lexists(target) and not self._overwrite:
+                raise RecorderError(f"{target} exists; refusing to overwrite it (pass "
+                                    f"overwrite=True to replace the result)")
+        if (not isinstance(types, (list, tuple)) or not types
+                or not all(isinstance(name, str) and name for name in types)
+                or len(set(types)) != len(types)):
+            raise RecorderError(f"types = {types!r}: expected a non-empty list of distinct "
+                                f"non-empty names")
+        if (isinstance(n_records, bool) or not isinstance(n_records, (int, np.integer))
+                or n_records < 1):
+            raise RecorderError(f"n_records = {n_records!r}: expected an integer >= 1")
+        if not (isinstance(record_interval, (int, float, np.number))
+                and math.isfinite(record_interval) and record_interval > 0):
+            raise RecorderError(f"record_interval = {record_interval!r} ms: expected a "
+                                f"finite number > 0")
+        if not (isinstance(t0, (int, float, np.number)) and math.isfinite(t0)):
+            raise RecorderError(f"t0 = {t0!r} ms: expected a finite number")
+        if not isinstance(config, Mapping):
+            raise RecorderError(f"config must be a dict, got {type(config).__name__}")
+        try:
+            self._config_json = json.dumps(config, default=_json_default)
+        except (TypeError, ValueError) as exc:
+            raise RecorderError(f"config cannot be stored as JSON: {exc}") from exc
+        self._meta = _check_meta(meta, "meta", _REQUIRED_META)
+        token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        tmp_master = f"{path}.tmp-{token}"
+        tmp_blocks = f"{blocks_dirname(path)}.tmp-{token}"
+        try:
+            os.mkdir(tmp_blocks)
+        except OSError as exc:
+            raise RecorderError(f"cannot create {tmp_blocks}: {exc.strerror}") from exc
+        return path, tmp_master, tmp_blocks, token
+
+    def _create_block_file(self, flush_every) -> None:
+        d = self._decomposition
+        local_shape = tuple(int(n) for n in d.local_shape)
+        sites = math.prod(local_shape)
+        if sites == 0:
+            raise RecorderError(f"rank {d.rank} owns no sites (local_shape {local_shape})")
+        n_types = len(self.types)
+        chunk_records = max(1, min(self.n_records, _CHUNK_BYTES // (n_types * sites * 4)))
+        if flush_every is None:
+            flush_every = chunk_records
+        elif (isinstance(flush_every, bool) or not isinstance(flush_every, (int, np.integer))
+              or flush_every < 1):
+            raise RecorderError(f"flush_every = {flush_every!r}: expected an integer >= 1")
+        self.flush_every = int(min(flush_every, self.n_records))
+        self._local_shape = local_shape
+        self._file = h5py.File(self._rank_path, "w")
+        self._file.attrs["rank"] = d.rank
+        self._file.attrs["local_start"] = np.array(d.local_start, dtype=np.int64)
+        self._file.attrs["local_shape"] = np.array(local_shape, dtype=np.int64)
+        self._datasets = []
+        for name in RECORD_NAMES:
+            dataset = self._file.create_dataset(
+                name, shape=(self.n_records, n_types, *local_shape), dtype=np.float32,
+                chunks=(chunk_records, n_types, *local_shape), fillvalue=np.nan)
+            dataset.attrs["units"] = "Hz"
+            self._datasets.append(dataset)
+        self._buffer = np.empty((len(RECORD_NAMES), self.flush_every, n_types, *local_shape),
+                                dtype=np.float32)
+        self._n_buffered = 0
+        self._n_flushed = 0
+
+    # -- writing -------------------------------------------------------------
+
+    def _require_open(self) -> None:
+        if self._state != "open":
+            raise RecorderError(f"{self.path}: the recorder is {self._state}")
+
+    def write(self, first_record: int, A_block, Abar_block) -> None:
+        """Append records ``first_record .. first_record + k - 1`` of this rank's block.
+
+        Records must arrive in order without gaps. Not collective.
+
+        Parameters
+        ----------
+        first_record : int
+            Index of the first record in the arrays; must equal the number of
+            records written so far.
+        A_block, Abar_block : numpy.ndarray
+            A and Ā (Hz), shape (k, n_types, *local_shape), float64 or float32;
+            stored as float32.
+        """
+        self._require_open()
+        expected = self._n_flushed + self._n_buffered
+        if first_record != expected:
+            raise RecorderError(f"records must arrive in order: expected first_record = "
+                                f"{expected}, got {first_record}")
+        blocks = (np.asarray(A_block), np.asarray(Abar_block))
+        record_shape = (len(self.types), *self._local_shape)
+        for label, block in zip(("A_block", "Abar_block"), blocks):
+            if block.ndim != 1 + len(record_shape) or block.shape[1:] != record_shape:
+                raise RecorderError(f"{label} has shape {block.shape}, expected "
+                                    f"(k, {', '.join(map(str, record_shape))})")
+        k = blocks[0].shape[0]
+        if blocks[1].shape[0] != k:
+            raise RecorderError(f"A_block holds {k} records but Abar_block holds "
+                                f"{blocks[1].shape[0]}")
+        if expected + k > self.n_records:
+            raise RecorderError(f"records {expected} .. {expected + k - 1} exceed "
+                                f"n_records = {self.n_records}")
+        done = 0
+        while done < k:
+            take = min(k - done, self.flush_every - self._n_buffered)
+            for buffer, block in zip(self._buffer, blocks):
+                buffer[self._n_buffered:self._n_buffered + take] = block[done:done + take]
+            self._n_buffered += take
+            done += take
+            if self._n_buffered == self.flush_every:
+                self._flush()
+
+    def _flush(self) -> None:
+        start, stop = self._n_flushed, self._n_flushed + self._n_buffered
+        for dataset, buffer in zip(self._datasets, self._buffer):
+            dataset[start:stop] = buffer[:self._n_buffered]
+        self._n_flushed = stop
+        self._n_buffered = 0
+
+    def write_extra(self, name: str, array, attrs: dict | None = None) -> None:
+        """Store an additional array of this rank (e.g. micro spike trains).
+
+        It lands in the block file as ``extra/<name>`` and is linked from the master
+        as ``extra/<name>/rankNNNNN``; ranks may write different lengths, and
+        ranks without data may skip the call. Not collective.
+
+        Parameters
+        ----------
+        name : str
+            Dataset name, without '/'; each name once per rank.
+        array : array_like
+            Any shape and numeric dtype.
+        attrs : dict, optional
+            Attributes of the dataset (e.g. ``{"units": "ms"}``); values as for
+            ``meta``.
+        """
+        self._require_open()
+        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+            raise RecorderError(f"extra dataset name {name!r}: expected a non-empty name "
+                                f"without '/'")
+        group = self._file.require_group("extra")
+        if name in group:
+            raise RecorderError(f"extra dataset {name!r} was already written by rank "
+                                f"{self._decomposition.rank}")
+        checked = _check_meta(attrs or {}, f"attrs of extra dataset {name!r}")
+        dataset = group.create_dataset(name, data=np.asarray(array))
+        for key, value in checked.items():
+            dataset.attrs[key] = value
+
+    # -- finishing -------------------------------------------------------------
+
+    def close(self, wall_time: float, extra_meta: dict | None = None) -> None:
+        """Complete the result and move it into place at ``path``.
+
+        Collective. Flushes and closes the block files; the root rank writes the
+        master and renames both into place (replacing an old result only with
+        ``overwrite=True``). On failure every rank raises and the output is
+        discarded; an invalid ``extra_meta`` raises first and leaves the recorder
+        open.
+
+        Parameters
+        ----------
+        wall_time : float
+            Wall-clock duration of the run (s), stored as ``meta['wall_time']``.
+        extra_meta : dict, optional
+            More metadata known only at the end (the root rank's copy is stored).
+        """
+        self._require_open()
+        self._root_decides(lambda: self._meta.update(
+            _check_meta(extra_meta or {}, "extra_meta")))
+        try:
+            self._all_succeed(self._finish_block_file, "finishing the block file")
+            self._root_decides(lambda: self._publish(float(wall_time)))
+        except BaseException:
+            self.abort()
+            raise
+        self._state = "closed"
+
+    def _finish_block_file(self) -> None:
+        n_recorded = self._n_flushed + self._n_buffered
+        if n_recorded != self.n_records:
+            raise RecorderError(f"rank {self._decomposition.rank} wrote {n_recorded} of "
+                                f"n_records = {self.n_records} records; output discarded")
+        self._flush()
+        self._file.close()
+        self._file = None
+        _fsync(self._rank_path)
+
+    def _read_blocks(self) -> list[tuple[tuple, tuple, list]]:
+        """Return (local_start, local_shape, extra names) of every rank's block file."""
+        blocks = []
+        for rank in range(self._decomposition.size):
+            with h5py.File(os.path.join(self._tmp_blocks, rank_filename(rank)), "r") as f:
+                extra = sorted(f["extra"]) if "extra" in f else []
+                blocks.append((tuple(int(n) for n in f.attrs["local_start"]),
+                               tuple(int(n) for n in f.attrs["local_shape"]), extra))
+        global_shape = tuple(int(n) for n in self._decomposition.global_shape)
+        # Bounds plus the site count: with blocks from a partition this proves
+        # that the virtual datasets cover every site.
+        for rank, (start, shape, _) in enumerate(blocks):
+            if len(start) != len(global_shape) or any(
+                    s < 0 or s + n > g for s, n, g in zip(start, shape, global_shape)):
+                raise RecorderError(f"rank {rank}'s block (start {start}, shape {shape}) "
+                                    f"lies outside the lattice {global_shape}")
+        if sum(math.prod(shape) for _, shape, _ in blocks) != math.prod(global_shape):
+            raise RecorderError(f"the blocks of the {len(blocks)} ranks do not tile the "
+                                f"lattice {global_shape}")
+        return blocks
+
+    def _publish(self, wall_time: float) -> None:
+        """Write the master file and rename the result into place. Root rank only."""
+        blocks = self._read_blocks()
+        d = self._decomposition
+        global_shape = tuple(int(n) for n in d.global_shape)
+        n_types = len(self.types)
+        folder = os.path.basename(blocks_dirname(self.path))
+        # The 1.10 format (which virtual datasets need anyway) stores attributes
+        # beyond 64 KiB, such as the JSON of a large configuration.
+        with h5py.File(self._tmp_master, "w", libver="v110") as f:
+            f.attrs["format"] = FORMAT_NAME
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["types"] = np.array(self.types, dtype=h5py.string_dtype())
+            f.attrs["config_json"] = self._config_json
+            times = f.create_dataset(
+                "times", data=self.t0 + self.record_interval * np.arange(self.n_records))
+            times.attrs["units"] = "ms"
+            for name in RECORD_NAMES:
+                layout = h5py.VirtualLayout(shape=(self.n_records, n_types, *global_shape),
+                                            dtype=np.float32)
+                for rank, (start, shape, _) in enumerate(blocks):
+                    # Relative source paths resolve against the master's folder, so
+                    # the pair can be moved.
+                    source = h5py.VirtualSource(f"{folder}/{rank_filename(rank)}", name,
+                                                shape=(self.n_records, n_types, *shape),
+                                                dtype=np.float32)
+                    sites = tuple(slice(s, s + n) for s, n in zip(start, shape))
+                    layout[(slice(None), slice(None), *sites)] = source
+                dataset = f.create_virtual_dataset(name, layout, fillvalue=np.nan)
+                dataset.attrs["units"] = "Hz"
+            meta = f.create_group("meta")
+            for key, value in {
+                **self._meta,
+                "version": meshfield.__version__,
+                "ranks": d.size,
+                "dims": np.array(d.dims, dtype=np.int64),
+                "global_shape": np.array(global_shape, dtype=np.int64),
+                "record_interval": self.record_interval,
+                "t0": self.t0,
+                "n_records": self.n_records,
+                "wall_time": wall_time,
+                "created": datetime.now(timezone.utc).astimezone().isoformat(
+                    timespec="seconds"),
+                "hostname": socket.gethostname(),
+                "command": shlex.join(sys.argv),
+            }.items():
+                meta.attrs[key] = value
+            for rank, (_, _, extra) in enumerate(blocks):
+                for name in extra:
+                    f[f"extra/{name}/{rank_filename(rank).removesuffix('.h5')}"] = (
+                        h5py.ExternalLink(f"{folder}/{rank_filename(rank)}", f"/extra/{name}"))
+        _fsync(self._tmp_master)
+        self._move_into_place()
+
+    def _move_into_place(self) -> None:
+        final_blocks = blocks_dirname(self.path)
+        existing = [p for p in (self.path, final_blocks) if os.path.lexists(p)]
+        if existing and not self._overwrite:
+            raise RecorderError(f"{existing[0]} appeared while the run was writing; "
+                                f"refusing to overwrite it (pass overwrite=True)")
+        # The old result is moved aside first and deleted last, so that at every
+        # moment a file at self.path is a complete result.
+        aside = []
+        for old in existing:
+            os.rename(old, f"{old}.old-{self._token}")
+            aside.append(f"{old}.old-{self._token}")
+        os.rename(self._tmp_blocks, final_blocks)
+        os.rename(self._tmp_master, self.path)
+        _fsync(os.path.dirname(self.path))
+        for old in aside:
+            if os.path.isdir(old) and not os.path.islink(old):
+                shutil.rmtree(old)
+            else:
+                os.remove(old)
+
+    def abort(self) -> None:
+        """Discard this run's output; never touches an existing result at ``path``.
+
+        Not collective: each rank removes its own block file, the root rank also
+        the temporary master and block folder. Does nothing after a successful
+        :meth:`close`. Safe to call more than once.
+        """
+        if self._state in ("closed", "aborted"):
+            return
+        self._state = "aborted"
+        if self._file is not None:
+            # The output is being discarded, possibly because of an I/O error that
+            # closing would raise again; that must not hide the original error.
+            with suppress(Exception):
+                self._file.close()
+            self._file = None
+        with suppress(FileNotFoundError):
+            os.remove(self._rank_path)
+        if self._decomposition.is_root:
+            with suppress(FileNotFoundError):
+                os.remove(self._tmp_master)
+            shutil.rmtree(self._tmp_blocks, ignore_errors=True)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._state == "open":
+            self.abort()

@@ -1,0 +1,302 @@
+"""Recorder and result reader on one rank (meshfield/io, docs/results.md).
+
+The MPI twin, tests/test_recorder_mpi.py, reuses ``known_records`` and
+``record_run`` from here.
+"""
+
+import os
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+import meshfield
+from meshfield.io import Recorder, RecorderError, ResultError, open_result
+
+TYPES = ["E", "I"]
+CONFIG = {"run": {"level": "meso", "dt": 0.5, "seed": 3},
+          "lattice": {"shape": [5, 6], "dx": 0.1},
+          "populations": {"E": {"N": 400, "tau_theta": [100.0]}, "I": {"N": 100}}}
+META = {"level": "meso", "seed": 3, "dt": 0.5}
+
+
+class OneRank:
+    """Stand-in for meshfield.parallel.Decomposition on a single rank."""
+
+    rank = 0
+    size = 1
+    is_root = True
+    comm = None
+
+    def __init__(self, global_shape):
+        self.global_shape = tuple(global_shape)
+        self.dims = (1,) * len(global_shape)
+        self.local_start = (0,) * len(global_shape)
+        self.local_shape = self.global_shape
+
+    def bcast(self, obj, root=0):
+        return obj
+
+    def barrier(self):
+        pass
+
+    def allreduce_sum(self, x):
+        return x
+
+
+def known_records(n_records, n_types, global_shape, offset=0.0):
+    """A known record array, shape (n_records, n_types, *global_shape).
+
+    Value 10000 r + 1000 t + (flat global site index) + offset: distinct per
+    entry and, below 2**24, exact in float32, so round trips compare exactly.
+    """
+    r, t, site = np.meshgrid(np.arange(n_records), np.arange(n_types),
+                             np.arange(np.prod(global_shape)), indexing="ij")
+    values = 10000.0 * r + 1000.0 * t + site + offset
+    return values.reshape((n_records, n_types, *global_shape))
+
+
+def record_run(path, decomposition, n_records, offset=0.0, **kwargs):
+    """Record ``known_records`` (A) and its negative minus 0.5 (Ā) on every rank.
+
+    Collective. Writes in uneven pieces of 1, 3 and 2 records so that pieces
+    straddle buffer boundaries. Returns the global A array.
+    """
+    A = known_records(n_records, len(TYPES), decomposition.global_shape, offset)
+    block = tuple(slice(s, s + n) for s, n in
+                  zip(decomposition.local_start, decomposition.local_shape))
+    A_local = A[(slice(None), slice(None), *block)]
+    recorder = Recorder(path, decomposition, TYPES, n_records, record_interval=0.5,
+                        t0=0.5, config=CONFIG, meta=META, **kwargs)
+    first = 0
+    pieces = [1, 3, 2]
+    while first < n_records:
+        k = min(pieces[first % 3], n_records - first)
+        recorder.write(first, A_local[first:first + k], -A_local[first:first + k] - 0.5)
+        first += k
+    recorder.close(wall_time=1.25, extra_meta={"steps": 2 * n_records})
+    return A
+
+
+def check_result(path, A, ranks=1):
+    """Assert that ``path`` reads back as written by ``record_run``."""
+    with open_result(path) as result:
+        assert result.A.dtype == np.float32
+        np.testing.assert_array_equal(result.A, A)
+        np.testing.assert_array_equal(result.Abar, -A - 0.5)
+        np.testing.assert_array_equal(result.dataset("A")[2], A[2])
+        np.testing.assert_array_equal(result.times, 0.5 + 0.5 * np.arange(len(A)))
+        assert result.types == TYPES
+        assert result.config == CONFIG
+        assert result.shape == A.shape[2:]
+        assert (result.dt, result.record_interval) == (0.5, 0.5)
+        assert result.path == os.path.abspath(path)
+        meta = result.meta
+        assert {k: meta[k] for k in META} == META
+        assert meta["ranks"] == ranks
+        assert meta["n_records"] == len(A)
+        assert meta["wall_time"] == 1.25
+        assert meta["steps"] == 2 * len(A)
+        assert meta["global_shape"] == list(A.shape[2:])
+        assert meta["version"] == meshfield.__version__
+        for key in ("dims", "t0", "created", "hostname", "command"):
+            assert key in meta
+
+
+def leftovers(folder):
+    return sorted(os.listdir(folder))
+
+
+@pytest.mark.parametrize("shape", [(7,), (5, 6)])
+@pytest.mark.parametrize("flush_every", [None, 4])
+def test_round_trip(tmp_path, shape, flush_every):
+    path = tmp_path / "out.h5"
+    A = record_run(path, OneRank(shape), 11, flush_every=flush_every)
+    check_result(path, A)
+    assert leftovers(tmp_path) == ["out.h5", "out.h5.blocks"]
+
+
+def test_plain_h5py_reads_global_arrays(tmp_path):
+    path = tmp_path / "out.h5"
+    A = record_run(path, OneRank((5, 6)), 4)
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["A"][...], A)
+        assert f["meta"].attrs["dt"] == 0.5
+        assert list(f.attrs["types"]) == TYPES
+
+
+def test_refuses_to_overwrite_unless_asked(tmp_path):
+    path = tmp_path / "out.h5"
+    A = record_run(path, OneRank((7,)), 3)
+    with pytest.raises(RecorderError, match=f"{path}.*exists.*overwrite=True"):
+        Recorder(path, OneRank((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META)
+    check_result(path, A)
+    A_new = record_run(path, OneRank((7,)), 5, offset=7.0, overwrite=True)
+    check_result(path, A_new)
+    assert leftovers(tmp_path) == ["out.h5", "out.h5.blocks"]
+
+
+def test_refuses_orphan_block_folder(tmp_path):
+    os.mkdir(tmp_path / "out.h5.blocks")
+    with pytest.raises(RecorderError, match="out.h5.blocks exists"):
+        Recorder(tmp_path / "out.h5", OneRank((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META)
+
+
+def test_refuses_a_folder_as_output(tmp_path):
+    with pytest.raises(RecorderError, match="is a folder"):
+        Recorder(tmp_path, OneRank((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META, overwrite=True)
+
+
+def test_missing_parent_folder(tmp_path):
+    missing = tmp_path / "no" / "such"
+    with pytest.raises(RecorderError, match=f"folder {missing} does not exist"):
+        Recorder(missing / "out.h5", OneRank((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META)
+    assert leftovers(tmp_path) == []
+
+
+def test_abort_leaves_nothing(tmp_path):
+    path = tmp_path / "out.h5"
+    recorder = Recorder(path, OneRank((7,)), TYPES, 5, 0.5, 0.5, CONFIG, META,
+                        flush_every=2)
+    recorder.write(0, np.ones((3, 2, 7)), np.ones((3, 2, 7)))
+    assert len(leftovers(tmp_path)) == 1
+    recorder.abort()
+    recorder.abort()
+    assert leftovers(tmp_path) == []
+    with pytest.raises(RecorderError, match="aborted"):
+        recorder.write(3, np.ones((1, 2, 7)), np.ones((1, 2, 7)))
+
+
+def test_error_in_with_block_keeps_old_result(tmp_path):
+    path = tmp_path / "out.h5"
+    A = record_run(path, OneRank((7,)), 3)
+    with pytest.raises(ZeroDivisionError):
+        with Recorder(path, OneRank((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META,
+                      overwrite=True) as recorder:
+            recorder.write(0, np.ones((1, 2, 7)), np.ones((1, 2, 7)))
+            1 / 0
+    check_result(path, A)
+    assert leftovers(tmp_path) == ["out.h5", "out.h5.blocks"]
+
+
+def test_close_with_missing_records_discards_output(tmp_path):
+    recorder = Recorder(tmp_path / "out.h5", OneRank((7,)), TYPES, 5, 0.5, 0.5, CONFIG, META)
+    recorder.write(0, np.ones((4, 2, 7)), np.ones((4, 2, 7)))
+    with pytest.raises(RecorderError, match="wrote 4 of n_records = 5"):
+        recorder.close(wall_time=1.0)
+    assert leftovers(tmp_path) == []
+
+
+def test_write_checks_order_and_shapes(tmp_path):
+    with Recorder(tmp_path / "out.h5", OneRank((5, 6)), TYPES, 3, 0.5, 0.5, CONFIG,
+                  META) as recorder:
+        ones = np.ones((2, 2, 5, 6))
+        with pytest.raises(RecorderError, match="expected first_record = 0, got 1"):
+            recorder.write(1, ones, ones)
+        with pytest.raises(RecorderError, match=r"A_block has shape \(2, 2, 6, 5\)"):
+            recorder.write(0, np.ones((2, 2, 6, 5)), ones)
+        with pytest.raises(RecorderError, match="Abar_block holds 1"):
+            recorder.write(0, ones, ones[:1])
+        recorder.write(0, ones, ones)
+        with pytest.raises(RecorderError, match="exceed n_records = 3"):
+            recorder.write(2, ones, ones)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"meta": {"level": "meso", "seed": 3}}, "meta lacks the key 'dt'"),
+    ({"meta": {**META, "ranks": 2}}, r"meta\['ranks'\] is set by the recorder"),
+    ({"meta": {**META, "note": None}}, r"meta\['note'\] = None cannot be stored"),
+    ({"config": {"run": {"t_end": object()}}}, "config cannot be stored as JSON"),
+    ({"types": ["E", "E"]}, "types = \\['E', 'E'\\]"),
+    ({"n_records": 0}, "n_records = 0"),
+    ({"record_interval": -1.0}, "record_interval = -1.0"),
+    ({"flush_every": 0}, "flush_every = 0"),
+])
+def test_invalid_arguments(tmp_path, kwargs, match):
+    arguments = {"types": TYPES, "n_records": 3, "record_interval": 0.5, "t0": 0.0,
+                 "config": CONFIG, "meta": META, **kwargs}
+    with pytest.raises(RecorderError, match=match):
+        Recorder(tmp_path / "out.h5", OneRank((7,)), **arguments)
+    assert leftovers(tmp_path) == []
+
+
+def test_invalid_extra_meta_keeps_recorder_open(tmp_path):
+    recorder = Recorder(tmp_path / "out.h5", OneRank((7,)), TYPES, 1, 0.5, 0.5, CONFIG, META)
+    recorder.write(0, np.ones((1, 2, 7)), np.ones((1, 2, 7)))
+    with pytest.raises(RecorderError, match=r"extra_meta\['x'\] = \{\}"):
+        recorder.close(wall_time=1.0, extra_meta={"x": {}})
+    recorder.close(wall_time=1.0, extra_meta={"x": [1, 2]})
+    with open_result(tmp_path / "out.h5") as result:
+        assert result.meta["x"] == [1, 2]
+
+
+def test_extra_datasets(tmp_path):
+    path = tmp_path / "out.h5"
+    recorder = Recorder(path, OneRank((7,)), TYPES, 1, 0.5, 0.5, CONFIG, META)
+    recorder.write(0, np.ones((1, 2, 7)), np.ones((1, 2, 7)))
+    spikes = np.array([(0.5, 3), (1.5, 9)], dtype=[("t", "f8"), ("neuron", "i8")])
+    recorder.write_extra("spikes", spikes, attrs={"units": "ms"})
+    with pytest.raises(RecorderError, match="already written"):
+        recorder.write_extra("spikes", spikes)
+    with pytest.raises(RecorderError, match="without '/'"):
+        recorder.write_extra("a/b", spikes)
+    recorder.close(wall_time=1.0)
+    with open_result(path) as result:
+        assert result.extra_names == ["spikes"]
+        extra = result.extra("spikes")
+        assert list(extra) == [0]
+        np.testing.assert_array_equal(extra[0], spikes)
+        with pytest.raises(ResultError, match="no extra dataset 'rates'"):
+            result.extra("rates")
+
+
+def test_moved_pair_reads_from_other_working_directory(tmp_path, monkeypatch):
+    written = tmp_path / "written"
+    moved = tmp_path / "moved"
+    decoy = tmp_path / "decoy"
+    for folder in (written, moved, decoy):
+        folder.mkdir()
+    A = record_run(written / "out.h5", OneRank((5, 6)), 4)
+    # A different result of the same name in the working directory must not be
+    # picked up by the relative source paths.
+    record_run(decoy / "out.h5", OneRank((5, 6)), 4, offset=1.0)
+    for name in ("out.h5", "out.h5.blocks"):
+        shutil.move(written / name, moved / name)
+    monkeypatch.chdir(decoy)
+    check_result(moved / "out.h5", A)
+    check_result(os.path.join("..", "moved", "out.h5"), A)
+    os.rename(moved / "out.h5", moved / "renamed.h5")
+    check_result(moved / "renamed.h5", A)
+
+
+def test_missing_block_folder_is_reported(tmp_path):
+    path = tmp_path / "out.h5"
+    record_run(path, OneRank((7,)), 2)
+    shutil.rmtree(tmp_path / "out.h5.blocks")
+    with pytest.raises(ResultError, match="block files missing.*out.h5.blocks/rank00000.h5"):
+        open_result(path)
+
+
+def test_not_a_result(tmp_path):
+    with pytest.raises(ResultError, match="no such result file"):
+        open_result(tmp_path / "absent.h5")
+    text = tmp_path / "notes.h5"
+    text.write_text("hello")
+    with pytest.raises(ResultError, match="not an HDF5 file"):
+        open_result(text)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["A"] = np.zeros(3)
+    with pytest.raises(ResultError, match="not a meshfield result"):
+        open_result(other)
+
+
+def test_large_config_round_trips(tmp_path):
+    # Beyond the 64 KiB that the oldest HDF5 attribute storage allows.
+    config = {**CONFIG, "stimuli": {"values": [0.1 * i for i in range(20000)]}}
+    recorder = Recorder(tmp_path / "out.h5", OneRank((7,)), TYPES, 1, 0.5, 0.5, config, META)
+    recorder.write(0, np.ones((1, 2, 7)), np.ones((1, 2, 7)))
+    recorder.close(wall_time=1.0)
+    with open_result(tmp_path / "out.h5") as result:
+        assert result.config == config

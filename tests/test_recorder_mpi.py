@@ -1,0 +1,127 @@
+"""Recorder and result reader on several ranks (run under mpiexec -n 2 and -n 4).
+
+Every rank asserts. The helpers come from tests/test_recorder.py.
+"""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from meshfield.io import Recorder, RecorderError, open_result
+from meshfield.parallel import Decomposition
+from test_recorder import CONFIG, META, TYPES, check_result, leftovers, record_run
+
+pytestmark = pytest.mark.mpi
+
+COMM = MPI.COMM_WORLD
+
+
+@pytest.fixture
+def shared_tmp():
+    """A fresh folder seen by all ranks, removed after the test."""
+    folder = COMM.bcast(tempfile.mkdtemp(prefix="meshfield-recorder-")
+                        if COMM.rank == 0 else None)
+    yield Path(folder)
+    COMM.Barrier()
+    if COMM.rank == 0:
+        shutil.rmtree(folder)
+
+
+@pytest.fixture
+def decompose():
+    """Build Decompositions of COMM_WORLD (open boundary, no halo); freed afterwards."""
+    made = []
+
+    def make(global_shape):
+        made.append(Decomposition(COMM, global_shape, periodic=False, halo_width=0))
+        return made[-1]
+
+    yield make
+    for decomposition in made:
+        decomposition.free()
+
+
+# Uneven blocks on 2 and 4 ranks: 7 = 4 + 3 = 2 + 2 + 2 + 1, 5 x 6 on a 2 x 2 grid.
+@pytest.mark.parametrize("shape", [(7,), (5, 6)])
+@pytest.mark.parametrize("flush_every", [None, 4])
+def test_round_trip(shared_tmp, decompose, shape, flush_every):
+    path = shared_tmp / "out.h5"
+    A = record_run(path, decompose(shape), 11, flush_every=flush_every)
+    check_result(path, A, ranks=COMM.size)
+    assert leftovers(shared_tmp) == ["out.h5", "out.h5.blocks"]
+    assert len(os.listdir(shared_tmp / "out.h5.blocks")) == COMM.size
+
+
+def test_moved_pair_reads_from_other_working_directory(shared_tmp, decompose, monkeypatch):
+    A = record_run(shared_tmp / "out.h5", decompose((5, 6)), 3)
+    COMM.Barrier()
+    if COMM.rank == 0:
+        os.mkdir(shared_tmp / "moved")
+        os.mkdir(shared_tmp / "elsewhere")
+        for name in ("out.h5", "out.h5.blocks"):
+            shutil.move(shared_tmp / name, shared_tmp / "moved" / name)
+    COMM.Barrier()
+    monkeypatch.chdir(shared_tmp / "elsewhere")
+    check_result(os.path.join("..", "moved", "out.h5"), A, ranks=COMM.size)
+
+
+def test_refusals_are_raised_on_every_rank(shared_tmp, decompose):
+    path = shared_tmp / "out.h5"
+    if COMM.rank == 0:
+        path.write_text("precious")
+    COMM.Barrier()
+    with pytest.raises(RecorderError, match=f"{path} exists"):
+        Recorder(path, decompose((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META)
+    missing = shared_tmp / "missing"
+    with pytest.raises(RecorderError, match=f"folder {missing} does not exist"):
+        Recorder(missing / "out.h5", decompose((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META)
+    assert path.read_text() == "precious"
+    A = record_run(path, decompose((7,)), 3, overwrite=True)
+    check_result(path, A, ranks=COMM.size)
+    assert leftovers(shared_tmp) == ["out.h5", "out.h5.blocks"]
+
+
+def test_abort_on_every_rank_leaves_nothing(shared_tmp, decompose):
+    decomposition = decompose((5, 6))
+    recorder = Recorder(shared_tmp / "out.h5", decomposition, TYPES, 4, 0.5, 0.5, CONFIG,
+                        META, flush_every=1)
+    ones = np.ones((2, len(TYPES), *decomposition.local_shape))
+    recorder.write(0, ones, ones)
+    recorder.abort()
+    COMM.Barrier()
+    assert leftovers(shared_tmp) == []
+
+
+def test_failure_on_one_rank_fails_close_everywhere(shared_tmp, decompose):
+    decomposition = decompose((7,))
+    recorder = Recorder(shared_tmp / "out.h5", decomposition, TYPES, 3, 0.5, 0.5, CONFIG, META)
+    n_written = 2 if COMM.rank == COMM.size - 1 else 3
+    ones = np.ones((n_written, len(TYPES), *decomposition.local_shape))
+    recorder.write(0, ones, ones)
+    expected = ("wrote 2 of n_records = 3" if COMM.rank == COMM.size - 1
+                else "failed on 1 other rank")
+    with pytest.raises(RecorderError, match=expected):
+        recorder.close(wall_time=1.0)
+    COMM.Barrier()
+    assert leftovers(shared_tmp) == []
+
+
+def test_extra_from_some_ranks(shared_tmp, decompose):
+    decomposition = decompose((7,))
+    path = shared_tmp / "out.h5"
+    recorder = Recorder(path, decomposition, TYPES, 1, 0.5, 0.5, CONFIG, META)
+    ones = np.ones((1, len(TYPES), *decomposition.local_shape))
+    recorder.write(0, ones, ones)
+    if COMM.rank % 2 == 1:
+        recorder.write_extra("spikes", np.arange(COMM.rank))
+    recorder.close(wall_time=1.0)
+    with open_result(path) as result:
+        extra = result.extra("spikes")
+    assert sorted(extra) == list(range(1, COMM.size, 2))
+    for rank, spikes in extra.items():
+        np.testing.assert_array_equal(spikes, np.arange(rank))
