@@ -18,6 +18,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..numerics import vexp
 from ..random import STREAM_MESO, binomial, poisson_clipped
 
 NOISE_BINOMIAL = 0
@@ -48,18 +49,59 @@ def synaptic_input(step0, nsteps, hist, D, site_base, st_source, st_ptr, st_flat
     """
     n_st = st_source.shape[0]
     n_local = site_base.shape[0]
+    n_entries = st_delay.shape[0]
+    # history slot read by each entry in each step (hoisted: integer modulo is slow)
+    slot_of = np.empty((nsteps, n_entries), dtype=np.int64)
+    for k in range(nsteps):
+        for e in range(n_entries):
+            slot_of[k, e] = (step0 + k - st_delay[e]) % D
     for l in prange(n_local):
         base = site_base[l]
         for s in range(n_st):
             src = st_source[s]
             scale = st_scale[s] / st_norm[s, l]
             for k in range(nsteps):
-                t = step0 + k
                 acc = 0.0
                 for e in range(st_ptr[s], st_ptr[s + 1]):
-                    slot = (t - st_delay[e]) % D
-                    acc += st_weight[e] * hist[slot, src, base + st_flat_off[e]]
+                    acc += st_weight[e] * hist[slot_of[k, e], src, base + st_flat_off[e]]
                 out[s, k, l] = acc * scale
+
+
+@njit(cache=True, fastmath=True)
+def _cohort_range(u_row, m_row, v_row, lam_row, thr, P_mm, h_inc, c_per_ms, inv_du, half_dt):
+    """Update non-refractory cohorts (MODEL.md §4 steps 1-4); the arguments are the
+    slot ranges' views of the per-site rows.
+
+    Branch-free and indexed from 0 (no negative-index wraparound check) so that LLVM
+    vectorizes it; ``fastmath`` lets it reorder the three sums, in the same order on
+    every rank, so results stay decomposition invariant. Returns ``(W, Y, Z)``.
+    """
+    W = 0.0
+    Y = 0.0
+    Z = 0.0
+    for i in range(u_row.shape[0]):
+        ua = u_row[i] * P_mm + h_inc
+        u_row[i] = ua
+        lam_new = c_per_ms * vexp((ua - thr[i]) * inv_du)
+        P = 1.0 - vexp(-(lam_row[i] + lam_new) * half_dt)
+        lam_row[i] = lam_new
+        ma = m_row[i]
+        va = v_row[i]
+        W += P * ma
+        Y += P * va
+        Z += va
+        q = 1.0 - P
+        v_row[i] = q * q * va + P * ma
+        m_row[i] = q * ma
+    return W, Y, Z
+
+
+@njit(cache=True, fastmath=True)
+def _sum(row):
+    acc = 0.0
+    for i in range(row.shape[0]):
+        acc += row[i]
+    return acc
 
 
 @njit(cache=True, parallel=True)
@@ -107,8 +149,13 @@ def population_block(step0, nsteps, type_index, N, dt, n_ref, u_reset, u_th, c_p
     half_dt = 0.5 * dt
     inv_N = 1.0 / N
     inv_du = 1.0 / delta_u
-    has_adaptation = n_adapt > 0
     for l in prange(n_local):
+        thr = np.full(K, u_th)  # threshold of the cohort in each slot (constant without adaptation)
+        u_row = u[l]
+        m_row = m[l]
+        v_row = v[l]
+        lam_row = lam[l]
+        n_row = n[l]
         for k in range(nsteps):
             t = step0 + k
             # common membrane increment of this step (exact integration, MODEL.md §4)
@@ -121,42 +168,41 @@ def population_block(step0, nsteps, type_index, N, dt, n_ref, u_reset, u_th, c_p
             for j in range(n_adapt):
                 theta_old += adapt_w[j] * g[l, j]
 
-            W = 0.0
-            X = 0.0
-            Y = 0.0
-            Z = 0.0
-            older = 0.0  # sum over strictly older cohorts of n theta~ (mV * neurons)
+            # thresholds: u_th + eps(a) + sum over strictly older cohorts + theta_old;
+            # the slot of age a is (t - a) mod K
             head = t % K
-            for a in range(K, 0, -1):
-                slot = head - a
-                if slot < 0:
-                    slot += K
-                ma = m[l, slot]
-                X += ma
-                if a > n_ref:
-                    ua = u[l, slot] * P_mm + h_inc
-                    u[l, slot] = ua
-                    theta = u_th + theta_old
-                    if has_adaptation:
-                        theta += eps[a] + older * inv_N
-                    lam_new = c_per_ms * math.exp((ua - theta) * inv_du)
-                    P = 1.0 - math.exp(-(lam[l, slot] + lam_new) * half_dt)
-                    lam[l, slot] = lam_new
-                    va = v[l, slot]
-                    W += P * ma
-                    Y += P * va
-                    Z += va
-                    q = 1.0 - P
-                    v[l, slot] = q * q * va + P * ma
-                    m[l, slot] = q * ma
-                if has_adaptation:
-                    older += n[l, slot] * theta_tilde[a]
+            if n_adapt > 0:
+                older = 0.0
+                for a in range(K, 0, -1):
+                    slot = head - a
+                    if slot < 0:
+                        slot += K
+                    thr[slot] = u_th + theta_old + eps[a] + older * inv_N
+                    older += n_row[slot] * theta_tilde[a]
+
+            # non-refractory cohorts (ages n_ref+1 .. K) fill two contiguous slot ranges:
+            # [0, head - n_ref) and [head, head + K - n_ref)
+            lo_a = 0
+            hi_a = max(head - n_ref, 0)
+            lo_b = head
+            hi_b = min(head + K - n_ref, K)
+            # X: survivors of every cohort, refractory ones included, before this step
+            X = _sum(m_row)
+            W1, Y1, Z1 = _cohort_range(u_row[lo_a:hi_a], m_row[lo_a:hi_a], v_row[lo_a:hi_a],
+                                       lam_row[lo_a:hi_a], thr[lo_a:hi_a], P_mm, h_inc,
+                                       c_per_ms, inv_du, half_dt)
+            W2, Y2, Z2 = _cohort_range(u_row[lo_b:hi_b], m_row[lo_b:hi_b], v_row[lo_b:hi_b],
+                                       lam_row[lo_b:hi_b], thr[lo_b:hi_b], P_mm, h_inc,
+                                       c_per_ms, inv_du, half_dt)
+            W = W1 + W2
+            Y = Y1 + Y2
+            Z = Z1 + Z2
 
             # free pool: neurons older than K steps
             hf = h[l] * P_mm + h_inc
             h[l] = hf
-            lam_f = c_per_ms * math.exp((hf - u_th - theta_old) * inv_du)
-            P_free = 1.0 - math.exp(-(lam_free[l] + lam_f) * half_dt)
+            lam_f = c_per_ms * vexp((hf - u_th - theta_old) * inv_du)
+            P_free = 1.0 - vexp(-(lam_free[l] + lam_f) * half_dt)
             lam_free[l] = lam_f
             xf = x[l]
             zf = z[l]
@@ -176,14 +222,14 @@ def population_block(step0, nsteps, type_index, N, dt, n_ref, u_reset, u_th, c_p
 
             # the oldest cohort (age K) joins the free pool; slot `head` is reused
             qf = 1.0 - P_free
-            z[l] = qf * qf * zf + P_free * xf + v[l, head]
-            x[l] = qf * xf + m[l, head]
+            z[l] = qf * qf * zf + P_free * xf + v_row[head]
+            x[l] = qf * xf + m_row[head]
             for j in range(n_adapt):
-                g[l, j] = adapt_decay[j] * g[l, j] + n[l, head] * inv_N * adapt_enter[j]
-            n[l, head] = n_new
-            m[l, head] = n_new
-            v[l, head] = 0.0
-            u[l, head] = u_reset
-            lam[l, head] = 0.0
+                g[l, j] = adapt_decay[j] * g[l, j] + n_row[head] * inv_N * adapt_enter[j]
+            n_row[head] = n_new
+            m_row[head] = n_new
+            v_row[head] = 0.0
+            u_row[head] = u_reset
+            lam_row[head] = 0.0
             counts_out[k, l] = n_new
             expected_out[k, l] = n_bar
