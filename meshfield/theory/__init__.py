@@ -1,0 +1,42 @@
+"""Mean-field theory of the meshfield model (MODEL.md §6); no MPI.
+
+The stationary renewal theory (:mod:`meshfield.theory.stationary`) is the
+independent reference that the mesoscopic and microscopic engines are validated
+against.
+"""
+
+from meshfield.theory.stationary import (
+    DiscreteProfile,
+    NetworkStationaryState,
+    TheoryInputError,
+    hazard_free,
+    mean_input,
+    membrane_potential,
+    psd_high_frequency_level,
+    renewal_rate,
+    renewal_rate_discrete,
+    stationary_profile_discrete,
+    stationary_rate,
+    stationary_rate_discrete,
+    stationary_rates_network,
+    survivor,
+    threshold,
+)
+
+__all__ = [
+    "DiscreteProfile",
+    "NetworkStationaryState",
+    "TheoryInputError",
+    "hazard_free",
+    "mean_input",
+    "membrane_potential",
+    "psd_high_frequency_level",
+    "renewal_rate",
+    "renewal_rate_discrete",
+    "stationary_profile_discrete",
+    "stationary_rate",
+    "stationary_rate_discrete",
+    "stationary_rates_network",
+    "survivor",
+    "threshold",
+]

@@ -1,0 +1,345 @@
+"""Tests of the stationary renewal theory (meshfield.theory.stationary)."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy import integrate, special
+
+from meshfield.propagators import membrane_propagators
+from meshfield.theory import (
+    TheoryInputError,
+    hazard_free,
+    mean_input,
+    psd_high_frequency_level,
+    renewal_rate,
+    renewal_rate_discrete,
+    stationary_profile_discrete,
+    stationary_rate,
+    stationary_rate_discrete,
+    stationary_rates_network,
+    survivor,
+    threshold,
+)
+
+
+def population(**changes):
+    """Parameter set (i) of the validation report, with changes."""
+    values = dict(
+        N=500, mu=24.0, tau_m=20.0, t_ref=4.0, u_reset=0.0, u_th=15.0, c=10.0,
+        delta_u=2.5, tau_theta=[], J_theta=[], tau_s=3.0,
+    )
+    values.update(changes)
+    return SimpleNamespace(**values)
+
+
+# ---------------------------------------------------------------------------
+# Brute-force reference: the mean-field (n = n_bar) update of MODEL.md §4
+# ---------------------------------------------------------------------------
+
+
+def iterate_mean_field(pops, dt, K, steps, JC=None, delay=1):
+    """Iterate the mesoscopic update of MODEL.md §4 with n = n_bar, literally.
+
+    One site, T types, population fractions (N = 1). Each type keeps K cohorts
+    (index i holds the cohort of age i+1 during the step) and a free pool, all
+    neurons start in the free pool at u_reset. The input of source type b reaches
+    its targets after ``delay`` steps through exponential synapses integrated with
+    the project's propagators. Returns the rates (Hz, shape (steps, T)) and the
+    final cohort fractions m (shape (T, K)) and free fractions x (shape (T,)).
+    """
+    T = len(pops)
+    JC = np.zeros((T, T)) if JC is None else np.asarray(JC, float)
+    tau_s = np.array([p.tau_s for p in pops])
+    types = []
+    for p in pops:
+        n_ref = int(round(p.t_ref / dt))
+        tau = np.asarray(p.tau_theta, float)
+        Jt = np.asarray(p.J_theta, float)
+        ages = np.arange(1, K + 1)
+        eps = ((Jt / tau)[:, None] * np.exp(-ages[None, :] * dt / tau[:, None])).sum(axis=0)
+        types.append(dict(
+            p=p, prop=membrane_propagators(p.tau_m, tau_s, dt), refractory=ages <= n_ref,
+            eps=eps, tilde=p.delta_u * (1.0 - np.exp(-eps / p.delta_u)),
+            q=Jt / tau, r=np.exp(-dt / tau), g=np.zeros(tau.size),
+            n=np.zeros(K), m=np.zeros(K), u=np.full(K, p.u_reset), lam=np.zeros(K),
+            x=1.0, h=p.u_reset, lam_free=0.0, y=np.zeros(T),
+        ))
+    history = np.zeros((delay, T))  # spike fractions of the last `delay` steps, oldest first
+    rates = np.empty((steps, T))
+    for t in range(steps):
+        arriving = history[0].copy()
+        n_bar = np.empty(T)
+        for a, s in enumerate(types):
+            p, prop = s["p"], s["prop"]
+            I = JC[a] * arriving / dt
+            h_tot = p.mu * (1.0 - prop.P_mm) + np.sum(s["y"] * prop.P_sm + I * prop.P_im)
+            s["y"] = s["y"] * prop.P_ss + I * (1.0 - prop.P_ss)
+            s["g"] = s["g"] * s["r"]
+            theta_old = s["g"].sum()
+            weighted = s["n"] * s["tilde"]
+            older = np.concatenate((np.cumsum(weighted[:0:-1])[::-1], [0.0]))
+            theta = p.u_th + s["eps"] + older + theta_old
+            u = np.where(s["refractory"], s["u"], s["u"] * prop.P_mm + h_tot)
+            lam = np.where(s["refractory"], 0.0, p.c * 1e-3 * np.exp((u - theta) / p.delta_u))
+            P = 1.0 - np.exp(-(s["lam"] + lam) * dt / 2.0)
+            W, X = np.sum(P * s["m"]), np.sum(s["m"])
+            m = (1.0 - P) * s["m"]
+            s["h"] = s["h"] * prop.P_mm + h_tot
+            lam_free = p.c * 1e-3 * math.exp((s["h"] - p.u_th - theta_old) / p.delta_u)
+            P_free = 1.0 - math.exp(-(s["lam_free"] + lam_free) * dt / 2.0)
+            s["lam_free"] = lam_free
+            # In the mean-field limit the cohorts and the pool hold exactly N, so the
+            # finite-size correction P_Lambda (N - X - x) vanishes.
+            assert abs(1.0 - X - s["x"]) < 1e-12
+            n_bar[a] = W + P_free * s["x"]
+            s["x"] = (1.0 - P_free) * s["x"] + m[-1]
+            s["g"] = s["g"] + s["n"][-1] * s["q"] * s["r"] ** K
+            s["n"] = np.concatenate(([n_bar[a]], s["n"][:-1]))
+            s["m"] = np.concatenate(([n_bar[a]], m[:-1]))
+            s["u"] = np.concatenate(([p.u_reset], u[:-1]))
+            s["lam"] = np.concatenate(([0.0], lam[:-1]))
+        history = np.vstack((history[1:], n_bar))
+        rates[t] = n_bar / dt * 1e3
+    return rates, np.array([s["m"] for s in types]), np.array([s["x"] for s in types])
+
+
+# ---------------------------------------------------------------------------
+# Exactly solvable cases
+# ---------------------------------------------------------------------------
+
+
+def poisson_population(t_ref):
+    # mu = u_reset keeps u constant, so the hazard is the constant c exp((mu - u_th)/delta_u).
+    return population(mu=0.0, u_reset=0.0, u_th=1.0, t_ref=t_ref)
+
+
+def constant_hazard_per_ms(pop):
+    return pop.c * 1e-3 * math.exp((pop.mu - pop.u_th) / pop.delta_u)
+
+
+def test_poisson_rate_continuous():
+    pop = poisson_population(t_ref=0.0)
+    assert stationary_rate(pop) == pytest.approx(pop.c * math.exp((pop.mu - pop.u_th) / pop.delta_u), rel=1e-12)
+
+
+@pytest.mark.parametrize("dt", [0.5, 0.1])
+def test_poisson_rate_discrete(dt):
+    pop = poisson_population(t_ref=0.0)
+    x = constant_hazard_per_ms(pop) * dt
+    # Trapezoid: the new cohort has lambda_0 = 0, so it keeps exp(-x/2) in its first
+    # step and exp(-x) per step later: sum_a S_a = 1 + exp(-x/2)/(1 - exp(-x)).
+    expected = 1e3 / (dt * (1.0 + math.exp(-x / 2.0) / -math.expm1(-x)))
+    assert stationary_rate_discrete(pop, dt) == pytest.approx(expected, rel=1e-12)
+    # Microscopic rule: Bernoulli trials with p = 1 - exp(-x) in every step.
+    expected_micro = -math.expm1(-x) / dt * 1e3
+    assert stationary_rate_discrete(pop, dt, hazard_rule="endpoint") == pytest.approx(expected_micro, rel=1e-12)
+
+
+def test_dead_time_continuous_and_discrete():
+    pop = poisson_population(t_ref=4.0)
+    lam = constant_hazard_per_ms(pop)
+    assert stationary_rate(pop) == pytest.approx(1e3 / (pop.t_ref + 1.0 / lam), rel=1e-12)
+    dt = 0.5
+    n_ref, x = 8, lam * dt
+    expected = 1e3 / (dt * (n_ref + 1 + math.exp(-x / 2.0) / -math.expm1(-x)))
+    assert stationary_rate_discrete(pop, dt) == pytest.approx(expected, rel=1e-12)
+    assert stationary_rate_discrete(pop, dt, K=n_ref + 1) == pytest.approx(expected, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# Continuous-time quadrature against independent computations
+# ---------------------------------------------------------------------------
+
+
+def threshold_tail_closed_form(pop, ages):
+    """int_a^inf theta_tilde for one timescale: delta_u tau Ein(eps(a)/delta_u)."""
+    tau, J = pop.tau_theta[0], pop.J_theta[0]
+    x = (J / tau) / pop.delta_u * np.exp(-np.asarray(ages) / tau)
+    ein = special.exp1(x) + np.log(x) + np.euler_gamma
+    return pop.delta_u * tau * ein
+
+
+def test_threshold_matches_closed_form():
+    pop = population(tau_theta=[1000.0], J_theta=[1000.0])
+    ages = np.array([0.0, 4.0, 100.0, 5000.0])
+    rate = 10.0
+    expected = pop.u_th + np.exp(-ages / 1000.0) + rate * 1e-3 * threshold_tail_closed_form(pop, ages)
+    np.testing.assert_allclose(threshold(pop, ages, rate_hz=rate), expected, rtol=1e-13)
+
+
+def test_renewal_rate_matches_ode_integration():
+    """1/int S from an adaptive ODE solver with the closed-form threshold tail."""
+    pop = population(tau_theta=[1000.0], J_theta=[1000.0])
+    A = 8.42
+
+    def rhs(a, y):
+        u = pop.mu + (pop.u_reset - pop.mu) * math.exp(-(a - pop.t_ref) / pop.tau_m)
+        theta = pop.u_th + math.exp(-a / 1000.0) + A * 1e-3 * threshold_tail_closed_form(pop, a)
+        return [pop.c * 1e-3 * math.exp((u - theta) / pop.delta_u), math.exp(-y[0])]
+
+    ages = np.array([10.0, 30.0, 100.0, 3000.0])
+    sol = integrate.solve_ivp(rhs, (pop.t_ref, 3000.0), [0.0, 0.0], method="DOP853", rtol=1e-13, atol=1e-16,
+                              t_eval=ages)
+    assert sol.y[0, -1] > 400.0  # S(3000 ms) is negligible, so no tail is needed
+    assert renewal_rate(pop, A) == pytest.approx(1e3 / (pop.t_ref + sol.y[1, -1]), rel=1e-11)
+    np.testing.assert_allclose(survivor(pop, ages[:-1], rate_hz=A), np.exp(-sol.y[0, :-1]), rtol=1e-11)
+
+
+def test_survivor_is_exp_of_integrated_hazard():
+    pop = population(tau_theta=[50.0, 400.0], J_theta=[100.0, 800.0])
+    rate, ages = 12.0, np.array([2.0, 4.0, 6.0, 25.0, 80.0])
+    S = survivor(pop, ages, rate_hz=rate)
+    assert np.all(S[:2] == 1.0)  # no escape during the refractory period
+    for a, s in zip(ages[2:], S[2:]):
+        cumulative, _ = integrate.quad(lambda b: hazard_free(pop, b, rate_hz=rate) * 1e-3, pop.t_ref, a,
+                                       epsabs=0.0, epsrel=1e-12, limit=200)
+        assert s == pytest.approx(math.exp(-cumulative), rel=1e-10)
+    np.testing.assert_array_equal(hazard_free(pop, [0.0, 3.9], rate_hz=rate), [0.0, 0.0])
+
+
+def test_self_consistency_with_adaptation():
+    pop = population(tau_theta=[100.0, 1000.0], J_theta=[300.0, 1000.0])
+    A = stationary_rate(pop)
+    assert 0.0 < A < stationary_rate(population())
+    assert renewal_rate(pop, A) == pytest.approx(A, rel=1e-8)
+    dt = 0.5
+    A_dt = stationary_rate_discrete(pop, dt)
+    assert renewal_rate_discrete(pop, dt, A_dt) == pytest.approx(A_dt, rel=1e-8)
+
+
+# ---------------------------------------------------------------------------
+# Discrete vs continuous, discrete vs the iterated mean-field update
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("changes", [{}, {"tau_theta": [100.0], "J_theta": [200.0]}])
+def test_discrete_converges_to_continuous_at_first_order(changes):
+    pop = population(**changes)
+    exact = stationary_rate(pop)
+    steps = [0.5, 0.1, 0.02]
+    errors = [abs(stationary_rate_discrete(pop, dt) / exact - 1.0) for dt in steps]
+    orders = [math.log(errors[i] / errors[i + 1]) / math.log(steps[i] / steps[i + 1]) for i in range(2)]
+    # The new cohort starts with lambda_0 = 0 and the mean interval is a left sum of
+    # S: both are O(dt) effects, so the scheme is first order.
+    assert all(0.9 < order < 1.1 for order in orders), (errors, orders)
+    assert errors[-1] < 1e-3
+
+
+@pytest.mark.parametrize("changes", [{}, {"tau_theta": [30.0, 100.0], "J_theta": [30.0, 300.0]}])
+def test_discrete_matches_iterated_mean_field(changes):
+    pop = population(**changes)
+    dt, K = 0.5, 240
+    rates, m, x = iterate_mean_field([pop], dt, K, steps=5000)
+    assert abs(rates[-1, 0] - rates[-2, 0]) < 1e-10 * rates[-1, 0]  # reached the fixed point
+    profile = stationary_profile_discrete(pop, dt, K=K)
+    # Both sides are exact fixed points of the same map: agreement to round-off
+    # (about 1e-14 is observed), far inside the 1e-6 an engine run must reach.
+    assert rates[-1, 0] == pytest.approx(profile.rate_hz, rel=1e-9)
+    np.testing.assert_allclose(m[0], profile.m[:K], rtol=1e-9, atol=1e-15)
+    assert x[0] == pytest.approx(profile.free_fraction, rel=1e-9)
+    assert profile.m[:K].sum() + profile.free_fraction == pytest.approx(1.0, rel=1e-12)
+
+
+def test_network_discrete_matches_iterated_mean_field():
+    """E/I pair with synaptic currents and delays: the drive enters only through mu_eff."""
+    E = population(mu=20.0, tau_theta=[50.0], J_theta=[100.0], tau_s=3.0)
+    I = population(mu=18.0, tau_m=10.0, t_ref=2.0, tau_s=6.0)
+    J = np.array([[0.2, -0.6], [0.3, -0.4]])
+    C = np.array([[80.0, 20.0], [80.0, 20.0]])
+    dt, K = 0.5, 200
+    rates, _, _ = iterate_mean_field([E, I], dt, K, steps=3000, JC=J * C, delay=3)
+    assert np.all(np.abs(rates[-1] - rates[-2]) < 1e-10 * rates[-1])
+    state = stationary_rates_network([E, I], J, C, dt=dt, K=K)
+    assert not state.multiple
+    np.testing.assert_allclose(rates[-1], state.rates, rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------
+
+
+def test_mean_input_units():
+    pops = [population(mu=20.0, tau_m=20.0), population(mu=10.0, tau_m=10.0)]
+    J = np.array([[0.5, -1.0], [0.25, 0.0]])
+    C = np.array([[100.0, 50.0], [200.0, 10.0]])
+    rates = np.array([10.0, 40.0])
+    # E: 100 inputs at 10 Hz of 0.5 mV -> 0.5 mV/ms; 50 at 40 Hz of -1 mV -> -2 mV/ms;
+    # times tau_m = 20 ms: 20 + 20 * (0.5 - 2.0) = -10 mV. I: 10 + 10 * 0.5 = 15 mV.
+    np.testing.assert_allclose(mean_input(pops, J, C, rates), [-10.0, 15.0], rtol=1e-14)
+
+
+def test_network_single_population_self_consistent():
+    pop = population(tau_theta=[200.0], J_theta=[200.0])
+    J, C = np.array([[0.1]]), np.array([[100.0]])
+    state = stationary_rates_network({"E": pop}, J, C)
+    mu_eff = pop.mu + pop.tau_m * 0.1 * 100.0 * state.rates[0] * 1e-3
+    assert state.mu_eff[0] == pytest.approx(mu_eff, rel=1e-14)
+    assert state.rates[0] == pytest.approx(stationary_rate(pop, mu_eff=mu_eff), rel=1e-8)
+
+
+def test_bistable_pair_has_three_solutions():
+    pop = population()
+    J = np.array([[0.0, -0.3], [-0.3, 0.0]])
+    C = np.array([[0.0, 200.0], [200.0, 0.0]])
+    state = stationary_rates_network([pop, pop], J, C)
+    assert state.multiple
+    assert len(state.solutions) == 3
+    low, symmetric, high = state.solutions
+    np.testing.assert_allclose(low, high[::-1], rtol=1e-6)
+    assert symmetric[0] == pytest.approx(symmetric[1], rel=1e-6)
+    assert low[0] < symmetric[0] < high[0]
+    for rates in state.solutions:
+        mu_eff = mean_input([pop, pop], J, C, rates)
+        for a in range(2):
+            assert rates[a] == pytest.approx(stationary_rate(pop, mu_eff=mu_eff[a]), rel=1e-8)
+
+
+# ---------------------------------------------------------------------------
+# Spectrum convention
+# ---------------------------------------------------------------------------
+
+
+def test_psd_level_matches_periodogram_of_poisson_population():
+    rate, N = 20.0, 50
+    assert psd_high_frequency_level(rate, N) == pytest.approx(0.4)
+    dt_s, bins = 1e-3, 100_000
+    counts = np.random.default_rng(12345).poisson(N * rate * dt_s, size=bins)
+    A = counts / (N * dt_s)
+    T_s = bins * dt_s
+    S = np.abs(dt_s * np.fft.rfft(A - A.mean())) ** 2 / T_s
+    level = S[1:-1].mean()
+    # Binned Poisson counts have a flat spectrum; each periodogram value is
+    # exponentially distributed, so the mean of n values has relative standard
+    # error 1/sqrt(n) (0.45 % for n = 49999). Allow 4 standard errors.
+    assert level == pytest.approx(rate / N, rel=4.0 / math.sqrt(S.size - 2))
+
+
+# ---------------------------------------------------------------------------
+# Input validation
+# ---------------------------------------------------------------------------
+
+
+def test_invalid_inputs_raise_clear_errors():
+    pop = population()
+    with pytest.raises(TheoryInputError, match="delta_u"):
+        stationary_rate(population(delta_u=0.0))
+    del pop.tau_m
+    with pytest.raises(TheoryInputError, match="'tau_m' is missing"):
+        stationary_rate(pop)
+    with pytest.raises(TheoryInputError, match="tau_theta"):
+        stationary_rate(population(tau_theta=[100.0], J_theta=[]))
+    with pytest.raises(TheoryInputError, match="K = 8"):
+        stationary_rate_discrete(population(), 0.5, K=8)
+    with pytest.raises(TheoryInputError, match="hazard_rule"):
+        stationary_rate_discrete(population(), 0.5, hazard_rule="midpoint")
+    with pytest.raises(TheoryInputError, match="K"):
+        stationary_rate_discrete(population(), 0.5, K=100, hazard_rule="endpoint")
+    with pytest.raises(TheoryInputError, match="dt"):
+        stationary_rate_discrete(population(), 0.0)
+    with pytest.raises(TheoryInputError, match="N"):
+        psd_high_frequency_level(1.0, 0)
+    with pytest.raises(TheoryInputError, match=r"\(2, 2\)"):
+        mean_input([population(), population()], np.zeros((2, 3)), np.zeros((2, 2)), np.zeros(2))
