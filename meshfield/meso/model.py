@@ -51,16 +51,19 @@ def history_length(pop: PopulationConfig, dt: float) -> int:
                               f"refractory period in steps ({n_ref})")
         return pop.K
     k_min = int(math.ceil((K_MIN_TAU_M * pop.tau_m + pop.t_ref) / dt - 1e-9))
-    k_adapt = 0
+    tol = K_TOLERANCE * pop.delta_u
+    # |eps_theta| falls below tol for good once every term is below tol / n_terms
+    bound = 0
     for tau, J in zip(pop.tau_theta, pop.J_theta):
         amp = abs(J) / tau
-        if amp >= K_TOLERANCE * pop.delta_u:
-            # each term below tolerance/n_terms keeps the sum below the tolerance
-            bound = K_TOLERANCE * pop.delta_u / len(pop.tau_theta)
-            k_adapt = max(k_adapt, int(math.ceil(tau * math.log(amp / bound) / dt)))
+        if amp * len(pop.tau_theta) >= tol:
+            bound = max(bound, int(math.ceil(tau * math.log(amp * len(pop.tau_theta) / tol) / dt)) + 1)
+    k_adapt = 0
+    if bound > 0:
+        eps = np.abs(adaptation_kernel(pop, np.arange(bound + 1) * dt))
+        above = np.nonzero(eps >= tol)[0]
+        k_adapt = int(above[-1]) + 1 if len(above) else 0
     K = max(k_min, k_adapt, n_ref + 1)
-    while abs(adaptation_kernel(pop, np.array([K * dt]))[0]) >= K_TOLERANCE * pop.delta_u:
-        K += 1
     return K
 
 
