@@ -135,13 +135,12 @@ def cmd_info(args) -> int:
 
 def cmd_plot(args) -> int:
     from . import open_result
-    from .plot import animate, overview
+    from .plot import animate, overview, plot_psd
     with open_result(args.result) as res:
         out = args.output or str(Path(args.result).with_suffix(".png"))
         overview(res, out, time=args.time)
         print(f"wrote {out}")
         if args.psd:
-            from .analysis import plot_psd
             plot_psd(res, args.psd)
             print(f"wrote {args.psd}")
         if args.animate:
@@ -159,8 +158,12 @@ def cmd_compare(args) -> int:
     try:
         a = open_result(args.reference)
         b = open_result(args.other)
-        report = compare_results(a, b, discard=args.discard)
-    except (CompareInputError, *_input_errors(), OSError) as exc:
+        bistable = None
+        if args.bistable:
+            low, high, window = (float(v) for v in args.bistable.split(","))
+            bistable = dict(low=low, high=high, window_ms=window)
+        report = compare_results(a, b, discard=args.discard, bistable=bistable)
+    except (CompareInputError, *_input_errors(), OSError, ValueError) as exc:
         print(f"meshfield compare: unusable input: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(report.format_text())
@@ -213,7 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("compare", help="compare the statistics of two results (VALIDATION.md rules)")
     q.add_argument("reference")
     q.add_argument("other")
-    q.add_argument("--discard", type=float, default=200.0, help="initial transient to discard (ms)")
+    q.add_argument("--discard", type=float, default=500.0, help="initial transient to discard (ms)")
+    q.add_argument("--bistable", metavar="LOW,HIGH,WINDOW_MS",
+                   help="also compare dwell times: hysteresis thresholds (Hz) on A_0 - A_1 "
+                        "smoothed over WINDOW_MS (see docs/analysis.md)")
     q.add_argument("--figure", metavar="PNG", help="write a comparison figure")
     q.set_defaults(func=cmd_compare)
     return p

@@ -10,6 +10,7 @@ Units: ms, mV, Hz, mm, mm/ms (MODEL.md).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import sys
 from dataclasses import asdict, dataclass, field, fields
@@ -515,14 +516,27 @@ class Config:
             "lattice": asdict(self.lattice),
             "populations": {p.name: {k: v for k, v in asdict(p).items() if k != "name"}
                             for p in self.populations},
-            "couplings": [asdict(c) for c in self.couplings],
-            "stimuli": [asdict(s) for s in self.stimuli],
+            "couplings": [dict(asdict(c), kernel=_set_fields(c.kernel, keep=("shape", "r_max")))
+                          for c in self.couplings],
+            "stimuli": [_set_fields(s, keep=("kind", "amplitude", "types")) for s in self.stimuli],
             "record": asdict(self.record),
         }
         return clean(d)
 
     def population(self, name: str) -> PopulationConfig:
         return self.populations[self.types.index(name)]
+
+
+def _set_fields(obj, keep=()) -> dict:
+    """The fields of a dataclass that differ from their defaults (plus ``keep``):
+    the keys a user wrote, so the dict validates again."""
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.name in keep or value != default:
+            out[f.name] = value
+    return out
 
 
 # --------------------------------------------------------------------------- loading

@@ -120,3 +120,29 @@ def animate(result, path, type_index: int = 0, every: int = 1, fps: int = 25) ->
     anim.save(path, writer=writer, fps=fps)
     plt.close(fig)
     return str(path)
+
+
+def plot_psd(result, path, discard: float = 200.0) -> str:
+    """Write the lattice-averaged power spectral density of A per type (two-sided,
+    Hz^2/Hz, log-log, with the standard error band across segments) and the
+    level r/N of N independent spike trains of the mean rate."""
+    from .analysis import psd
+    plt = _plt()
+    spec = psd(result, discard=discard)
+    N = {name: p["N"] for name, p in result.config.get("populations", {}).items()}
+    A = np.asarray(result.A)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for ti, name in enumerate(result.types):
+        f, S, err = spec.freqs[1:], spec.S[ti, 1:], spec.S_err[ti, 1:]
+        (line,) = ax.loglog(f, S, lw=0.8, label=name)
+        ax.fill_between(f, np.maximum(S - err, S * 1e-3), S + err, color=line.get_color(), alpha=0.2)
+        if name in N:
+            ax.axhline(float(A[:, ti].mean()) / N[name], color=line.get_color(), ls="--", lw=0.8)
+    ax.set_xlabel("f (Hz)")
+    ax.set_ylabel("PSD of A (Hz²/Hz, two-sided)")
+    ax.set_title("power spectral density (dashed: r/N)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

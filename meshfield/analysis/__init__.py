@@ -1,0 +1,70 @@
+"""Statistics of meshfield results: spectra, moments, spatial structure, switching.
+
+Every function takes plain numpy arrays in the result layout
+``[time, type, *lattice]`` (activity in Hz) plus the record interval in ms, or a
+result object (``meshfield.io.open_result``) from which the interval, type
+names and lattice geometry are read. Units: ms, Hz, mm, rad/mm, mm/ms.
+See docs/analysis.md.
+"""
+
+from ._record import AnalysisInputError
+from .bistable import (
+    DwellTimes,
+    NotBimodalError,
+    Thresholds,
+    auto_thresholds,
+    bistable_signal,
+    dwell_times,
+    smooth,
+)
+from .compare import (
+    BistableSpec,
+    CompareInputError,
+    ComparisonReport,
+    Row,
+    compare_results,
+    plot_comparison,
+)
+from .spatial import (
+    CorrelationVsDistance,
+    SpaceTimeSpectrum,
+    SpatialSpectrum,
+    WaveSpeed,
+    correlation_vs_distance,
+    space_time_spectrum,
+    spatial_spectrum,
+    wave_speed,
+)
+from .spectra import PSD, BandAverage, log_band_average, psd
+from .stats import MeanVar, mean_var
+
+__all__ = [
+    "AnalysisInputError",
+    "BandAverage",
+    "BistableSpec",
+    "CompareInputError",
+    "ComparisonReport",
+    "CorrelationVsDistance",
+    "DwellTimes",
+    "MeanVar",
+    "NotBimodalError",
+    "PSD",
+    "Row",
+    "SpaceTimeSpectrum",
+    "SpatialSpectrum",
+    "Thresholds",
+    "WaveSpeed",
+    "auto_thresholds",
+    "bistable_signal",
+    "compare_results",
+    "correlation_vs_distance",
+    "dwell_times",
+    "log_band_average",
+    "mean_var",
+    "plot_comparison",
+    "psd",
+    "smooth",
+    "space_time_spectrum",
+    "spatial_spectrum",
+    "wave_speed",
+]

@@ -1,0 +1,259 @@
+"""One view of the data every analysis function reads: plain arrays or results.
+
+An analysis function accepts either
+
+* a plain array in the result layout ``[time, type, *lattice]`` (a 1-D array is
+  one type at one site, a 2-D array ``[time, type]`` is a single-site lattice),
+  plus the record interval in ms, or
+* a result object (as returned by ``meshfield.io.open_result``) with attributes
+  ``A`` (``[time, type, *lattice]``, Hz), ``types``, ``record_interval`` (ms),
+  ``shape`` (lattice shape) and ``config`` (nested dict; ``config["lattice"]``
+  holds ``dx`` in mm and ``boundary``).
+
+:class:`Record` hides the difference. It reads the time axis in slices, so a
+result whose ``A`` is a lazily loaded HDF5 dataset is never read into memory at
+once by the block-wise statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+BOUNDARIES = ("periodic", "open")
+
+
+class AnalysisInputError(ValueError):
+    """Input that an analysis function cannot use (shape, units, parameters)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record ``[time, type, *lattice]`` with its sampling and geometry.
+
+    Attributes
+    ----------
+    data : array-like, shape (n_time_total, n_types, *lattice_shape)
+        Activity in Hz (a numpy array or an HDF5 dataset; sliced on demand).
+    start : int
+        Index of the first sample after the discarded transient.
+    record_interval : float or None
+        Sampling interval in ms (None for an array given without one).
+    types : tuple of str
+        Type names (``"0", "1", ...`` for plain arrays).
+    lattice_shape : tuple of int
+        Lattice shape; at least one axis (a single site is ``(1,)``).
+    dx : float or None
+        Lattice spacing in mm.
+    boundary : str or None
+        ``"periodic"`` or ``"open"``.
+    """
+
+    data: Any
+    start: int
+    record_interval: float | None
+    types: tuple
+    lattice_shape: tuple
+    dx: float | None
+    boundary: str | None
+
+    @property
+    def n_time(self) -> int:
+        """Number of samples after the discarded transient."""
+        return int(self.data.shape[0]) - self.start
+
+    @property
+    def n_types(self) -> int:
+        return len(self.types)
+
+    @property
+    def n_sites(self) -> int:
+        return int(np.prod(self.lattice_shape))
+
+    @property
+    def duration(self) -> float:
+        """Duration in ms of the samples after the transient."""
+        return self.n_time * self.need_interval()
+
+    def need_interval(self) -> float:
+        """The record interval (ms); an error if an array came without one."""
+        if self.record_interval is None:
+            raise AnalysisInputError(
+                "record_interval (ms) is required for array input; pass "
+                "record_interval=<sampling interval of the record in ms>"
+            )
+        return self.record_interval
+
+    def need_geometry(self) -> tuple[float, str]:
+        """``(dx, boundary)``; an error if either is unknown."""
+        if self.dx is None:
+            raise AnalysisInputError("dx (lattice spacing in mm) is required for array input")
+        if self.boundary is None:
+            raise AnalysisInputError(
+                f"boundary is required for array input; allowed: {', '.join(BOUNDARIES)}"
+            )
+        return self.dx, self.boundary
+
+    def read(self, i0: int, i1: int) -> np.ndarray:
+        """Samples ``i0 .. i1-1`` (counted after the transient) as float64.
+
+        Returns
+        -------
+        ndarray, shape (i1 - i0, n_types, *lattice_shape)
+        """
+        block = np.asarray(self.data[self.start + i0 : self.start + i1], dtype=np.float64)
+        return block.reshape((i1 - i0, self.n_types) + self.lattice_shape)
+
+    def blocks(self, n_blocks: int) -> tuple[int, list[tuple[int, int]]]:
+        """Split the record into ``n_blocks`` equal contiguous blocks.
+
+        Returns the block length (samples) and the ``(i0, i1)`` of each block;
+        the ``n_time mod n_blocks`` last samples are left out so that all blocks
+        have the same weight.
+        """
+        if int(n_blocks) != n_blocks or n_blocks < 2:
+            raise AnalysisInputError(f"n_blocks = {n_blocks!r}: must be an integer >= 2")
+        n_blocks = int(n_blocks)
+        length = self.n_time // n_blocks
+        if length < 1:
+            raise AnalysisInputError(
+                f"n_blocks = {n_blocks} is more than the {self.n_time} samples left after "
+                "the discarded transient"
+            )
+        return length, [(b * length, (b + 1) * length) for b in range(n_blocks)]
+
+
+def is_result(obj: Any) -> bool:
+    """True for a result object (has ``A`` and ``record_interval``)."""
+    return hasattr(obj, "A") and hasattr(obj, "record_interval")
+
+
+def _check_interval(record_interval: Any) -> float | None:
+    if record_interval is None:
+        return None
+    value = float(record_interval)
+    if not (math.isfinite(value) and value > 0.0):
+        raise AnalysisInputError(f"record_interval = {record_interval!r}: must be a positive number of ms")
+    return value
+
+
+def _check_dx(dx: Any) -> float | None:
+    if dx is None:
+        return None
+    value = float(dx)
+    if not (math.isfinite(value) and value > 0.0):
+        raise AnalysisInputError(f"dx = {dx!r}: must be a positive lattice spacing in mm")
+    return value
+
+
+def _check_boundary(boundary: Any) -> str | None:
+    if boundary is None:
+        return None
+    if boundary not in BOUNDARIES:
+        raise AnalysisInputError(f"boundary = {boundary!r}: allowed values are {', '.join(BOUNDARIES)}")
+    return boundary
+
+
+def _agree(name: str, given: Any, from_result: Any) -> Any:
+    """The result's value, unless the caller gave a different one."""
+    if given is not None and from_result is not None and not np.isclose(given, from_result, rtol=1e-12, atol=0.0):
+        raise AnalysisInputError(
+            f"{name} = {given!r} contradicts the result's {name} = {from_result!r}; leave it out for results"
+        )
+    return from_result if from_result is not None else given
+
+
+def as_record(
+    obj: Any,
+    record_interval: float | None = None,
+    discard: float = 0.0,
+    dx: float | None = None,
+    boundary: str | None = None,
+) -> Record:
+    """Wrap an array or a result as a :class:`Record`.
+
+    Parameters
+    ----------
+    obj : array-like or result
+        ``[time, type, *lattice]`` (Hz), ``[time, type]`` or ``[time]``; or a
+        result object.
+    record_interval : float, optional
+        Sampling interval in ms (arrays; for a result it must agree if given).
+    discard : float
+        Initial transient to drop, in ms: the first
+        ``ceil(discard / record_interval)`` samples.
+    dx : float, optional
+        Lattice spacing in mm (arrays; for a result it must agree if given).
+    boundary : {"periodic", "open"}, optional
+        Boundary condition (arrays; for a result it must agree if given).
+    """
+    record_interval = _check_interval(record_interval)
+    dx = _check_dx(dx)
+    boundary = _check_boundary(boundary)
+    if is_result(obj):
+        data = obj.A
+        types = tuple(str(t) for t in obj.types)
+        lattice = getattr(obj, "shape", None)
+        lattice = tuple(int(n) for n in (data.shape[2:] if lattice is None else lattice))
+        lattice_cfg = (getattr(obj, "config", None) or {}).get("lattice", {})
+        record_interval = _agree("record_interval", record_interval, _check_interval(obj.record_interval))
+        dx = _agree("dx", dx, _check_dx(lattice_cfg.get("dx")))
+        result_boundary = _check_boundary(lattice_cfg.get("boundary"))
+        if boundary is not None and result_boundary is not None and boundary != result_boundary:
+            raise AnalysisInputError(
+                f"boundary = {boundary!r} contradicts the result's boundary = {result_boundary!r}"
+            )
+        boundary = result_boundary or boundary
+        if len(data.shape) < 2 or data.shape[1] != len(types):
+            raise AnalysisInputError(
+                f"result A has shape {tuple(data.shape)}; expected [time, type, *lattice] with "
+                f"{len(types)} types {list(types)}"
+            )
+        if int(np.prod(data.shape[2:])) != int(np.prod(lattice)):
+            raise AnalysisInputError(
+                f"result A has shape {tuple(data.shape)}, which does not hold the lattice shape {list(lattice)}"
+            )
+    else:
+        data = np.asarray(obj)
+        if data.ndim == 0:
+            raise AnalysisInputError("A must have a time axis; got a scalar")
+        if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+            raise AnalysisInputError(f"A must be numeric; got dtype {data.dtype}")
+        if data.ndim == 1:
+            data = data[:, None]
+        types = tuple(str(i) for i in range(data.shape[1]))
+        lattice = tuple(int(n) for n in data.shape[2:])
+    if not lattice:
+        lattice = (1,)
+    if any(n < 1 for n in lattice):
+        raise AnalysisInputError(f"lattice shape {list(lattice)} has an empty axis")
+    discard = float(discard)
+    if not (math.isfinite(discard) and discard >= 0.0):
+        raise AnalysisInputError(f"discard = {discard!r}: must be a non-negative time in ms")
+    start = 0
+    if discard > 0.0:
+        if record_interval is None:
+            raise AnalysisInputError("discard > 0 needs record_interval (ms) for array input")
+        start = int(math.ceil(discard / record_interval - 1e-9))
+    n_total = int(data.shape[0])
+    if n_total - start < 2:
+        raise AnalysisInputError(
+            f"only {max(n_total - start, 0)} samples remain after discarding {discard} ms of a record of "
+            f"{n_total} samples; need at least 2"
+        )
+    return Record(data, start, record_interval, types, lattice, dx, boundary)
+
+
+def type_index(record: Record, which: int | str) -> int:
+    """Index of a type given by name or index."""
+    if isinstance(which, str):
+        if which not in record.types:
+            raise AnalysisInputError(f"type {which!r} not found; types are {list(record.types)}")
+        return record.types.index(which)
+    index = int(which)
+    if not -record.n_types <= index < record.n_types:
+        raise AnalysisInputError(f"type index {which!r} out of range for {record.n_types} types")
+    return index % record.n_types

@@ -1,0 +1,532 @@
+"""Side-by-side statistics of two results with the acceptance rules of VALIDATION.md.
+
+Result A is the reference (the microscopic level, or the peer simulator). For
+every type:
+
+* mean activity: ``|B - A| <= 3 sqrt(SE_A^2 + SE_B^2)`` and ``|B - A| <= 0.05 |A|``
+  (batch-means standard errors, :func:`meshfield.analysis.mean_var`);
+* PSD (site-averaged per-site PSD, :func:`meshfield.analysis.psd` with 1 s
+  segments) in ``n_bands`` (default 8) log-spaced bands from 1 Hz to the
+  Nyquist rate: each band ``|B - A| <= 3 SE_diff`` or ``|B - A| <= 0.2 |A|``;
+* correlation of fluctuations at lattice distances 0, 1, 2 (lattices with more
+  than one site): ``|B - A| <= 3 SE_diff`` or ``|B - A| <= 0.05``;
+* with a ``bistable`` option: mean dwell time in each state ``|B - A| <=
+  0.25 A``, and at least 30 switches in each result.
+
+``SE_diff = sqrt(SE_A^2 + SE_B^2)``. A quantity that is undefined in both
+results (a correlation of a type without fluctuations) passes; undefined in
+one of them fails.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ._record import AnalysisInputError, as_record, is_result
+from .bistable import bistable_signal, dwell_times
+from .spatial import correlation_vs_distance
+from .spectra import log_band_average, psd
+from .stats import DEFAULT_BLOCKS, mean_var
+
+MEAN_SE_FACTOR = 3.0
+MEAN_RELATIVE = 0.05
+PSD_SE_FACTOR = 3.0
+PSD_RELATIVE = 0.20
+CORR_SE_FACTOR = 3.0
+CORR_ABSOLUTE = 0.05
+DWELL_RELATIVE = 0.25
+MIN_SWITCHES = 30
+
+
+class CompareInputError(AnalysisInputError):
+    """Two results that cannot be compared (types, lattice, sampling, length, values)."""
+
+
+@dataclass(frozen=True)
+class BistableSpec:
+    """How to find switching in a bistable result (see :func:`bistable_signal`).
+
+    Attributes
+    ----------
+    low, high : float
+        Hysteresis thresholds of the state signal ``A_1 - A_2``, Hz.
+    window_ms : float
+        Smoothing window of the state signal, ms.
+    populations : pair, optional
+        The two competing populations (default: the two types, or the two
+        sites of a one-type lattice).
+    """
+
+    low: float
+    high: float
+    window_ms: float = 0.0
+    populations: tuple | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One compared quantity.
+
+    Attributes
+    ----------
+    quantity : str
+        E.g. ``"mean"``, ``"psd 1-2.17 Hz"``, ``"corr d=1"``, ``"dwell up"``.
+    type : str
+        Type name (``"E1-E2"`` for the bistable state signal).
+    value_a, value_b : float
+        The value in the reference A and in B.
+    se_a, se_b : float
+        Their standard errors (NaN where not used).
+    unit : str
+        Unit of the values.
+    tolerance : str
+        The rule applied, with the numbers.
+    passed : bool
+    """
+
+    quantity: str
+    type: str
+    value_a: float
+    value_b: float
+    se_a: float
+    se_b: float
+    unit: str
+    tolerance: str
+    passed: bool
+
+    @property
+    def difference(self) -> float:
+        """``value_b - value_a``."""
+        return self.value_b - self.value_a
+
+
+@dataclass(frozen=True)
+class ComparisonReport:
+    """Result of :func:`compare_results`.
+
+    Attributes
+    ----------
+    rows : tuple of Row
+    labels : tuple of str
+        Names of A (reference) and B.
+    types : tuple of str
+    settings : dict
+        The analysis settings used (discard, segment_ms, n_bands, ...).
+    means : tuple of MeanVar
+    psds : tuple of PSD
+    bands : tuple of BandAverage
+    band_passed : ndarray of bool, shape (n_bands, n_types)
+    correlations : tuple of CorrelationVsDistance, or None
+    dwells : tuple of DwellTimes, or None
+    """
+
+    rows: tuple
+    labels: tuple
+    types: tuple
+    settings: dict
+    means: tuple
+    psds: tuple
+    bands: tuple
+    band_passed: np.ndarray
+    correlations: tuple | None = None
+    dwells: tuple | None = None
+
+    @property
+    def passed(self) -> bool:
+        """True when every quantity passed."""
+        return bool(self.rows) and all(row.passed for row in self.rows)
+
+    @property
+    def failures(self) -> list:
+        """The rows that failed."""
+        return [row for row in self.rows if not row.passed]
+
+    def format_text(self) -> str:
+        """A plain-text table of all rows with a summary line."""
+        a, b = self.labels
+        settings = ", ".join(f"{k}={v}" for k, v in self.settings.items())
+        lines = [f"A (reference): {a}", f"B: {b}", f"settings: {settings}", ""]
+        header = ("quantity", "type", "A", "B", "SE(A)", "SE(B)", "unit", "tolerance", "result")
+        table = [header] + [
+            (
+                row.quantity,
+                row.type,
+                _number(row.value_a),
+                _number(row.value_b),
+                _number(row.se_a),
+                _number(row.se_b),
+                row.unit,
+                row.tolerance,
+                "pass" if row.passed else "FAIL",
+            )
+            for row in self.rows
+        ]
+        widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+        lines += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
+        failures = self.failures
+        lines.append("")
+        if failures:
+            names = "; ".join(f"{row.quantity} ({row.type})" for row in failures)
+            lines.append(f"FAIL: {len(failures)} of {len(self.rows)} quantities out of tolerance: {names}")
+        else:
+            lines.append(f"PASS: all {len(self.rows)} quantities within tolerance")
+        return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
+
+
+def _se_diff(se_a: float, se_b: float) -> float:
+    return math.sqrt(se_a**2 + se_b**2)
+
+
+def _both_undefined(a: float, b: float) -> bool:
+    return math.isnan(a) and math.isnan(b)
+
+
+def _bistable_spec(bistable) -> BistableSpec | None:
+    if bistable is None or isinstance(bistable, BistableSpec):
+        return bistable
+    if not isinstance(bistable, dict):
+        raise CompareInputError(f"bistable = {bistable!r}: expected a BistableSpec or a dict")
+    allowed = {f.name for f in fields(BistableSpec)}
+    unknown = set(bistable) - allowed
+    if unknown or not {"low", "high"} <= set(bistable):
+        raise CompareInputError(
+            f"bistable has keys {sorted(bistable)}; needs low and high, allowed: {sorted(allowed)}"
+        )
+    return BistableSpec(**bistable)
+
+
+def _check_compatible(records, labels) -> None:
+    a, b = records
+    la, lb = labels
+    if list(a.types) != list(b.types):
+        raise CompareInputError(f"types differ: {la} has {list(a.types)}, {lb} has {list(b.types)}")
+    if a.lattice_shape != b.lattice_shape:
+        raise CompareInputError(
+            f"lattice shapes differ: {la} has {list(a.lattice_shape)}, {lb} has {list(b.lattice_shape)}"
+        )
+    if not math.isclose(a.record_interval, b.record_interval, rel_tol=1e-9):
+        raise CompareInputError(
+            f"record intervals differ: {la} has {a.record_interval} ms, {lb} has {b.record_interval} ms"
+        )
+    if a.n_sites > 1:
+        for name, va, vb in (("lattice.dx", a.dx, b.dx), ("lattice.boundary", a.boundary, b.boundary)):
+            if va is None or vb is None:
+                raise CompareInputError(f"{name} is missing from the configuration of {la if va is None else lb}")
+            if va != vb and not (isinstance(va, float) and math.isclose(va, vb, rel_tol=1e-9)):
+                raise CompareInputError(f"{name} differs: {la} has {va!r}, {lb} has {vb!r}")
+
+
+def compare_results(
+    res_a,
+    res_b,
+    discard: float = 500.0,
+    *,
+    bistable=None,
+    labels: tuple = ("A", "B"),
+    segment_ms: float = 1000.0,
+    n_bands: int = 8,
+    f_min: float = 1.0,
+    n_blocks: int = DEFAULT_BLOCKS,
+    distances: tuple = (0, 1, 2),
+    min_switches: int = MIN_SWITCHES,
+) -> ComparisonReport:
+    """Compare the statistics of two results with the acceptance rules of VALIDATION.md.
+
+    Parameters
+    ----------
+    res_a : result
+        The reference (microscopic level or peer).
+    res_b : result
+        The result under test. Both need the same types (in the same order),
+        lattice shape, spacing, boundary and record interval; their durations
+        may differ.
+    discard : float
+        Initial transient dropped from both, ms.
+    bistable : BistableSpec or dict, optional
+        Thresholds (and smoothing, populations) for the dwell-time comparison.
+    labels : pair of str
+        Names of A and B in the report.
+    segment_ms : float
+        PSD segment duration, ms (1000 ms gives 1 Hz bins, the lowest band edge).
+    n_bands : int
+        Number of log-spaced PSD bands (VALIDATION.md: at least 8).
+    f_min : float
+        Lowest band edge, Hz (VALIDATION.md: 1 Hz).
+    n_blocks : int
+        Blocks for the batch-means and correlation standard errors.
+    distances : tuple of int
+        Lattice distances (site spacings) whose correlations are compared.
+    min_switches : int
+        Switches each result must show for the dwell-time comparison.
+
+    Returns
+    -------
+    ComparisonReport
+
+    Raises
+    ------
+    CompareInputError
+        For results that cannot be compared, with the reason.
+    """
+    labels = tuple(str(label) for label in labels)
+    if len(labels) != 2:
+        raise CompareInputError(f"labels = {labels!r}: must be a pair")
+    for label, res in zip(labels, (res_a, res_b)):
+        if not is_result(res):
+            raise CompareInputError(f"{label} is not a result (needs attributes A, types, record_interval, config)")
+    spec = _bistable_spec(bistable)
+    try:
+        records = tuple(as_record(res, discard=discard) for res in (res_a, res_b))
+    except AnalysisInputError as error:
+        raise CompareInputError(str(error)) from error
+    _check_compatible(records, labels)
+    types = records[0].types
+    dt = records[0].record_interval
+    nyquist = 1000.0 / (2.0 * dt)
+    rows: list[Row] = []
+
+    try:
+        means = tuple(mean_var(res, discard=discard, n_blocks=n_blocks) for res in (res_a, res_b))
+    except AnalysisInputError as error:
+        raise CompareInputError(str(error)) from error
+    for label, m in zip(labels, means):
+        if not np.all(np.isfinite(m.mean)):
+            raise CompareInputError(f"{label}: the activity contains non-finite values")
+    for t, name in enumerate(types):
+        a, b = float(means[0].mean[t]), float(means[1].mean[t])
+        se_a, se_b = float(means[0].mean_se[t]), float(means[1].mean_se[t])
+        se_limit = MEAN_SE_FACTOR * _se_diff(se_a, se_b)
+        rel_limit = MEAN_RELATIVE * abs(a)
+        rows.append(
+            Row(
+                "mean", name, a, b, se_a, se_b, "Hz",
+                f"|d|<=3SE={se_limit:.3g} and |d|<=5%={rel_limit:.3g}",
+                abs(b - a) <= se_limit and abs(b - a) <= rel_limit,
+            )
+        )
+
+    try:
+        psds = tuple(psd(res, discard=discard, segment_ms=segment_ms) for res in (res_a, res_b))
+        bands = tuple(log_band_average(p, f_min=f_min, f_max=nyquist, n_bands=n_bands) for p in psds)
+    except AnalysisInputError as error:
+        raise CompareInputError(f"PSD: {error}") from error
+    empty = [i for i in range(n_bands) if bands[0].n_bins[i] == 0 or bands[1].n_bins[i] == 0]
+    if empty:
+        i = empty[0]
+        raise CompareInputError(
+            f"PSD band {bands[0].f_lo[i]:.3g}-{bands[0].f_hi[i]:.3g} Hz holds no frequency bin with "
+            f"segments of {psds[0].segment_ms} ms; use longer segments (segment_ms) or fewer bands"
+        )
+    band_passed = np.zeros((n_bands, len(types)), dtype=bool)
+    for t, name in enumerate(types):
+        for i in range(n_bands):
+            a, b = float(bands[0].value[i, t]), float(bands[1].value[i, t])
+            se_a, se_b = float(bands[0].se[i, t]), float(bands[1].se[i, t])
+            se_limit = PSD_SE_FACTOR * _se_diff(se_a, se_b)
+            rel_limit = PSD_RELATIVE * abs(a)
+            ok = abs(b - a) <= se_limit or abs(b - a) <= rel_limit
+            band_passed[i, t] = ok
+            rows.append(
+                Row(
+                    f"psd {bands[0].f_lo[i]:.3g}-{bands[0].f_hi[i]:.3g} Hz", name, a, b, se_a, se_b, "Hz",
+                    f"|d|<=3SE={se_limit:.3g} or |d|<=20%={rel_limit:.3g}", ok,
+                )
+            )
+
+    correlations = None
+    if records[0].n_sites > 1:
+        reach = max(distances) if distances else 0
+        correlations = tuple(
+            correlation_vs_distance(res, max_distance=reach, discard=discard, n_blocks=n_blocks)
+            for res in (res_a, res_b)
+        )
+        for t, name in enumerate(types):
+            for d in distances:
+                where = np.flatnonzero(np.isclose(correlations[0].distances, d))
+                if where.size == 0:
+                    continue
+                j = int(where[0])
+                a, b = float(correlations[0].r[t, j]), float(correlations[1].r[t, j])
+                se_a, se_b = float(correlations[0].r_err[t, j]), float(correlations[1].r_err[t, j])
+                se_limit = CORR_SE_FACTOR * _se_diff(se_a, se_b)
+                ok = _both_undefined(a, b) or abs(b - a) <= se_limit or abs(b - a) <= CORR_ABSOLUTE
+                rows.append(
+                    Row(
+                        f"corr d={d:g}", name, a, b, se_a, se_b, "1",
+                        f"|d|<=3SE={se_limit:.3g} or |d|<=0.05", bool(ok),
+                    )
+                )
+
+    dwells = None
+    if spec is not None:
+        try:
+            signals = [
+                bistable_signal(res, populations=spec.populations, window_ms=spec.window_ms, discard=discard)
+                for res in (res_a, res_b)
+            ]
+            dwells = tuple(dwell_times(s, dt, spec.low, spec.high) for s in signals)
+        except AnalysisInputError as error:
+            raise CompareInputError(f"bistable: {error}") from error
+        pair = _pair_name(records[0], spec.populations)
+        n_a, n_b = dwells[0].n_switches, dwells[1].n_switches
+        rows.append(
+            Row(
+                "switches", pair, float(n_a), float(n_b), float("nan"), float("nan"), "1",
+                f">={min_switches} in each", n_a >= min_switches and n_b >= min_switches,
+            )
+        )
+        for state in ("up", "down"):
+            a = getattr(dwells[0], f"mean_{state}")
+            b = getattr(dwells[1], f"mean_{state}")
+            limit = DWELL_RELATIVE * abs(a)
+            rows.append(
+                Row(
+                    f"dwell {state}", pair, a, b,
+                    getattr(dwells[0], f"se_{state}"), getattr(dwells[1], f"se_{state}"), "ms",
+                    f"|d|<=25%={limit:.3g}", bool(abs(b - a) <= limit),
+                )
+            )
+
+    settings = {
+        "discard_ms": discard,
+        "segment_ms": psds[0].segment_ms,
+        "segments": f"{psds[0].n_segments}/{psds[1].n_segments}",
+        "n_bands": n_bands,
+        "blocks": n_blocks,
+        "block_ms": f"{means[0].block_ms:g}/{means[1].block_ms:g}",
+    }
+    return ComparisonReport(
+        rows=tuple(rows),
+        labels=labels,
+        types=types,
+        settings=settings,
+        means=means,
+        psds=psds,
+        bands=bands,
+        band_passed=band_passed,
+        correlations=correlations,
+        dwells=dwells,
+    )
+
+
+def _pair_name(record, populations) -> str:
+    if populations is None:
+        if record.n_types == 2:
+            return f"{record.types[0]}-{record.types[1]}"
+        return f"{record.types[0]}[0]-{record.types[0]}[1]"
+
+    def name(p):
+        if isinstance(p, (tuple, list)):
+            t = p[0] if isinstance(p[0], str) else record.types[int(p[0])]
+            return f"{t}[{p[1]}]"
+        return p if isinstance(p, str) else record.types[int(p)]
+
+    return f"{name(populations[0])}-{name(populations[1])}"
+
+
+def plot_comparison(report: ComparisonReport, path) -> None:
+    """Draw a comparison report to an image file (format from the suffix).
+
+    Panels: the mean activity per type relative to A, in percent, with the
+    5 % band shaded (error bars: 3 standard errors; tick labels give the
+    values in Hz); the
+    PSD of each type for both results, with the comparison bands shaded green
+    (pass) or red (fail) and the band averages marked; the correlation vs
+    distance (lattices); the dwell-time distributions (bistable option).
+
+    Parameters
+    ----------
+    report : ComparisonReport
+    path : str or path-like
+        Output file, e.g. ``compare.png`` or ``compare.pdf``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    colours = ("tab:blue", "tab:orange")
+    types = report.types
+    n_panels = 1 + len(types) + (report.correlations is not None) + (report.dwells is not None)
+    n_cols = 2
+    n_rows = (n_panels + n_cols - 1) // n_cols
+    figure = Figure(figsize=(6.0 * n_cols, 4.2 * n_rows))
+    # Fixed margins: an automatic layout engine would double the drawing time.
+    figure.subplots_adjust(left=0.08, right=0.98, bottom=0.08, top=0.95, hspace=0.45, wspace=0.25)
+    FigureCanvasAgg(figure)
+    axes = iter(figure.subplots(n_rows, n_cols, squeeze=False).ravel())
+
+    ax = next(axes)
+    positions = np.arange(len(types))
+    reference = report.means[0].mean
+    scale = np.where(reference != 0, 100.0 / np.abs(np.where(reference != 0, reference, 1.0)), np.nan)
+    ax.axhspan(-100.0 * MEAN_RELATIVE, 100.0 * MEAN_RELATIVE, color="0.9", lw=0, label="±5 %")
+    for k, (label, means) in enumerate(zip(report.labels, report.means)):
+        ax.errorbar(
+            positions + (k - 0.5) * 0.2, (means.mean - reference) * scale, yerr=3.0 * means.mean_se * scale,
+            fmt="o", color=colours[k], capsize=4, label=label,
+        )
+    mean_ok = {row.type: row.passed for row in report.rows if row.quantity == "mean"}
+    ax.set_xticks(
+        positions,
+        [
+            f"{t}: {report.means[0].mean[i]:.3g} / {report.means[1].mean[i]:.3g} Hz\n"
+            f"{'pass' if mean_ok[t] else 'FAIL'}"
+            for i, t in enumerate(types)
+        ],
+    )
+    ax.set_xlim(-0.5, len(types) - 0.5)
+    ax.set_ylabel(f"mean activity relative to {report.labels[0]} (%)")
+    ax.set_title("mean per type (bars: 3 SE)")
+    ax.legend()
+
+    for t, name in enumerate(types):
+        ax = next(axes)
+        bands = report.bands[0]
+        for i in range(bands.f_lo.size):
+            ax.axvspan(
+                bands.f_lo[i], bands.f_hi[i], color="tab:green" if report.band_passed[i, t] else "tab:red",
+                alpha=0.12, lw=0,
+            )
+        for k, (label, spectrum, band) in enumerate(zip(report.labels, report.psds, report.bands)):
+            positive = spectrum.freqs > 0
+            ax.loglog(spectrum.freqs[positive], spectrum.S[positive, t], color=colours[k], lw=0.8, alpha=0.7, label=label)
+            ax.errorbar(band.f_center, band.value[:, t], yerr=3.0 * band.se[:, t], fmt="s", color=colours[k], ms=4, capsize=3)
+        ax.set_xlabel("frequency (Hz)")
+        ax.set_ylabel("PSD (Hz, two-sided)")
+        ax.set_title(f"PSD of site activity, type {name} (bands: green pass, red fail)")
+        ax.legend()
+
+    if report.correlations is not None:
+        ax = next(axes)
+        for k, (label, corr) in enumerate(zip(report.labels, report.correlations)):
+            for t, name in enumerate(types):
+                ax.errorbar(
+                    corr.distances_mm, corr.r[t], yerr=3.0 * corr.r_err[t], fmt="o-" if t == 0 else "s--",
+                    color=colours[k], capsize=3, label=f"{label} {name}",
+                )
+        ax.set_xlabel("distance (mm)")
+        ax.set_ylabel("correlation coefficient")
+        ax.set_title("correlation of fluctuations (bars: 3 SE)")
+        ax.legend()
+
+    if report.dwells is not None:
+        ax = next(axes)
+        longest = max(max(d.up.max(initial=0.0), d.down.max(initial=0.0)) for d in report.dwells)
+        edges = np.linspace(0.0, longest if longest > 0 else 1.0, 31)
+        for k, (label, dwell) in enumerate(zip(report.labels, report.dwells)):
+            ax.hist(dwell.up, bins=edges, histtype="step", color=colours[k], density=True, label=f"{label} up")
+            ax.hist(dwell.down, bins=edges, histtype="step", color=colours[k], ls="--", density=True, label=f"{label} down")
+        ax.set_xlabel("dwell time (ms)")
+        ax.set_ylabel("density (1/ms)")
+        ax.set_title("dwell times")
+        ax.legend()
+
+    for ax in axes:
+        ax.set_visible(False)
+    figure.savefig(path, dpi=100)

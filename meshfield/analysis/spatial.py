@@ -1,0 +1,599 @@
+"""Spatial statistics: correlation vs distance, spatial and space-time spectra, wave speed.
+
+Wave numbers are angular, in rad/mm; the lattice wave-number step of an axis of
+``n`` sites is ``2 pi / (n dx)``. Space-time spectra use the physical sign
+convention ``exp(-i (k.x - omega t))``: a wave ``cos(k.x - omega t)`` travelling
+along ``+k`` has its power at ``(f, k)`` with ``f > 0`` (and the mirror point
+``(-f, -k)``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._record import AnalysisInputError, Record, as_record, is_result, type_index
+from .stats import DEFAULT_BLOCKS
+
+# Samples x sites per FFT batch: bounds the memory of the block-wise transforms
+# (about 64 MB of complex128) without a Python loop per time step.
+_BATCH_ELEMENTS = 1 << 22
+# A site whose variance is below this fraction of its squared mean is treated
+# as constant (its fluctuations are rounding noise, not activity).
+_CONSTANT_RTOL = 1e-12
+
+
+def _batches(i0: int, i1: int, per_sample: int):
+    step = max(1, _BATCH_ELEMENTS // max(per_sample, 1))
+    for j in range(i0, i1, step):
+        yield j, min(j + step, i1)
+
+
+def _displacements(n: int, periodic: bool, size: int) -> np.ndarray:
+    """Signed site displacement of each FFT offset along one axis.
+
+    Periodic (``size == n``): minimum image. Open (``size == 2 n``): offsets
+    ``n .. 2n-1`` are the negative displacements of the zero-padded transform.
+    """
+    offsets = np.arange(size)
+    if periodic:
+        return np.where(offsets <= n // 2, offsets, offsets - n)
+    return np.where(offsets < n, offsets, offsets - size)
+
+
+@dataclass(frozen=True)
+class CorrelationVsDistance:
+    """Correlation coefficient of activity fluctuations between sites vs distance.
+
+    Attributes
+    ----------
+    distances : ndarray, shape (n_distances,)
+        Euclidean lattice distances in site spacings present on the lattice up
+        to ``max_distance`` (0, 1, sqrt 2, 2, ... in 2-D).
+    distances_mm : ndarray, shape (n_distances,)
+        The same in mm.
+    r : ndarray, shape (n_types, n_distances)
+        Mean correlation coefficient over all site pairs at that distance
+        (1 at distance 0 by construction; NaN for a type without fluctuations).
+    r_err : ndarray, shape (n_types, n_distances)
+        Standard error of ``r`` from time blocks.
+    n_pairs : ndarray of int, shape (n_distances,)
+        Number of ordered site pairs at each distance.
+    n_blocks : int
+        Number of time blocks used for the standard errors.
+    types : tuple of str
+        Type names.
+    """
+
+    distances: np.ndarray
+    distances_mm: np.ndarray
+    r: np.ndarray
+    r_err: np.ndarray
+    n_pairs: np.ndarray
+    n_blocks: int
+    types: tuple
+
+
+def _site_moments(record: Record, i_end: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-site mean and variance over samples ``0 .. i_end-1``."""
+    per_sample = record.n_types * record.n_sites
+    shift = record.read(0, 1)[0]
+    total = np.zeros_like(shift)
+    total_sq = np.zeros_like(shift)
+    # Sums of the data minus its first sample keep the variance free of the
+    # cancellation between sum A^2 and (sum A)^2 for a large mean.
+    for j0, j1 in _batches(0, i_end, per_sample):
+        x = record.read(j0, j1) - shift
+        total += x.sum(axis=0)
+        total_sq += (x**2).sum(axis=0)
+    centred_mean = total / i_end
+    return shift + centred_mean, np.maximum(total_sq / i_end - centred_mean**2, 0.0)
+
+
+def correlation_vs_distance(
+    A,
+    dx: float | None = None,
+    boundary: str | None = None,
+    max_distance: float | None = None,
+    *,
+    record_interval: float | None = None,
+    discard: float = 0.0,
+    n_blocks: int = DEFAULT_BLOCKS,
+) -> CorrelationVsDistance:
+    """Correlation coefficient of fluctuations between sites as a function of distance.
+
+    Fluctuations are ``z(x, t) = (A(x, t) - m_x) / s_x`` with the per-site mean
+    ``m_x`` and standard deviation ``s_x`` over the whole record (after
+    ``discard``). For each time block ``b`` the average of ``z(x) z(y)`` over
+    all ordered site pairs at distance ``d`` and over the block's samples is
+    ``c_b(d)``; the block estimate is ``r_b(d) = c_b(d) / c_b(0)``, and ``r`` and
+    its standard error are the mean and standard error of ``r_b`` over blocks
+    (so ``r(0) = 1`` exactly). Periodic lattices use the minimum image; open
+    lattices only pairs inside the lattice. Sites without fluctuations are left
+    out. All pair sums are computed with FFTs over the lattice.
+
+    Parameters
+    ----------
+    A : array, shape (n_time, n_types, *lattice), or a result
+        Activity in Hz.
+    dx : float
+        Lattice spacing in mm (arrays; taken from a result's config).
+    boundary : {"periodic", "open"}
+        Boundary condition (arrays; taken from a result's config).
+    max_distance : float, optional
+        Largest distance reported, in site spacings; default half the shortest
+        lattice axis longer than one site (0 on a single site).
+    record_interval : float, optional
+        ms; needed for arrays when ``discard > 0``.
+    discard : float
+        Initial transient to drop, ms.
+    n_blocks : int
+        Number of time blocks for the standard errors (>= 2); see
+        :func:`meshfield.analysis.mean_var` for the choice of block length.
+
+    Returns
+    -------
+    CorrelationVsDistance
+    """
+    record = as_record(A, record_interval, discard, dx=dx, boundary=boundary)
+    dx, boundary = record.need_geometry()
+    lattice = record.lattice_shape
+    periodic = boundary == "periodic"
+    if max_distance is None:
+        long_axes = [n for n in lattice if n > 1]
+        max_distance = min(long_axes) // 2 if long_axes else 0
+    if not (math.isfinite(max_distance) and max_distance >= 0):
+        raise AnalysisInputError(f"max_distance = {max_distance!r}: must be >= 0 site spacings")
+    length, blocks = record.blocks(n_blocks)
+    mean, var = _site_moments(record, length * len(blocks))
+    valid = var > _CONSTANT_RTOL * mean**2
+    valid &= var > 0.0
+    scale = np.where(valid, 1.0 / np.sqrt(np.where(valid, var, 1.0)), 0.0)
+
+    fft_shape = tuple(n if periodic else 2 * n for n in lattice)
+    axes = tuple(range(-len(lattice), 0))
+    grids = np.meshgrid(
+        *[_displacements(n, periodic, size) for n, size in zip(lattice, fft_shape)], indexing="ij"
+    )
+    squared = sum(g.astype(np.int64) ** 2 for g in grids)
+    geometric = np.ones(fft_shape, dtype=bool)
+    for g, n in zip(grids, lattice):
+        geometric &= np.abs(g) < n
+    wanted = geometric & (squared <= max_distance**2 + 1e-9)
+    distances_sq, label = np.unique(squared[wanted], return_inverse=True)
+    groups = np.full(fft_shape, -1)
+    groups[wanted] = label
+    n_groups = distances_sq.size
+    keep = groups.ravel() >= 0
+
+    def grouped(values: np.ndarray) -> np.ndarray:
+        """Sum of values (n_types, *fft_shape) over the offsets of each distance."""
+        flat = values.reshape(values.shape[0], -1)[:, keep]
+        return np.stack([np.bincount(label, weights=row, minlength=n_groups) for row in flat])
+
+    def autocorrelate(field: np.ndarray) -> np.ndarray:
+        """sum_x f(x) f(x + offset) for every FFT offset, summed over leading axes."""
+        spectrum = np.fft.fftn(field, s=fft_shape, axes=axes)
+        power = (spectrum.real**2 + spectrum.imag**2).reshape((-1, record.n_types) + fft_shape).sum(axis=0)
+        return np.fft.ifftn(power, axes=axes).real
+
+    pairs_per_sample = grouped(np.rint(autocorrelate(valid.astype(float)[None])))
+    n_pairs = grouped(np.rint(autocorrelate(np.ones((1, record.n_types) + lattice))))[0].astype(int)
+    per_sample = record.n_types * int(np.prod(fft_shape))
+    block_r = np.empty((len(blocks), record.n_types, n_groups))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for b, (i0, i1) in enumerate(blocks):
+            sums = np.zeros((record.n_types,) + fft_shape)
+            for j0, j1 in _batches(i0, i1, per_sample):
+                sums += autocorrelate((record.read(j0, j1) - mean) * scale)
+            c = grouped(sums) / (pairs_per_sample * length)
+            block_r[b] = c / c[:, :1]
+    distances = np.sqrt(distances_sq.astype(float))
+    return CorrelationVsDistance(
+        distances=distances,
+        distances_mm=distances * dx,
+        r=block_r.mean(axis=0),
+        r_err=block_r.std(axis=0, ddof=1) / np.sqrt(len(blocks)),
+        n_pairs=n_pairs,
+        n_blocks=len(blocks),
+        types=record.types,
+    )
+
+
+@dataclass(frozen=True)
+class SpatialSpectrum:
+    """Radially averaged spatial power spectrum and its dominant wave number.
+
+    Attributes
+    ----------
+    k : ndarray, shape (n_shells,)
+        Shell wave numbers ``m * k_step`` (rad/mm), m = 0, 1, ...
+    power : ndarray, shape (n_types, n_shells)
+        Mean power per Fourier mode in each shell, Hz^2:
+        ``|sum_x A(x) exp(-i k.x)|^2 / n_sites^2``, averaged over the modes of
+        the shell and over time; summed over all modes this is the spatial
+        mean square of A (after removing the spatial mean if asked).
+    n_modes : ndarray of int, shape (n_shells,)
+        Number of lattice wave vectors in each shell.
+    k_step : float
+        Shell width ``2 pi / (n dx)`` with ``n`` the shortest lattice axis
+        longer than one site (rad/mm); the lattice wave-number step on a
+        square lattice.
+    k_peak : ndarray, shape (n_types,)
+        Dominant wave number (rad/mm): the power-weighted mean ``|k|`` of the
+        modes in the shell of largest mean power, excluding ``k = 0``.
+    k_peak_steps : ndarray of int, shape (n_types,)
+        Index of that shell: ``|k|`` in lattice wave-number steps, rounded.
+    wavelength : ndarray, shape (n_types,)
+        ``2 pi / k_peak``, mm.
+    k_vector_peak : ndarray, shape (n_types, lattice_ndim)
+        The single lattice wave vector of largest power, rad/mm (of the pair
+        ``+-k`` of a real field, the first in FFT order).
+    types : tuple of str
+        Type names (``("0",)`` for a snapshot).
+    """
+
+    k: np.ndarray
+    power: np.ndarray
+    n_modes: np.ndarray
+    k_step: float
+    k_peak: np.ndarray
+    k_peak_steps: np.ndarray
+    wavelength: np.ndarray
+    k_vector_peak: np.ndarray
+    types: tuple
+
+
+def spatial_spectrum(
+    A,
+    dx: float | None = None,
+    *,
+    lattice_ndim: int | None = None,
+    record_interval: float | None = None,
+    discard: float = 0.0,
+    remove_mean: bool = True,
+) -> SpatialSpectrum:
+    """Spatial power spectrum (radially averaged in 2-D) and the dominant wave number.
+
+    Parameters
+    ----------
+    A : array or result
+        A snapshot ``[*lattice]`` (Hz) when ``lattice_ndim`` is None; with
+        ``lattice_ndim`` an array in the result layout
+        ``[time, type, *lattice]``; or a result. Records are averaged over time
+        (after ``discard``), per type, which suits stationary patterns and
+        travelling waves alike.
+    dx : float
+        Lattice spacing in mm (arrays; taken from a result's config).
+    lattice_ndim : int, optional
+        Number of lattice axes of an array in the result layout.
+    record_interval : float, optional
+        ms; needed for arrays when ``discard > 0``.
+    discard : float
+        Initial transient to drop, ms.
+    remove_mean : bool
+        Subtract the spatial mean of each snapshot (then the ``k = 0`` power is 0).
+
+    Returns
+    -------
+    SpatialSpectrum
+    """
+    if is_result(A) or lattice_ndim is not None:
+        if not is_result(A) and np.ndim(A) != lattice_ndim + 2:
+            raise AnalysisInputError(
+                f"A has {np.ndim(A)} axes; with lattice_ndim = {lattice_ndim} the layout "
+                f"[time, type, *lattice] needs {lattice_ndim + 2}"
+            )
+        record = as_record(A, record_interval, discard, dx=dx)
+        lattice = record.lattice_shape
+        per_sample = record.n_types * record.n_sites
+        chunks = (record.read(j0, j1) for j0, j1 in _batches(0, record.n_time, per_sample))
+        n_time, types = record.n_time, record.types
+        dx = record.dx
+    else:
+        snapshot = np.asarray(A, dtype=float)
+        if snapshot.ndim == 0:
+            raise AnalysisInputError("a snapshot needs at least one lattice axis")
+        lattice = snapshot.shape
+        chunks = iter([snapshot[None, None]])
+        n_time, types = 1, ("0",)
+    if dx is None or not dx > 0:
+        raise AnalysisInputError(f"dx = {dx!r}: a positive lattice spacing in mm is required")
+    long_axes = [n for n in lattice if n > 1]
+    if not long_axes:
+        raise AnalysisInputError("a spatial spectrum needs a lattice with more than one site")
+    axes = tuple(range(-len(lattice), 0))
+    n_sites = int(np.prod(lattice))
+    power = np.zeros((len(types),) + tuple(lattice))
+    for x in chunks:
+        if remove_mean:
+            x = x - x.mean(axis=axes, keepdims=True)
+        spectrum = np.fft.fftn(x, axes=axes)
+        power += (spectrum.real**2 + spectrum.imag**2).sum(axis=0)
+    power /= n_time * n_sites**2
+
+    k_axes = [2.0 * np.pi * np.fft.fftfreq(n, d=dx) for n in lattice]
+    k_grid = np.meshgrid(*k_axes, indexing="ij")
+    k_norm = np.sqrt(sum(k**2 for k in k_grid))
+    k_step = 2.0 * np.pi / (min(long_axes) * dx)
+    shell = np.rint(k_norm / k_step).astype(int).ravel()
+    n_modes = np.bincount(shell)
+    flat = power.reshape(len(types), -1)
+    shell_power = np.stack([np.bincount(shell, weights=row, minlength=n_modes.size) for row in flat])
+    with np.errstate(invalid="ignore"):
+        shell_power = np.where(n_modes > 0, shell_power / np.maximum(n_modes, 1), 0.0)
+    peak_shell = 1 + np.argmax(shell_power[:, 1:], axis=1)
+    k_peak = np.empty(len(types))
+    k_vectors = np.stack([k.ravel() for k in k_grid], axis=1)
+    nonzero = k_norm.ravel() > 0
+    k_vector_peak = np.empty((len(types), len(lattice)))
+    for t in range(len(types)):
+        members = shell == peak_shell[t]
+        weight = flat[t, members].sum()
+        k_peak[t] = (flat[t, members] @ k_norm.ravel()[members]) / weight if weight > 0 else peak_shell[t] * k_step
+        best = np.flatnonzero(nonzero)[np.argmax(flat[t, nonzero])]
+        k_vector_peak[t] = k_vectors[best]
+    return SpatialSpectrum(
+        k=np.arange(n_modes.size) * k_step,
+        power=shell_power,
+        n_modes=n_modes,
+        k_step=k_step,
+        k_peak=k_peak,
+        k_peak_steps=peak_shell,
+        wavelength=2.0 * np.pi / k_peak,
+        k_vector_peak=k_vector_peak,
+        types=types,
+    )
+
+
+@dataclass(frozen=True)
+class SpaceTimeSpectrum:
+    """Power of a (time x space) field over frequency and wave vector.
+
+    Attributes
+    ----------
+    freqs : ndarray, shape (n_time,)
+        Frequencies in Hz, ascending (``fftshift`` order).
+    k : tuple of ndarray, one of shape (n_i,) per lattice axis
+        Angular wave numbers in rad/mm, ascending.
+    power : ndarray, shape (n_time, *lattice)
+        ``|sum_{t,x} dA(t, x) exp(-i (k.x - 2 pi f t))|^2 / (n_time n_sites)^2``
+        in Hz^2, with ``dA`` the field minus its overall mean; the sum over all
+        entries is the mean square of ``dA``.
+    """
+
+    freqs: np.ndarray
+    k: tuple
+    power: np.ndarray
+
+
+def _field(A, record_interval, dx, which, discard, duration) -> tuple[np.ndarray, float, float]:
+    """One type's field ``[time, *lattice]`` with its record interval and dx."""
+    if is_result(A):
+        record = as_record(A, record_interval, discard, dx=dx)
+    else:
+        array = np.asarray(A)
+        if array.ndim < 2:
+            raise AnalysisInputError(f"A has shape {array.shape}; expected [time, *lattice]")
+        record = as_record(array[:, None], record_interval, discard, dx=dx)
+    dt = record.need_interval()
+    if record.dx is None:
+        raise AnalysisInputError("dx (lattice spacing in mm) is required for array input")
+    n_time = record.n_time
+    if duration is not None:
+        if not duration > 0:
+            raise AnalysisInputError(f"duration = {duration!r}: must be a positive time in ms")
+        n_time = min(n_time, int(duration / dt + 1e-9))
+        if n_time < 2:
+            raise AnalysisInputError(f"duration = {duration} ms holds fewer than 2 samples")
+    return record.read(0, n_time)[:, type_index(record, which)], dt, record.dx
+
+
+def _space_time_power(field: np.ndarray, dt: float, dx: float):
+    """Unshifted frequencies (Hz), wave numbers (rad/mm) and power of a field."""
+    n_time = field.shape[0]
+    lattice = field.shape[1:]
+    axes = tuple(range(1, field.ndim))
+    fluctuation = field - field.mean()
+    # exp(-i k.x) in space and exp(+i omega t) in time: the physical convention.
+    transform = np.fft.ifft(np.fft.fftn(fluctuation, axes=axes), axis=0) * n_time
+    power = (transform.real**2 + transform.imag**2) / (n_time * int(np.prod(lattice))) ** 2
+    freqs = np.fft.fftfreq(n_time, d=dt * 1e-3)
+    ks = tuple(2.0 * np.pi * np.fft.fftfreq(n, d=dx) for n in lattice)
+    return freqs, ks, power
+
+
+def space_time_spectrum(
+    A,
+    record_interval: float | None = None,
+    dx: float | None = None,
+    *,
+    type: int | str = 0,
+    discard: float = 0.0,
+    duration: float | None = None,
+) -> SpaceTimeSpectrum:
+    """2-D (or 3-D) FFT power of a field over time and space.
+
+    Parameters
+    ----------
+    A : array, shape (n_time, *lattice), or a result
+        One type's activity in Hz (e.g. a row of sites over time), or a result
+        from which ``type`` is taken.
+    record_interval : float
+        Sampling interval in ms (arrays).
+    dx : float
+        Lattice spacing in mm (arrays).
+    type : int or str
+        Type of a result, by index or name.
+    discard : float
+        Initial transient to drop, ms.
+    duration : float, optional
+        Analyse only this many ms after the transient (bounds memory).
+
+    Returns
+    -------
+    SpaceTimeSpectrum
+    """
+    field, dt, dx = _field(A, record_interval, dx, type, discard, duration)
+    freqs, ks, power = _space_time_power(field, dt, dx)
+    return SpaceTimeSpectrum(
+        freqs=np.fft.fftshift(freqs),
+        k=tuple(np.fft.fftshift(k) for k in ks),
+        power=np.fft.fftshift(power),
+    )
+
+
+@dataclass(frozen=True)
+class WaveSpeed:
+    """Speed and direction of a travelling wave.
+
+    Attributes
+    ----------
+    speed : float
+        Phase speed in mm/ms (``inf`` for a synchronous oscillation found by
+        cross-correlation, NaN if no wave was found).
+    direction : tuple of float
+        Unit vector of propagation on the lattice axes (``(+1.0,)`` towards
+        increasing site index in 1-D).
+    frequency : float
+        Frequency of the spectral peak, Hz (spectrum method; NaN otherwise).
+    k : float
+        Wave number of the spectral peak, rad/mm (spectrum method; NaN otherwise).
+    lag : float
+        Time lag of the cross-correlation peak between sites ``shift`` apart,
+        ms (cross-correlation method; NaN otherwise).
+    directionality : float
+        ``(P(f, k) - P(f, -k)) / (P(f, k) + P(f, -k))`` at the peak: 1 for a
+        pure travelling wave, 0 for a standing wave (spectrum method; NaN
+        otherwise).
+    method : str
+        ``"spectrum"`` or ``"xcorr"``.
+    """
+
+    speed: float
+    direction: tuple
+    frequency: float
+    k: float
+    lag: float
+    directionality: float
+    method: str
+
+    @property
+    def velocity(self) -> np.ndarray:
+        """Velocity vector, mm/ms."""
+        return self.speed * np.asarray(self.direction)
+
+
+def wave_speed(
+    A,
+    record_interval: float | None = None,
+    dx: float | None = None,
+    *,
+    method: str = "spectrum",
+    type: int | str = 0,
+    discard: float = 0.0,
+    duration: float | None = None,
+    shift: int = 1,
+    max_lag: float | None = None,
+) -> WaveSpeed:
+    """Speed (mm/ms) and direction of a travelling wave.
+
+    ``method="spectrum"``: the peak of the space-time power over ``f > 0`` and
+    ``k != 0`` gives the phase speed ``omega / |k| = 2 pi f / |k|`` (with f in
+    kHz) and the direction ``k / |k|``. Its resolution is one frequency bin
+    (``1 / duration``) and one wave-number step; use records holding several
+    periods and wavelengths.
+
+    ``method="xcorr"`` (1-D lattices): the cross-correlation of the
+    fluctuations of sites ``shift`` apart, averaged over the site pairs that
+    do not wrap around the lattice, peaks at
+    the lag ``tau`` the wave needs to travel ``shift * dx``; the speed is
+    ``shift dx / |tau|`` and the direction the sign of ``tau``. Of the local
+    maxima reaching at least half the global maximum within ``|tau| <=
+    max_lag``, the one nearest zero lag is taken and refined by a parabola
+    through three samples. Unambiguous when ``shift * dx`` is less than half a
+    wavelength.
+
+    Parameters
+    ----------
+    A : array, shape (n_time, *lattice), or a result
+        One type's activity in Hz, or a result from which ``type`` is taken.
+    record_interval : float
+        ms (arrays).
+    dx : float
+        mm (arrays).
+    method : {"spectrum", "xcorr"}
+    type : int or str
+        Type of a result.
+    discard, duration : float
+        Transient to drop and duration to analyse, ms.
+    shift : int
+        Site separation for ``"xcorr"``.
+    max_lag : float, optional
+        Largest lag searched by ``"xcorr"``, ms; default a quarter of the record.
+
+    Returns
+    -------
+    WaveSpeed
+    """
+    field, dt, dx = _field(A, record_interval, dx, type, discard, duration)
+    lattice = field.shape[1:]
+    if method == "spectrum":
+        freqs, ks, power = _space_time_power(field, dt, dx)
+        k_grid = np.meshgrid(*ks, indexing="ij")
+        k_nonzero = sum(k**2 for k in k_grid) > 0
+        candidates = np.where((freqs > 0)[(slice(None),) + (None,) * len(lattice)] & k_nonzero, power, -1.0)
+        peak = np.unravel_index(np.argmax(candidates), power.shape)
+        if candidates[peak] <= 0:
+            raise AnalysisInputError("the field has no power at f > 0 and k != 0: no wave to measure")
+        k_vector = np.array([k[i] for k, i in zip(ks, peak[1:])])
+        k_abs = float(np.sqrt(k_vector @ k_vector))
+        mirror = (peak[0],) + tuple((-i) % n for i, n in zip(peak[1:], lattice))
+        return WaveSpeed(
+            speed=2.0 * np.pi * freqs[peak[0]] * 1e-3 / k_abs,
+            direction=tuple(k_vector / k_abs),
+            frequency=float(freqs[peak[0]]),
+            k=k_abs,
+            lag=float("nan"),
+            directionality=float((power[peak] - power[mirror]) / (power[peak] + power[mirror])),
+            method=method,
+        )
+    if method != "xcorr":
+        raise AnalysisInputError(f"method = {method!r}: allowed values are spectrum, xcorr")
+    if len(lattice) != 1:
+        raise AnalysisInputError(f"method 'xcorr' needs a 1-D lattice; the field has lattice shape {list(lattice)}")
+    n_time, n = field.shape
+    if int(shift) != shift or not 1 <= shift < n:
+        raise AnalysisInputError(f"shift = {shift!r}: must be an integer from 1 to {n - 1}")
+    shift = int(shift)
+    max_steps = n_time // 4 if max_lag is None else int(max_lag / dt + 1e-9)
+    if not 1 <= max_steps < n_time - 1:
+        raise AnalysisInputError(f"max_lag = {max_lag!r} ms: must cover 1 to {n_time - 2} samples")
+    fluctuation = field - field.mean(axis=0)
+    spectrum = np.fft.rfft(fluctuation, n=2 * n_time, axis=0)
+    # Pairs that do not wrap around are valid on both boundary conditions.
+    earlier, later = spectrum[:, : n - shift], spectrum[:, shift:]
+    cross = np.fft.irfft((np.conj(earlier) * later).sum(axis=1), n=2 * n_time)
+    lags = np.arange(-max_steps, max_steps + 1)
+    c = cross[lags] / (n_time - np.abs(lags))
+    interior = np.arange(1, c.size - 1)
+    is_max = (c[interior] >= c[interior - 1]) & (c[interior] > c[interior + 1]) & (c[interior] >= 0.5 * c.max())
+    if c.max() <= 0 or not is_max.any():
+        return WaveSpeed(float("nan"), (0.0,), float("nan"), float("nan"), float("nan"), float("nan"), method)
+    maxima = interior[is_max]
+    i = maxima[np.argmin(np.abs(lags[maxima]))]
+    curvature = c[i - 1] - 2.0 * c[i] + c[i + 1]
+    offset = 0.5 * (c[i - 1] - c[i + 1]) / curvature if curvature < 0 else 0.0
+    lag = (lags[i] + offset) * dt
+    speed = shift * dx / abs(lag) if lag != 0 else float("inf")
+    return WaveSpeed(
+        speed=speed,
+        direction=(float(np.sign(lag)),),
+        frequency=float("nan"),
+        k=float("nan"),
+        lag=lag,
+        directionality=float("nan"),
+        method=method,
+    )

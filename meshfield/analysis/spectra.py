@@ -1,0 +1,290 @@
+"""Power spectral densities of activity records and their log-band averages.
+
+Convention (shared with ``meshfield.theory``): frequencies in Hz, two-sided
+density, for a segment of ``L`` samples at interval ``dt_s`` (seconds), duration
+``T_s = L dt_s`` and window ``w``::
+
+    S(f) = E | sum_t (A(t) - mean) w(t) dt_s exp(-2 pi i f t) |^2 / (T_s * mean(w^2))
+
+so that white noise of variance ``s^2`` (Hz^2) has ``S = s^2 dt_s`` and N
+independent Poisson neurons of rate r have ``S = r / N`` (Hz). Only ``f >= 0``
+is returned, but the values are those of the two-sided density: the variance of
+A is ``S(0) df + 2 * sum_{f > 0} S(f) df`` (the Nyquist bin counted once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._record import AnalysisInputError, as_record
+
+WINDOWS = ("boxcar", "hann")
+DEFAULT_SEGMENT_MS = 1000.0
+
+
+@dataclass(frozen=True)
+class PSD:
+    """Welch estimate of the two-sided power spectral density.
+
+    Attributes
+    ----------
+    freqs : ndarray, shape (n_freqs,)
+        Frequencies in Hz, ``0 .. 1/(2 dt)`` in steps of ``1/segment duration``.
+    S : ndarray, shape (n_freqs, n_types)
+        Per-site PSD averaged over sites and segments, in Hz.
+    S_err : ndarray, shape (n_freqs, n_types)
+        Standard error of ``S`` (Hz): standard deviation across segments of the
+        site-averaged segment spectra over ``sqrt(n_segments)``. Valid whether
+        or not sites are correlated.
+    S_site : ndarray, shape (n_freqs, n_types, *lattice_shape)
+        PSD of each site, averaged over segments, in Hz.
+    S_site_err : ndarray, shape (n_freqs, n_types, *lattice_shape)
+        Standard error of ``S_site`` across segments (Hz).
+    segments : ndarray, shape (n_segments, n_freqs, n_types)
+        The site-averaged spectrum of each segment (Hz), for band errors.
+    segment_ms : float
+        Segment duration in ms (the frequency resolution is ``1000/segment_ms`` Hz).
+    window : str
+        ``"boxcar"`` or ``"hann"``.
+    types : tuple of str
+        Type names.
+    """
+
+    freqs: np.ndarray
+    S: np.ndarray
+    S_err: np.ndarray
+    S_site: np.ndarray
+    S_site_err: np.ndarray
+    segments: np.ndarray
+    segment_ms: float
+    window: str
+    types: tuple
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.segments.shape[0])
+
+
+def _window(name: str, length: int) -> np.ndarray:
+    if name == "boxcar":
+        return np.ones(length)
+    if name == "hann":
+        # The periodic Hann window: its DFT has exactly three non-zero bins, so
+        # leakage of a line never reaches beyond the two neighbouring bins.
+        return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / length)
+    raise AnalysisInputError(f"window = {name!r}: allowed values are {', '.join(WINDOWS)}")
+
+
+def psd(
+    A,
+    record_interval: float | None = None,
+    n_segments: int | None = None,
+    discard: float = 0.0,
+    *,
+    segment_ms: float | None = None,
+    window: str = "boxcar",
+) -> PSD:
+    """Two-sided power spectral density of the activity, per site and site-averaged.
+
+    The record after ``discard`` is cut into non-overlapping segments of equal
+    even length (so segments are independent and the Nyquist frequency is a
+    bin); samples beyond the last whole segment are left out. Each segment has
+    its own mean removed per site, is multiplied by the window and transformed;
+    see the module docstring for the normalization.
+
+    Parameters
+    ----------
+    A : array, shape (n_time, n_types, *lattice) or (n_time,), or a result
+        Activity in Hz.
+    record_interval : float, optional
+        Sampling interval in ms (required for arrays).
+    n_segments : int, optional
+        Number of segments. Give either this or ``segment_ms``; by default
+        segments of 1000 ms (1 Hz resolution, the lowest band edge of
+        VALIDATION.md), with at least 2 segments.
+    discard : float
+        Initial transient to drop, ms.
+    segment_ms : float, optional
+        Segment duration in ms (rounded down to an even number of samples).
+    window : {"boxcar", "hann"}
+        ``"boxcar"`` (default) keeps every bin ``f > 0`` unbiased after the
+        mean removal and bins independent for white noise; ``"hann"`` reduces
+        leakage around spectral lines (oscillations), at the price of
+        correlated neighbouring bins and a 1/6 deficit in the first bin for a
+        flat spectrum (the mean removal).
+
+    Returns
+    -------
+    PSD
+    """
+    record = as_record(A, record_interval, discard)
+    dt = record.need_interval()
+    n_time = record.n_time
+    if n_segments is not None and segment_ms is not None:
+        raise AnalysisInputError("give either n_segments or segment_ms, not both")
+    if segment_ms is not None:
+        if not segment_ms > 0:
+            raise AnalysisInputError(f"segment_ms = {segment_ms!r}: must be positive")
+        length = int(segment_ms / dt + 1e-9)
+        n_segments = n_time // max(length, 1)
+    else:
+        if n_segments is None:
+            n_segments = max(2, int(n_time * dt / DEFAULT_SEGMENT_MS + 1e-9))
+        if int(n_segments) != n_segments or n_segments < 2:
+            raise AnalysisInputError(f"n_segments = {n_segments!r}: must be an integer >= 2")
+        n_segments = int(n_segments)
+        length = n_time // n_segments
+    length -= length % 2
+    if length < 2 or n_segments < 2:
+        raise AnalysisInputError(
+            f"the record after the transient ({n_time} samples of {dt} ms) is too short for "
+            f"2 segments of at least 2 samples (asked: n_segments={n_segments}, segment_ms={segment_ms})"
+        )
+    w = _window(window, length)
+    dt_s = dt * 1e-3
+    norm = dt_s / (length * np.mean(w**2))
+    freqs = np.fft.rfftfreq(length, d=dt_s)
+    shape = (length, record.n_types, record.n_sites)
+    total = np.zeros((freqs.size,) + shape[1:])
+    total_sq = np.zeros_like(total)
+    segments = np.empty((n_segments, freqs.size, record.n_types))
+    for k in range(n_segments):
+        x = record.read(k * length, (k + 1) * length).reshape(shape)
+        x = x - x.mean(axis=0)
+        power = norm * np.abs(np.fft.rfft(x * w[:, None, None], axis=0)) ** 2
+        total += power
+        total_sq += power**2
+        segments[k] = power.mean(axis=2)
+    S_site = total / n_segments
+    # Sample variance across segments; clipped because a line spectrum has
+    # (nearly) identical segments and the difference can round below zero.
+    var_site = np.maximum(total_sq / n_segments - S_site**2, 0.0) * n_segments / (n_segments - 1)
+    lattice_axes = (freqs.size, record.n_types) + record.lattice_shape
+    return PSD(
+        freqs=freqs,
+        S=segments.mean(axis=0),
+        S_err=segments.std(axis=0, ddof=1) / np.sqrt(n_segments),
+        S_site=S_site.reshape(lattice_axes),
+        S_site_err=np.sqrt(var_site / n_segments).reshape(lattice_axes),
+        segments=segments,
+        segment_ms=length * dt,
+        window=window,
+        types=record.types,
+    )
+
+
+@dataclass(frozen=True)
+class BandAverage:
+    """Averages of a spectrum in logarithmically spaced frequency bands.
+
+    Attributes
+    ----------
+    f_lo, f_hi : ndarray, shape (n_bands,)
+        Band edges in Hz; a bin at ``f`` belongs to the band with
+        ``f_lo <= f < f_hi`` (the last band also holds ``f = f_hi``).
+    f_center : ndarray, shape (n_bands,)
+        Geometric band centres, Hz.
+    value : ndarray, shape (n_bands, ...)
+        Mean of the spectrum over the bins of each band (units of the
+        spectrum, Hz for a PSD); NaN for a band without bins.
+    se : ndarray, shape (n_bands, ...)
+        Standard error of ``value``.
+    n_bins : ndarray of int, shape (n_bands,)
+        Number of frequency bins in each band.
+    """
+
+    f_lo: np.ndarray
+    f_hi: np.ndarray
+    f_center: np.ndarray
+    value: np.ndarray
+    se: np.ndarray
+    n_bins: np.ndarray
+
+
+def log_band_average(
+    freqs,
+    S=None,
+    S_err=None,
+    f_min: float = 1.0,
+    f_max: float | None = None,
+    n_bands: int = 8,
+    *,
+    segments=None,
+) -> BandAverage:
+    """Average a spectrum in ``n_bands`` log-spaced bands from ``f_min`` to ``f_max``.
+
+    This is the band comparison of VALIDATION.md (at least 8 bands from 1 Hz to
+    the Nyquist rate of the record).
+
+    Parameters
+    ----------
+    freqs : ndarray, shape (n_freqs,), or PSD
+        Frequencies in Hz; or a :class:`PSD`, which supplies ``freqs``, ``S``,
+        ``S_err`` and ``segments``.
+    S : ndarray, shape (n_freqs, ...)
+        Spectrum (any trailing shape, e.g. per type).
+    S_err : ndarray, shape like S, optional
+        Standard error of each bin. Used only without ``segments``; bins are
+        then taken as independent, ``se = sqrt(sum S_err^2) / n_bins``, which is
+        exact for a boxcar-window Welch estimate of a smooth spectrum and an
+        underestimate (by about 1.4) for correlated bins such as Hann's.
+    f_min, f_max : float
+        Lowest and highest band edges, Hz; ``f_max`` defaults to the highest
+        frequency in ``freqs`` (the Nyquist rate for a :func:`psd` result).
+    n_bands : int
+        Number of bands (>= 1; VALIDATION.md requires at least 8).
+    segments : ndarray, shape (n_segments, n_freqs, ...), optional
+        Per-segment spectra; then ``se`` is the standard deviation of the
+        per-segment band averages over ``sqrt(n_segments)``, which accounts for
+        any correlation between bins.
+
+    Returns
+    -------
+    BandAverage
+    """
+    if isinstance(freqs, PSD):
+        if S is not None or S_err is not None:
+            raise AnalysisInputError("give a PSD or the arrays freqs, S, S_err, not both")
+        spectrum = freqs
+        freqs, S, S_err = spectrum.freqs, spectrum.S, spectrum.S_err
+        if segments is None:
+            segments = spectrum.segments
+    freqs = np.asarray(freqs, dtype=float)
+    if S is None:
+        raise AnalysisInputError("S (the spectrum to average) is required")
+    S = np.asarray(S, dtype=float)
+    if freqs.ndim != 1 or S.shape[:1] != freqs.shape:
+        raise AnalysisInputError(f"S has shape {S.shape}; its first axis must match freqs {freqs.shape}")
+    if int(n_bands) != n_bands or n_bands < 1:
+        raise AnalysisInputError(f"n_bands = {n_bands!r}: must be an integer >= 1")
+    n_bands = int(n_bands)
+    f_max = float(freqs.max()) if f_max is None else float(f_max)
+    if not 0.0 < f_min < f_max:
+        raise AnalysisInputError(f"need 0 < f_min < f_max; got f_min = {f_min}, f_max = {f_max} Hz")
+    edges = np.geomspace(f_min, f_max, n_bands + 1)
+    band = np.searchsorted(edges, freqs, side="right") - 1
+    band[freqs == f_max] = n_bands - 1
+    inside = (freqs >= f_min) & (freqs <= f_max)
+    value = np.full((n_bands,) + S.shape[1:], np.nan)
+    se = np.full_like(value, np.nan)
+    n_bins = np.zeros(n_bands, dtype=int)
+    if segments is not None:
+        segments = np.asarray(segments, dtype=float)
+        if segments.shape[1:] != S.shape or segments.shape[0] < 2:
+            raise AnalysisInputError(
+                f"segments has shape {segments.shape}; expected (n_segments >= 2,) + {S.shape}"
+            )
+    for b in range(n_bands):
+        members = inside & (band == b)
+        n_bins[b] = int(members.sum())
+        if n_bins[b] == 0:
+            continue
+        value[b] = S[members].mean(axis=0)
+        if segments is not None:
+            per_segment = segments[:, members].mean(axis=1)
+            se[b] = per_segment.std(axis=0, ddof=1) / np.sqrt(per_segment.shape[0])
+        elif S_err is not None:
+            se[b] = np.sqrt((np.asarray(S_err, dtype=float)[members] ** 2).sum(axis=0)) / n_bins[b]
+    return BandAverage(edges[:-1], edges[1:], np.sqrt(edges[:-1] * edges[1:]), value, se, n_bins)

@@ -1,0 +1,508 @@
+"""Synthetic signals with known answers for meshfield.analysis (issue 4).
+
+Statistical tolerances are derived from the sample sizes in comments next to
+each assertion; seeds are fixed so that every test is deterministic.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter
+
+from meshfield.analysis import (
+    AnalysisInputError,
+    NotBimodalError,
+    auto_thresholds,
+    bistable_signal,
+    correlation_vs_distance,
+    dwell_times,
+    log_band_average,
+    mean_var,
+    psd,
+    smooth,
+    space_time_spectrum,
+    spatial_spectrum,
+    wave_speed,
+)
+
+
+def stand_in(A, dt, types=None, dx=0.1, boundary="periodic"):
+    """A minimal result object as meshfield.io.open_result returns it."""
+    A = np.asarray(A, dtype=float)
+    types = types or [f"T{i}" for i in range(A.shape[1])]
+    return SimpleNamespace(
+        A=A,
+        Abar=A,
+        times=np.arange(1, A.shape[0] + 1) * dt,
+        types=types,
+        record_interval=dt,
+        shape=A.shape[2:],
+        config={"lattice": {"shape": list(A.shape[2:]), "dx": dx, "boundary": boundary}},
+    )
+
+
+def telegraph(rng, n_time, p_leave_up, p_leave_down):
+    """Discrete-time two-state Markov chain (+1/-1) and its number of switches.
+
+    Each step the chain leaves the up (down) state with probability
+    p_leave_up (p_leave_down), so dwell lengths are geometric with means
+    1/p steps.
+    """
+    u = rng.random(n_time)
+    state = np.empty(n_time, dtype=np.int8)
+    state[0] = 1
+    for i in range(1, n_time):
+        leave = p_leave_up if state[i - 1] == 1 else p_leave_down
+        state[i] = -state[i - 1] if u[i] < leave else state[i - 1]
+    return state, int(np.count_nonzero(state[1:] != state[:-1]))
+
+
+# ---------------------------------------------------------------- spectra
+
+
+def test_psd_sine_peak_and_power():
+    dt, amplitude, f0 = 1.0, 3.0, 10.0
+    t = np.arange(10_000) * dt
+    spectrum = psd(amplitude * np.sin(2 * np.pi * f0 * 1e-3 * t + 0.4), dt)
+    df = spectrum.freqs[1]
+    assert spectrum.segment_ms == 1000.0 and spectrum.n_segments == 10
+    peak = np.argmax(spectrum.S[:, 0])
+    assert spectrum.freqs[peak] == pytest.approx(f0)
+    # Two-sided: the line at +f0 carries half the variance a^2/2.
+    assert spectrum.S[peak, 0] * df == pytest.approx(amplitude**2 / 4, rel=1e-9)
+    assert spectrum.S_site.shape == (spectrum.freqs.size, 1, 1)
+
+
+@pytest.mark.parametrize("f0", [10.37, 101.5])
+def test_psd_hann_line_between_bins(f0):
+    dt, amplitude = 1.0, 2.0
+    t = np.arange(16_000) * dt
+    spectrum = psd(amplitude * np.sin(2 * np.pi * f0 * 1e-3 * t), dt, n_segments=16, window="hann")
+    peak = np.argmax(spectrum.S[:, 0])
+    df = spectrum.freqs[1]
+    assert abs(spectrum.freqs[peak] - f0) <= df
+    # The periodic Hann window spreads a line over at most 2 bins to each
+    # side of its exact position, so +-3 bins around the peak hold it all.
+    assert spectrum.S[peak - 3 : peak + 4, 0].sum() * df == pytest.approx(amplitude**2 / 4, rel=1e-3)
+
+
+def test_psd_parseval_two_sided():
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(4000, 2, 3)) * np.array([1.0, 3.0])[:, None]
+    spectrum = psd(x, 0.5, n_segments=4)
+    df = spectrum.freqs[1]
+    # S(0) df + 2 sum_{0<f<Nyquist} S df + S(Nyquist) df = variance of each
+    # mean-removed segment, exactly (boxcar window).
+    weights = np.full(spectrum.freqs.size, 2.0)
+    weights[[0, -1]] = 1.0
+    total = np.einsum("f,ftx->tx", weights, spectrum.S_site) * df
+    segments = x.reshape(4, 1000, 2, 3)
+    assert np.allclose(total, segments.var(axis=1).mean(axis=0), rtol=1e-12)
+
+
+def test_psd_white_noise_flat_at_s2_dt():
+    rng = np.random.default_rng(1)
+    s, dt, n_segments, n_sites = 2.0, 0.5, 16, 8
+    x = rng.normal(0.0, s, size=(n_segments * 2000, 1, n_sites)) + 7.0
+    spectrum = psd(x, dt, n_segments=n_segments)
+    level = s**2 * dt * 1e-3
+    assert spectrum.freqs[-1] == pytest.approx(1000.0 / (2 * dt))
+    bins = spectrum.S[1:, 0]
+    # Each bin of the site- and segment-averaged periodogram has relative SE
+    # 1/sqrt(n_segments n_sites); boxcar bins are independent, so the mean
+    # over n bins has relative SE 1/sqrt(n_segments n_sites n).
+    rel_se = 1.0 / np.sqrt(n_segments * n_sites * bins.size)
+    assert abs(bins.mean() / level - 1.0) < 3 * rel_se
+    # The reported per-bin standard error matches that prediction; its own
+    # scatter (16 segments) averages out over ~1000 bins to well under 10 %.
+    assert spectrum.S_err[1:, 0].mean() / (level / np.sqrt(n_segments * n_sites)) == pytest.approx(1.0, rel=0.1)
+    assert spectrum.S_site_err[1:].mean() / (level / np.sqrt(n_segments)) == pytest.approx(1.0, rel=0.1)
+    # Flat: every log band within 3 of its (segment-scatter) standard errors.
+    bands = log_band_average(spectrum)
+    assert bands.value.shape == (8, 1) and np.all(bands.n_bins > 0)
+    assert np.all(np.abs(bands.value[:, 0] - level) < 3 * bands.se[:, 0])
+
+
+def test_psd_hann_first_bin_deficit():
+    # Documented: with the mean removed, Hann's first bin of a flat spectrum
+    # is low by 1/6. 200 segments x 16 sites: relative SE 1/sqrt(3200) = 1.8 %.
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(200 * 64, 1, 16))
+    spectrum = psd(x, 1.0, n_segments=200, window="hann")
+    level = 1e-3
+    assert spectrum.S[1, 0] / level == pytest.approx(5 / 6, abs=3 / np.sqrt(3200))
+    assert spectrum.S[3, 0] / level == pytest.approx(1.0, abs=3 / np.sqrt(3200))
+
+
+@pytest.mark.parametrize("draw", ["poisson", "bernoulli"])
+def test_psd_spike_counts_give_r_over_N(draw):
+    rng = np.random.default_rng(2)
+    N, rate, dt, n_time = 50, 20.0, 1.0, 64_000
+    p = rate * dt * 1e-3
+    counts = rng.poisson(N * p, n_time) if draw == "poisson" else rng.binomial(N, p, n_time)
+    A = counts / (N * dt * 1e-3)
+    spectrum = psd(A, dt)
+    # Poisson counts are white with variance N p: S = r/N. Binomial counts
+    # have variance N p (1 - p): S = r (1 - r dt)/N.
+    expected = rate / N * (1.0 if draw == "poisson" else 1.0 - p)
+    high = spectrum.freqs > 100.0
+    rel_se = 1.0 / np.sqrt(spectrum.n_segments * high.sum())
+    assert abs(spectrum.S[high, 0].mean() / expected - 1.0) < 3 * rel_se
+
+
+def test_psd_rejects_bad_input():
+    x = np.zeros(100)
+    with pytest.raises(AnalysisInputError, match="record_interval"):
+        psd(x)
+    with pytest.raises(AnalysisInputError, match="n_segments"):
+        psd(x, 1.0, n_segments=1)
+    with pytest.raises(AnalysisInputError, match="window"):
+        psd(x, 1.0, n_segments=2, window="welch")
+    with pytest.raises(AnalysisInputError, match="discard"):
+        psd(x, 1.0, discard=-1.0)
+
+
+def test_log_band_average_edges_and_errors():
+    freqs = np.arange(0, 501, 1.0)
+    S = np.ones((freqs.size, 2))
+    S_err = np.full_like(S, 0.1)
+    bands = log_band_average(freqs, S, S_err, f_min=1.0, f_max=500.0, n_bands=8)
+    assert np.allclose(bands.f_lo[0], 1.0) and np.allclose(bands.f_hi[-1], 500.0)
+    assert np.allclose(bands.f_hi[:-1], bands.f_lo[1:])
+    assert bands.n_bins.sum() == 500  # 1 .. 500 Hz, each bin in exactly one band
+    assert np.allclose(bands.value, 1.0)
+    assert np.allclose(bands.se[:, 0], 0.1 / np.sqrt(bands.n_bins))
+    sparse = log_band_average(np.array([0.0, 1.0, 500.0]), np.ones(3), n_bands=8)
+    assert np.isnan(sparse.value[3]) and sparse.n_bins[3] == 0
+    with pytest.raises(AnalysisInputError, match="f_min"):
+        log_band_average(freqs, S, f_min=600.0, f_max=500.0)
+
+
+# ---------------------------------------------------------------- mean, variance
+
+
+def test_mean_var_of_ar1_process():
+    rng = np.random.default_rng(3)
+    n_time, a, mean, sd = 200_000, 0.9, 5.0, 2.0
+    x = mean + lfilter([sd * np.sqrt(1 - a * a)], [1, -a], rng.normal(size=n_time))
+    result = mean_var(x, 1.0, n_blocks=20)
+    assert result.block_ms == 10_000.0
+    assert abs(result.mean[0] - mean) < 3 * result.mean_se[0]
+    assert abs(result.var[0] - sd**2) < 3 * result.var_se[0]
+    # The SE of the mean of an AR(1) process is sd sqrt((1+a)/((1-a) n)); the
+    # batch-means estimate from 20 blocks scatters by ~16 %, and ignoring the
+    # correlation would be 3.2 times too small: 50 % tolerance separates them.
+    expected_se = sd * np.sqrt((1 + a) / ((1 - a) * n_time))
+    assert result.mean_se[0] == pytest.approx(expected_se, rel=0.5)
+
+
+def test_mean_var_per_type_and_sites():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(20_000, 2, 3, 2)) * np.array([1.0, 2.0])[:, None, None] + np.array([3.0, -1.0])[:, None, None]
+    result = mean_var(x, 0.5, discard=100.0)
+    assert np.allclose(result.mean, [3.0, -1.0], atol=3 * result.mean_se.max())
+    assert np.allclose(result.var, [1.0, 4.0], atol=3 * result.var_se.max())
+    constant = mean_var(np.full((100, 1, 2), 4.0), 1.0)
+    assert np.allclose(constant.mean, 4.0) and np.allclose(constant.var, 0.0)
+
+
+# ---------------------------------------------------------------- spatial
+
+
+def _distance2(x, y, lattice, boundary):
+    total = 0
+    for xi, yi, n in zip(x, y, lattice):
+        d = abs(yi - xi)
+        if boundary == "periodic":
+            d = min(d, n - d)
+        total += d * d
+    return total
+
+
+def _correlation_reference(A, boundary, max_distance, n_blocks):
+    """Pair-by-pair loop implementing the definition in correlation_vs_distance."""
+    n_time, n_types = A.shape[:2]
+    lattice = A.shape[2:]
+    length = n_time // n_blocks
+    used = A[: length * n_blocks]
+    z = (used - used.mean(axis=0)) / used.std(axis=0)
+    sites = list(np.ndindex(*lattice))
+    sums, counts = {}, {}
+    for x in sites:
+        for y in sites:
+            key = _distance2(x, y, lattice, boundary)
+            if key > max_distance**2:
+                continue
+            products = z[(slice(None), slice(None)) + x] * z[(slice(None), slice(None)) + y]
+            block_means = products.reshape(n_blocks, length, n_types).mean(axis=1)
+            sums[key] = sums.get(key, 0.0) + block_means
+            counts[key] = counts.get(key, 0) + 1
+    keys = sorted(sums)
+    c = np.stack([sums[k] / counts[k] for k in keys], axis=-1)
+    return np.sqrt(keys), (c / c[:, :, :1]).mean(axis=0)
+
+
+@pytest.mark.parametrize("boundary", ["periodic", "open"])
+def test_correlation_matches_pairwise_definition(boundary):
+    rng = np.random.default_rng(6)
+    A = rng.normal(size=(300, 2, 4, 3)) + np.arange(12).reshape(4, 3)
+    A[:, :, 1:, :] += 0.7 * A[:, :, :-1, :]
+    result = correlation_vs_distance(A, dx=0.2, boundary=boundary, max_distance=2.5, n_blocks=3)
+    distances, r = _correlation_reference(A, boundary, 2.5, 3)
+    assert np.allclose(result.distances, distances)
+    assert np.allclose(result.distances_mm, 0.2 * distances)
+    assert np.allclose(result.r, r, atol=1e-12)
+
+
+def test_correlation_of_independent_noise():
+    rng = np.random.default_rng(7)
+    n_time, n = 4000, 16
+    A = rng.normal(size=(n_time, 2, n)) * 2.0 + 10.0
+    result = correlation_vs_distance(A, dx=0.05, boundary="periodic", max_distance=5)
+    assert np.allclose(result.distances, np.arange(6))
+    assert np.all(result.r[:, 0] == 1.0) and np.all(result.r_err[:, 0] == 0.0)
+    assert np.all(np.abs(result.r[:, 1:]) < 3 * result.r_err[:, 1:])
+    # Independent sites: each pair product has unit variance, so the SE of the
+    # average over n_time samples and the n_pairs/2 distinct pairs is about
+    # 1/sqrt(n_time n_pairs/2); the block estimate must be within a factor 2.
+    expected = 1.0 / np.sqrt(n_time * result.n_pairs[1:] / 2)
+    assert np.all((result.r_err[:, 1:] > expected / 2) & (result.r_err[:, 1:] < 2 * expected))
+
+
+@pytest.mark.parametrize("boundary", ["periodic", "open"])
+def test_correlation_of_neighbour_average(boundary):
+    # Field = sum of white noise over a site and its 4 neighbours (5 terms).
+    # Pairs share 2 terms at distance 1 and sqrt 2, 1 term at distance 2 and
+    # none beyond: r = 2/5, 2/5, 1/5, 0.
+    rng = np.random.default_rng(8)
+    n = 10
+    # Open: build on a lattice one site larger on every side and keep the
+    # interior, so no sum wraps around; periodic: sums wrap by construction.
+    size = n + 2 if boundary == "open" else n
+    noise = rng.normal(size=(3000, 1, size, size))
+    field = noise + sum(np.roll(noise, s, axis=axis) for axis in (2, 3) for s in (1, -1))
+    if boundary == "open":
+        field = field[:, :, 1:-1, 1:-1]
+    result = correlation_vs_distance(field, dx=0.1, boundary=boundary, max_distance=3)
+    expected = {0: 1.0, 1: 0.4, 2: 0.4, 4: 0.2, 5: 0.0, 8: 0.0, 9: 0.0}
+    assert [int(round(d * d)) for d in result.distances] == list(expected)
+    target = np.array(list(expected.values()))
+    # 3 SE plus a tiny allowance for the exact zeros at distance 0.
+    assert np.all(np.abs(result.r[0] - target) <= 3 * result.r_err[0] + 1e-12)
+    assert result.r_err[0, 1:].max() < 0.01
+
+
+def test_correlation_single_site_and_errors():
+    x = np.random.default_rng(9).normal(size=(100, 2, 1))
+    result = correlation_vs_distance(x, dx=1.0, boundary="open")
+    assert result.distances.tolist() == [0.0] and np.all(result.r == 1.0)
+    with pytest.raises(AnalysisInputError, match="dx"):
+        correlation_vs_distance(x, boundary="open")
+    with pytest.raises(AnalysisInputError, match="boundary"):
+        correlation_vs_distance(x, dx=1.0, boundary="reflecting")
+
+
+def _plane_wave(rng, n=64, dx=0.05, dt=1.0, n_time=1000, mode=4, f=10.0, noise=0.3, sign=1):
+    x = np.arange(n) * dx
+    t = np.arange(n_time) * dt
+    k = 2 * np.pi * mode / (n * dx)
+    omega = 2 * np.pi * f * 1e-3
+    field = np.cos(sign * k * x[None, :] - omega * t[:, None]) + noise * rng.normal(size=(n_time, n))
+    return field, k, omega / k
+
+
+def test_spatial_spectrum_of_plane_wave():
+    rng = np.random.default_rng(10)
+    field, k, _ = _plane_wave(rng)
+    result = spatial_spectrum(field[:, None, :], 0.05, lattice_ndim=1)
+    assert result.k_step == pytest.approx(2 * np.pi / (64 * 0.05))
+    assert result.k_peak_steps.tolist() == [4]
+    assert result.k_peak[0] == pytest.approx(k)
+    assert result.wavelength[0] == pytest.approx(0.8)
+    # Parseval: mean power per mode times modes = spatial mean square.
+    total = (result.power[0] * result.n_modes).sum()
+    assert total == pytest.approx(np.mean((field - field.mean(axis=1, keepdims=True)) ** 2), rel=1e-12)
+
+
+@pytest.mark.parametrize("mode", [(3, 4), (2, 3)])
+def test_spatial_spectrum_of_stripes(mode):
+    rng = np.random.default_rng(11)
+    n, dx = 32, 0.1
+    X, Y = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    stripes = 5.0 + np.cos(2 * np.pi * (mode[0] * X + mode[1] * Y) / n) + 0.5 * rng.normal(size=(n, n))
+    result = spatial_spectrum(stripes, dx)
+    steps = np.hypot(*mode)
+    assert result.k_peak_steps.tolist() == [int(round(steps))]
+    # The power-weighted |k| of the peak shell is the stripes' wave number up
+    # to noise power in the other modes of the shell.
+    assert result.k_peak[0] / result.k_step == pytest.approx(steps, rel=0.01)
+    assert result.wavelength[0] == pytest.approx(n * dx / steps, rel=0.01)
+    assert np.allclose(np.abs(result.k_vector_peak[0]) / result.k_step, mode)
+    assert result.power[0, 0] == pytest.approx(0.0, abs=1e-20)
+
+
+def test_spatial_spectrum_of_result_per_type():
+    rng = np.random.default_rng(12)
+    n = 16
+    x = np.arange(n)
+    A = np.empty((50, 2, n, n))
+    A[:, 0] = np.cos(2 * np.pi * 2 * x / n)[:, None] + 0.1 * rng.normal(size=(50, n, n))
+    A[:, 1] = np.cos(2 * np.pi * 5 * x / n)[None, :] + 0.1 * rng.normal(size=(50, n, n))
+    result = spatial_spectrum(stand_in(A, 1.0, dx=0.2), discard=10.0)
+    assert result.k_peak_steps.tolist() == [2, 5]
+    assert result.types == ("T0", "T1")
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_wave_speed_spectrum_and_xcorr(sign):
+    rng = np.random.default_rng(13)
+    field, k, speed = _plane_wave(rng, sign=sign)
+    assert speed == pytest.approx(0.008)
+    by_spectrum = wave_speed(field, 1.0, 0.05)
+    # Mode numbers are whole: the peak falls exactly on a bin.
+    assert by_spectrum.speed == pytest.approx(speed, rel=1e-12)
+    assert by_spectrum.direction == (float(sign),)
+    assert by_spectrum.k == pytest.approx(k) and by_spectrum.frequency == pytest.approx(10.0)
+    assert by_spectrum.directionality > 0.99
+    # Cross-correlation over 4 sites (25 ms lag, a quarter period): the flat
+    # top of the correlation and the noise limit the lag to ~0.5 ms.
+    by_lag = wave_speed(field, 1.0, 0.05, method="xcorr", shift=4)
+    assert by_lag.speed == pytest.approx(speed, rel=0.05)
+    assert by_lag.direction == (float(sign),)
+    assert by_lag.lag == pytest.approx(sign * 25.0, rel=0.05)
+
+
+def test_wave_speed_2d_direction_and_standing_wave():
+    n, dx, dt, n_time = 16, 0.1, 1.0, 400
+    X, Y = np.meshgrid(np.arange(n) * dx, np.arange(n) * dx, indexing="ij")
+    t = np.arange(n_time)[:, None, None] * dt
+    kx, ky = 2 * np.pi * np.array([1, -2]) / (n * dx)
+    omega = 2 * np.pi * 20.0 * 1e-3
+    field = np.cos(kx * X + ky * Y - omega * t)
+    result = wave_speed(field, dt, dx)
+    k_abs = np.hypot(kx, ky)
+    assert result.speed == pytest.approx(omega / k_abs)
+    assert np.allclose(result.direction, np.array([kx, ky]) / k_abs)
+    assert np.allclose(result.velocity, omega / k_abs * np.array([kx, ky]) / k_abs)
+    standing = np.cos(kx * X)[None] * np.cos(omega * t)
+    assert abs(wave_speed(standing, dt, dx).directionality) < 1e-9
+
+
+def test_space_time_spectrum_sign_convention_and_parseval():
+    rng = np.random.default_rng(14)
+    field, k, _ = _plane_wave(rng, noise=0.1)
+    result = space_time_spectrum(stand_in(field[:, None, :], 1.0, dx=0.05))
+    assert result.power.shape == (1000, 64)
+    f_index, k_index = np.unravel_index(np.argmax(np.where(result.freqs[:, None] > 0, result.power, 0)), result.power.shape)
+    assert result.freqs[f_index] == pytest.approx(10.0) and result.k[0][k_index] == pytest.approx(k)
+    assert result.power.sum() == pytest.approx(np.mean((field - field.mean()) ** 2), rel=1e-12)
+
+
+# ---------------------------------------------------------------- bistable
+
+
+def test_dwell_times_of_telegraph_process():
+    rng = np.random.default_rng(15)
+    dt, p_up, p_down = 0.5, 1 / 60, 1 / 150
+    state, n_switches = telegraph(rng, 200_000, p_up, p_down)
+    signal = 10.0 * (state > 0) + rng.normal(0.0, 1.0, state.size)
+    result = dwell_times(signal, dt, low=3.0, high=7.0)
+    # Noise of SD 1 never crosses from one level past the far threshold
+    # (3 SD), so every switch of the chain is found, and no other.
+    assert result.n_switches == n_switches
+    assert result.up.size + result.down.size == n_switches - 1
+    # Geometric dwell lengths: mean dt/p, SD dt sqrt(1-p)/p; the sample mean
+    # of n dwells is within 3 SD/sqrt(n).
+    for dwells, p in ((result.up, p_up), (result.down, p_down)):
+        assert abs(dwells.mean() - dt / p) < 3 * dt * np.sqrt(1 - p) / p / np.sqrt(dwells.size)
+    assert result.mean_up == pytest.approx(result.up.mean())
+    assert result.se_down == pytest.approx(result.down.std(ddof=1) / np.sqrt(result.down.size))
+
+
+def test_dwell_times_hysteresis_exact():
+    # Undetermined, then up at 2, chatter between thresholds, down at 7, up at 10.
+    signal = np.array([0.5, 0.6, 0.9, 0.5, 0.4, 0.6, 0.35, 0.1, 0.5, 0.6, 0.8, 0.5])
+    result = dwell_times(signal, 2.0, low=0.2, high=0.75)
+    assert result.state.tolist() == [0, 0, 1, 1, 1, 1, 1, -1, -1, -1, 1, 1]
+    assert result.n_switches == 2
+    assert result.switch_times.tolist() == [14.0, 20.0]
+    assert result.down.tolist() == [6.0] and result.up.size == 0
+    assert np.isnan(result.mean_up)
+    quiet = dwell_times(0.5 + 0.2 * np.sin(np.arange(500)), 1.0, low=0.2, high=0.75)
+    assert quiet.n_switches == 0 and np.all(quiet.state == 0)
+    with pytest.raises(AnalysisInputError, match="low < high"):
+        dwell_times(signal, 1.0, low=0.8, high=0.2)
+
+
+def test_auto_thresholds_and_smoothing_recover_switches():
+    rng = np.random.default_rng(16)
+    dt = 1.0
+    state, n_switches = telegraph(rng, 100_000, 1 / 200, 1 / 200)
+    raw = 8.0 * state + rng.normal(0.0, 6.0, state.size)
+    smoothed = smooth(raw, 9.0, dt)
+    thresholds = auto_thresholds(smoothed)
+    assert thresholds.mode_low < thresholds.low < thresholds.trough < thresholds.high < thresholds.mode_high
+    assert thresholds.mode_low == pytest.approx(-8.0, abs=1.5) and thresholds.mode_high == pytest.approx(8.0, abs=1.5)
+    result = dwell_times(smoothed, dt, thresholds.low, thresholds.high)
+    # The 9-sample average has noise SD 6/3 = 2 and the thresholds lie near
+    # +-4, 12 = 6 SD from the opposite mode: a noise-driven switch has
+    # probability ~1e-9 per sample. So noise adds or removes no switch ...
+    noiseless = dwell_times(smooth(8.0 * state, 9.0, dt), dt, thresholds.low, thresholds.high)
+    assert result.n_switches == noiseless.n_switches
+    # ... and only dwells shorter than the window (each hiding 2 switches)
+    # can be lost to the smoothing.
+    lengths = np.diff(np.flatnonzero(np.diff(state)))
+    assert n_switches - 2 * np.count_nonzero(lengths < 9) <= result.n_switches <= n_switches
+    with pytest.raises(NotBimodalError):
+        auto_thresholds(rng.normal(size=10_000))
+
+
+def test_smooth_is_centred_moving_average():
+    rng = np.random.default_rng(17)
+    x = rng.normal(size=(50, 3))
+    y = smooth(x, 2.0, 0.5)  # 5 samples
+    assert np.allclose(y[10], x[8:13].mean(axis=0))
+    assert np.allclose(y[0], x[0:3].mean(axis=0))
+    assert np.allclose(y[-1], x[-3:].mean(axis=0))
+    assert np.array_equal(smooth(x, 0.2, 0.5), x)
+    assert np.allclose(smooth(np.full(20, 4.0), 7.0, 1.0), 4.0)
+
+
+def test_bistable_signal_populations():
+    rng = np.random.default_rng(18)
+    A = rng.random((100, 2, 2, 3))
+    result = stand_in(A, 0.5, types=["E1", "E2"])
+    assert np.allclose(bistable_signal(result), A[:, 0].mean(axis=(1, 2)) - A[:, 1].mean(axis=(1, 2)))
+    by_site = bistable_signal(A, populations=(("1", (0, 2)), (0, 4)))
+    assert np.allclose(by_site, A[:, 1, 0, 2] - A[:, 0, 1, 1])
+    smoothed = bistable_signal(result, window_ms=2.0, discard=5.0)
+    assert np.allclose(smoothed, smooth(bistable_signal(result)[10:], 2.0, 0.5))
+    one_type = rng.random((100, 1, 2))
+    assert np.allclose(bistable_signal(one_type), one_type[:, 0, 0] - one_type[:, 0, 1])
+    with pytest.raises(AnalysisInputError, match="populations"):
+        bistable_signal(rng.random((10, 3, 1)))
+    with pytest.raises(AnalysisInputError, match="not found"):
+        bistable_signal(result, populations=("E1", "I"))
+
+
+# ---------------------------------------------------------------- result objects
+
+
+def test_result_stand_in_matches_arrays():
+    rng = np.random.default_rng(19)
+    A = rng.normal(size=(3000, 2, 3, 4)) + 5.0
+    result = stand_in(A, 0.5, types=["E", "I"], dx=0.2, boundary="open")
+    from_result = psd(result, discard=100.0, n_segments=4)
+    from_array = psd(A, 0.5, n_segments=4, discard=100.0)
+    assert np.array_equal(from_result.S, from_array.S)
+    assert from_result.types == ("E", "I")
+    corr = correlation_vs_distance(result, max_distance=1)
+    assert np.array_equal(corr.r, correlation_vs_distance(A, 0.2, "open", 1).r)
+    assert np.array_equal(mean_var(result).mean, mean_var(A).mean)
+    with pytest.raises(AnalysisInputError, match="contradicts"):
+        psd(result, record_interval=1.0)
+    with pytest.raises(AnalysisInputError, match="samples remain"):
+        mean_var(result, discard=1e6)

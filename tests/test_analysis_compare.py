@@ -1,0 +1,193 @@
+"""compare_results: VALIDATION.md's acceptance rules on synthetic stand-in results."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter
+
+from meshfield.analysis import (
+    BistableSpec,
+    CompareInputError,
+    compare_results,
+    plot_comparison,
+)
+
+
+def stand_in(A, dt, types, dx=0.1, boundary="periodic"):
+    """A minimal result object as meshfield.io.open_result returns it."""
+    return SimpleNamespace(
+        A=A,
+        Abar=A,
+        times=np.arange(1, A.shape[0] + 1) * dt,
+        types=list(types),
+        record_interval=dt,
+        shape=A.shape[2:],
+        config={"lattice": {"shape": list(A.shape[2:]), "dx": dx, "boundary": boundary}},
+    )
+
+
+def field_result(seed, means=(10.0, 20.0), scale=1.0, n_time=20_000, shape=(4, 4), dt=1.0, tau=10.0, **kw):
+    """E and I activity: mean + AR(1) noise (tau ms) summed over each site's
+    4 neighbours, so sites are correlated (r = 0.4 at distances 1 and 2 on a
+    4x4 periodic lattice)."""
+    rng = np.random.default_rng(seed)
+    a = np.exp(-dt / tau)
+    noise = lfilter([np.sqrt(1 - a * a)], [1, -a], rng.normal(size=(n_time, 2) + shape), axis=0)
+    noise = noise + sum(np.roll(noise, s, axis=axis) for axis in (2, 3) for s in (1, -1))
+    A = np.asarray(means)[:, None, None] + scale * noise
+    return stand_in(A, dt, ("E", "I"), **kw)
+
+
+def bistable_result(seed, p_leave=0.01, n_time=60_000, dt=1.0):
+    """Two types E1, E2 at one site that take turns at 60 Hz over a 50 Hz
+    floor, switching as a symmetric telegraph process (mean dwell dt/p_leave)."""
+    rng = np.random.default_rng(seed)
+    flips = rng.random(n_time) < p_leave
+    state = np.where(np.cumsum(flips) % 2 == 0, 1.0, -1.0)
+    A = np.empty((n_time, 2, 1))
+    A[:, 0, 0] = 50.0 + 10.0 * (state > 0) + rng.normal(0.0, 2.0, n_time)
+    A[:, 1, 0] = 50.0 + 10.0 * (state < 0) + rng.normal(0.0, 2.0, n_time)
+    return stand_in(A, dt, ("E1", "E2"), boundary="open")
+
+
+def test_same_process_passes():
+    report = compare_results(field_result(1), field_result(2), labels=("micro", "meso"))
+    assert report.passed, report.format_text()
+    quantities = [row.quantity for row in report.rows]
+    assert quantities.count("mean") == 2
+    assert sum(q.startswith("psd ") for q in quantities) == 2 * 8
+    assert [q for q in quantities if q.startswith("corr")] == ["corr d=0", "corr d=1", "corr d=2"] * 2
+    text = report.format_text()
+    assert "PASS: all 24 quantities" in text and "micro" in text
+    psd_row = next(row for row in report.rows if row.quantity.startswith("psd 1-"))
+    assert psd_row.type == "E" and psd_row.unit == "Hz" and "20%" in psd_row.tolerance
+
+
+def test_shifted_mean_fails_and_is_named():
+    # 2 Hz on 10 Hz: 20 %, far beyond 5 % and 3 SE (SE ~ 0.04 Hz).
+    report = compare_results(field_result(1), field_result(2, means=(12.0, 20.0)))
+    assert not report.passed
+    assert [(row.quantity, row.type) for row in report.failures] == [("mean", "E")]
+    assert "FAIL: 1 of 24 quantities out of tolerance: mean (E)" in report.format_text()
+
+
+def test_small_mean_shift_fails_on_standard_errors():
+    # 0.3 Hz is within 5 % of 10 Hz but ~5 SE of the difference (SE_diff ~
+    # 0.06 Hz): the rule needs both.
+    report = compare_results(field_result(1), field_result(2, means=(10.3, 20.0)))
+    failed = report.failures
+    assert [(row.quantity, row.type) for row in failed] == [("mean", "E")]
+    assert abs(failed[0].difference) <= 0.05 * failed[0].value_a
+
+
+def test_mean_beyond_five_percent_fails_even_within_standard_errors():
+    # Noisy short records (SE ~ 0.7 Hz) and B = A + 1 Hz exactly (same seed):
+    # the 10 % shift is inside 3 SE_diff but outside 5 % of the reference,
+    # and the rule needs both.
+    noisy = dict(scale=10.0, n_time=5000)
+    report = compare_results(field_result(1, **noisy), field_result(1, means=(11.0, 20.0), **noisy))
+    row = next(row for row in report.rows if row.quantity == "mean" and row.type == "E")
+    assert abs(row.difference) <= 3 * np.hypot(row.se_a, row.se_b)
+    assert not row.passed
+
+
+def test_psd_within_20_percent_passes_beyond_standard_errors():
+    # Same noise 5 % larger: every band is 10.25 % higher, which exceeds
+    # 3 SE_diff in the well-resolved high bands but is within 20 %.
+    report = compare_results(field_result(1), field_result(1, scale=1.05))
+    rows = [row for row in report.rows if row.quantity.startswith("psd")]
+    assert all(row.passed for row in rows)
+    assert any(abs(row.difference) > 3 * np.hypot(row.se_a, row.se_b) for row in rows)
+
+
+def test_correlation_within_absolute_tolerance_passes():
+    # Adding independent noise of 12.7 % of the variance lowers r(1) = 0.4 by
+    # 0.4 * 0.127/1.127 = 0.045: beyond 3 SE_diff (~0.03) but within 0.05.
+    base = field_result(1)
+    diluted = field_result(1)
+    site_var = 5.0  # 5 unit-variance AR(1) terms summed per site
+    extra = np.random.default_rng(99).normal(0.0, np.sqrt(0.127 * site_var), base.A.shape)
+    diluted.A = base.A + extra
+    report = compare_results(base, diluted)
+    rows = [row for row in report.rows if row.quantity == "corr d=1"]
+    assert all(row.passed for row in rows)
+    assert all(abs(row.difference) > 3 * np.hypot(row.se_a, row.se_b) for row in rows)
+    assert all(abs(row.difference) == pytest.approx(0.045, abs=0.004) for row in rows)
+
+
+def test_larger_fluctuations_fail_the_psd():
+    # Fluctuations 1.5 times larger: the PSD is 2.25 times higher in every band.
+    report = compare_results(field_result(1), field_result(2, scale=1.5))
+    failed = {row.quantity for row in report.failures}
+    assert {q for q in failed if q.startswith("psd")} == {row.quantity for row in report.rows if row.quantity.startswith("psd")}
+    assert all(not q.startswith("corr") and q != "mean" for q in failed)
+    assert not report.band_passed.any()
+
+
+def test_bistable_dwell_times():
+    spec = BistableSpec(low=-5.0, high=5.0, window_ms=5.0)
+    report = compare_results(bistable_result(1), bistable_result(2), bistable=spec, discard=0.0)
+    dwell_rows = {row.quantity: row for row in report.rows if row.quantity in ("switches", "dwell up", "dwell down")}
+    assert set(dwell_rows) == {"switches", "dwell up", "dwell down"}
+    assert all(row.passed for row in dwell_rows.values()), report.format_text()
+    assert dwell_rows["switches"].value_a > 300 and dwell_rows["dwell up"].type == "E1-E2"
+    # Mean dwell 100 ms: ~300 dwells per state, SE 6 %, so the two agree well
+    # within 25 %; the reference mean is the telegraph's 1/p = 100 ms.
+    assert dwell_rows["dwell up"].value_a == pytest.approx(100.0, abs=3 * dwell_rows["dwell up"].se_a)
+    assert not any(row.quantity.startswith("corr") for row in report.rows)  # one site
+    slower = compare_results(
+        bistable_result(1), bistable_result(2, p_leave=0.005), bistable={"low": -5.0, "high": 5.0, "window_ms": 5.0}
+    )
+    failed = {row.quantity for row in slower.failures}
+    assert {"dwell up", "dwell down"} <= failed and "switches" not in failed
+
+
+def test_too_few_switches_fail():
+    report = compare_results(
+        bistable_result(1, p_leave=0.0004, n_time=30_000),
+        bistable_result(2, p_leave=0.0004, n_time=30_000),
+        bistable={"low": -5.0, "high": 5.0},
+    )
+    switches = next(row for row in report.rows if row.quantity == "switches")
+    assert not switches.passed and switches.value_a < 30
+
+
+@pytest.mark.parametrize(
+    ("other", "message"),
+    [
+        (lambda: stand_in(np.zeros((5000, 1, 4, 4)) + 1.0, 1.0, ("E",)), "types differ"),
+        (lambda: field_result(2, shape=(4, 2)), "lattice shapes differ"),
+        (lambda: field_result(2, dt=0.5, n_time=40_000), "record intervals differ"),
+        (lambda: field_result(2, dx=0.2), "lattice.dx differs"),
+        (lambda: field_result(2, boundary="open"), "lattice.boundary differs"),
+        (lambda: field_result(2, n_time=2000), "segments"),
+        (lambda: np.zeros((100, 2, 4, 4)), "not a result"),
+    ],
+)
+def test_unusable_input(other, message):
+    with pytest.raises(CompareInputError, match=message):
+        compare_results(field_result(1, n_time=5000), other())
+
+
+def test_non_finite_and_bad_bistable_option():
+    broken = field_result(2, n_time=5000)
+    broken.A[1000, 0, 0, 0] = np.nan
+    with pytest.raises(CompareInputError, match="non-finite"):
+        compare_results(field_result(1, n_time=5000), broken)
+    with pytest.raises(CompareInputError, match="bistable"):
+        compare_results(field_result(1, n_time=5000), field_result(2, n_time=5000), bistable={"low": 1.0})
+    with pytest.raises(CompareInputError, match="bistable"):
+        compare_results(field_result(1, n_time=5000), field_result(2, n_time=5000), bistable={"low": 2.0, "high": 1.0})
+
+
+def test_plot_comparison_writes_figure(tmp_path):
+    report = compare_results(field_result(1, n_time=5000), field_result(2, n_time=5000, means=(12.0, 20.0)))
+    path = tmp_path / "compare.png"
+    plot_comparison(report, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bistable = compare_results(bistable_result(1), bistable_result(2), bistable={"low": -5.0, "high": 5.0})
+    plot_comparison(bistable, tmp_path / "bistable.png")
+    assert (tmp_path / "bistable.png").stat().st_size > 0

@@ -1,0 +1,90 @@
+"""The command line: results, exit status, one-line errors, nothing half-written."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import meshfield
+
+TINY = ["--set", "run.t_end=20", "--set", "lattice.shape=[6,6]", "--set", "stimuli=[]",
+        "--set", "couplings.0.kernel={shape='gaussian', sigma=0.1, r_max=0.2}",
+        "--set", "couplings.1.kernel={shape='gaussian', sigma=0.1, r_max=0.2}",
+        "--set", "couplings.2.kernel={shape='gaussian', sigma=0.1, r_max=0.2}",
+        "--set", "couplings.3.kernel={shape='gaussian', sigma=0.1, r_max=0.2}"]
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "meshfield.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_run_writes_a_result_that_reads_back(tmp_path):
+    out = tmp_path / "r.h5"
+    p = cli("run", *TINY, "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    assert "[meshfield] done" in p.stdout
+    with meshfield.open_result(out) as res:
+        assert res.A.shape == (20, 2, 6, 6)
+        assert res.A.dtype == np.float32
+        assert res.types == ["E", "I"]
+        assert res.config["run"]["t_end"] == 20.0
+        assert res.meta["seed"] == 1 and res.meta["ranks"] == 1
+        np.testing.assert_array_equal(res.times, np.arange(20) * 1.0)
+
+
+def test_existing_result_is_not_overwritten_without_flag(tmp_path):
+    out = tmp_path / "r.h5"
+    assert cli("run", *TINY, "-o", str(out), "-q").returncode == 0
+    before = out.stat().st_mtime_ns
+    p = cli("run", *TINY, "-o", str(out), "-q")
+    assert p.returncode == 2
+    assert "exists" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert out.stat().st_mtime_ns == before
+    assert cli("run", *TINY, "-o", str(out), "-q", "--overwrite").returncode == 0
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--set", "populations.E.tau_m=-1"], ["populations.E.tau_m", "-1", "> 0"]),
+    (["--set", "couplings.0.kernel.shape='mexican'"], ["couplings[0].kernel.shape", "mexican"]),
+    (["--set", "lattice.shape=[4,4]"], ["too large for the lattice"]),
+    (["/no/such.toml"], ["does not exist"]),
+])
+def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, args, words):
+    p = cli("run", *args, "-o", str(tmp_path / "x.h5"), cwd=tmp_path)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("meshfield: error:")
+    for w in words:
+        assert w in lines[0]
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_output_folder(tmp_path):
+    p = cli("run", *TINY, "-o", str(tmp_path / "nope" / "x.h5"))
+    assert p.returncode == 2 and "output folder" in p.stderr
+
+
+def test_malformed_toml(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[lattice]\nshape = [3,\n")
+    p = cli("info", str(bad))
+    assert p.returncode == 2 and "not valid TOML" in p.stderr
+
+
+def test_info_reports_the_resolved_model():
+    p = cli("info", "-n", "4")
+    assert p.returncode == 0, p.stderr
+    for words in ("K = 208 steps", "halo width", "d_min = 2 steps", "process grid for 4 rank(s): (2, 2)",
+                  "memory per rank", "offsets"):
+        assert words in p.stdout
+
+
+def test_plot_writes_png(tmp_path):
+    out = tmp_path / "r.h5"
+    assert cli("run", *TINY, "-o", str(out), "-q").returncode == 0
+    p = cli("plot", str(out), "-o", str(tmp_path / "r.png"))
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"

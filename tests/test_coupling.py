@@ -1,0 +1,125 @@
+"""Kernels, stencils, normalization, delays; the propagators; the vectorizable exp."""
+
+import math
+
+import numpy as np
+import pytest
+
+from meshfield.config import ConfigError, load_config
+from meshfield.coupling import build_stencil, build_stencils, halo_width, min_delay
+from meshfield.lattice import Lattice
+from meshfield.numerics import VEXP_MAX_REL_ERROR, vexp
+from meshfield.propagators import membrane_propagators
+
+
+def cfg(kernel, shape=(21, 21), boundary="periodic", delay=None, dx=0.1):
+    return load_config(None, [f"lattice.shape={list(shape)}", f"lattice.boundary='{boundary}'",
+                              f"lattice.dx={dx}", "stimuli=[]",
+                              f"couplings.0.kernel={kernel}",
+                              f"couplings.0.delay={delay or '{d0=1.0}'}"])
+
+
+def test_gaussian_stencil_is_normalized_isotropic_and_cut_off():
+    st = build_stencil(cfg("{shape='gaussian', sigma=0.2, r_max=0.5}"), 0)
+    assert st.weights.sum() == pytest.approx(1.0, abs=1e-15)
+    r = np.sqrt((st.offsets ** 2).sum(axis=1)) * 0.1
+    assert r.max() <= 0.5 + 1e-12
+    # every lattice offset within the cutoff is present: count the lattice points
+    n_inside = sum(1 for i in range(-5, 6) for j in range(-5, 6) if math.hypot(i, j) * 0.1 <= 0.5 + 1e-12)
+    assert len(st.weights) == n_inside
+    w = dict(zip(map(tuple, st.offsets), st.weights))
+    assert w[(1, 0)] == w[(0, 1)] == w[(-1, 0)]
+    assert w[(1, 0)] / w[(0, 0)] == pytest.approx(math.exp(-0.5 * (0.1 / 0.2) ** 2))
+
+
+@pytest.mark.parametrize("kernel, profile", [
+    ("{shape='exponential', length=0.15, r_max=0.4}", lambda r: math.exp(-r / 0.15)),
+    ("{shape='tophat', radius=0.25}", lambda r: 1.0),
+])
+def test_kernel_profiles(kernel, profile):
+    st = build_stencil(cfg(kernel), 0)
+    r = np.sqrt((st.offsets ** 2).sum(axis=1)) * 0.1
+    expected = np.array([profile(x) for x in r])
+    np.testing.assert_allclose(st.weights, expected / expected.sum(), rtol=1e-12)
+
+
+def test_dog_is_center_minus_surround_clipped_at_zero():
+    st = build_stencil(cfg("{shape='dog', sigma_center=0.1, sigma_surround=0.3, surround_weight=0.5, r_max=0.6}"), 0)
+    assert (st.weights > 0).all()
+    r = np.sqrt((st.offsets ** 2).sum(axis=1)) * 0.1
+    g = lambda s: np.exp(-0.5 * (r / s) ** 2) / (2 * np.pi * s * s)
+    raw = np.clip(g(0.1) - 0.5 * g(0.3), 0, None)
+    np.testing.assert_allclose(st.weights, raw / raw.sum(), rtol=1e-12)
+
+
+def test_custom_kernel_table():
+    st = build_stencil(cfg("{shape='custom', weights=[[0,0,2.0],[1,0,1.0],[-1,0,1.0]]}"), 0)
+    assert dict(zip(map(tuple, st.offsets), st.weights)) == {(0, 0): 0.5, (1, 0): 0.25, (-1, 0): 0.25}
+
+
+def test_delays_follow_distance_and_velocity():
+    st = build_stencil(cfg("{shape='gaussian', sigma=0.2, r_max=0.5}", delay="{d0=1.0, velocity=0.1}"), 0)
+    r = np.sqrt((st.offsets ** 2).sum(axis=1)) * 0.1
+    np.testing.assert_array_equal(st.delays, np.rint((1.0 + r / 0.1) / 0.5).astype(int))
+    assert min_delay([st]) == 2
+
+
+def test_open_lattice_edge_renormalizes_over_existing_offsets():
+    c = cfg("{shape='gaussian', sigma=0.2, r_max=0.3}", shape=(10,), boundary="open")
+    st = build_stencil(c, 0)
+    lat = Lattice.from_config(c.lattice)
+    norm = st.edge_normalization(lat, (0,), (10,))
+    w = dict(zip((int(o[0]) for o in st.offsets), st.weights))
+    assert norm[5] == pytest.approx(1.0)
+    assert norm[0] == pytest.approx(sum(v for o, v in w.items() if o >= 0))
+    assert norm[9] == pytest.approx(sum(v for o, v in w.items() if o <= 0))
+
+
+def test_kernel_too_wide_for_periodic_lattice_is_rejected():
+    with pytest.raises(ConfigError, match=r"couplings\[0\].kernel.r_max = 0.5 mm is too large"):
+        build_stencil(cfg("{shape='gaussian', sigma=0.2, r_max=0.5}", shape=(8, 8)), 0)
+
+
+def test_halo_width_is_the_widest_stencil():
+    c = load_config(None, ["stimuli=[]"])
+    assert halo_width(build_stencils(c)) == max(int(np.abs(s.offsets).max()) for s in build_stencils(c))
+
+
+# --------------------------------------------------------------------------- propagators
+
+
+def test_propagators_match_numerical_integration():
+    """Integrate tau_m du/dt = -u + mu + tau_m y, tau_s dy/dt = -y + I finely and compare."""
+    tau_m, tau_s, dt, mu, u0, y0, I = 20.0, 3.0, 0.5, 10.0, 2.0, 0.4, 0.9
+    p = membrane_propagators(tau_m, np.array([tau_s]), dt)
+    u, y, h = u0, y0, 1e-5
+    for _ in range(int(dt / h)):
+        du = (-u + mu + tau_m * y) / tau_m
+        dy = (-y + I) / tau_s
+        u, y = u + h * du, y + h * dy
+    assert u0 * p.P_mm + mu * (1 - p.P_mm) + y0 * p.P_sm[0] + I * p.P_im[0] == pytest.approx(u, rel=1e-5)
+    assert y0 * p.P_ss[0] + I * (1 - p.P_ss[0]) == pytest.approx(y, rel=1e-5)
+
+
+def test_propagators_equal_time_constants_limit():
+    a = membrane_propagators(10.0, np.array([10.0]), 0.5).P_sm[0]
+    b = membrane_propagators(10.0, np.array([10.0 + 1e-7]), 0.5).P_sm[0]
+    assert a == pytest.approx(b, rel=1e-6)
+
+
+# --------------------------------------------------------------------------- vexp
+
+
+def test_vexp_matches_math_exp():
+    from numba import njit
+
+    @njit
+    def apply(x):
+        out = np.empty_like(x)
+        for i in range(x.size):
+            out[i] = vexp(x[i])
+        return out
+
+    x = np.concatenate([np.linspace(-699, 699, 200001), np.random.default_rng(1).uniform(-50, 10, 100000)])
+    np.testing.assert_allclose(apply(x), np.exp(x), rtol=VEXP_MAX_REL_ERROR)
+    assert apply(np.array([-1e4]))[0] == pytest.approx(math.exp(-700))
