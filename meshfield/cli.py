@@ -21,8 +21,9 @@ def _input_errors():
     """Exception types that mean "bad input" (not a bug)."""
     from .io.recorder import RecorderError
     from .io.result import ResultError
+    from .analysis import AnalysisInputError
     from .parallel import DecompositionError
-    return (ConfigError, DecompositionError, RecorderError, ResultError)
+    return (ConfigError, DecompositionError, RecorderError, ResultError, AnalysisInputError)
 
 
 def _rank() -> int:

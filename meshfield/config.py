@@ -46,6 +46,11 @@ KERNEL_SHAPES = ("delta", "gaussian", "exponential", "tophat", "dog", "custom")
 STIMULUS_KINDS = ("pulse", "moving_spot", "grating", "step", "ou")
 
 
+def to_steps(t_ms: float, dt: float) -> int:
+    """A duration (ms) in whole steps, rounded to the nearest (halves up)."""
+    return int(math.floor(t_ms / dt + 0.5 + 1e-9))
+
+
 class ConfigError(ValueError):
     """An invalid configuration value; the message names key, value and what is allowed."""
 
@@ -281,6 +286,10 @@ class KernelConfig:
                     _fail(f"{key}.weights[{i}]", row, "expected [offset..., weight] with integer offsets")
                 _positive(f"{key}.weights[{i}] weight", vals[-1], allow_zero=True)
                 parsed.append(vals)
+            offsets = [tuple(row[:-1]) for row in parsed]
+            if len(set(offsets)) != len(offsets):
+                dup = next(o for o in offsets if offsets.count(o) > 1)
+                _fail(f"{key}.weights", [list(map(int, dup))], "each offset may appear once")
             kw["weights"] = tuple(parsed)
         default_r_max = {
             "delta": 0.0,
@@ -496,7 +505,7 @@ class Config:
         if self.n_records < 1:
             _fail("run.t_end", self.run.t_end, f"must cover at least one record interval ({self.record.interval} ms)")
         for i, c in enumerate(self.couplings):
-            if round(c.delay.d0 / dt) < 1:
+            if to_steps(c.delay.d0, dt) < 1:
                 _fail(f"couplings[{i}].delay.d0", c.delay.d0,
                       f"delays are rounded to whole steps and must be >= one step (run.dt = {dt} ms)")
 
@@ -602,6 +611,8 @@ def read_toml(path: str | Path) -> dict:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"configuration file {str(path)!r} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"configuration file {str(path)!r} cannot be read: {exc.strerror}") from None
 
 
 def load_config(path: str | Path | dict | None = None, overrides=()) -> Config:

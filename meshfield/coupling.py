@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import Config, ConfigError, KernelConfig
+from .config import Config, ConfigError, KernelConfig, to_steps
 from .lattice import Lattice
 
 __all__ = ["Stencil", "kernel_profile", "build_stencil", "build_stencils", "halo_width",
@@ -140,10 +140,18 @@ def build_stencil(config: Config, index: int) -> Stencil:
                     f"{(n - 1) // 2} (r_max < {((n - 1) // 2 + 1) * lattice.dx:g} mm) so that no "
                     "offset wraps onto another")
     weights = weights / weights.sum()
+    if not lattice.periodic:
+        stencil = Stencil(0, 0, c.J, c.C, offsets, weights, np.ones(len(weights), dtype=np.int64))
+        norm = stencil.edge_normalization(lattice, (0,) * lattice.ndim, lattice.shape)
+        if norm.min() <= 0:
+            where = tuple(int(i) for i in np.unravel_index(np.argmin(norm), lattice.shape))
+            raise ConfigError(f"{key}.kernel reaches no site of the open lattice from site {where}: "
+                              "every site needs at least one in-lattice offset (include offset 0 "
+                              "or use a wider kernel)")
     dist = lattice.distance(offsets)
     delay_ms = c.delay.d0 + (dist / c.delay.velocity if math.isfinite(c.delay.velocity) else 0.0)
-    delays = np.rint(np.asarray(delay_ms, dtype=float) / dt + 1e-9).astype(np.int64)
-    delays = np.broadcast_to(delays, weights.shape).copy()
+    delays = np.array([to_steps(d, dt) for d in np.broadcast_to(delay_ms, weights.shape)],
+                      dtype=np.int64)
     if delays.min() < 1:
         raise ConfigError(f"{key}.delay.d0 = {c.delay.d0} ms rounds to {delays.min()} steps; "
                           f"delays must be >= one step (run.dt = {dt} ms)")

@@ -133,7 +133,7 @@ def plot_psd(result, path, discard: float = 200.0) -> str:
     A = np.asarray(result.A)
     fig, ax = plt.subplots(figsize=(6, 4))
     for ti, name in enumerate(result.types):
-        f, S, err = spec.freqs[1:], spec.S[ti, 1:], spec.S_err[ti, 1:]
+        f, S, err = spec.freqs[1:], spec.S[1:, ti], spec.S_err[1:, ti]
         (line,) = ax.loglog(f, S, lw=0.8, label=name)
         ax.fill_between(f, np.maximum(S - err, S * 1e-3), S + err, color=line.get_color(), alpha=0.2)
         if name in N:

@@ -85,14 +85,16 @@ class _Progress:
         self.stream = stream or sys.stdout
         self.start = time.perf_counter()
         self.last = self.start
+        self.last_t = None
 
     def __call__(self, t_sim: float, force: bool = False) -> None:
-        if not self.enabled:
+        if not self.enabled or (force and t_sim == self.last_t):
             return
         now = time.perf_counter()
         if not force and now - self.last < self.interval:
             return
         self.last = now
+        self.last_t = t_sim
         wall = now - self.start
         speed = t_sim / wall if wall > 0 else float("inf")
         eta = (self.t_end - t_sim) / speed if speed > 0 else float("inf")

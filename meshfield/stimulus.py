@@ -76,10 +76,10 @@ class Stimulus:
 
     def _profile(self, i: int, s, step: int) -> np.ndarray | float:
         t = step * self.dt
-        if s.kind == "ou":
-            return self.ou_state[i]
         if not (s.t_start <= t < s.t_start + s.duration):
             return 0.0
+        if s.kind == "ou":
+            return self.ou_state[i]
         if s.kind == "step":
             return s.amplitude
         if s.kind == "pulse":

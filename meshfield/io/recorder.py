@@ -252,8 +252,8 @@ class Recorder:
             raise RecorderError(f"cannot write {path}: it is a folder, not a result file")
         for target in (path, blocks_dirname(path)):
             if os.path.lexists(target) and not self._overwrite:
-                raise RecorderError(f"{target} exists; refusing to overwrite it (pass "
-                                    f"overwrite=True to replace the result)")
+                raise RecorderError(f"{target} exists; refusing to overwrite it (use "
+                                    f"--overwrite, or overwrite=True, to replace the result)")
         if (not isinstance(types, (list, tuple)) or not types
                 or not all(isinstance(name, str) and name for name in types)
                 or len(set(types)) != len(types)):
@@ -519,7 +519,7 @@ class Recorder:
         existing = [p for p in (self.path, final_blocks) if os.path.lexists(p)]
         if existing and not self._overwrite:
             raise RecorderError(f"{existing[0]} appeared while the run was writing; "
-                                f"refusing to overwrite it (pass overwrite=True)")
+                                f"refusing to overwrite it (use --overwrite, or overwrite=True)")
         # The old result is moved aside first and deleted last, so that at every
         # moment a file at self.path is a complete result.
         aside = []

@@ -1,0 +1,137 @@
+"""Benchmark of the mesoscopic engine against NEST's ``gif_pop_psc_exp``, side by side.
+
+The packaged ``bench_meso`` configuration (a 32x32 periodic E/I lattice with the
+neuron parameters of NEST's gif_pop_psc_exp example: two adaptation timescales up
+to 1 s, so K is in the thousands) is run
+
+* by meshfield on 1 and 2 MPI ranks (one numba thread per rank), each in an
+  ``mpiexec`` subprocess: build, first block (numba compilation, cached after the
+  first ever run), then the warm throughput over ``--t-sim`` ms;
+* by NEST (one thread) from ``gif_pop_psc_exp`` nodes, one per site and type,
+  coupled by the same stencils (``meshfield.peers.nest``), in this process.
+
+Printed: population-steps per second per core for both and their ratio (at the
+same K), memory per population, bytes communicated per step, 1 -> 2 rank speedup.
+A JSON of the numbers goes to ``--json``.
+
+Usage::
+
+    python drivers/bench_meso.py                      # full comparison (a few minutes)
+    python drivers/bench_meso.py --t-sim 50 --skip-nest --ranks 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WORKER = r"""
+import json, sys, time
+import numpy as np
+from mpi4py import MPI
+import meshfield
+from meshfield.coupling import build_stencils
+from meshfield.simulation import build_model, make_decomposition
+config = meshfield.load_config(sys.argv[1], sys.argv[3:])
+t_sim = float(sys.argv[2])
+comm = MPI.COMM_WORLD
+t0 = time.perf_counter()
+stencils = build_stencils(config)
+dec = make_decomposition(config, comm, stencils=stencils)
+model = build_model(config, dec, stencils)
+t_build = time.perf_counter() - t0
+B = model.d_min or 64
+nt = len(config.types)
+counts = np.empty((B, nt, model.n_local)); expected = np.empty_like(counts)
+comm.Barrier(); t0 = time.perf_counter()
+model.advance(0, B, counts, expected); model.exchange()
+comm.Barrier(); t_first = time.perf_counter() - t0
+n_blocks = max(1, int(round(t_sim / config.run.dt / B)))
+sent0 = dec.bytes_sent
+comm.Barrier(); t0 = time.perf_counter(); c0 = time.process_time()
+for b in range(1, n_blocks + 1):
+    model.advance(b * B, B, counts, expected); model.exchange()
+comm.Barrier(); wall = time.perf_counter() - t0; cpu = time.process_time() - c0
+steps = n_blocks * B
+sent = comm.allreduce(dec.bytes_sent - sent0) / steps
+mem = comm.allreduce(model.memory_bytes())
+n_pop = int(np.prod(config.lattice.shape)) * nt
+if comm.rank == 0:
+    print(json.dumps(dict(ranks=comm.size, dims=list(dec.dims), K=model.history_lengths,
+        build_s=t_build, first_block_s=t_first, steps=steps, wall_s=wall, cpu_s_rank0=cpu,
+        pop_steps_per_s=n_pop * steps / wall, bytes_per_step=sent, memory_bytes=mem,
+        memory_per_population=mem / n_pop)))
+"""
+
+
+def run_meshfield(config: str, t_sim: float, ranks: int, overrides) -> dict:
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    cmd = [str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", str(ranks), sys.executable, "-c",
+           WORKER, config, str(t_sim), *overrides]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"meshfield worker failed on {ranks} rank(s):\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_nest(config: str, t_sim: float, overrides) -> dict:
+    import meshfield
+    from meshfield.peers.nest import time_gif_pop_lattice
+    cfg = meshfield.load_config(config, overrides)
+    return time_gif_pop_lattice(cfg, t_sim)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="bench_meso", help="TOML file or packaged name")
+    p.add_argument("--t-sim", type=float, default=200.0, help="timed biological time (ms)")
+    p.add_argument("--nest-t-sim", type=float, default=None, help="timed time for NEST (default: --t-sim)")
+    p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--skip-nest", action="store_true")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", default="out/bench_meso.json")
+    args = p.parse_args(argv)
+
+    import meshfield
+    cfg = meshfield.load_config(args.config, args.set)
+    n_pop = int(__import__("numpy").prod(cfg.lattice.shape)) * len(cfg.types)
+    print(f"bench_meso: lattice {tuple(cfg.lattice.shape)} x {len(cfg.types)} types = {n_pop} populations, "
+          f"dt = {cfg.run.dt} ms, timed {args.t_sim} ms", flush=True)
+    results = {"config": args.config, "overrides": args.set, "t_sim": args.t_sim, "meshfield": {}}
+    for r in args.ranks:
+        m = run_meshfield(args.config, args.t_sim, r, args.set)
+        results["meshfield"][r] = m
+        print(f"meshfield {r} rank(s) {tuple(m['dims'])}: K = {m['K']}, build {m['build_s']:.2f} s, "
+              f"first block (incl. compilation) {m['first_block_s']:.2f} s, "
+              f"{m['pop_steps_per_s']:.3g} pop-steps/s = {m['pop_steps_per_s'] / r:.3g} per core; "
+              f"{m['memory_per_population'] / 1024:.1f} KiB per population; "
+              f"{m['bytes_per_step']:.0f} bytes sent per step", flush=True)
+    if len(args.ranks) > 1:
+        base = results["meshfield"][args.ranks[0]]["pop_steps_per_s"]
+        for r in args.ranks[1:]:
+            s = results["meshfield"][r]["pop_steps_per_s"] / base
+            results.setdefault("speedup", {})[r] = s
+            print(f"speedup {args.ranks[0]} -> {r} ranks: {s:.2f}")
+    if not args.skip_nest:
+        t0 = time.perf_counter()
+        n = run_nest(args.config, args.nest_t_sim or args.t_sim, args.set)
+        results["nest"] = n
+        print(f"NEST gif_pop_psc_exp (1 thread): K = {n.get('K')}, build {n.get('build_seconds', float('nan')):.2f} s, "
+              f"{n['pop_steps_per_second']:.3g} pop-steps/s ({time.perf_counter() - t0:.1f} s in all)")
+        one = results["meshfield"][args.ranks[0]]["pop_steps_per_s"] / args.ranks[0]
+        results["ratio_per_core"] = one / n["pop_steps_per_second"]
+        print(f"ratio meshfield/NEST per core: {results['ratio_per_core']:.2f}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
