@@ -96,6 +96,18 @@ def _cohort_range(u_row, m_row, v_row, lam_row, thr, P_mm, h_inc, c_per_ms, inv_
     return W, Y, Z
 
 
+@njit(cache=True)
+def _threshold_scan(thr, n_row, eps_rev, theta_tilde_rev, base, inv_N, older):
+    """Thresholds of a run of cohorts in order of decreasing age: ``thr = base +
+    eps_theta(a) + older / N``, where ``older`` sums ``n theta~(a')`` over all older
+    cohorts (an exclusive prefix sum, carried in and returned). Not ``fastmath``:
+    the sum must be accumulated in this order on every rank."""
+    for i in range(thr.shape[0]):
+        thr[i] = base + eps_rev[i] + older * inv_N
+        older += n_row[i] * theta_tilde_rev[i]
+    return older
+
+
 @njit(cache=True, fastmath=True)
 def _sum(row):
     acc = 0.0
@@ -107,7 +119,7 @@ def _sum(row):
 @njit(cache=True, parallel=True)
 def population_block(step0, nsteps, type_index, N, dt, n_ref, u_reset, u_th, c_per_ms, delta_u,
                      P_mm, mu, inputs, in_J, in_P_ss, in_P_sm, in_P_im, y,
-                     eps, theta_tilde, adapt_w, adapt_decay, adapt_enter, g,
+                     eps_rev, theta_tilde_rev, adapt_w, adapt_decay, adapt_enter, g,
                      m, v, u, lam, n, x, z, h, lam_free,
                      noise, seed, global_site, counts_out, expected_out):
     """Advance every population of one type at the local sites by ``nsteps`` steps.
@@ -122,8 +134,8 @@ def population_block(step0, nsteps, type_index, N, dt, n_ref, u_reset, u_th, c_p
         Weight (mV) and propagators (see :mod:`meshfield.propagators`) per incoming stencil.
     y : float64 (n_in, n_local)
         Synaptic currents (mV/ms), updated in place.
-    eps, theta_tilde : float64 (K + 1,)
-        ``eps_theta(a dt)`` and ``theta~(a dt)`` for ages ``a = 0..K`` (mV).
+    eps_rev, theta_tilde_rev : float64 (K,)
+        ``eps_theta(a dt)`` and ``theta~(a dt)`` for ages ``a = K, K-1, .., 1`` (mV).
     adapt_w : float64 (n_adapt,)
         ``J_theta / tau_theta`` (mV) per adaptation timescale.
     adapt_decay, adapt_enter : float64 (n_adapt,)
@@ -172,13 +184,14 @@ def population_block(step0, nsteps, type_index, N, dt, n_ref, u_reset, u_th, c_p
             # the slot of age a is (t - a) mod K
             head = t % K
             if n_adapt > 0:
-                older = 0.0
-                for a in range(K, 0, -1):
-                    slot = head - a
-                    if slot < 0:
-                        slot += K
-                    thr[slot] = u_th + theta_old + eps[a] + older * inv_N
-                    older += n_row[slot] * theta_tilde[a]
+                # slots head..K-1 hold ages K..head+1, slots 0..head-1 ages head..1: in
+                # slot order the ages fall by one, so eps_rev/theta_tilde_rev (tables in
+                # age order K..1) are read contiguously from index 0
+                base = u_th + theta_old
+                older = _threshold_scan(thr[head:], n_row[head:], eps_rev[:K - head],
+                                        theta_tilde_rev[:K - head], base, inv_N, 0.0)
+                _threshold_scan(thr[:head], n_row[:head], eps_rev[K - head:],
+                                theta_tilde_rev[K - head:], base, inv_N, older)
 
             # non-refractory cohorts (ages n_ref+1 .. K) fill two contiguous slot ranges:
             # [0, head - n_ref) and [head, head + K - n_ref)

@@ -156,7 +156,8 @@ class MesoModel:
             pop=pop, K=K, n_ref=int(round(pop.t_ref / dt)), incoming=np.array(incoming, dtype=np.int64),
             P_mm=prop.P_mm, in_J=np.array([self.stencils[i].J for i in incoming], dtype=float),
             in_P_ss=prop.P_ss, in_P_sm=prop.P_sm, in_P_im=prop.P_im,
-            eps=adaptation_kernel(pop, ages), theta_tilde=theta_tilde(pop, ages),
+            # ages K, K-1, ..., 1: the order in which the kernel reads them
+            eps_rev=adaptation_kernel(pop, ages[:0:-1]), theta_tilde_rev=theta_tilde(pop, ages[:0:-1]),
             adapt_w=J / tau if len(tau) else np.zeros(0),
             adapt_decay=np.exp(-dt / tau), adapt_enter=np.exp(-(K + 1) * dt / tau),
             state=state,
@@ -191,7 +192,7 @@ class MesoModel:
                 step0, nsteps, ti, pop.N, self.dt, P["n_ref"], pop.u_reset, pop.u_th, pop.c * 1e-3,
                 pop.delta_u, P["P_mm"], np.ascontiguousarray(mu[:, ti]),
                 np.ascontiguousarray(inputs[P["incoming"]]), P["in_J"], P["in_P_ss"], P["in_P_sm"],
-                P["in_P_im"], s["y"], P["eps"], P["theta_tilde"], P["adapt_w"], P["adapt_decay"],
+                P["in_P_im"], s["y"], P["eps_rev"], P["theta_tilde_rev"], P["adapt_w"], P["adapt_decay"],
                 P["adapt_enter"], s["g"], s["m"], s["v"], s["u"], s["lam"], s["n"], s["x"], s["z"],
                 s["h"], s["lam_free"], self.noise, self.seed, self.global_site, counts, expected)
             counts_out[:, ti] = counts
