@@ -23,6 +23,17 @@ os.environ.setdefault("PYNEST_QUIET", "1")  # NEST's banner
 nest = pytest.importorskip("nest")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def nest_in_this_process():
+    """Two tests inspect NEST's kernel state after a call, so this file runs NEST in
+    the test process (elsewhere meshfield.peers.nest isolates every call in a
+    subprocess). `make test` gives this file a pytest process of its own, with no
+    numba kernels run before NEST (the two crash when they share a process)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(pn._IN_WORKER, "1")
+        yield
+
+
 def _single_population(mu, tau_theta=(), J_theta=(), N=1000, c=10.0, u_th=15.0, delta_u=2.5):
     return {
         "run": {"level": "meso", "t_end": 1000.0, "dt": 0.5, "seed": 7, "noise": "binomial"},

@@ -58,7 +58,10 @@ statistical errors in the comparisons documented in docs/peers.md):
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import math
+import multiprocessing
 import os
 import time
 from dataclasses import asdict, dataclass, replace
@@ -395,6 +398,41 @@ class GifPopLattice:
     build_seconds: float
 
 
+#: set in the worker processes that run NEST (see :func:`_isolated`)
+_IN_WORKER = "MESHFIELD_NEST_WORKER"
+
+
+def _worker_init() -> None:
+    os.environ[_IN_WORKER] = "1"
+
+
+def _call_in_worker(name: str, args, kwargs):
+    return globals()[name].in_process(*args, **kwargs)
+
+
+def _isolated(impl):
+    """Run a NEST function in a fresh ``spawn`` subprocess.
+
+    NEST must not share a process with numba's threading layer or an MPI state
+    left by earlier work: in a test session that had run meshfield kernels first,
+    ``nest.ResetKernel`` crashed with a segmentation fault. A fresh interpreter per
+    call costs NEST's import (a few seconds) and removes the problem. Inside the
+    worker, nested calls run directly. ``f.in_process`` is the unwrapped function.
+    """
+
+    @functools.wraps(impl)
+    def wrapper(*args, **kwargs):
+        if os.environ.get(_IN_WORKER) == "1":
+            return impl(*args, **kwargs)
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx, initializer=_worker_init) as ex:
+            return ex.submit(_call_in_worker, impl.__name__, args, kwargs).result()
+
+    wrapper.in_process = impl
+    return wrapper
+
+
+
 def build_gif_pop_lattice(config, dt=None, seed=None) -> GifPopLattice:
     """Reset NEST and build the configuration's lattice from ``gif_pop_psc_exp`` nodes.
 
@@ -448,6 +486,7 @@ def build_gif_pop_lattice(config, dt=None, seed=None) -> GifPopLattice:
     )
 
 
+@_isolated
 def run_gif_pop_lattice(config, t_end=None, dt=None, seed=None) -> tuple[np.ndarray, np.ndarray]:
     """Run the configuration as a lattice of ``gif_pop_psc_exp`` nodes.
 
@@ -487,6 +526,7 @@ def run_gif_pop_lattice(config, t_end=None, dt=None, seed=None) -> tuple[np.ndar
     return np.arange(n_steps) * dt, A.reshape((n_steps, len(lat.types)) + tuple(lat.shape))
 
 
+@_isolated
 def run_gif_pop(config, t_end=None, dt=None, seed=None) -> tuple[np.ndarray, np.ndarray]:
     """Run a single-site configuration with NEST's ``gif_pop_psc_exp``.
 
@@ -512,6 +552,7 @@ def run_gif_pop(config, t_end=None, dt=None, seed=None) -> tuple[np.ndarray, np.
     return times, A.reshape(len(times), -1)
 
 
+@_isolated
 def time_gif_pop_lattice(config, t_sim: float, dt=None, seed=None) -> dict:
     """Time NEST's ``gif_pop_psc_exp`` lattice of the configuration (one thread).
 
@@ -569,6 +610,7 @@ def _binned_activity(recorders, N, n_steps: int, dt: float) -> np.ndarray:
     return A
 
 
+@_isolated
 def run_gif_psc_exp_network(config, t_end=None, dt=None, seed=None) -> tuple[np.ndarray, np.ndarray]:
     """Run a single-site configuration as a network of NEST ``gif_psc_exp`` neurons.
 
@@ -648,6 +690,7 @@ def _spatial_connection(nest, kernel, dx: float) -> dict:
     )
 
 
+@_isolated
 def time_gif_psc_exp_lattice(config, t_sim: float, dt=None, seed=None) -> dict:
     """Build and time the configuration's lattice of ``gif_psc_exp`` neurons in NEST.
 
