@@ -11,6 +11,7 @@ from .decomposition import (
     block_range,
     check_halo,
     process_grid,
+    ranks_on_node,
 )
 from .spikes import exchange_spikes
 
@@ -20,5 +21,6 @@ __all__ = [
     "block_range",
     "check_halo",
     "process_grid",
+    "ranks_on_node",
     "exchange_spikes",
 ]

@@ -509,3 +509,15 @@ class Decomposition:
         unusable afterwards (long sweeps in one process would otherwise run out
         of MPI communicator ids)."""
         self.comm.Free()
+
+
+def ranks_on_node(comm: MPI.Intracomm) -> int:
+    """Number of ranks of ``comm`` sharing this rank's node (shared-memory domain).
+
+    Collective over ``comm``.
+    """
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.Get_size()
+    finally:
+        node.Free()
