@@ -119,9 +119,39 @@ def describe(config, ranks: int = 1) -> str:
         lines.append(f"communication: <= {sent / 1024:.1f} KiB per rank per exchange "
                      f"(halo cells x types x d_min x 8 bytes)")
     else:
-        from .micro import describe_micro
-        lines.extend(describe_micro(config, st, largest, h, dmin))
+        from .micro.model import resources
+        from .theory import stationary_rates_network
+        r = resources(config, st, largest, h)
+        lines.append(f"micro level per rank: {r['neurons']} neurons, {r['synapses']} synapses, "
+                     f"{r['memory_bytes'] / 2**20:.1f} MiB ({r['bytes_per_synapse']:.2f} bytes per synapse)")
+        rate = _expected_rate(config, stationary_rates_network)
+        if rate is not None:
+            lines.append(f"spike traffic per exchange (every {dmin} steps), at the mean-field rate "
+                         f"{rate:.1f} Hz: <= {r['spikes_per_exchange_per_hz'] * rate:.0f} spikes, "
+                         f"{r['bytes_per_exchange_per_hz'] * rate / 1024:.1f} KiB per rank")
+        else:
+            lines.append(f"spike traffic per exchange: <= {r['spikes_per_exchange_per_hz']:.1f} spikes "
+                         "per Hz of mean rate per rank")
     return "\n".join(lines)
+
+
+def _expected_rate(config, solver):
+    """Mean stationary rate (Hz, averaged over neurons) of the homogeneous mean-field
+    state, or None when the theory finds none."""
+    import numpy as np
+    types = config.types
+    T = len(types)
+    J = np.zeros((T, T))
+    C = np.zeros((T, T))
+    for c in config.couplings:
+        J[types.index(c.target), types.index(c.source)] = c.J
+        C[types.index(c.target), types.index(c.source)] = c.C
+    try:
+        state = solver(list(config.populations), J, C, dt=config.run.dt)
+    except Exception:  # the estimate is optional; info must not fail on it
+        return None
+    N = np.array([p.N for p in config.populations], dtype=float)
+    return float(np.dot(state.rates, N) / N.sum())
 
 
 def cmd_info(args) -> int:

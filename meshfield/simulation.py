@@ -211,6 +211,11 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             memory_E.append(buf_E[:buf_len].copy())
         buf_len = 0
 
+    # microscopic extras: spike trains and membrane potentials of sampled neurons
+    spikes, voltages = [], []
+    record_spikes = config.run.level == "micro" and config.record.spikes_per_site > 0
+    record_voltage = config.run.level == "micro" and config.record.voltage_neurons > 0
+
     report = _Progress(config.run.t_end, config.run.progress_interval, verbose)
     t_start = time.perf_counter()
     t_first_block = None
@@ -219,6 +224,10 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         while step < n_steps:
             nb = min(block, n_steps - step)
             model.advance(step, nb, counts[:nb], expected[:nb])
+            if record_spikes:
+                spikes.append(model.recorded_spikes())
+            if record_voltage:
+                voltages.append(model.recorded_voltage()[1])
             for k in range(nb):
                 acc_n += counts[k]
                 acc_e += expected[k]
@@ -236,6 +245,13 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         extra = dict(first_block_seconds=float(t_first_block or 0.0), build_seconds=float(t_build),
                      history_lengths=[int(k) for k in getattr(model, "history_lengths", [])])
         if recorder is not None:
+            if record_spikes:
+                recorder.write_extra("spikes", np.concatenate(spikes) if spikes else np.zeros((0, 4), np.int64),
+                                     {"columns": ["step", "global_site", "type", "neuron"]})
+            if record_voltage:
+                recorder.write_extra("voltage", np.concatenate(voltages),
+                                     {"units": "mV", "axes": ["step", "type", "*local_site", "neuron"],
+                                      "local_start": list(dec.local_start)})
             recorder.close(wall, extra)
     except BaseException:
         if recorder is not None:

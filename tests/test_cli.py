@@ -88,3 +88,28 @@ def test_plot_writes_png(tmp_path):
     p = cli("plot", str(out), "-o", str(tmp_path / "r.png"))
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_micro_run_records_spike_trains_consistent_with_voltage_and_activity(tmp_path):
+    """The sampled neurons' spikes sit in the recorded spike table, their membrane
+    potential is u_reset in the step of each spike, and no table entry is outside
+    the run or the sampled neurons."""
+    out = tmp_path / "m.h5"
+    p = cli("run", "bench_micro", "--set", "run.t_end=30", "--set", "record.spikes_per_site=4",
+            "--set", "record.voltage_neurons=4", "--set", "record.interval=0.5", "-o", str(out), "-q")
+    assert p.returncode == 0, p.stderr
+    with meshfield.open_result(out) as res:
+        spikes = res.extra("spikes")[0]
+        u = res.extra("voltage")[0]  # [step, type, x, y, neuron]
+        assert len(spikes) > 20
+        steps, site, typ, neuron = spikes.T
+        assert steps.min() >= 0 and steps.max() < 60 and neuron.max() < 4
+        x, y = np.unravel_index(site, res.shape)
+        u_reset = [res.config["populations"][t]["u_reset"] for t in res.types]
+        np.testing.assert_array_equal(u[steps, typ, x, y, neuron], np.take(u_reset, typ))
+        # each record's count of all spikes bounds the sampled neurons' spikes at that site
+        N = np.array([res.config["populations"][t]["N"] for t in res.types])
+        counts = np.rint(res.A * N[None, :, None, None] * 0.5e-3).astype(int)
+        sampled = np.zeros_like(counts)
+        np.add.at(sampled, (steps, typ, x, y), 1)
+        assert np.all(sampled <= counts)

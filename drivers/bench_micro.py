@@ -1,0 +1,174 @@
+"""Benchmark of the microscopic level against NEST's ``gif_psc_exp``, side by side.
+
+The packaged ``bench_micro`` configuration (an 8x8 periodic lattice with 400 E and
+100 I neurons per site, in-degree 200 from a Gaussian kernel: 32000 neurons and
+6.4 million synapses) is run
+
+* by meshfield on 1 and 2 MPI ranks (one numba thread per rank), each in an
+  ``mpiexec`` subprocess: a first build and block (numba compilation, cached
+  after the first ever run), a timed warm build, then the warm throughput over
+  ``--t-sim`` ms;
+* by NEST (one thread) from ``gif_psc_exp`` neurons with spatial
+  ``fixed_indegree`` connectivity (:func:`meshfield.peers.nest.time_gif_psc_exp_lattice`),
+  in this process.
+
+Printed: neuron-steps per second per core, synapses built per second, memory per
+synapse, spikes and bytes sent per exchange, the meshfield/NEST ratios of
+simulation and construction speed, and the 1 -> 2 rank speedup. Wall times on a
+machine shared with other work fluctuate; the process CPU times are printed
+beside them. A JSON of the numbers goes to ``--json``.
+
+Usage::
+
+    python drivers/bench_micro.py                          # full comparison (minutes)
+    python drivers/bench_micro.py --t-sim 50 --skip-nest --ranks 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+WORKER = r"""
+import json, sys, time
+import numpy as np
+from mpi4py import MPI
+import meshfield
+from meshfield.coupling import build_stencils
+from meshfield.simulation import DEFAULT_BLOCK, build_model, make_decomposition
+config = meshfield.load_config(sys.argv[1], sys.argv[3:])
+t_sim = float(sys.argv[2])
+comm = MPI.COMM_WORLD
+stencils = build_stencils(config)
+dec = make_decomposition(config, comm, stencils=stencils)
+comm.Barrier(); t0 = time.perf_counter()
+build_model(config, dec, stencils)  # compiles the kernels on a first ever run (then cached)
+comm.Barrier(); t_first_build = time.perf_counter() - t0
+comm.Barrier(); t0 = time.perf_counter(); c0 = time.process_time()
+model = build_model(config, dec, stencils)
+build_cpu = time.process_time() - c0
+comm.Barrier(); t_build = time.perf_counter() - t0
+B = model.d_min or DEFAULT_BLOCK
+nt = len(config.types)
+n_sites = int(np.prod(dec.local_shape))
+counts = np.empty((B, nt, n_sites)); expected = np.empty_like(counts)
+comm.Barrier(); t0 = time.perf_counter()
+model.advance(0, B, counts, expected); model.exchange()
+comm.Barrier(); t_first = time.perf_counter() - t0
+n_blocks = max(1, int(round(t_sim / config.run.dt / B)))
+sent0, spikes0 = dec.bytes_sent, model.spikes_sent
+n_spikes = 0.0
+comm.Barrier(); t0 = time.perf_counter(); c0 = time.process_time()
+for b in range(1, n_blocks + 1):
+    model.advance(b * B, B, counts, expected)
+    n_spikes += counts.sum()
+    model.exchange()
+comm.Barrier(); wall = time.perf_counter() - t0; cpu = time.process_time() - c0
+steps = n_blocks * B
+neurons = comm.allreduce(model.n_neurons)
+synapses = comm.allreduce(model.n_synapses)
+spikes = comm.allreduce(n_spikes)
+out = dict(
+    ranks=comm.size, dims=list(dec.dims), d_min=B, neurons=neurons, synapses=synapses,
+    first_build_s=t_first_build, build_s=t_build, build_cpu_s_rank0=build_cpu,
+    connect_s=comm.allreduce(model.build_seconds, op=MPI.MAX),
+    connect_cpu_s=comm.allreduce(model.connectivity.build_cpu_seconds),
+    synapses_per_s=synapses / comm.allreduce(model.build_seconds, op=MPI.MAX),
+    first_block_s=t_first, steps=steps, wall_s=wall, cpu_s_rank0=cpu,
+    neuron_steps_per_s=neurons * steps / wall,
+    neuron_steps_per_cpu_s=neurons * steps / comm.allreduce(cpu),
+    rate_hz=spikes / (neurons * steps * config.run.dt * 1e-3),
+    synapse_events_per_s=spikes * synapses / neurons / wall,
+    memory_bytes=comm.allreduce(model.memory_bytes()),
+    synapse_table_bytes=comm.allreduce(model.connectivity.nbytes),
+    spikes_sent_per_exchange=comm.allreduce(model.spikes_sent - spikes0) / n_blocks,
+    bytes_sent_per_exchange=comm.allreduce(dec.bytes_sent - sent0) / n_blocks,
+)
+if comm.rank == 0:
+    print(json.dumps(out))
+"""
+
+
+def run_meshfield(config: str, t_sim: float, ranks: int, overrides) -> dict:
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    cmd = [str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", str(ranks), sys.executable, "-c",
+           WORKER, config, str(t_sim), *overrides]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"meshfield worker failed on {ranks} rank(s):\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_nest(config: str, t_sim: float, overrides) -> dict:
+    import meshfield
+    from meshfield.peers.nest import time_gif_psc_exp_lattice
+    return time_gif_psc_exp_lattice(meshfield.load_config(config, overrides), t_sim)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="bench_micro", help="TOML file or packaged name")
+    p.add_argument("--t-sim", type=float, default=200.0, help="timed biological time (ms)")
+    p.add_argument("--nest-t-sim", type=float, default=None, help="timed time for NEST (default: --t-sim)")
+    p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--skip-nest", action="store_true")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", default="out/bench_micro.json")
+    args = p.parse_args(argv)
+
+    import meshfield
+    cfg = meshfield.load_config(args.config, args.set)
+    print(f"bench_micro: lattice {tuple(cfg.lattice.shape)}, types {', '.join(cfg.types)}, "
+          f"dt = {cfg.run.dt} ms, timed {args.t_sim} ms", flush=True)
+    results = {"config": args.config, "overrides": args.set, "t_sim": args.t_sim, "meshfield": {}}
+    for r in args.ranks:
+        m = run_meshfield(args.config, args.t_sim, r, args.set)
+        results["meshfield"][r] = m
+        print(f"meshfield {r} rank(s) {tuple(m['dims'])}: {m['neurons']} neurons, {m['synapses']} synapses "
+              f"built in {m['connect_s']:.2f} s wall, {m['connect_cpu_s']:.2f} s CPU "
+              f"({m['synapses_per_s']:.3g} synapses/s; first build incl. compilation "
+              f"{m['first_build_s']:.2f} s); first block "
+              f"(incl. compilation) {m['first_block_s']:.2f} s; {m['steps']} steps in {m['wall_s']:.2f} s wall "
+              f"({m['cpu_s_rank0']:.2f} s CPU on rank 0): {m['neuron_steps_per_s']:.3g} neuron-steps/s = "
+              f"{m['neuron_steps_per_s'] / r:.3g} per core ({m['neuron_steps_per_cpu_s']:.3g} per CPU second), "
+              f"{m['synapse_events_per_s']:.3g} synapse events/s, "
+              f"rate {m['rate_hz']:.2f} Hz; {m['synapse_table_bytes'] / m['synapses']:.2f} bytes per synapse "
+              f"({m['memory_bytes'] / m['synapses']:.2f} with neuron state and ring buffer); "
+              f"{m['spikes_sent_per_exchange']:.0f} spikes, {m['bytes_sent_per_exchange']:.0f} bytes "
+              f"sent per exchange", flush=True)
+    if len(args.ranks) > 1:
+        base = results["meshfield"][args.ranks[0]]["neuron_steps_per_s"]
+        for r in args.ranks[1:]:
+            s = results["meshfield"][r]["neuron_steps_per_s"] / base
+            results.setdefault("speedup", {})[r] = s
+            print(f"speedup {args.ranks[0]} -> {r} ranks: {s:.2f}")
+    if not args.skip_nest:
+        n = run_nest(args.config, args.nest_t_sim or args.t_sim, args.set)
+        results["nest"] = n
+        rates = ", ".join(f"{k} {v:.2f} Hz" for k, v in n["rates"].items())
+        print(f"NEST gif_psc_exp (1 thread): {n['n_synapses']} synapses connected in {n['connect_seconds']:.2f} s "
+              f"wall, {n['connect_cpu_seconds']:.2f} s CPU "
+              f"({n['synapses_per_second']:.3g} synapses/s); {n['steps']} steps in {n['seconds']:.2f} s wall "
+              f"({n['cpu_seconds']:.2f} s CPU): {n['neuron_steps_per_second']:.3g} neuron-steps/s; rates {rates}")
+        one = results["meshfield"][args.ranks[0]]
+        results["ratio_simulation_per_core"] = one["neuron_steps_per_s"] / args.ranks[0] / n["neuron_steps_per_second"]
+        results["ratio_construction"] = one["synapses_per_s"] / n["synapses_per_second"]
+        results["ratio_simulation_cpu"] = one["neuron_steps_per_cpu_s"] * n["cpu_seconds"] / (
+            n["n_neurons"] * n["steps"])
+        results["ratio_construction_cpu"] = n["connect_cpu_seconds"] / one["connect_cpu_s"]
+        print(f"ratio meshfield/NEST per core: simulation {results['ratio_simulation_per_core']:.2f}, "
+              f"construction {results['ratio_construction']:.2f} (wall time); per CPU second: simulation "
+              f"{results['ratio_simulation_cpu']:.2f}, construction {results['ratio_construction_cpu']:.2f}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""The microscopic network on one rank's block: neurons, synapses, delivery, exchange.
+
+A block of ``nsteps <= d_min`` steps runs in three stages:
+
+1. :func:`~meshfield.micro.neurons.advance_neurons` updates every local neuron
+   over the whole block; all the block's input is already in the ring buffer,
+   because every delay is at least ``d_min`` steps;
+2. the block's spikes are delivered to the local targets
+   (:func:`~meshfield.micro.delivery.deliver`), including those that see the
+   source through a halo cell mirroring an own site (periodic axes held by one
+   rank, :meth:`~meshfield.micro.connectivity.BlockGeometry.source_cells`);
+   the spikes of sites within ``halo_width`` of the block edge are kept for the
+   exchange;
+3. :meth:`MicroModel.exchange` (collective) sends the kept spikes to the ranks
+   whose halo holds their sites (:func:`meshfield.parallel.exchange_spikes`) and
+   delivers the spikes received from the neighbours. On one rank there is
+   nothing to exchange.
+
+A spike of step ``s`` over a delay ``d >= d_min`` acts in step ``s + d``, which
+lies beyond the block, so both deliveries happen in time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..config import Config
+from ..coupling import max_delay, min_delay
+from ..lattice import Lattice
+from ..parallel import exchange_spikes
+from ..stimulus import Stimulus
+from .connectivity import BlockGeometry, build_connectivity
+from .delivery import deliver, spike_list
+from .neurons import NeuronLayout, NeuronState, advance_neurons, neuron_parameters
+
+__all__ = ["MicroModel", "resources"]
+
+#: int64 columns of an exchanged spike record: global site, neuron within the site, step
+RECORD_COLUMNS = 3
+
+
+def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
+    """Size of the microscopic model on a block, without building it (``meshfield info``).
+
+    Pure function of the configuration and the block shape.
+
+    Parameters
+    ----------
+    config : Config
+    stencils : sequence of Stencil
+    local_shape : tuple of int
+        Sites of the block per axis.
+    halo_width : int
+
+    Returns
+    -------
+    dict
+        ``neurons``, ``synapses``, ``memory_bytes`` (synapse table, neuron state and
+        ring buffer), ``bytes_per_synapse`` (synapse table only), and the spike
+        traffic per exchange (every ``d_min`` steps) *per Hz of mean rate*:
+        ``edge_neurons`` (neurons whose spikes neighbours may need),
+        ``spikes_per_exchange_per_hz`` and ``bytes_per_exchange_per_hz`` (an upper
+        bound: what :func:`meshfield.parallel.exchange_spikes` forwards when every
+        axis has neighbours on both sides).
+    """
+    local_shape = tuple(int(m) for m in local_shape)
+    h = int(halo_width)
+    n_sites = math.prod(local_shape)
+    N = [p.N for p in config.populations]
+    n_types = len(N)
+    n_per_site = sum(N)
+    neurons = n_sites * n_per_site
+    synapses = n_sites * sum(N[s.target] * s.C for s in stencils)
+    d_min, d_max = min_delay(stencils), max_delay(stencils)
+    delay_bytes = 1 if d_max < 2**8 else 2 if d_max < 2**16 else 4
+    n_keys = math.prod(m + 2 * h for m in local_shape) * n_per_site
+    n_adapt = max((len(p.tau_theta) for p in config.populations), default=0)
+    table = 8 * (n_keys + 1) + (4 + delay_bytes) * synapses
+    state = neurons * 8 * (2 + n_types + n_adapt) + (d_max + 1) * neurons * n_types * 4
+    inner = math.prod(max(m - 2 * h, 0) for m in local_shape)
+    edge_neurons = (n_sites - inner) * n_per_site if h else 0
+    block_s = d_min * config.run.dt * 1e-3
+    forwarded_sites = 0
+    ndim = len(local_shape)
+    for k in range(ndim if h else 0):
+        across = math.prod(local_shape[j] + (2 * h if j < k else 0) for j in range(ndim) if j != k)
+        forwarded_sites += 2 * h * across
+    return dict(
+        neurons=neurons, synapses=synapses, memory_bytes=table + state,
+        bytes_per_synapse=table / synapses if synapses else 0.0, edge_neurons=edge_neurons,
+        spikes_per_exchange_per_hz=edge_neurons * block_s,
+        bytes_per_exchange_per_hz=forwarded_sites * n_per_site * block_s * 8 * (RECORD_COLUMNS + ndim),
+    )
+
+
+class MicroModel:
+    """The GLIF neurons of all types at the sites of one block and their inputs.
+
+    Construction draws the incoming synapses of the local neurons (not
+    collective).
+
+    Parameters
+    ----------
+    config : Config
+    decomposition : meshfield.parallel.Decomposition
+        This rank's block; its halo must cover every stencil. :meth:`exchange`
+        is collective over its communicator.
+    stencils : sequence of :class:`~meshfield.coupling.Stencil`
+
+    Attributes
+    ----------
+    d_min : int
+        Smallest delay (steps): the longest block :meth:`advance` accepts; 0
+        without couplings (any block length).
+    n_neurons, n_synapses : int
+        Local neurons and their incoming synapses.
+    build_seconds : float
+        Wall time of the connectivity build (s).
+    """
+
+    def __init__(self, config: Config, decomposition, stencils):
+        self.config = config
+        self.decomposition = decomposition
+        self.stencils = tuple(stencils)
+        self.dt = config.run.dt
+        self.seed = config.run.seed
+        self.types = config.types
+        self.n_types = len(self.types)
+        self.local_shape = tuple(decomposition.local_shape)
+        self.geometry = BlockGeometry.of(decomposition)
+        J = np.zeros((self.n_types, self.n_types))
+        for s in self.stencils:
+            J[s.target, s.source] = s.J
+        self.params = neuron_parameters(config.populations, J, self.dt)
+        self.layout = NeuronLayout.build(self.geometry.global_site(), self.params.N)
+        self.state = NeuronState.initial(self.params, self.layout)
+        self.d_min = min_delay(self.stencils)
+        self.d_max = max_delay(self.stencils)
+        self.connectivity = build_connectivity(self.seed, self.stencils, self.layout, self.geometry)
+        self.ring = np.zeros((self.d_max + 1, self.layout.n_local * self.n_types), dtype=np.int32)
+        self.stimulus = Stimulus(config, Lattice.from_config(config.lattice),
+                                 decomposition.local_start, self.local_shape)
+        self.spikes_per_site = config.record.spikes_per_site
+        self.voltage_neurons = config.record.voltage_neurons
+        self._site_cell = self.geometry.interior_cells()
+        self._edge_site = self._edge_sites()
+        self._outbox = np.zeros((0, RECORD_COLUMNS), dtype=np.int64)
+        self._recorded_spikes = np.zeros((0, 4), dtype=np.int64)
+        self._voltage = (0, np.zeros((0, self.n_types, self.layout.n_sites, self.voltage_neurons)))
+        self.spikes_sent = 0
+        self.spikes_received = 0
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_neurons(self) -> int:
+        return self.layout.n_local
+
+    @property
+    def n_synapses(self) -> int:
+        return self.connectivity.n_synapses
+
+    @property
+    def build_seconds(self) -> float:
+        return self.connectivity.build_seconds
+
+    def memory_bytes(self) -> int:
+        """Bytes held by neuron state, ring buffer and synapse table of this block."""
+        s = self.state
+        return (s.u.nbytes + s.y.nbytes + s.q.nbytes + s.ref.nbytes + self.ring.nbytes
+                + self.connectivity.nbytes)
+
+    def _edge_sites(self) -> np.ndarray:
+        """Local sites whose spikes some halo may need: those within ``halo_width``
+        of the block edge along some axis. Shape ``(n_sites,)``, bool."""
+        h = self.geometry.halo_width
+        local = self.geometry.site_coords() - np.array(self.geometry.local_start)
+        shape = np.array(self.local_shape)
+        return np.any((local < h) | (local >= shape - h), axis=1)
+
+    # ------------------------------------------------------------------ time loop
+    def advance(self, step0: int, nsteps: int, counts_out: np.ndarray, expected_out: np.ndarray) -> None:
+        """Simulate steps ``step0 .. step0 + nsteps - 1`` and deliver their spikes to
+        the local targets.
+
+        Parameters
+        ----------
+        step0, nsteps : int
+            ``nsteps <= d_min`` (any when there are no couplings).
+        counts_out, expected_out : ndarray of float64, shape (nsteps, n_types, *local_shape)
+            Receive the spike count of every local site and type per step, and
+            its expectation ``sum_i P_i`` (the probabilities of firing of the
+            non-refractory neurons).
+        """
+        if self.d_min and nsteps > self.d_min:
+            raise ValueError(f"advance: nsteps = {nsteps} exceeds the minimal delay d_min = {self.d_min}")
+        p, lay, st = self.params, self.layout, self.state
+        n_sites = lay.n_sites
+        mu = np.ascontiguousarray(self.stimulus.mu_block(step0, nsteps))
+        spiked = np.empty((nsteps, lay.n_local), dtype=np.uint8)
+        counts = np.empty((nsteps, self.n_types, n_sites))
+        expected = np.empty((nsteps, self.n_types, n_sites))
+        volt = np.full((nsteps, self.n_types, n_sites, self.voltage_neurons), np.nan)
+        advance_neurons(step0, nsteps, self.seed, lay.global_site, lay.type_offset, st.u, st.y, st.q,
+                        st.ref, self.ring, mu, p.P_mm, p.P_ss, p.P_sm, p.P_im, p.J_over_dt, p.u_reset,
+                        p.u_th, p.inv_delta_u, p.c_per_ms, p.n_ref, p.q_decay, p.q_jump, p.dt, spiked,
+                        counts, expected, volt)
+        counts_out[...] = counts.reshape(counts_out.shape)
+        expected_out[...] = expected.reshape(expected_out.shape)
+        self._voltage = (step0, volt)
+
+        step, n = spike_list(step0, spiked, counts, lay.type_offset)
+        site = n // lay.n_per_site
+        within = n - site * lay.n_per_site
+        if self.d_max:
+            deliver(self._site_cell[site] * lay.n_per_site + within, step, self.connectivity.out_ptr,
+                    self.connectivity.out_col, self.connectivity.out_delay, self.ring)
+        edge = self._edge_site[site]
+        self._outbox = np.stack([lay.global_site[site[edge]], within[edge], step[edge]], axis=1)
+        if self.spikes_per_site:
+            a = np.searchsorted(lay.type_offset, within, side="right") - 1
+            i = within - lay.type_offset[a]
+            keep = i < self.spikes_per_site
+            self._recorded_spikes = np.stack([step[keep], lay.global_site[site[keep]], a[keep], i[keep]],
+                                             axis=1)
+
+    def exchange(self) -> None:
+        """Send the edge sites' spikes of the last block to the ranks whose halo
+        holds them and deliver the spikes received. Collective."""
+        if self.geometry.halo_width == 0 or not self.d_max or self.decomposition.size == 1:
+            return  # the same on every rank: no rank enters the collective
+        records, cells = exchange_spikes(self.decomposition, self._outbox)
+        self.spikes_sent += len(self._outbox)
+        self.spikes_received += len(records)
+        n_per_site = self.layout.n_per_site
+        deliver(cells * n_per_site + records[:, 1], np.ascontiguousarray(records[:, 2]),
+                self.connectivity.out_ptr, self.connectivity.out_col, self.connectivity.out_delay,
+                self.ring)
+        self._outbox = self._outbox[:0]
+
+    # ------------------------------------------------------------------ recording
+    def recorded_spikes(self) -> np.ndarray:
+        """Spikes of the last block of the recorded neurons (``i < record.spikes_per_site``
+        of every type at every local site).
+
+        Returns
+        -------
+        ndarray of int64, shape (n_spikes, 4)
+            Columns: step, global site index, type, neuron index within its
+            site and type; sorted by step, then site, type and neuron.
+        """
+        return self._recorded_spikes
+
+    def recorded_voltage(self) -> tuple[int, np.ndarray]:
+        """Membrane potentials of the last block of neurons ``i < record.voltage_neurons``
+        of every type at every local site.
+
+        Returns
+        -------
+        step0 : int
+            First step of the block.
+        u : ndarray, shape (nsteps, n_types, *local_shape, voltage_neurons)
+            ``u`` (mV) at the end of each step, after a reset; NaN where a type
+            has fewer neurons per site.
+        """
+        step0, volt = self._voltage
+        return step0, volt.reshape((volt.shape[0], self.n_types) + self.local_shape + (volt.shape[3],))
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """The dynamic state, with the local sites as leading axes ``local_shape``
+        so that a checkpoint can be re-read on another decomposition.
+
+        Valid between :meth:`exchange` and the next :meth:`advance` (then the
+        ring buffer holds every pending input). The synapses are not part of it:
+        they are a pure function of the seed and the configuration.
+
+        Returns
+        -------
+        dict of ndarray
+            ``u`` (*local_shape, n_per_site), ``y`` (..., n_types), ``q``
+            (..., n_adapt), ``ref`` (*local_shape, n_per_site) and ``ring``
+            (*local_shape, n_per_site, n_slots, n_types) with slot ``t % n_slots``
+            holding the input of step ``t``.
+        """
+        s, lay = self.state, self.layout
+        site_shape = self.local_shape + (lay.n_per_site,)
+        ring = self.ring.reshape(self.ring.shape[0], lay.n_local, self.n_types).transpose(1, 0, 2)
+        return dict(u=s.u.reshape(site_shape).copy(), y=s.y.reshape(site_shape + (-1,)).copy(),
+                    q=s.q.reshape(site_shape + (s.q.shape[1],)).copy(), ref=s.ref.reshape(site_shape).copy(),
+                    ring=ring.reshape(site_shape + ring.shape[1:]).copy())
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore the state of :meth:`state_dict` (arrays of this block)."""
+        s, lay = self.state, self.layout
+        n = lay.n_local
+        s.u[:] = np.asarray(d["u"]).reshape(n)
+        s.y[:] = np.asarray(d["y"]).reshape(s.y.shape)
+        s.q[:] = np.asarray(d["q"]).reshape(s.q.shape)
+        s.ref[:] = np.asarray(d["ref"]).reshape(n)
+        ring = np.asarray(d["ring"]).reshape(n, self.ring.shape[0], self.n_types)
+        self.ring[:] = ring.transpose(1, 0, 2).reshape(self.ring.shape)

@@ -1,0 +1,145 @@
+"""The microscopic model on one rank (meshfield.micro.model): interface, records, checkpoints."""
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+import meshfield
+from meshfield.config import Config
+from meshfield.coupling import build_stencils
+from meshfield.micro import MicroModel
+from meshfield.micro.model import resources
+from meshfield.simulation import make_decomposition
+
+
+def config_dict(shape=(4, 3), couplings=True, **record):
+    pops = {
+        "E": dict(N=30, mu=24.0, t_ref=2.0, tau_theta=[50.0], J_theta=[100.0], tau_s=3.0),
+        "I": dict(N=10, mu=22.0, t_ref=1.0, tau_s=6.0),
+    }
+    cps = []
+    if couplings:
+        for a in pops:
+            for b in pops:
+                cps.append(dict(target=a, source=b, J=0.3 if b == "E" else -1.0, C=12 if b == "E" else 4,
+                                kernel=dict(shape="gaussian", sigma=0.1, r_max=0.1),
+                                delay=dict(d0=1.0, velocity=0.1)))
+    return dict(run=dict(level="micro", t_end=100.0, dt=0.5, seed=9),
+                lattice=dict(shape=list(shape), dx=0.1, boundary="periodic"),
+                populations=pops, couplings=cps, record=dict(interval=1.0, **record))
+
+
+def build(d):
+    config = Config.from_dict(d)
+    stencils = build_stencils(config)
+    dec = make_decomposition(config, MPI.COMM_SELF, stencils=stencils)
+    return config, dec, MicroModel(config, dec, stencils)
+
+
+def run_blocks(model, step0, nsteps, block):
+    n_sites = int(np.prod(model.local_shape))
+    counts = np.empty((nsteps, model.n_types, n_sites))
+    expected = np.empty_like(counts)
+    spikes = []
+    for s in range(step0, step0 + nsteps, block):
+        k = slice(s - step0, s - step0 + block)
+        model.advance(s, block, counts[k], expected[k])
+        spikes.append(model.recorded_spikes())
+        model.exchange()
+    return counts, expected, np.concatenate(spikes)
+
+
+def test_resources_match_the_built_model():
+    config, dec, model = build(config_dict())
+    r = resources(config, build_stencils(config), dec.local_shape, dec.halo_width)
+    assert r["neurons"] == model.n_neurons == 12 * 40
+    assert r["synapses"] == model.n_synapses == 12 * (30 * 16 + 10 * 16)
+    assert r["memory_bytes"] == model.memory_bytes()
+    # a 4 x 3 block with halo 1: the inner sites are 2 x 1
+    assert r["edge_neurons"] == (12 - 2) * 40
+
+
+def test_advance_rejects_blocks_longer_than_d_min():
+    _, _, model = build(config_dict())
+    assert model.d_min == 2
+    counts = np.empty((3, 2, 12))
+    with pytest.raises(ValueError, match="d_min"):
+        model.advance(0, 3, counts, counts.copy())
+
+
+def test_recorded_spikes_are_the_counted_spikes():
+    _, dec, model = build(config_dict(spikes_per_site=30))
+    counts, expected, spikes = run_blocks(model, 0, 120, model.d_min)
+    assert counts.sum() > 50
+    rebuilt = np.zeros_like(counts)
+    np.add.at(rebuilt, (spikes[:, 0], spikes[:, 2], spikes[:, 1]), 1)  # global site = local (1 rank)
+    np.testing.assert_array_equal(rebuilt, counts)
+    assert np.all(spikes[:, 3] < np.where(spikes[:, 2] == 0, 30, 10))
+    assert np.all(expected >= 0) and np.all(expected <= np.array([30, 10])[None, :, None])
+
+
+def test_recorded_voltage():
+    _, _, model = build(config_dict(voltage_neurons=12))
+    run_blocks(model, 0, 4, 2)
+    step0, u = model.recorded_voltage()
+    assert step0 == 2 and u.shape == (2, 2, 4, 3, 12)
+    assert np.isnan(u[:, 1, ..., 10:]).all() and not np.isnan(u[:, 1, ..., :10]).any()
+    np.testing.assert_array_equal(u[-1, 0].reshape(12, 12), model.state.u.reshape(12, 40)[:, :12])
+
+
+def test_checkpoint_continues_bitwise():
+    """state_dict after an exchange, loaded into a freshly built model, continues the
+    run exactly (the synapses are rebuilt from the seed)."""
+    _, _, a = build(config_dict())
+    run_blocks(a, 0, 20, 2)
+    saved = {k: v.copy() for k, v in a.state_dict().items()}
+    counts_a, expected_a, _ = run_blocks(a, 20, 30, 2)
+    _, _, b = build(config_dict())
+    b.load_state_dict(saved)
+    counts_b, expected_b, _ = run_blocks(b, 20, 30, 2)
+    assert counts_a.sum() > 10
+    np.testing.assert_array_equal(counts_a, counts_b)
+    np.testing.assert_array_equal(expected_a, expected_b)
+
+
+def test_uncoupled_network_runs_in_long_blocks():
+    """Without couplings there is no delay bound: any block length; the rate is then
+    the single-neuron rate, the same for every block length."""
+    d = config_dict(couplings=False)
+    _, _, model = build(d)
+    assert model.d_min == 0 and model.n_synapses == 0
+    counts_long, _, _ = run_blocks(model, 0, 64, 32)
+    _, _, model = build(d)
+    counts_short, _, _ = run_blocks(model, 0, 64, 1)
+    np.testing.assert_array_equal(counts_long, counts_short)
+
+
+def test_run_entry_point_micro_level():
+    result = meshfield.run(config_dict(), comm=MPI.COMM_SELF)
+    assert result.A.shape == (100, 2, 4, 3)
+    assert result.meta["level"] == "micro"
+    # A - Abar is a sum of centred Bernoulli terms: its standard deviation is at most
+    # sqrt(spike count); with ~750 E spikes (100 ms x 360 neurons x ~20 Hz) that is
+    # ~4 % of the mean, so 20 % is 5 standard errors
+    assert abs(result.A[:, 0].mean() - result.Abar[:, 0].mean()) < 0.2 * result.Abar[:, 0].mean()
+
+
+def test_uncoupled_neurons_fire_at_the_dead_time_renewal_rate():
+    """mu = u_reset = 0 keeps u constant, so each neuron is a discrete renewal process:
+    n_ref = 8 refractory steps, then a firing probability p = 1 - exp(-lambda dt) per
+    step with lambda = c exp((0 - u_th)/delta_u) = 10 exp(1.6) Hz: mean interval
+    n_ref + 1/p steps (40.8 Hz). The neurons are independent, so the standard error
+    of the mean rate is the standard deviation of the per-neuron spike counts over
+    sqrt(N); we require 3 standard errors (about 1.2 %)."""
+    d = config_dict(shape=(1,), couplings=False, spikes_per_site=500)
+    d["populations"] = {"P": dict(N=500, mu=0.0, u_reset=0.0, u_th=-4.0, c=10.0, delta_u=2.5, t_ref=4.0)}
+    _, _, model = build(d)
+    discard, nsteps = 200, 4000
+    run_blocks(model, 0, discard, 100)
+    _, _, spikes = run_blocks(model, discard, nsteps, 100)
+    per_neuron = np.bincount(spikes[:, 3], minlength=500) / (nsteps * 0.5e-3)
+    p = 1 - np.exp(-10.0 * np.exp(1.6) * 1e-3 * 0.5)
+    expected = 1000.0 / ((8 + 1 / p) * 0.5)
+    se = per_neuron.std(ddof=1) / np.sqrt(500)
+    assert se < 0.005 * expected  # the check must be able to fail
+    assert abs(per_neuron.mean() - expected) < 3 * se, (per_neuron.mean(), expected, se)
