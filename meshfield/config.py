@@ -39,8 +39,13 @@ __all__ = [
     "PACKAGED",
 ]
 
+def _packaged_names() -> tuple[str, ...]:
+    folder = Path(str(resources.files("meshfield") / "configs"))
+    return tuple(sorted(p.stem for p in folder.glob("*.toml")))
+
+
 #: packaged example configurations (``meshfield/configs/NAME.toml``)
-PACKAGED = ("default", "nest_example", "bistable_pair", "bench_meso", "bench_micro")
+PACKAGED = _packaged_names()
 
 KERNEL_SHAPES = ("delta", "gaussian", "exponential", "tophat", "dog", "custom")
 STIMULUS_KINDS = ("pulse", "moving_spot", "grating", "step", "ou")

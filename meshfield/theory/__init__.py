@@ -22,8 +22,16 @@ from meshfield.theory.stationary import (
     survivor,
     threshold,
 )
+from meshfield.theory.linear import (
+    Dispersion,
+    dispersion,
+    lattice_wave_vectors,
+    static_gain,
+    stencil_fourier,
+)
 
 __all__ = [
+    "Dispersion",
     "DiscreteProfile",
     "NetworkStationaryState",
     "TheoryInputError",
@@ -39,4 +47,8 @@ __all__ = [
     "stationary_rates_network",
     "survivor",
     "threshold",
+    "dispersion",
+    "lattice_wave_vectors",
+    "static_gain",
+    "stencil_fourier",
 ]

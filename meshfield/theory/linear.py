@@ -1,0 +1,382 @@
+"""Linear stability of the homogeneous field: the static (Turing) dispersion relation (MODEL.md §6).
+
+A homogeneous stationary state of the mean-field field (every site of type a at
+the rate ``A_a``, total input ``mu_eff_a``; see
+:func:`meshfield.theory.stationary_rates_network`) is perturbed by a small
+spatial mode ``dA_b(x) = dA_b exp(i k.x)``. The drive of a type-a neuron at site x
+is ``mu_eff_a(x) = mu_a + tau_m_a sum_b J_ab C_ab sum_o kappa_ab(o) A_b(x + o)/1000``
+(``A`` in Hz, so ``A/1000`` spikes per ms; ``J`` in mV is the area of one
+postsynaptic potential, ``tau_m`` in ms; see
+:func:`meshfield.theory.mean_input`). A mode therefore changes the drive by
+
+    dmu_a = tau_m_a / 1000 * sum_b J_ab C_ab kappa_hat_ab(-k) dA_b     (mV),
+
+with the discrete Fourier transform of the stencil
+``kappa_hat(k) = sum_o kappa(o) exp(-i k.o dx)`` (:func:`stencil_fourier`);
+``kappa_hat(-k) = conj(kappa_hat(k))`` appears because a site reads its input
+from ``x + o``. For a symmetric stencil (every isotropic kernel) it is real and
+even, and the sign convention does not matter.
+
+Static (zero-frequency) approximation. If the perturbation is held for long
+enough, every population's rate follows its drive along the stationary rate
+function, ``dA_a = g_a dmu_a`` with the static gain ``g_a = dA_a/dmu_a`` (Hz/mV;
+:func:`static_gain`), which includes the steady-state effect of the population's
+own adaptation. Closing the loop gives ``dA = G(k) dA`` with the static gain
+matrix
+
+    G_ab(k) = g_a tau_m_a J_ab C_ab kappa_hat_ab(-k) / 1000    (dimensionless).
+
+A new stationary solution branches off the homogeneous state, i.e. a real
+eigenvalue of the dynamics passes through zero, where ``det(I - G(k)) = 0``: a
+real eigenvalue of ``G(k)`` passes through 1. So the homogeneous state is
+statically unstable to the mode k when the leading *real* eigenvalue of ``G(k)``
+exceeds 1, and the wave number that maximizes it is the predicted wave number
+of the emerging stationary pattern (bumps, stripes, spots) near onset. Complex
+eigenvalues of ``G(k)`` (an E/I loop whose inhibition dominates, or an
+asymmetric stencil) do not give a static bifurcation and are not counted.
+
+What the static theory leaves out. Delays, the synaptic filters ``1/(1 + i
+omega tau_s)`` and the population's dynamic response all reduce to 1 at zero
+frequency, so they drop out here. Oscillatory (Turing-Hopf, travelling-wave,
+synchronous) instabilities need the full frequency-dependent gain
+``G_ab(k, omega) = chi_a(omega) tau_m_a J_ab C_ab / (1 + i omega tau_s,b) sum_o
+kappa_ab(o) exp(i k.o dx - i omega Delta_ab(o)) / 1000`` with the linear response
+``chi_a(omega)`` of the population activity to a modulation of its input (for
+the discrete-time mesoscopic model: the z-transform of the linearized cohort
+update of MODEL.md §4 around its stationary profile, cf. Deger et al. 2014), and
+the roots of ``det(I - G(k, omega)) = 0`` in the complex frequency plane. The
+static theory therefore predicts the onset and wave number of a stationary
+pattern only where no oscillatory instability comes first; a simulation is the
+check. Finite-size noise is absent from both versions.
+
+On an open lattice the Fourier modes are not exact eigenmodes (the edge
+renormalization of the stencil breaks translation invariance); the result then
+describes the bulk, far from the edges.
+
+Units: wave numbers in rad/mm, rates in Hz, potentials in mV, times in ms. No MPI.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .stationary import (
+    TheoryInputError,
+    stationary_rate_discrete,
+    stationary_rates_network,
+)
+
+__all__ = [
+    "Dispersion",
+    "dispersion",
+    "lattice_wave_vectors",
+    "static_gain",
+    "stencil_fourier",
+]
+
+# Central differences of the stationary rate with a step of 1e-4 delta_u: the
+# truncation error (h/delta_u)^2/6 ~ 2e-9 (relative; the rate varies on the scale
+# delta_u) dominates the round-off, ~1e-13 relative accuracy of the rate over
+# the relative step 1e-4, i.e. ~1e-9.
+_GAIN_STEP = 1e-4
+
+# An eigenvalue of G(k) counts as real when its imaginary part is below this
+# fraction of its modulus (G(k) is real for symmetric stencils, so a real
+# eigenvalue carries only round-off in its imaginary part; a nearly double root
+# may split into a pair of order sqrt(machine epsilon) ~ 1e-8).
+_REAL_TOL = 1e-7
+
+_LEVELS = ("meso", "micro")
+
+
+def lattice_wave_vectors(lattice_shape, dx: float) -> np.ndarray:
+    """The discrete wave vectors of a periodic lattice, in FFT order.
+
+    Axis ``i`` of ``n_i`` sites carries ``k_i = 2 pi m / (n_i dx)`` for
+    ``m = 0, 1, ..., -1`` (as ``numpy.fft.fftfreq``).
+
+    Parameters
+    ----------
+    lattice_shape : sequence of int
+        Sites per axis, ``(n,)`` or ``(nx, ny)``.
+    dx : float, mm
+        Site spacing.
+
+    Returns
+    -------
+    ndarray, shape (*lattice_shape, ndim), rad/mm.
+    """
+    shape = tuple(int(n) for n in lattice_shape)
+    if not shape or any(n < 1 for n in shape):
+        raise TheoryInputError(f"lattice_shape = {list(lattice_shape)!r} must hold positive site counts")
+    if not (math.isfinite(dx) and dx > 0):
+        raise TheoryInputError(f"dx = {dx!r} must be a positive spacing in mm")
+    axes = [2.0 * np.pi * np.fft.fftfreq(n, d=dx) for n in shape]
+    return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+
+
+def stencil_fourier(stencil: Any, lattice_shape, dx: float) -> np.ndarray:
+    """Discrete Fourier transform of a coupling stencil on the lattice's wave vectors.
+
+    ``kappa_hat(k) = sum_o kappa(o) exp(-i k.o dx)`` for every ``k`` of
+    :func:`lattice_wave_vectors` (FFT order). ``kappa_hat(0) = 1`` because the
+    weights sum to 1; a stencil symmetric under ``o -> -o`` has a real transform.
+
+    Parameters
+    ----------
+    stencil : meshfield.coupling.Stencil (or any object with ``offsets``, shape
+        ``(n_off, ndim)`` in sites, and ``weights``, shape ``(n_off,)``)
+    lattice_shape : sequence of int
+        Sites per axis.
+    dx : float, mm
+        Site spacing.
+
+    Returns
+    -------
+    ndarray of complex128, shape lattice_shape.
+    """
+    k = lattice_wave_vectors(lattice_shape, dx)
+    offsets = np.asarray(stencil.offsets, dtype=np.float64)
+    weights = np.asarray(stencil.weights, dtype=np.float64)
+    if offsets.ndim != 2 or offsets.shape[1] != k.shape[-1] or weights.shape != offsets.shape[:1]:
+        raise TheoryInputError(
+            f"stencil offsets of shape {offsets.shape} and weights of shape {weights.shape} do not fit "
+            f"a {k.shape[-1]}-D lattice (expected offsets (n_off, {k.shape[-1]}) and weights (n_off,))"
+        )
+    phase = k.reshape(-1, k.shape[-1]) @ (offsets.T * dx)  # (n_k, n_off), rad
+    return (np.exp(-1j * phase) @ weights).reshape(k.shape[:-1])
+
+
+def static_gain(
+    pop: Any,
+    dt: float,
+    mu_eff: float | None = None,
+    K: int | None = None,
+    hazard_rule: str = "trapezoid",
+) -> float:
+    """Static gain ``dA/dmu`` (Hz/mV) of a population at its stationary state.
+
+    The slope of the stationary rate of the discrete-time model
+    (:func:`meshfield.theory.stationary_rate_discrete`, with the adaptation at its
+    self-consistent steady state) with respect to a constant input, by a central
+    difference with the step ``1e-4 delta_u`` (relative accuracy about 1e-8).
+    This is the zero-frequency limit of the population's linear response.
+
+    Parameters
+    ----------
+    pop : population parameters (``mu, tau_m, t_ref, u_reset, u_th, c, delta_u,
+        tau_theta, J_theta``).
+    dt : float, ms
+        Time step.
+    mu_eff : float, mV, optional
+        Total stationary input (default ``pop.mu``).
+    K : int, optional
+        History window in steps (the mesoscopic engine's K for consistency with
+        it; None: untruncated).
+    hazard_rule : {"trapezoid", "endpoint"}
+        Mesoscopic (trapezoid) or microscopic (endpoint) firing rule.
+
+    Returns
+    -------
+    float, Hz/mV.
+    """
+    mu = float(pop.mu if mu_eff is None else mu_eff)
+    delta_u = float(pop.delta_u)
+    if not (math.isfinite(delta_u) and delta_u > 0):
+        raise TheoryInputError(f"population parameter 'delta_u' = {pop.delta_u!r} must be > 0")
+    h = _GAIN_STEP * delta_u
+
+    def rate(m: float) -> float:
+        return stationary_rate_discrete(pop, dt, mu_eff=m, K=K, hazard_rule=hazard_rule)
+
+    return (rate(mu + h) - rate(mu - h)) / (2.0 * h)
+
+
+@dataclass(frozen=True)
+class Dispersion:
+    """Static gain spectrum of the homogeneous state over the lattice's wave vectors.
+
+    Arrays over wave vectors are in FFT order, shape ``lattice = config.lattice.shape``.
+
+    Attributes
+    ----------
+    types : tuple of str
+        Type names (type order of the configuration).
+    k_vectors : ndarray, shape (*lattice, ndim), rad/mm
+        Wave vectors (:func:`lattice_wave_vectors`).
+    k_norm : ndarray, shape lattice, rad/mm
+        ``|k|``.
+    k_step : float, rad/mm
+        Lattice wave-number step ``2 pi / (n dx)``, ``n`` the shortest axis with
+        more than one site (as :func:`meshfield.analysis.spatial_spectrum`).
+    gain_matrix : ndarray of complex, shape (*lattice, T, T)
+        ``G_ab(k)``, dimensionless, indexed ``[..., target, source]``.
+    eigenvalues : ndarray of complex, shape (*lattice, T)
+        Eigenvalues of ``G(k)``, sorted by decreasing real part.
+    leading : ndarray, shape lattice
+        Largest real eigenvalue of ``G(k)``; ``-inf`` where none is real.
+    rates : ndarray, shape (T,), Hz
+        Homogeneous stationary rates.
+    mu_eff : ndarray, shape (T,), mV
+        Total stationary input per type.
+    slopes : ndarray, shape (T,), Hz/mV
+        Static gains ``dA_a/dmu_a``.
+    multiple : bool
+        True if the homogeneous self-consistency has several solutions; the
+        analysis is for ``rates`` (the one reached from ``rates0``).
+    level : str
+        Firing rule used: ``"meso"`` (trapezoid, the engine's K) or ``"micro"``
+        (endpoint rule, no window).
+    """
+
+    types: tuple
+    k_vectors: np.ndarray
+    k_norm: np.ndarray
+    k_step: float
+    gain_matrix: np.ndarray
+    eigenvalues: np.ndarray
+    leading: np.ndarray
+    rates: np.ndarray
+    mu_eff: np.ndarray
+    slopes: np.ndarray
+    multiple: bool
+    level: str
+
+    @property
+    def max_leading(self) -> float:
+        """Largest real eigenvalue over all wave vectors."""
+        return float(np.max(self.leading))
+
+    @property
+    def unstable(self) -> bool:
+        """True if some mode is statically unstable (``max_leading > 1``)."""
+        return self.max_leading > 1.0
+
+    @property
+    def k_vector_peak(self) -> np.ndarray:
+        """The wave vector (rad/mm, shape (ndim,)) of the largest real eigenvalue (first in FFT order)."""
+        return self.k_vectors.reshape(-1, self.k_vectors.shape[-1])[int(np.argmax(self.leading))]
+
+    @property
+    def k_peak(self) -> float:
+        """Predicted dominant wave number ``|k|`` (rad/mm): the argmax of the leading eigenvalue."""
+        return float(np.sqrt(self.k_vector_peak @ self.k_vector_peak))
+
+    @property
+    def k_peak_steps(self) -> int:
+        """``k_peak`` in lattice wave-number steps (rounded; the shell index of spatial_spectrum)."""
+        return int(np.rint(self.k_peak / self.k_step))
+
+    @property
+    def wavelength(self) -> float:
+        """``2 pi / k_peak`` (mm); inf for a homogeneous (k = 0) instability."""
+        return 2.0 * np.pi / self.k_peak if self.k_peak > 0 else math.inf
+
+    def shells(self) -> tuple[np.ndarray, np.ndarray]:
+        """Leading eigenvalue per shell of ``|k|`` (the shells of spatial_spectrum).
+
+        Returns
+        -------
+        k : ndarray, shape (n_shells,), rad/mm
+            ``m * k_step``, m = 0, 1, ...
+        leading : ndarray, shape (n_shells,)
+            Maximum of ``leading`` over the wave vectors of each shell
+            (``-inf`` for a shell without lattice wave vectors or without a
+            real eigenvalue).
+        """
+        shell = np.rint(self.k_norm / self.k_step).astype(int).ravel()
+        out = np.full(shell.max() + 1, -np.inf)
+        np.maximum.at(out, shell, self.leading.ravel())
+        if out.size == 1:  # a single site: only k = 0 (and k_step is infinite)
+            return np.zeros(1), out
+        return np.arange(out.size) * self.k_step, out
+
+
+def dispersion(config: Any, *, level: str | None = None, rates0: np.ndarray | None = None) -> Dispersion:
+    """Static gain matrix ``G(k)`` of the homogeneous stationary state and its eigenvalues.
+
+    See the module docstring for the theory. The stationary state is the
+    self-consistent homogeneous solution of the discrete-time model
+    (:func:`meshfield.theory.stationary_rates_network`) at ``run.dt``; kernels
+    come from :func:`meshfield.coupling.build_stencils`, so the discrete,
+    truncated and normalized stencils of the simulation are used. Stimuli are
+    ignored (the homogeneous state has the constant drive ``mu`` only).
+
+    Parameters
+    ----------
+    config : Config, or anything :func:`meshfield.config.load_config` accepts.
+    level : {"meso", "micro"}, optional
+        Firing rule of the stationary theory: ``"meso"`` (trapezoidal hazard,
+        history window K of the mesoscopic engine) or ``"micro"`` (end-point
+        hazard of the microscopic neuron, no window). Default: ``run.level``.
+    rates0 : array_like, shape (T,), Hz, optional
+        Starting point of the stationary-state search (selects a branch when
+        there are several).
+
+    Returns
+    -------
+    Dispersion
+    """
+    from ..config import Config, load_config
+    from ..coupling import build_stencils
+    from ..meso import history_length
+
+    if not isinstance(config, Config):
+        config = load_config(config)
+    level = config.run.level if level is None else level
+    if level not in _LEVELS:
+        raise TheoryInputError(f"level = {level!r}; allowed: {', '.join(_LEVELS)}")
+    dt = config.run.dt
+    pops = list(config.populations)
+    T = len(pops)
+    J = np.zeros((T, T))
+    C = np.zeros((T, T))
+    stencils = build_stencils(config)
+    for s in stencils:
+        J[s.target, s.source] = s.J
+        C[s.target, s.source] = s.C
+    if level == "meso":
+        windows, rule = [history_length(p, dt) for p in pops], "trapezoid"
+    else:
+        windows, rule = None, "endpoint"
+    state = stationary_rates_network(pops, J, C, dt=dt, K=windows, hazard_rule=rule, rates0=rates0)
+    slopes = np.array([
+        static_gain(p, dt, mu_eff=state.mu_eff[a], K=None if windows is None else windows[a], hazard_rule=rule)
+        for a, p in enumerate(pops)
+    ])
+
+    shape = tuple(config.lattice.shape)
+    dx = config.lattice.dx
+    k_vectors = lattice_wave_vectors(shape, dx)
+    gain = np.zeros(shape + (T, T), dtype=np.complex128)
+    tau_m = np.array([p.tau_m for p in pops])
+    for s in stencils:
+        # A site reads its input from x + o, so the mode exp(i k.x) is weighted by
+        # sum_o kappa(o) exp(+i k.o dx) = conj(kappa_hat(k)).
+        coefficient = slopes[s.target] * tau_m[s.target] * s.J * s.C * 1e-3
+        gain[..., s.target, s.source] = coefficient * np.conj(stencil_fourier(s, shape, dx))
+    eigenvalues = np.linalg.eigvals(gain)
+    order = np.argsort(-eigenvalues.real, axis=-1, kind="stable")
+    eigenvalues = np.take_along_axis(eigenvalues, order, axis=-1)
+    real = np.abs(eigenvalues.imag) <= _REAL_TOL * np.maximum(np.abs(eigenvalues), 1.0)
+    leading = np.max(np.where(real, eigenvalues.real, -np.inf), axis=-1)
+    long_axes = [n for n in shape if n > 1]
+    k_step = 2.0 * np.pi / (min(long_axes) * dx) if long_axes else math.inf
+    return Dispersion(
+        types=tuple(config.types),
+        k_vectors=k_vectors,
+        k_norm=np.sqrt(np.sum(k_vectors**2, axis=-1)),
+        k_step=k_step,
+        gain_matrix=gain,
+        eigenvalues=eigenvalues,
+        leading=leading,
+        rates=np.asarray(state.rates, dtype=np.float64),
+        mu_eff=np.asarray(state.mu_eff, dtype=np.float64),
+        slopes=slopes,
+        multiple=bool(state.multiple),
+        level=level,
+    )
