@@ -1,0 +1,345 @@
+"""Validation study V3 (VALIDATION.md): a 2-D E/I field in the asynchronous regime.
+
+Physics. On a periodic lattice every site holds an excitatory and an inhibitory
+population coupled to nearby sites by Gaussian kernels with distance-dependent
+delays. In the asynchronous regime the mean field is homogeneous and stable;
+the activity fluctuates around it because every population is finite, and the
+coupling spreads these fluctuations, so neighbouring sites are weakly
+correlated. The mesoscopic field must reproduce the microscopic network's mean
+rates, the spectrum of each site's activity and the correlation of the
+fluctuations vs distance.
+
+What is compared (``meshfield/configs/v3_field.toml``: 8 x 8 sites, N = 400 E +
+100 I per site):
+
+* microscopic (reference) vs mesoscopic level with the acceptance rules of
+  VALIDATION.md (``meshfield.analysis.compare_results``): per-type mean rate,
+  PSD of site activity in 8 log bands from 1 Hz to the Nyquist rate, and the
+  correlation of fluctuations at lattice distances 0, 1, 2;
+* the mean-field limit on the same lattice (homogeneous and stationary: its
+  spatial spread must vanish) and both levels against the stationary network
+  theory (``meshfield.theory.stationary_rates_network``), continuous and in
+  discrete time with the mesoscopic rule;
+* the in-degree dependence of the micro-meso difference of the mean rates, on
+  one site with the same network (in-degrees scaled, J C fixed);
+* a synchrony index chi (standard deviation of the lattice-averaged activity
+  over the root mean site variance; about ``1/sqrt(n_sites)`` for independent
+  sites) to document that the regime is asynchronous;
+* wall and CPU time of both levels on one core and the speedup.
+
+Cost on one core (shared 2-core machine): about 1 s (meso) and 9-12 s (micro)
+of CPU per simulated second; the default run, with the in-degree scan, takes
+3-4 minutes.
+
+Usage::
+
+    python drivers/v3_field_async.py                          # out/v3/
+    python drivers/v3_field_async.py --t-sim 4000 --shape 6 6
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+if __name__ == "__main__":
+    # one numba thread unless the user chose (see _validation); before numba starts
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _validation as val  # noqa: E402
+from meshfield.analysis import compare_results, plot_comparison  # noqa: E402
+from meshfield.meso import history_length  # noqa: E402
+from meshfield.theory import stationary_rates_network  # noqa: E402
+
+CONFIG = "v3_field"
+
+#: Factors of the in-degrees (weights scaled inversely) of the single-site scan.
+SCAN_FACTORS = (0.25, 1.0, 4.0)
+
+#: Stated tolerance of each level's mean against the network theory, which
+#: neglects the input fluctuations (VALIDATION.md's 5 % for means).
+THEORY_RELATIVE = 0.05
+
+#: A deterministic run at a stable homogeneous state: the relative spread over
+#: sites and over the last second must be round-off.
+MEAN_FIELD_SPREAD = 1e-6
+
+
+def network_theory(config, continuous: bool = True) -> dict:
+    """Stationary rates (Hz) per type of the homogeneous field: discrete trapezoid and (if
+    ``continuous``) continuous time; the continuous solver's multi-start search takes ~10 s."""
+    T = len(config.types)
+    J = np.zeros((T, T))
+    C = np.zeros((T, T))
+    index = {name: i for i, name in enumerate(config.types)}
+    for c in config.couplings:
+        J[index[c.target], index[c.source]] = c.J
+        C[index[c.target], index[c.source]] = c.C
+    dt = config.run.dt
+    # The multi-start solver tries far-off rates whose quadrature overflows; those
+    # starts are discarded by the solver, so their warnings carry no information.
+    with np.errstate(over="ignore", invalid="ignore"):
+        discrete = stationary_rates_network(config.populations, J, C, dt=dt,
+                                            K=[history_length(p, dt) for p in config.populations])
+        out = dict(discrete_trapezoid=discrete.rates, multiple=bool(discrete.multiple))
+        if continuous:
+            solution = stationary_rates_network(config.populations, J, C)
+            out.update(continuous=solution.rates, mu_eff=solution.mu_eff,
+                       multiple=bool(solution.multiple or discrete.multiple))
+    return out
+
+
+def synchrony(record) -> np.ndarray:
+    """Synchrony index chi per type: std of the lattice mean over the root mean site variance."""
+    A = np.asarray(record.A, dtype=np.float64)
+    A = A.reshape(A.shape[0], A.shape[1], -1)
+    site_var = A.var(axis=0).mean(axis=1)
+    return np.sqrt(A.mean(axis=2).var(axis=0) / site_var)
+
+
+def indegree_scan(config, factors, t_sim: float, discard: float, seed: int) -> list:
+    """Micro and meso mean rates of the field's E/I network on one site vs the in-degree.
+
+    Every in-degree C is multiplied by a factor (rounded) and every weight J
+    scaled so that J C is unchanged, so the mean input (proportional to J C) and the theory's rates stay the
+    same while the microscopic input noise and the quenched differences between
+    neurons' inputs (both of relative size ~ 1/sqrt(C)) change. The mesoscopic
+    model gives every neuron of a population the same input, so its rate does
+    not depend on C; the microscopic rate does.
+
+    Returns
+    -------
+    list of dict
+        Per factor: in-degrees, micro and meso means (Hz) with SE per type and the
+        relative difference meso - micro.
+    """
+    base = config.to_dict()
+    base["lattice"]["shape"] = [1]
+    for c in base["couplings"]:
+        c["kernel"] = {"shape": "delta"}
+        c["delay"] = {"d0": c["delay"]["d0"]}
+    rows = []
+    for factor in factors:
+        d = val.load(base).to_dict()
+        for c in d["couplings"]:
+            C = max(1, int(round(c["C"] * factor)))
+            c["J"], c["C"] = c["J"] * c["C"] / C, C
+        cfg = val.load(d, [f"run.t_end={discard + t_sim}", f"run.seed={seed}"])
+        means = {}
+        for level in ("micro", "meso"):
+            result, _ = val.timed_run(cfg, [f"run.level={level}"])
+            means[level] = val.mean_se(result, discard=discard)
+        rows.append(dict(
+            factor=float(factor), C={f"{c.target}<-{c.source}": c.C for c in cfg.couplings},
+            micro=means["micro"][0], micro_se=means["micro"][1], meso=means["meso"][0], meso_se=means["meso"][1],
+            meso_vs_micro=(means["meso"][0] - means["micro"][0]) / means["micro"][0],
+        ))
+    return rows
+
+
+def plot_activity(path: Path, records: dict, types, window_ms: float = 300.0, smooth_ms: float = 5.0) -> None:
+    """Space-time plots of the activity along one lattice row (box-smoothed over ``smooth_ms``),
+    micro above meso, one column per type."""
+    figure, axes = val.new_figure(2, len(types), width=4.2, height=2.6)
+    for r, (level, record) in enumerate(records.items()):
+        width = max(1, int(round(smooth_ms / record.record_interval)))
+        A = np.asarray(record.A)
+        A = np.apply_along_axis(lambda x: np.convolve(x, np.ones(width) / width, mode="same"), 0, A)
+        n = int(round(window_ms / record.record_interval))
+        for t, name in enumerate(types):
+            ax = axes[r, t]
+            image = ax.imshow(A[-n:, t, :, 0].T, aspect="auto", origin="lower", cmap="viridis",
+                              extent=(0, n * record.record_interval, -0.5, A.shape[2] - 0.5),
+                              vmin=0, vmax=np.percentile(A[-n:, t], 99))
+            ax.set_title(f"{level}: {name}, row y = 0, {smooth_ms:g} ms boxcar")
+            ax.set_xlabel("time (ms, last window)")
+            ax.set_ylabel("site x")
+            figure.colorbar(image, ax=ax, label="Hz")
+    val.save_figure(figure, path)
+
+
+def plot_scan(path: Path, rows: list, types) -> None:
+    """Relative difference meso - micro of the mean rates vs the in-degree factor."""
+    figure, axes = val.new_figure(1, 1, width=4.6, height=3.4)
+    ax = axes[0, 0]
+    factor = np.array([r["factor"] for r in rows])
+    ax.axhspan(-5, 5, color="0.92", lw=0, label="5 %")
+    for t, name in enumerate(types):
+        micro = np.array([r["micro"][t] for r in rows])
+        meso = np.array([r["meso"][t] for r in rows])
+        err = 3 * np.hypot([r["micro_se"][t] for r in rows], [r["meso_se"][t] for r in rows])
+        ax.errorbar(factor, 100 * (meso / micro - 1), yerr=100 * err / micro, fmt="o-", capsize=3,
+                    label=f"{name} (bars 3 SE)")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xticks(factor, [f"{f:g}" for f in factor])
+    ax.set_xlabel("in-degree factor (J C fixed)")
+    ax.set_ylabel("meso rate relative to micro (%)")
+    ax.set_title("V3 network on one site: in-degree")
+    ax.legend(fontsize=7)
+    val.save_figure(figure, path)
+
+
+def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 10000.0, discard: float = 500.0,
+          seed: int = 1, shape=None, mean_field_t_end: float = 2000.0, scan_factors=SCAN_FACTORS,
+          scan_t_sim: float = 20000.0, overrides=(), continuous_theory: bool = True) -> dict:
+    """Run V3 and return its numbers (written, with figures, to ``out`` if given).
+
+    Parameters
+    ----------
+    out : Path, optional
+        Folder for ``v3.json`` and the figures.
+    config : str
+        Packaged name or TOML path.
+    t_sim, discard : float
+        Simulated time for statistics and the transient before it (ms).
+    seed : int
+    shape : pair of int, optional
+        Lattice shape override.
+    mean_field_t_end : float
+        Duration of the mean-field run (ms); its last second is checked.
+    scan_factors : sequence of float
+        In-degree factors of the single-site scan (empty: skip it).
+    scan_t_sim : float
+        Simulated time per level and factor of the scan (ms).
+    overrides : sequence of str
+        Further ``--set``-style overrides of the configuration (e.g. population sizes).
+    continuous_theory : bool
+        Also solve the continuous-time network theory (the levels' means are
+        checked against it; otherwise against the discrete trapezoid theory).
+
+    Returns
+    -------
+    dict
+        The JSON content (see docs/validation.md).
+    """
+    overrides = [*overrides, f"run.t_end={discard + t_sim}", f"run.seed={seed}"]
+    if shape is not None:
+        overrides.append(f"lattice.shape=[{int(shape[0])}, {int(shape[1])}]")
+    cfg = val.load(config, overrides)
+    theory = network_theory(cfg, continuous_theory)
+    reference = "continuous" if continuous_theory else "discrete_trapezoid"
+
+    mf, mf_timing = val.timed_run(cfg, ["run.mean_field=true", f"run.t_end={mean_field_t_end}"])
+    tail = np.asarray(mf.A[-int(round(1000.0 / mf.record_interval)):], dtype=np.float64)
+    mf_rate = tail.mean(axis=(0, 2, 3))
+    mf_spread = tail.reshape(tail.shape[0], tail.shape[1], -1).std(axis=(0, 2)) / mf_rate
+    mf_checks = []
+    for t, name in enumerate(cfg.types):
+        mf_checks.append(dict(type=name, theory="discrete_trapezoid",
+                              **val.within(float(mf_rate[t]), float(theory["discrete_trapezoid"][t]),
+                                           relative=MEAN_FIELD_SPREAD)))
+        mf_checks.append(dict(type=name, theory="relative spread over sites and time", value=float(mf_spread[t]),
+                              reference=0.0, rule=f"<={MEAN_FIELD_SPREAD:g}",
+                              passed=bool(mf_spread[t] <= MEAN_FIELD_SPREAD)))
+
+    results, timing = {}, {}
+    for level in ("micro", "meso"):
+        results[level], timing[level] = val.timed_run(cfg, [f"run.level={level}"])
+    report = compare_results(results["micro"], results["meso"], discard=discard, labels=("micro", "meso"))
+    stationary = {level: val.trimmed(results[level], discard) for level in results}
+    checks = []
+    for k, level in enumerate(("micro", "meso")):
+        for t, name in enumerate(cfg.types):
+            checks.append(dict(level=level, type=name, theory=reference,
+                               **val.within(float(report.means[k].mean[t]), float(theory[reference][t]),
+                                            relative=THEORY_RELATIVE)))
+    scan = indegree_scan(cfg, scan_factors, scan_t_sim, discard, seed) if len(scan_factors) else []
+    n_sites = int(np.prod(cfg.lattice.shape))
+    data = dict(
+        study="V3",
+        config=val.config_path(config),
+        command="python drivers/v3_field_async.py",
+        settings=dict(t_sim_ms=t_sim, discard_ms=discard, seed=seed, shape=list(cfg.lattice.shape),
+                      dt_ms=cfg.run.dt, record_interval_ms=cfg.record.interval,
+                      N=[p.N for p in cfg.populations], n_neurons=n_sites * sum(p.N for p in cfg.populations),
+                      K=[history_length(p, cfg.run.dt) for p in cfg.populations]),
+        types=list(cfg.types),
+        theory=theory,
+        mean_field=dict(rate=mf_rate, relative_spread=mf_spread, t_end_ms=mean_field_t_end, timing=mf_timing,
+                        checks=mf_checks),
+        means={level: report.means[k].mean for k, level in enumerate(("micro", "meso"))},
+        se={level: report.means[k].mean_se for k, level in enumerate(("micro", "meso"))},
+        correlation={level: dict(distances=report.correlations[k].distances, r=report.correlations[k].r,
+                                 r_err=report.correlations[k].r_err)
+                     for k, level in enumerate(("micro", "meso"))},
+        synchrony={level: synchrony(stationary[level]) for level in stationary},
+        synchrony_independent=1.0 / np.sqrt(n_sites),
+        theory_checks=checks,
+        compare=val.report_dict(report),
+        timing=timing,
+        speedup=val.speedup(timing["micro"], timing["meso"]),
+        indegree_scan=dict(t_sim_ms=scan_t_sim, rows=scan),
+        acceptance=dict(micro_vs_meso=report.passed,
+                        theory=all(c["passed"] for c in checks + mf_checks)),
+    )
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_comparison(report, out / "v3_compare.png")
+        plot_activity(out / "v3_activity.png", stationary, cfg.types)
+        if scan:
+            plot_scan(out / "v3_indegree_scan.png", scan, cfg.types)
+        val.write_json(out / "v3.json", data)
+    return data
+
+
+def summary(data: dict) -> str:
+    """Plain-text summary of the numbers."""
+    s = data["settings"]
+    lines = [f"V3 ({data['config']}): lattice {s['shape']}, {s['n_neurons']} neurons, {s['t_sim_ms'] / 1000:g} s"]
+    for t, name in enumerate(data["types"]):
+        lines.append(f"  {name}: theory {data['theory'].get('continuous', [np.nan] * 2)[t]:.4f} (discrete "
+                     f"{data['theory']['discrete_trapezoid'][t]:.4f}) Hz, mean field {data['mean_field']['rate'][t]:.4f} "
+                     f"(spread {data['mean_field']['relative_spread'][t]:.1e}); micro {data['means']['micro'][t]:.4f} "
+                     f"+- {data['se']['micro'][t]:.4f}, meso {data['means']['meso'][t]:.4f} +- {data['se']['meso'][t]:.4f} Hz; "
+                     f"chi micro {data['synchrony']['micro'][t]:.3f}, meso {data['synchrony']['meso'][t]:.3f} "
+                     f"(independent {data['synchrony_independent']:.3f})")
+    rows = data["compare"]["rows"]
+    n_pass = sum(r["passed"] for r in rows)
+    lines.append(f"  micro vs meso: {'PASS' if data['compare']['passed'] else 'FAIL'} ({n_pass}/{len(rows)} quantities)")
+    for r in rows:
+        if r["quantity"].startswith("corr") or not r["passed"]:
+            lines.append(f"    {'pass' if r['passed'] else 'FAIL'} {r['quantity']} {r['type']}: micro {r['value_a']:.4g}, "
+                         f"meso {r['value_b']:.4g} ({r['tolerance']})")
+    for c in data["theory_checks"] + data["mean_field"]["checks"]:
+        lines.append(f"    {c.get('level', 'mean field')} {c['type']} vs {c['theory']}: {c['value']:.5g} vs "
+                     f"{c['reference']:.5g} {'pass' if c['passed'] else 'FAIL'}")
+    t = data["timing"]
+    lines.append(f"  time: micro {t['micro']['wall_s']:.1f} s wall / {t['micro']['cpu_s']:.1f} s CPU, meso "
+                 f"{t['meso']['wall_s']:.1f} s / {t['meso']['cpu_s']:.1f} s; speedup {data['speedup']['cpu']:.2f}x CPU, "
+                 f"{data['speedup']['wall']:.2f}x wall")
+    for r in data["indegree_scan"]["rows"]:
+        lines.append(f"  in-degree x{r['factor']:g} {r['C']}: " + "; ".join(
+            f"{name} micro {r['micro'][t]:.4f} +- {r['micro_se'][t]:.4f}, meso {r['meso'][t]:.4f} +- "
+            f"{r['meso_se'][t]:.4f} ({100 * r['meso_vs_micro'][t]:+.2f} %)" for t, name in enumerate(data["types"])))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = val.parser("v3", __doc__)
+    p.add_argument("--config", default=CONFIG, help="packaged name or TOML file (default v3_field)")
+    p.add_argument("--t-sim", type=float, default=10000.0, help="ms of statistics per level (default 10000)")
+    p.add_argument("--discard", type=float, default=500.0, help="transient, ms (default 500)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--shape", type=int, nargs=2, default=None, help="lattice shape override")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="configuration override, e.g. populations.E.N=200 (repeatable)")
+    p.add_argument("--scan", type=float, nargs="*", default=list(SCAN_FACTORS),
+                   help="in-degree factors of the single-site scan (none: skip)")
+    p.add_argument("--scan-t-sim", type=float, default=20000.0, help="ms per level and factor (default 20000)")
+    args = p.parse_args(argv)
+    data = study(args.out, config=args.config, t_sim=args.t_sim, discard=args.discard, seed=args.seed,
+                 shape=args.shape, scan_factors=args.scan, scan_t_sim=args.scan_t_sim, overrides=args.overrides)
+    print(summary(data))
+    print(f"wrote {args.out / 'v3.json'} and figures")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Short version of validation study V3 (drivers/v3_field_async.py).
+
+The V3 field (E/I, Gaussian kernels, periodic) on the smallest lattice its
+kernels allow (7 x 7) with N = 100 E + 25 I per site (6125 neurons), 3 s of
+statistics per level at a fixed seed. Micro is the reference.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "drivers"))
+
+import v3_field_async as v3  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data():
+    return v3.study(None, t_sim=3000.0, discard=500.0, seed=2, shape=(7, 7), mean_field_t_end=2000.0,
+                       scan_factors=(), overrides=["populations.E.N=100", "populations.I.N=25"],
+                       continuous_theory=False)
+
+
+def test_mean_field_field_is_the_homogeneous_discrete_fixed_point(data):
+    """The mean-field lattice is homogeneous and stationary at the network theory's discrete rates."""
+    assert all(c["passed"] for c in data["mean_field"]["checks"]), data["mean_field"]["checks"]
+
+
+def test_mean_rates_agree_within_five_percent(data):
+    """VALIDATION.md's relative part of the mean rule (the 3 SE part resolves the
+    ~1-2 % in-degree and discretization differences documented in V3 only with
+    long runs); each level also within 5 % of the network theory (discrete time)."""
+    for r in data["compare"]["rows"]:
+        if r["quantity"] == "mean":
+            assert abs(r["value_b"] / r["value_a"] - 1.0) <= 0.05, r
+    assert all(c["passed"] for c in data["theory_checks"]), data["theory_checks"]
+
+
+def test_spectra_and_correlations_agree(data):
+    """Every PSD band (3 SE or 20 %) and the correlations at distances 0, 1, 2
+    (3 SE or 0.05) pass VALIDATION.md's rules; 3 segments of 1 s, 49 sites."""
+    rows = [r for r in data["compare"]["rows"] if r["quantity"] != "mean"]
+    assert len(rows) == 2 * (8 + 3)
+    assert all(r["passed"] for r in rows), [r for r in rows if not r["passed"]]
+
+
+def test_regime_is_asynchronous(data):
+    """Synchrony index chi near 1/sqrt(n_sites) (independent sites): below twice it at both levels."""
+    for level in ("micro", "meso"):
+        for chi in data["synchrony"][level]:
+            assert chi < 2 * data["synchrony_independent"]
