@@ -22,13 +22,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import bench_parser, run_worker  # noqa: E402
 
 WORKER = r"""
 import json, sys, time
@@ -70,14 +70,7 @@ if comm.rank == 0:
 
 
 def run_meshfield(config: str, t_sim: float, ranks: int, overrides) -> dict:
-    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    mpiexec = Path(sys.executable).with_name("mpiexec")
-    cmd = [str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", str(ranks), sys.executable, "-c",
-           WORKER, config, str(t_sim), *overrides]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if out.returncode != 0:
-        raise SystemExit(f"meshfield worker failed on {ranks} rank(s):\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_worker(WORKER, config, t_sim, ranks, overrides)
 
 
 def run_nest(config: str, t_sim: float, overrides) -> dict:
@@ -88,14 +81,7 @@ def run_nest(config: str, t_sim: float, overrides) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", default="bench_meso", help="TOML file or packaged name")
-    p.add_argument("--t-sim", type=float, default=200.0, help="timed biological time (ms)")
-    p.add_argument("--nest-t-sim", type=float, default=None, help="timed time for NEST (default: --t-sim)")
-    p.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--skip-nest", action="store_true")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--json", default="out/bench_meso.json")
+    p = bench_parser(__doc__.split("\n\n")[0], "bench_meso", "out/bench_meso.json")
     args = p.parse_args(argv)
 
     import meshfield
