@@ -1,11 +1,11 @@
 """Shared pieces of the validation drivers (VALIDATION.md studies V1, V3, V5, V6).
 
-Every driver runs on one MPI rank (``COMM_SELF``); run as a script it uses one
-numba thread unless ``NUMBA_NUM_THREADS`` is set , so that
-the wall and CPU times of the two levels are measured under the same
-conditions, and because on a busy machine the engine's parallel kernels can be
-many times slower with more threads than free cores; it writes figures and ``vN.json`` into its ``--out``
-folder. The drivers import this module by name, so it must sit next to them
+Every driver runs on one MPI rank (``COMM_SELF``). Run as a script, it uses one
+numba thread unless ``NUMBA_NUM_THREADS`` is set: the wall and CPU times of the
+two levels are then measured under the same conditions, and on a busy machine
+the engine's parallel kernels can be many times slower with more threads than
+free cores. It writes figures and ``vN.json`` into its ``--out`` folder. The
+drivers import this module by name, so it must sit next to them
 (``python drivers/vN_*.py`` puts ``drivers/`` on the path).
 """
 
@@ -91,8 +91,8 @@ def timed_run(config: Config, overrides=()):
     result : MemoryResult
     timing : dict
         ``wall_s`` (whole call, incl. model build) and ``cpu_s`` (CPU time of
-        the call, :func:`cpu_seconds`) in seconds, ``loop_wall_s`` (the time loop alone, from
-        the result's metadata).
+        the call, :func:`cpu_seconds`) in seconds, ``loop_wall_s`` (the time
+        loop alone, from the result's metadata).
     """
     from mpi4py import MPI
 

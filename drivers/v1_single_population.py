@@ -38,6 +38,7 @@ Usage::
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -240,17 +241,14 @@ def low_frequency_check(config, N: int, t_sim: float, discard: float, seed: int,
     for level in ("micro", "meso"):
         result, _ = val.timed_run(cfg, [f"run.level={level}"])
         records[f"meshfield_{level}"] = val.trimmed(result, discard)
-    if with_nest:
-        try:
-            from meshfield.peers import nest as peer
+    if with_nest and importlib.util.find_spec("nest") is not None:
+        from meshfield.peers import nest as peer
 
-            for key, runner in (("nest_gif_psc_exp", peer.run_gif_psc_exp_network), ("nest_gif_pop", peer.run_gif_pop)):
-                _, A = runner(cfg)
-                A = val.rebin(A, cfg.record_every)[:, :, None]
-                records[key] = val.trimmed(val.ActivityRecord(A, cfg.types, cfg.record.interval, cfg.to_dict()),
-                                           discard)
-        except ImportError:
-            pass
+        for key, runner in (("nest_gif_psc_exp", peer.run_gif_psc_exp_network), ("nest_gif_pop", peer.run_gif_pop)):
+            _, A = runner(cfg)
+            A = val.rebin(A, cfg.record_every)[:, :, None]
+            records[key] = val.trimmed(val.ActivityRecord(A, cfg.types, cfg.record.interval, cfg.to_dict()),
+                                       discard)
     out = dict(type=type_name, N=N, t_sim_ms=t_sim, segment_ms=4000.0)
     for key, record in records.items():
         bands = log_band_average(psd(record, segment_ms=4000.0), f_min=0.25, f_max=20.0, n_bands=8)

@@ -113,3 +113,28 @@ def test_micro_run_records_spike_trains_consistent_with_voltage_and_activity(tmp
         sampled = np.zeros_like(counts)
         np.add.at(sampled, (steps, typ, x, y), 1)
         assert np.all(sampled <= counts)
+
+
+def test_compare_exit_status_follows_the_acceptance_rules(tmp_path):
+    """Same configuration, different seeds: every quantity passes (exit 0). Mean
+    drive 2 mV higher: the mean rate moves by far more than 3 SE and 5 % (exit 1),
+    and the report names it. A file that is not a result: exit 2."""
+    base = ["run", "v1_single", "--set", "run.t_end=12000", "--set", "record.interval=1.0", "-q"]
+    paths = {}
+    for name, extra in (("a", ["--set", "run.seed=1"]), ("b", ["--set", "run.seed=2"]),
+                        ("c", ["--set", "run.seed=3", "--set", "populations.plain.mu=26.0",
+                                      "--set", "populations.adapting.mu=26.0"])):
+        paths[name] = tmp_path / f"{name}.h5"
+        p = cli(*base, *extra, "-o", str(paths[name]))
+        assert p.returncode == 0, p.stderr
+    same = cli("compare", str(paths["a"]), str(paths["b"]), "--discard", "1000")
+    assert same.returncode == 0, same.stdout
+    differ = cli("compare", str(paths["a"]), str(paths["c"]), "--discard", "1000",
+                 "--figure", str(tmp_path / "cmp.png"))
+    assert differ.returncode == 1
+    assert any("mean" in line and "FAIL" in line.upper() for line in differ.stdout.splitlines())
+    assert (tmp_path / "cmp.png").exists()
+    junk = tmp_path / "junk.h5"
+    junk.write_text("not hdf5")
+    bad = cli("compare", str(paths["a"]), str(junk))
+    assert bad.returncode == 2 and "unusable input" in bad.stderr
