@@ -30,8 +30,8 @@ Outputs in ``--out`` (default out/v2/): ``v2_paths.png`` (sample paths),
 ``v2_stats.png`` (PSD, mean and variance), ``v2_dwell.png`` (dwell-time
 distributions), ``v2_compare.png`` (the acceptance report) and ``v2.json``.
 
-Cost: the default configuration (t_end = 1200 s) takes about 3 min (meso) and
-12 min (micro) on one core; ``--quick`` simulates 120 s.
+Cost (idle machine, one core): the default configuration (t_end = 4800 s)
+takes about 9 min (meso) and 37 min (micro); ``--quick`` simulates 120 s.
 
 Usage::
 
@@ -522,7 +522,7 @@ def summary(data: dict) -> str:
 def main(argv=None) -> None:
     p = val.parser("v2", __doc__)
     p.add_argument("--config", default=CONFIG, help="packaged name or TOML file (default bistable_pair)")
-    p.add_argument("--t-end", type=float, default=None, help="simulated ms per level (default: the file's, 1200000)")
+    p.add_argument("--t-end", type=float, default=None, help="simulated ms per level (default: the file's, 4800000)")
     p.add_argument("--seed", type=int, default=None, help="seed of both levels (default: the file's)")
     p.add_argument("--quick", action="store_true", help=f"short version: t_end = {QUICK_T_END:g} ms")
     p.add_argument("--discard", type=float, default=DISCARD_MS, help=f"transient, ms (default {DISCARD_MS:g})")
