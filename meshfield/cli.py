@@ -22,8 +22,10 @@ def _input_errors():
     from .io.recorder import RecorderError
     from .io.result import ResultError
     from .analysis import AnalysisInputError
+    from .io.checkpoint import CheckpointError
     from .parallel import DecompositionError
-    return (ConfigError, DecompositionError, RecorderError, ResultError, AnalysisInputError)
+    return (ConfigError, DecompositionError, RecorderError, ResultError, AnalysisInputError,
+            CheckpointError)
 
 
 def _rank() -> int:
@@ -54,7 +56,8 @@ def cmd_run(args) -> int:
     if not parent.is_dir():
         raise ConfigError(f"-o {out}: the output folder {str(parent)!r} does not exist")
     dims = tuple(int(v) for v in args.dims.split(",")) if args.dims else None
-    result = run(config, output=out, overwrite=args.overwrite, progress=not args.quiet, dims=dims)
+    result = run(config, output=out, overwrite=args.overwrite, progress=not args.quiet, dims=dims,
+                 checkpoint=args.checkpoint, restart=args.restart)
     result.close()
     return 0
 
@@ -228,6 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--level", choices=("meso", "micro"), help="override run.level")
     q.add_argument("--dims", help="explicit process grid, e.g. 2,2")
     q.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    q.add_argument("--checkpoint", metavar="CKPT.h5",
+                   help="write the complete state at the end of the run (docs/checkpoints.md)")
+    q.add_argument("--restart", metavar="CKPT.h5",
+                   help="continue from a checkpoint to run.t_end (same configuration otherwise; "
+                        "any rank count)")
     q.set_defaults(func=cmd_run)
 
     q = sub.add_parser("info", help="print the resolved model, memory and process grid")

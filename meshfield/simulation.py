@@ -11,6 +11,7 @@ Records: record ``i`` holds the activity averaged over the interval
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
@@ -20,14 +21,88 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import __version__
-from .config import Config, load_config
+from .config import Config, ConfigError, load_config
 from .coupling import build_stencils, halo_width, min_delay
 from .parallel import Decomposition, ranks_on_node
 
-__all__ = ["run", "build_model", "make_decomposition", "MemoryResult", "DEFAULT_BLOCK"]
+__all__ = ["run", "build_model", "make_decomposition", "MemoryResult", "DEFAULT_BLOCK",
+           "RESTART_MAY_CHANGE", "config_differences"]
 
 #: block length (steps) when nothing couples the sites and no delay bounds it
 DEFAULT_BLOCK = 64
+
+#: configuration keys that may differ between a checkpoint and the run restarted from it
+RESTART_MAY_CHANGE = ("run.t_end", "run.progress_interval")
+
+
+def _flatten(obj, prefix: str = "") -> dict:
+    """Nested dicts and lists as ``{"a.b.0.c": value}``."""
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = ((str(i), v) for i, v in enumerate(obj))
+    else:
+        return {prefix: obj}
+    out = {}
+    for key, value in items:
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    if not out and prefix:
+        out[prefix] = obj  # keep empty containers visible
+    return out
+
+
+def config_differences(here: dict, stored: dict, ignore=RESTART_MAY_CHANGE) -> list:
+    """Keys whose values differ between two configurations (``Config.to_dict()``
+    form), as ``(key, value here, value stored)``; a key missing on one side has
+    the value None there. Values are compared after a JSON round trip, so tuples
+    and lists compare equal."""
+    a = _flatten(json.loads(json.dumps(here, default=str)))
+    b = _flatten(json.loads(json.dumps(stored, default=str)))
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+            if k not in ignore and a.get(k) != b.get(k)]
+
+
+def _on_root(dec, action, error_type):
+    """Run ``action`` on rank 0 and return its result on every rank; a bad-input
+    failure there (``error_type``) is raised on every rank. Collective."""
+    result, message, failure = None, None, None
+    if dec.rank == 0:
+        try:
+            result = action()
+        except error_type as exc:
+            failure, message = exc, str(exc)
+    message, result = dec.bcast((message, result))
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise error_type(message)
+    return result
+
+
+def _restart_step(config: Config, path, dec) -> int:
+    """The step a checkpoint was written at, after checking that it fits ``config``.
+    Collective."""
+    from .io.checkpoint import CheckpointError, read_checkpoint_attrs
+
+    def check():
+        attrs = read_checkpoint_attrs(path)
+        diff = config_differences(config.to_dict(), attrs["config"])
+        if diff:
+            key, here, there = diff[0]
+            more = f" (and {len(diff) - 1} more key(s))" if len(diff) > 1 else ""
+            raise CheckpointError(
+                f"--restart {path}: the configuration differs from the checkpoint's at {key}: "
+                f"{here!r} here, {there!r} in the checkpoint{more}; only "
+                f"{' and '.join(RESTART_MAY_CHANGE)} may change on a restart")
+        step = int(attrs["step"])
+        t_ckpt = step * config.run.dt
+        if step >= config.n_records * config.record_every:
+            raise CheckpointError(
+                f"--restart {path}: run.t_end = {config.run.t_end:g} ms must be later than the "
+                f"checkpoint's time {t_ckpt:g} ms (set it with --set run.t_end=...)")
+        return step
+
+    return _on_root(dec, check, CheckpointError)
 
 
 def make_decomposition(config: Config, comm=None, dims=None, stencils=None) -> Decomposition:
@@ -94,8 +169,9 @@ class MemoryResult:
 class _Progress:
     """Progress lines on rank 0: simulated time, wall time, speed, ETA."""
 
-    def __init__(self, t_end: float, interval: float, enabled: bool, stream=None):
+    def __init__(self, t_end: float, interval: float, enabled: bool, stream=None, t_start: float = 0.0):
         self.t_end = t_end
+        self.t_start = t_start
         self.interval = interval
         self.enabled = enabled
         self.stream = stream or sys.stdout
@@ -112,7 +188,7 @@ class _Progress:
         self.last = now
         self.last_t = t_sim
         wall = now - self.start
-        speed = t_sim / wall if wall > 0 else float("inf")
+        speed = (t_sim - self.t_start) / wall if wall > 0 else float("inf")
         eta = (self.t_end - t_sim) / speed if speed > 0 else float("inf")
         print(f"[meshfield] t = {t_sim:10.1f} / {self.t_end:.1f} ms ({100 * t_sim / self.t_end:5.1f} %)"
               f"  wall {wall:8.1f} s  speed {speed:9.1f} ms/s  ETA {eta:8.1f} s",
@@ -120,7 +196,7 @@ class _Progress:
 
 
 def run(config, output=None, comm=None, overwrite=False, progress=False, dims=None,
-        overrides=(), log=None):
+        overrides=(), log=None, checkpoint=None, restart=None):
     """Run a simulation. Collective over ``comm`` (default: MPI.COMM_WORLD).
 
     Parameters
@@ -136,6 +212,15 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         Print progress and a summary on rank 0.
     dims : tuple of int, optional
         Explicit process grid.
+    checkpoint : str, optional
+        Write the complete dynamic state to this HDF5 file at the end of the run
+        (:mod:`meshfield.io.checkpoint`); refused before the run starts if the
+        file exists and ``overwrite`` is false.
+    restart : str, optional
+        Continue from this checkpoint to ``run.t_end``, on any number of ranks and
+        process grid: the records start at the checkpoint's time and equal, bit
+        for bit, those of an uninterrupted run. The configuration must equal the
+        checkpoint's except for :data:`RESTART_MAY_CHANGE`.
 
     Returns
     -------
@@ -150,31 +235,43 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     verbose = progress and root
     threads = set_threads_per_rank(dec.comm)
 
+    R = config.record_every
+    n_steps = config.n_records * R
+    step0 = _restart_step(config, restart, dec) if restart is not None else 0
+    if checkpoint is not None:
+        from .io.checkpoint import CheckpointError, check_checkpoint_target
+        checkpoint = _on_root(dec, lambda: check_checkpoint_target(checkpoint, overwrite), CheckpointError)
+
     t_build = time.perf_counter()
     model = build_model(config, dec, stencils)
+    if restart is not None:
+        from .io.checkpoint import read_checkpoint
+        model.load_state_dict(read_checkpoint(restart, dec)[0])
     t_build = time.perf_counter() - t_build
     n_types = len(config.types)
-    R = config.record_every
-    n_records = config.n_records
-    n_steps = n_records * R
+    n_records = (n_steps - step0) // R
+    t0 = step0 * config.run.dt
     block = min_delay(stencils) or DEFAULT_BLOCK
     N = np.array([p.N for p in config.populations], dtype=float)
     to_hz = 1000.0 / (N[:, None] * config.record.interval)  # spikes per record -> Hz
 
     meta = dict(level=config.run.level, seed=config.run.seed, dt=config.run.dt,
                 mean_field=config.run.mean_field)
+    if restart is not None:
+        meta["restart"] = os.path.abspath(restart)
     recorder = None
     if output is not None:
         from .io import Recorder
-        recorder = Recorder(output, dec, list(config.types), n_records, config.record.interval, 0.0,
+        recorder = Recorder(output, dec, list(config.types), n_records, config.record.interval, t0,
                             config.to_dict(), meta, overwrite=overwrite)
     if verbose:
         say(f"[meshfield] {config.run.level} level, lattice {tuple(config.lattice.shape)} "
             f"({config.lattice.boundary}), types {', '.join(config.types)}; {dec.size} rank(s), "
             f"process grid {tuple(dec.dims)}, {threads} thread(s) per rank, halo {dec.halo_width}, "
             f"block {block} step(s)")
-        say(f"[meshfield] {n_steps} steps of {config.run.dt} ms, {n_records} records; "
-            f"model built in {t_build:.2f} s")
+        say(f"[meshfield] {n_steps - step0} steps of {config.run.dt} ms, {n_records} records; "
+            f"model built in {t_build:.2f} s"
+            + (f"; restarted from {restart} at t = {t0:g} ms" if restart is not None else ""))
 
     local_shape = tuple(dec.local_shape)
     n_local = int(np.prod(local_shape))
@@ -216,13 +313,15 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     record_spikes = config.run.level == "micro" and config.record.spikes_per_site > 0
     record_voltage = config.run.level == "micro" and config.record.voltage_neurons > 0
 
-    report = _Progress(config.run.t_end, config.run.progress_interval, verbose)
+    report = _Progress(config.run.t_end, config.run.progress_interval, verbose, t_start=t0)
     t_start = time.perf_counter()
     t_first_block = None
     try:
-        step = 0
+        step = step0
         while step < n_steps:
-            nb = min(block, n_steps - step)
+            # blocks start at multiples of the block length, also after a restart:
+            # the models' ring buffers hold whole blocks
+            nb = min(block - step % block, n_steps - step)
             model.advance(step, nb, counts[:nb], expected[:nb])
             if record_spikes:
                 spikes.append(model.recorded_spikes())
@@ -232,7 +331,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
                 acc_n += counts[k]
                 acc_e += expected[k]
                 if (step + k + 1) % R == 0:
-                    emit((step + k + 1) // R - 1)
+                    emit((step + k + 1 - step0) // R - 1)
             step += nb
             model.exchange()
             if t_first_block is None:
@@ -242,6 +341,16 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         wall = time.perf_counter() - t_start
         report(n_steps * config.run.dt, force=True)
         wall = dec.allreduce_max(wall)
+        if checkpoint is not None:
+            from .io.checkpoint import write_checkpoint
+            write_checkpoint(checkpoint, dec, model.state_dict(),
+                             dict(config=config.to_dict(), level=config.run.level, step=n_steps,
+                                  time_ms=n_steps * config.run.dt, dt=config.run.dt, seed=config.run.seed,
+                                  meshfield_version=__version__,
+                                  result=os.path.abspath(output) if output else ""),
+                             overwrite=overwrite)
+            if verbose:
+                say(f"[meshfield] wrote the checkpoint {checkpoint} (t = {n_steps * config.run.dt:g} ms)")
         extra = dict(first_block_seconds=float(t_first_block or 0.0), build_seconds=float(t_build),
                      history_lengths=[int(k) for k in getattr(model, "history_lengths", [])])
         if recorder is not None:
@@ -278,6 +387,6 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     E = dec.allreduce_sum(E)
     meta.update(version=__version__, ranks=dec.size, dims=list(dec.dims), wall_time=wall,
                 hostname=platform.node(), command=" ".join(sys.argv), **extra)
-    return MemoryResult(A=A, Abar=E, times=np.arange(n_records) * config.record.interval,
+    return MemoryResult(A=A, Abar=E, times=t0 + np.arange(n_records) * config.record.interval,
                         types=list(config.types), config=config.to_dict(), meta=meta,
                         record_interval=config.record.interval, dt=config.run.dt, shape=shape)

@@ -50,6 +50,7 @@ class Stimulus:
         self.periodic = lattice.periodic
         self.global_site = np.ascontiguousarray(lattice.flat_index(tuple(self.index)), dtype=np.int64)
         self.n_local = len(self.global_site)
+        self.local_shape = tuple(int(n) for n in local_shape)
         self.stimuli = config.stimuli
         self.masks = [np.array([t in s.types for t in self.types]) for s in self.stimuli]
         # Ornstein-Uhlenbeck states start from their stationary distribution
@@ -59,6 +60,16 @@ class Stimulus:
                 x = np.zeros(self.n_local)
                 _ou_advance(x, 0.0, s.amplitude, config.run.seed, STREAM_INIT, i, 0, self.global_site)
                 self.ou_state[i] = x
+
+    def state_dict(self) -> dict:
+        """The Ornstein-Uhlenbeck states (mV), ``ou_<i>`` of shape ``local_shape`` for
+        stimulus ``i`` (checkpoints; the other stimuli are pure functions of time)."""
+        return {f"ou_{i}": x.reshape(self.local_shape).copy() for i, x in self.ou_state.items()}
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore the states of :meth:`state_dict` (arrays of this block)."""
+        for i, x in self.ou_state.items():
+            x[:] = np.asarray(d[f"ou_{i}"], dtype=np.float64).reshape(self.n_local)
 
     def _displacement(self, center) -> list[np.ndarray]:
         out = []

@@ -210,6 +210,57 @@ class MesoModel:
             a, b = self._last_block
             self.decomposition.exchange(self.hist[a:b])
 
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """The dynamic state, with the local sites as leading axes ``local_shape`` so
+        that a checkpoint can be re-read on another decomposition.
+
+        Valid between :meth:`exchange` and the next :meth:`advance`.
+
+        Returns
+        -------
+        dict of ndarray
+            ``hist`` (*local_shape, D, n_types): the spike counts of the last D steps
+            (slot ``t % D`` holds step ``t``; the halo is refilled on loading);
+            ``<type>/<name>`` per population: the cohort buffers ``m, v, u, lam, n``
+            (*local_shape, K), the free pool ``x, z, h, lam_free`` (*local_shape),
+            ``g`` (*local_shape, n_adapt) and the synaptic currents ``y``
+            (*local_shape, n_incoming); ``stimulus/ou_<i>`` (*local_shape) the
+            states of Ornstein-Uhlenbeck stimuli.
+        """
+        shape, n = self.local_shape, self.n_local
+        interior = (slice(None), slice(None)) + tuple(self.decomposition.interior)
+        hist = self.hist[interior].reshape(self.D, self.n_types, n)
+        out = dict(hist=np.moveaxis(hist, 2, 0).reshape(shape + (self.D, self.n_types)).copy())
+        for P in self.pops:
+            for name, a in P["state"].items():
+                a = a.T if name == "y" else a  # y is (n_incoming, n_local)
+                out[f"{P['pop'].name}/{name}"] = a.reshape(shape + a.shape[1:]).copy()
+        out.update({f"stimulus/{k}": v for k, v in self.stimulus.state_dict().items()})
+        return out
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore the state of :meth:`state_dict` (arrays of this block).
+
+        Collective: refills the halo of the spike-count history from the neighbours.
+        """
+        n = self.n_local
+        hist = np.moveaxis(np.asarray(d["hist"], dtype=np.float64).reshape(n, self.D, self.n_types), 0, 2)
+        interior = (slice(None), slice(None)) + tuple(self.decomposition.interior)
+        self.hist[:] = 0.0
+        self.hist[interior] = hist.reshape((self.D, self.n_types) + self.local_shape)
+        for P in self.pops:
+            for name, a in P["state"].items():
+                b = np.asarray(d[f"{P['pop'].name}/{name}"], dtype=np.float64)
+                if name == "y":
+                    a[:] = b.reshape(n, a.shape[0]).T
+                else:
+                    a[:] = b.reshape(a.shape)
+        self.stimulus.load_state_dict({k[len("stimulus/"):]: v for k, v in d.items()
+                                       if k.startswith("stimulus/")})
+        if self.stencils:
+            self.decomposition.exchange(self.hist)
+
     def memory_bytes(self) -> int:
         """Bytes held by the state arrays of this block."""
         total = self.hist.nbytes

@@ -282,14 +282,17 @@ class MicroModel:
             ``u`` (*local_shape, n_per_site), ``y`` (..., n_types), ``q``
             (..., n_adapt), ``ref`` (*local_shape, n_per_site) and ``ring``
             (*local_shape, n_per_site, n_slots, n_types) with slot ``t % n_slots``
-            holding the input of step ``t``.
+            holding the input of step ``t``; ``stimulus/ou_<i>`` (*local_shape) the
+            states of Ornstein-Uhlenbeck stimuli.
         """
         s, lay = self.state, self.layout
         site_shape = self.local_shape + (lay.n_per_site,)
         ring = self.ring.reshape(self.ring.shape[0], lay.n_local, self.n_types).transpose(1, 0, 2)
-        return dict(u=s.u.reshape(site_shape).copy(), y=s.y.reshape(site_shape + (-1,)).copy(),
-                    q=s.q.reshape(site_shape + (s.q.shape[1],)).copy(), ref=s.ref.reshape(site_shape).copy(),
-                    ring=ring.reshape(site_shape + ring.shape[1:]).copy())
+        out = dict(u=s.u.reshape(site_shape).copy(), y=s.y.reshape(site_shape + (-1,)).copy(),
+                   q=s.q.reshape(site_shape + (s.q.shape[1],)).copy(), ref=s.ref.reshape(site_shape).copy(),
+                   ring=ring.reshape(site_shape + ring.shape[1:]).copy())
+        out.update({f"stimulus/{k}": v for k, v in self.stimulus.state_dict().items()})
+        return out
 
     def load_state_dict(self, d: dict) -> None:
         """Restore the state of :meth:`state_dict` (arrays of this block)."""
@@ -301,3 +304,5 @@ class MicroModel:
         s.ref[:] = np.asarray(d["ref"]).reshape(n)
         ring = np.asarray(d["ring"]).reshape(n, self.ring.shape[0], self.n_types)
         self.ring[:] = ring.transpose(1, 0, 2).reshape(self.ring.shape)
+        self.stimulus.load_state_dict({k[len("stimulus/"):]: v for k, v in d.items()
+                                       if k.startswith("stimulus/")})

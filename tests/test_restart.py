@@ -1,0 +1,150 @@
+"""Checkpoint and restart of a run (MODEL.md §7, docs/checkpoints.md): a run
+restarted from a checkpoint continues bitwise identically, and every way a
+restart can be misused ends with one clear error before anything is written.
+
+The multi-rank cases (a checkpoint written on R ranks and read on another grid)
+are in ``tests/test_restart_mpi.py``.
+"""
+
+import copy
+import os
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+import meshfield
+from meshfield.cli import main
+from meshfield.io import open_result
+from meshfield.io.checkpoint import CheckpointError, read_checkpoint, read_checkpoint_attrs
+from meshfield.simulation import config_differences
+
+from test_invariance_mpi import OPEN_1D  # noqa: E402  (E/I with adaptation, delays, OU stimulus)
+
+#: the checkpoint time (ms): a record boundary (records every 0.5 ms) at step 41,
+#: which is not a multiple of the block length (d_min = 2 steps): the restarted run
+#: must first complete the block the checkpoint fell into
+T_SPLIT = 20.5
+T_END = OPEN_1D["run"]["t_end"]
+
+
+def with_run(cfg, **run):
+    out = copy.deepcopy(cfg)
+    out["run"].update(run)
+    return out
+
+
+def split_run(cfg, tmp_path, level):
+    """Uninterrupted run, and the same run as two segments through a checkpoint."""
+    cfg = with_run(cfg, level=level)
+    ckpt = str(tmp_path / f"{level}.ckpt.h5")
+    whole = meshfield.run(cfg, comm=MPI.COMM_SELF)
+    first = meshfield.run(with_run(cfg, t_end=T_SPLIT), comm=MPI.COMM_SELF, checkpoint=ckpt)
+    second = meshfield.run(cfg, comm=MPI.COMM_SELF, restart=ckpt)
+    return whole, first, second, ckpt
+
+
+@pytest.mark.parametrize("level", ["meso", "micro"])
+def test_restart_continues_bitwise(tmp_path, level):
+    whole, first, second, ckpt = split_run(OPEN_1D, tmp_path, level)
+    n1 = len(first.times)
+    assert n1 == round(T_SPLIT / OPEN_1D["record"]["interval"])
+    # the activity is large enough for the comparison to mean something
+    assert whole.A[5:].mean() > 1.0
+    assert np.array_equal(first.A, whole.A[:n1])
+    assert np.array_equal(second.times, whole.times[n1:])
+    assert second.times[0] == T_SPLIT
+    assert np.array_equal(second.A, whole.A[n1:])
+    assert np.array_equal(second.Abar, whole.Abar[n1:])
+    attrs = read_checkpoint_attrs(ckpt)
+    assert attrs["step"] == round(T_SPLIT / OPEN_1D["run"]["dt"])
+    assert attrs["level"] == level
+
+
+def test_meso_checkpoint_holds_the_documented_arrays(tmp_path):
+    _, _, _, ckpt = split_run(OPEN_1D, tmp_path, "meso")
+    arrays, attrs = read_checkpoint(ckpt)
+    n_sites = OPEN_1D["lattice"]["shape"][0]
+    assert arrays["hist"].shape[0] == n_sites and arrays["hist"].shape[2] == 2
+    for name in ("m", "v", "u", "lam", "n", "x", "z", "h", "lam_free", "g", "y"):
+        assert arrays[f"E/{name}"].shape[0] == n_sites, name
+    # the cohort created by step t (slot t % K) holds the spike count that the
+    # history keeps in slot t % D: the two buffers agree over the steps both hold
+    step, K, D = attrs["step"], arrays["E/n"].shape[1], arrays["hist"].shape[1]
+    assert arrays["hist"][:, :, 0].sum() > 0
+    for t in range(step - min(K, D), step):
+        assert np.array_equal(arrays["E/n"][:, t % K], arrays["hist"][:, t % D, 0]), t
+    assert arrays["stimulus/ou_0"].shape == (n_sites,)
+
+
+def test_a_restart_chain_equals_one_run_in_a_result_file(tmp_path):
+    """Three segments through files, as slurm/chain.sbatch runs them."""
+    cfg = with_run(OPEN_1D, level="meso")
+    whole = meshfield.run(cfg, comm=MPI.COMM_SELF)
+    previous, parts = None, []
+    for k, t_end in enumerate((15.0, 40.0, T_END)):
+        out, ckpt = str(tmp_path / f"seg{k}.h5"), str(tmp_path / f"seg{k}.ckpt.h5")
+        res = meshfield.run(with_run(cfg, t_end=t_end), output=out, comm=MPI.COMM_SELF,
+                            checkpoint=ckpt, restart=previous)
+        parts.append((res.times.copy(), res.A[()].copy()))
+        res.close()
+        previous = ckpt
+    times = np.concatenate([t for t, _ in parts])
+    A = np.concatenate([a for _, a in parts])
+    assert np.array_equal(times, whole.times)
+    assert np.array_equal(A, whole.A)
+
+
+def test_restart_refuses_a_different_configuration(tmp_path):
+    _, _, _, ckpt = split_run(OPEN_1D, tmp_path, "meso")
+    other = with_run(OPEN_1D, level="meso")
+    other["populations"] = copy.deepcopy(OPEN_1D["populations"])
+    other["populations"]["E"]["mu"] = 22.0
+    with pytest.raises(CheckpointError, match=r"populations\.E\.mu: 22\.0 here, 23\.0 in the checkpoint"):
+        meshfield.run(other, comm=MPI.COMM_SELF, restart=ckpt)
+    with pytest.raises(CheckpointError, match=r"run\.level: 'micro' here, 'meso'"):
+        meshfield.run(with_run(OPEN_1D, level="micro"), comm=MPI.COMM_SELF, restart=ckpt)
+
+
+def test_restart_needs_a_later_end(tmp_path):
+    _, _, _, ckpt = split_run(OPEN_1D, tmp_path, "meso")
+    with pytest.raises(CheckpointError, match="must be later than the checkpoint's time 20.5 ms"):
+        meshfield.run(with_run(OPEN_1D, level="meso", t_end=T_SPLIT), comm=MPI.COMM_SELF, restart=ckpt)
+
+
+def test_config_differences_ignores_only_the_end_and_progress():
+    a = dict(run=dict(t_end=10.0, progress_interval=5.0, seed=1), stimuli=[dict(tau=(1, 2))])
+    b = dict(run=dict(t_end=20.0, progress_interval=1.0, seed=2), stimuli=[dict(tau=[1, 2])])
+    assert config_differences(a, b) == [("run.seed", 1, 2)]
+    assert config_differences(a, dict(run=a["run"])) == [("stimuli.0.tau.0", 1, None),
+                                                         ("stimuli.0.tau.1", 2, None)]
+
+
+def test_cli_checkpoint_and_restart(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[run]\nt_end = 20.0\ndt = 0.5\nseed = 3\n[lattice]\nshape = [3]\n'
+                   '[populations.E]\nN = 200\nmu = 20.0\n')
+    whole, a, b = (str(tmp_path / n) for n in ("whole.h5", "a.h5", "b.h5"))
+    ckpt = str(tmp_path / "a.ckpt.h5")
+    assert main(["run", str(cfg), "-q", "-o", whole]) == 0
+    assert main(["run", str(cfg), "-q", "-o", a, "--set", "run.t_end=8", "--checkpoint", ckpt]) == 0
+    # the checkpoint exists now: writing it again needs --overwrite, and nothing else is written
+    assert main(["run", str(cfg), "-q", "-o", str(tmp_path / "x.h5"), "--checkpoint", ckpt]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x.h5")
+    assert main(["run", str(cfg), "-q", "-o", b, "--restart", ckpt]) == 0
+    with open_result(whole) as w, open_result(b) as r:
+        assert r.times[0] == 8.0
+        assert np.array_equal(r.times, w.times[w.times >= 8.0])
+        assert np.array_equal(r.A[()], w.A[w.times >= 8.0])
+    # unusable restarts: a missing file, a result file instead of a checkpoint
+    assert main(["run", str(cfg), "-q", "-o", str(tmp_path / "y.h5"), "--restart",
+                 str(tmp_path / "missing.ckpt.h5")]) == 2
+    assert "missing.ckpt.h5" in capsys.readouterr().err
+    assert main(["run", str(cfg), "-q", "-o", str(tmp_path / "y.h5"), "--restart", whole]) == 2
+    assert "checkpoint" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "y.h5")
+    # a checkpoint into a missing folder is refused before the run
+    assert main(["run", str(cfg), "-q", "-o", str(tmp_path / "z.h5"), "--checkpoint",
+                 str(tmp_path / "no" / "c.h5")]) == 2
+    assert not os.path.exists(tmp_path / "z.h5")
