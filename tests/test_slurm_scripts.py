@@ -235,14 +235,34 @@ def test_scaling_rejects_3d(tmp_path):
 
 def test_chain_dry_submission(tmp_path):
     env = _env(tmp_path, DRY_RUN=1, N_SEGMENTS=3)
-    proc = _bash("chain.sbatch", ["cfg.toml", "--set", "run.t_end=100"], tmp_path, env)
+    proc = _bash("chain.sbatch", ["cfg.toml", "--set", "run.seed=3"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr
     subs = _commands(proc.stdout)
     assert len(subs) == 3 and all(s.startswith("sbatch --parsable") for s in subs)
     assert "--dependency" not in subs[0]
     assert "--dependency=afterok:JOB0 --kill-on-invalid-dep=yes" in subs[1]
     assert "--dependency=afterok:JOB1" in subs[2] and "SEGMENT=2" in subs[2]
-    assert subs[2].endswith("chain.sbatch cfg.toml --set run.t_end=100")
+    assert subs[2].endswith("chain.sbatch cfg.toml --set run.seed=3")
+
+
+def test_chain_refuses_arguments_it_sets_itself(tmp_path):
+    for args in (["cfg.toml", "--set", "run.t_end=100"], ["cfg.toml", "-o", "x.h5"],
+                 ["cfg.toml", "--restart", "x.ckpt.h5"]):
+        proc = _bash("chain.sbatch", args, tmp_path, _env(tmp_path, DRY_RUN=1))
+        assert proc.returncode == 2, args
+        assert args[-2].lstrip("-").split("=")[0] in proc.stderr or "run.t_end" in proc.stderr
+
+
+def test_chain_resume_needs_the_previous_checkpoint(tmp_path):
+    env = _env(tmp_path, DRY_RUN=1, START_SEGMENT=2, N_SEGMENTS=4)
+    proc = _bash("chain.sbatch", ["cfg.toml"], tmp_path, env)
+    assert proc.returncode == 2 and "segment-1.ckpt.h5" in proc.stderr
+    (tmp_path / "out" / "chain").mkdir(parents=True)
+    (tmp_path / "out" / "chain" / "segment-1.ckpt.h5").write_text("")
+    proc = _bash("chain.sbatch", ["cfg.toml"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    subs = _commands(proc.stdout)
+    assert len(subs) == 2 and "SEGMENT=2" in subs[0] and "SEGMENT=3" in subs[1]
 
 
 def test_chain_submission_parses_job_ids(tmp_path):
@@ -264,10 +284,12 @@ def test_chain_submission_parses_job_ids(tmp_path):
 
 
 def test_chain_dry_segment(tmp_path):
-    env = _env(tmp_path, DRY_RUN=1, SEGMENT=2, SEED0=5, SLURM_JOB_ID=9, SLURM_NTASKS=8)
+    env = _env(tmp_path, DRY_RUN=1, SEGMENT=2, SEGMENT_MS=100, SLURM_JOB_ID=9, SLURM_NTASKS=8)
     proc = _bash("chain.sbatch", ["cfg.toml"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr
-    assert "srun -n 8 meshfield run cfg.toml -o out/chain/segment-2.h5 --set run.seed=7" in _commands(proc.stdout)
+    assert ("srun -n 8 meshfield run cfg.toml -o out/chain/segment-2.h5 --checkpoint "
+            "out/chain/segment-2.ckpt.h5 --restart out/chain/segment-1.ckpt.h5 --set run.t_end=300"
+            in _commands(proc.stdout))
 
 
 def test_chain_refuses_sbatch_without_segment(tmp_path):
@@ -275,9 +297,9 @@ def test_chain_refuses_sbatch_without_segment(tmp_path):
     assert proc.returncode == 2 and "not with sbatch" in proc.stderr
 
 
-def test_chain_is_marked_as_placeholder():
+def test_chain_is_a_restart_chain():
     text = (SLURM / "chain.sbatch").read_text()
-    assert "PLACEHOLDER" in text and "TODO(checkpoint)" in text
+    assert "PLACEHOLDER" not in text and "TODO" not in text
     assert "--checkpoint" in text and "--restart" in text
 
 
