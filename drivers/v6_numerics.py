@@ -23,8 +23,14 @@ Part 2, bitwise identity across rank counts: a small field
 (``v3_field.toml`` on a 9 x 7 lattice, 200 ms, both levels) is run by
 ``mpiexec -n 1``, ``-n 2`` and ``-n 3`` subprocesses, and on one rank with 2
 numba threads; the records A and Abar must be bitwise identical to the 1-rank
-run. Restarts from checkpoints are not yet available at the run level, so their
-bitwise continuation cannot be tested here (reported as such).
+run.
+
+Part 3, bitwise identity across restarts: the same field, both levels, through
+the command line as a user (or slurm/chain.sbatch) runs it: 0 -> 200 ms on one
+rank; 0 -> 75 ms on 2 ranks writing a checkpoint, 75 -> 130 ms restarted on 3
+ranks writing the next, 130 -> 200 ms restarted on 1 rank. The three segments'
+records, joined along their time axes, must equal the uninterrupted run bit for
+bit.
 
 Cost: about 2 minutes on one core (the dt = 0.1 ms runs dominate).
 
@@ -67,6 +73,9 @@ MEAN_FIELD_RELATIVE = 1e-6
 RANK_SHAPE = (9, 7)
 RANK_T_END = 200.0
 RANKS = (1, 2, 3)
+
+#: Part 3: the segments (end time in ms, ranks) of the restarted run.
+SEGMENTS = ((75.0, 2), (130.0, 3), (RANK_T_END, 1))
 
 WORKER = r"""
 import sys
@@ -230,6 +239,56 @@ def rank_invariance(source: str = NETWORK, ranks=RANKS, shape=RANK_SHAPE, t_end:
                 passed=all(e["identical"] for entries in out.values() for e in entries))
 
 
+def restart_invariance(source: str = NETWORK, shape=RANK_SHAPE, segments=SEGMENTS) -> dict:
+    """Bitwise comparison of a run continued through checkpoints on changing rank
+    counts with the uninterrupted 1-rank run, both levels, via ``meshfield run``."""
+    mpiexec = Path(sys.executable).with_name("mpiexec")
+    mpiexec = str(mpiexec) if mpiexec.exists() else "mpiexec"
+    path = val.config_path(source)
+    t_end = segments[-1][0]
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    out = {}
+
+    def meshfield_run(n, level, end, output, *extra):
+        command = [mpiexec, "-n", str(n), sys.executable, "-m", "meshfield.cli", "run", path, "-q",
+                   "-o", output, "--set", f"run.level={level}", "--set", f"run.t_end={end}",
+                   "--set", f"lattice.shape=[{shape[0]}, {shape[1]}]", *extra]
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        return None if proc.returncode == 0 else proc.stderr[-2000:]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for level in ("meso", "micro"):
+            whole = str(Path(tmp) / f"{level}_whole.h5")
+            error = meshfield_run(1, level, t_end, whole)
+            previous, parts, rows = None, [], []
+            for k, (end, n) in enumerate(segments):
+                if error is not None:
+                    break
+                output, ckpt = str(Path(tmp) / f"{level}_{k}.h5"), str(Path(tmp) / f"{level}_{k}.ckpt.h5")
+                extra = ["--checkpoint", ckpt] + (["--restart", previous] if previous else [])
+                error = meshfield_run(n, level, end, output, *extra)
+                rows.append(dict(t_end_ms=end, ranks=n))
+                parts.append(output)
+                previous = ckpt
+            if error is not None:
+                out[level] = dict(segments=rows, identical=False, error=error)
+                continue
+            from meshfield.io import open_result
+            with open_result(whole) as w:
+                A, Abar, times = w.A[()], w.Abar[()], w.times[()]
+            joined = {"A": [], "Abar": [], "times": []}
+            for part in parts:
+                with open_result(part) as r:
+                    joined["A"].append(r.A[()])
+                    joined["Abar"].append(r.Abar[()])
+                    joined["times"].append(r.times[()])
+            jA, jE, jt = (np.concatenate(joined[k]) for k in ("A", "Abar", "times"))
+            out[level] = dict(segments=rows, identical=bool(np.array_equal(jA, A) and np.array_equal(jE, Abar)
+                                                            and np.array_equal(jt, times)),
+                              digest_whole=_digest((A, Abar)), digest_joined=_digest((jA, jE)))
+    return dict(config=path, shape=list(shape), levels=out, passed=all(v["identical"] for v in out.values()))
+
+
 def plot_convergence(path: Path, mean_field: dict, finite: dict) -> None:
     """Relative error vs dt: mean field (all types of both sources) and finite-size levels."""
     from matplotlib.ticker import NullLocator
@@ -282,7 +341,7 @@ def study(out: Path | None = None, *, dts=DTS, t_sim: float = 20000.0, discard: 
         Statistics time and transient of the finite-size runs (ms).
     seed : int
     ranks : bool
-        Run part 2 (rank invariance, MPI subprocesses).
+        Run parts 2 and 3 (rank and restart invariance, MPI subprocesses).
 
     Returns
     -------
@@ -294,6 +353,7 @@ def study(out: Path | None = None, *, dts=DTS, t_sim: float = 20000.0, discard: 
                   f"{NETWORK} one site": mean_field_convergence(network_on_one_site(), dts)}
     finite = finite_size_convergence(SINGLE, dts, t_sim, discard, seed)
     invariance = rank_invariance() if ranks else None
+    restarts = restart_invariance() if ranks else None
     data = dict(
         study="V6",
         config=dict(single=val.config_path(SINGLE), network=val.config_path(NETWORK)),
@@ -302,12 +362,12 @@ def study(out: Path | None = None, *, dts=DTS, t_sim: float = 20000.0, discard: 
         mean_field=mean_field,
         finite_size=finite,
         rank_invariance=invariance,
-        restarts=dict(available=False,
-                      note="run-level checkpoint/restart is not implemented yet; bitwise continuation untested"),
+        restarts=restarts,
         acceptance=dict(
             mean_field_matches_discrete_theory=all(r["passed_discrete"] for mf in mean_field.values()
                                                    for r in mf["rows"]),
             bitwise_across_ranks=None if invariance is None else invariance["passed"],
+            bitwise_across_restarts=None if restarts is None else restarts["passed"],
         ),
     )
     if out is not None:
@@ -349,7 +409,13 @@ def summary(data: dict) -> str:
             for e in entries:
                 lines.append(f"  {level} {e['run']}: dims {e.get('dims')}, digest {e.get('digest')}, "
                              f"{'identical' if e['identical'] else 'DIFFERENT'}")
-    lines.append(f"  restarts: {data['restarts']['note']}")
+    rs = data["restarts"]
+    if rs is not None:
+        for level, v in rs["levels"].items():
+            plan = " -> ".join(f"{r['t_end_ms']:g} ms on {r['ranks']} rank(s)" for r in v["segments"])
+            lines.append(f"  restarts {level}: {plan}: digest {v.get('digest_joined')} vs uninterrupted "
+                         f"{v.get('digest_whole')}: {'identical' if v['identical'] else 'DIFFERENT'}"
+                         + (f" ({v['error']})" if "error" in v else ""))
     return "\n".join(lines)
 
 
