@@ -113,6 +113,11 @@ class MesoModel:
         self._build_stencil_tables(decomposition)
         self.stimulus = Stimulus(config, self.lattice, decomposition.local_start, self.local_shape)
         self.pops = [self._build_population(i, p, dt) for i, p in enumerate(config.populations)]
+        # the thread pool pays only when every thread gets sites (kernels._serial_twin)
+        import numba
+        serial = self.n_local < max(2, numba.get_num_threads())
+        self._population_block = kernels.population_block_serial if serial else kernels.population_block
+        self._synaptic_input = kernels.synaptic_input_serial if serial else kernels.synaptic_input
 
     # ------------------------------------------------------------------ construction
     def _build_stencil_tables(self, dec) -> None:
@@ -178,9 +183,9 @@ class MesoModel:
         """
         if self.stencils:
             inputs = np.empty((len(self.stencils), nsteps, self.n_local))
-            kernels.synaptic_input(step0, nsteps, self.hist.reshape(self.D, self.n_types, -1), self.D,
-                                   self.site_base, self.st_source, self.st_ptr, self.st_flat_off,
-                                   self.st_weight, self.st_delay, self.st_scale, self.st_norm, inputs)
+            self._synaptic_input(step0, nsteps, self.hist.reshape(self.D, self.n_types, -1), self.D,
+                                 self.site_base, self.st_source, self.st_ptr, self.st_flat_off,
+                                 self.st_weight, self.st_delay, self.st_scale, self.st_norm, inputs)
         else:
             inputs = np.zeros((0, nsteps, self.n_local))
         mu = self.stimulus.mu_block(step0, nsteps)  # (nsteps, n_types, n_local)
@@ -188,7 +193,7 @@ class MesoModel:
         expected = np.empty((nsteps, self.n_local))
         for ti, P in enumerate(self.pops):
             pop, s = P["pop"], P["state"]
-            kernels.population_block(
+            self._population_block(
                 step0, nsteps, ti, pop.N, self.dt, P["n_ref"], pop.u_reset, pop.u_th, pop.c * 1e-3,
                 pop.delta_u, P["P_mm"], np.ascontiguousarray(mu[:, ti]),
                 np.ascontiguousarray(inputs[P["incoming"]]), P["in_J"], P["in_P_ss"], P["in_P_sm"],
