@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from . import __version__
 from .config import Config, ConfigError, load_config
@@ -60,6 +61,48 @@ def config_differences(here: dict, stored: dict, ignore=RESTART_MAY_CHANGE) -> l
     b = _flatten(json.loads(json.dumps(stored, default=str)))
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
             if k not in ignore and a.get(k) != b.get(k)]
+
+
+@njit(cache=True)
+def _accumulate(counts, expected, step, R, acc_n, acc_e, to_hz, out_A, out_E, first):
+    """Add a block's steps to the running sums of the current record.
+
+    Each record completed (after every ``R``-th step) is scaled to Hz and
+    written to ``out_A[first + i]``, ``out_E[first + i]`` (float32), and the sums
+    restart. The steps are added one after the other, so the records do not
+    depend on how the steps were split into blocks.
+
+    Parameters
+    ----------
+    counts, expected : float64 (nb, n_types, n_local)
+        The block's spike counts and their expectations; the block starts at ``step``.
+    acc_n, acc_e : float64 (n_types, n_local)
+        Running sums (updated in place).
+    to_hz : float64 (n_types, 1)
+        Spikes per record to Hz.
+    out_A, out_E : float32 (chunk, n_types, n_local)
+
+    Returns
+    -------
+    int
+        Records completed.
+    """
+    done = 0
+    n_types, n_local = acc_n.shape
+    for k in range(counts.shape[0]):
+        for i in range(n_types):
+            for j in range(n_local):
+                acc_n[i, j] += counts[k, i, j]
+                acc_e[i, j] += expected[k, i, j]
+        if (step + k + 1) % R == 0:
+            for i in range(n_types):
+                for j in range(n_local):
+                    out_A[first + done, i, j] = acc_n[i, j] * to_hz[i, 0]
+                    out_E[first + done, i, j] = acc_e[i, j] * to_hz[i, 0]
+                    acc_n[i, j] = 0.0
+                    acc_e[i, j] = 0.0
+            done += 1
+    return done
 
 
 def _on_root(dec, action, error_type):
@@ -251,7 +294,8 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     n_types = len(config.types)
     n_records = (n_steps - step0) // R
     t0 = step0 * config.run.dt
-    block = min_delay(stencils) or DEFAULT_BLOCK
+    # a model may take longer blocks when no halo has to be exchanged within them
+    block = getattr(model, "block_steps", None) or min_delay(stencils) or DEFAULT_BLOCK
     N = np.array([p.N for p in config.populations], dtype=float)
     to_hz = 1000.0 / (N[:, None] * config.record.interval)  # spikes per record -> Hz
 
@@ -279,23 +323,15 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     expected = np.empty((block, n_types, n_local))
     acc_n = np.zeros((n_types, n_local))
     acc_e = np.zeros((n_types, n_local))
-    chunk = max(1, min(n_records, 256))
+    # records are buffered and written in chunks; a chunk holds at least one block's
+    per_block = block // R + 1
+    chunk = max(1, min(n_records, max(256, per_block)))
     buf_A = np.empty((chunk, n_types) + local_shape, dtype=np.float32)
     buf_E = np.empty_like(buf_A)
+    flat_A = buf_A.reshape(chunk, n_types, n_local)
+    flat_E = buf_E.reshape(chunk, n_types, n_local)
     buf_first, buf_len = 0, 0
     memory_A, memory_E = [], []
-
-    def emit(record_index):
-        nonlocal buf_first, buf_len
-        if buf_len == 0:
-            buf_first = record_index
-        buf_A[buf_len] = (acc_n * to_hz).reshape((n_types,) + local_shape)
-        buf_E[buf_len] = (acc_e * to_hz).reshape((n_types,) + local_shape)
-        buf_len += 1
-        acc_n[:] = 0.0
-        acc_e[:] = 0.0
-        if buf_len == chunk:
-            flush()
 
     def flush():
         nonlocal buf_len
@@ -327,11 +363,12 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
                 spikes.append(model.recorded_spikes())
             if record_voltage:
                 voltages.append(model.recorded_voltage()[1])
-            for k in range(nb):
-                acc_n += counts[k]
-                acc_e += expected[k]
-                if (step + k + 1) % R == 0:
-                    emit((step + k + 1 - step0) // R - 1)
+            if buf_len + min(per_block, chunk) > chunk:
+                flush()
+            if buf_len == 0:
+                buf_first = (step - step0) // R  # the next record to complete
+            buf_len += _accumulate(counts[:nb], expected[:nb], step, R, acc_n, acc_e, to_hz,
+                                   flat_A, flat_E, buf_len)
             step += nb
             model.exchange()
             if t_first_block is None:

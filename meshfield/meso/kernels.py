@@ -267,3 +267,67 @@ def _serial_twin(kernel, name: str):
 
 population_block_serial = _serial_twin(population_block, "population_block_serial")
 synaptic_input_serial = _serial_twin(synaptic_input, "synaptic_input_serial")
+
+
+@njit(cache=True)
+def advance_fused(step0, nsteps, d_min, D, hist, site_base, st_source, st_ptr, st_flat_off, st_weight,
+                  st_delay, st_scale, st_norm, mu, N, dt, n_ref, u_reset, u_th, c_per_ms, delta_u, P_mm,
+                  incoming, in_J, in_P_ss, in_P_sm, in_P_im, y, eps_rev, theta_tilde_rev, adapt_w,
+                  adapt_decay, adapt_enter, g, m, v, u, lam, n, x, z, h, lam_free, noise, seed,
+                  global_site, counts_out, expected_out):
+    """Advance all types over ``nsteps`` steps in one call, ``d_min`` steps at a time.
+
+    For blocks that exchange nothing (no halo): the loop of
+    :meth:`MesoModel.advance` — synaptic input, one :func:`population_block` per
+    type, the new counts into the history — moved into compiled code, because for
+    a few sites the Python calls cost ten times the work (docs/performance.md).
+    Every step computes exactly what the unfused path computes.
+
+    Parameters
+    ----------
+    hist : float64 (D, n_types, n_with_halo)
+        Spike-count history (updated in place).
+    mu : float64 (nsteps, n_types, n_local)
+        Total drive (mV) of every step.
+    N, n_ref : int64 (n_types,); u_reset, u_th, c_per_ms, delta_u, P_mm : float64 (n_types,)
+        Per-type parameters of :func:`population_block`.
+    incoming, in_J, in_P_ss, in_P_sm, in_P_im, y, eps_rev, theta_tilde_rev, adapt_w, \
+adapt_decay, adapt_enter, g, m, v, u, lam, n, x, z, h, lam_free : tuples over types
+        The per-type arrays of :func:`population_block`; ``incoming`` (int64) holds
+        the indices of the stencils that end on each type.
+    counts_out, expected_out : float64 (nsteps, n_types, n_local)
+    """
+    n_types = N.shape[0]
+    n_local = global_site.shape[0]
+    n_st = st_source.shape[0]
+    k0 = 0
+    while k0 < nsteps:
+        t0 = step0 + k0
+        nb = min(d_min - t0 % d_min, nsteps - k0) if d_min > 0 else nsteps - k0
+        inputs = np.zeros((n_st, nb, n_local))
+        if n_st > 0:
+            synaptic_input_serial(t0, nb, hist, D, site_base, st_source, st_ptr, st_flat_off, st_weight,
+                                  st_delay, st_scale, st_norm, inputs)
+        counts = np.empty((nb, n_local))
+        expected = np.empty((nb, n_local))
+        for ti in range(n_types):
+            inc = incoming[ti]
+            own = np.empty((inc.shape[0], nb, n_local))
+            for j in range(inc.shape[0]):
+                own[j] = inputs[inc[j]]
+            drive = np.ascontiguousarray(mu[k0:k0 + nb, ti, :])
+            population_block_serial(t0, nb, ti, N[ti], dt, n_ref[ti], u_reset[ti], u_th[ti], c_per_ms[ti],
+                                    delta_u[ti], P_mm[ti], drive, own, in_J[ti], in_P_ss[ti], in_P_sm[ti],
+                                    in_P_im[ti], y[ti], eps_rev[ti], theta_tilde_rev[ti], adapt_w[ti],
+                                    adapt_decay[ti], adapt_enter[ti], g[ti], m[ti], v[ti], u[ti], lam[ti],
+                                    n[ti], x[ti], z[ti], h[ti], lam_free[ti], noise, seed, global_site,
+                                    counts, expected)
+            counts_out[k0:k0 + nb, ti, :] = counts
+            expected_out[k0:k0 + nb, ti, :] = expected
+        if n_st > 0:
+            for k in range(nb):
+                slot = (t0 + k) % D
+                for ti in range(n_types):
+                    for l in range(n_local):
+                        hist[slot, ti, site_base[l]] = counts_out[k0 + k, ti, l]
+        k0 += nb

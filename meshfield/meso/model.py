@@ -25,6 +25,12 @@ K_TOLERANCE = 0.1
 #: ... but never shorter than this many membrane time constants (plus t_ref)
 K_MIN_TAU_M = 5.0
 
+#: Lattices of at most this many sites without a halo advance in blocks of about
+#: FUSED_STEPS steps, each one compiled call (kernels.advance_fused): there the
+#: Python calls per block of d_min steps cost ten times the work
+FUSED_MAX_SITES = 16
+FUSED_STEPS = 64
+
 
 def adaptation_kernel(pop: PopulationConfig, ages_ms: np.ndarray) -> np.ndarray:
     """``eps_theta(a) = sum_j J_theta_j / tau_theta_j exp(-a / tau_theta_j)`` (mV)."""
@@ -118,6 +124,12 @@ class MesoModel:
         serial = self.n_local < max(2, numba.get_num_threads())
         self._population_block = kernels.population_block_serial if serial else kernels.population_block
         self._synaptic_input = kernels.synaptic_input_serial if serial else kernels.synaptic_input
+        # Long blocks need no halo (nothing to exchange within them); the choice depends
+        # on the configuration only, so every rank loops over the same blocks.
+        long_blocks = decomposition.halo_width == 0 and self.lattice.n_sites <= FUSED_MAX_SITES
+        self.block_steps = (max(self.d_min, FUSED_STEPS - FUSED_STEPS % max(self.d_min, 1))
+                            if long_blocks else None)
+        self._fused = self._fused_arguments() if long_blocks and serial else None
 
     # ------------------------------------------------------------------ construction
     def _build_stencil_tables(self, dec) -> None:
@@ -168,19 +180,56 @@ class MesoModel:
             state=state,
         )
 
+    def _fused_arguments(self) -> tuple:
+        """The per-type parameters and state of :func:`kernels.advance_fused`, as
+        arrays over types and tuples of the (shared, not copied) per-type arrays."""
+        pops = [P["pop"] for P in self.pops]
+        per_type = lambda key: tuple(P[key] for P in self.pops)  # noqa: E731
+        state = lambda key: tuple(P["state"][key] for P in self.pops)  # noqa: E731
+        return (
+            np.array([p.N for p in pops], dtype=np.int64), self.dt,
+            np.array([P["n_ref"] for P in self.pops], dtype=np.int64),
+            np.array([p.u_reset for p in pops], dtype=float), np.array([p.u_th for p in pops], dtype=float),
+            np.array([p.c * 1e-3 for p in pops], dtype=float), np.array([p.delta_u for p in pops], dtype=float),
+            np.array([P["P_mm"] for P in self.pops], dtype=float),
+            per_type("incoming"), per_type("in_J"), per_type("in_P_ss"), per_type("in_P_sm"),
+            per_type("in_P_im"), state("y"), per_type("eps_rev"), per_type("theta_tilde_rev"),
+            per_type("adapt_w"), per_type("adapt_decay"), per_type("adapt_enter"), state("g"),
+            state("m"), state("v"), state("u"), state("lam"), state("n"), state("x"), state("z"),
+            state("h"), state("lam_free"), self.noise, self.seed, self.global_site,
+        )
+
     # ------------------------------------------------------------------ interface
     @property
     def history_lengths(self) -> list[int]:
         return [p["K"] for p in self.pops]
 
     def advance(self, step0: int, nsteps: int, counts_out: np.ndarray, expected_out: np.ndarray) -> None:
-        """Simulate steps ``step0 .. step0 + nsteps - 1`` (``nsteps <= d_min``).
+        """Simulate steps ``step0 .. step0 + nsteps - 1``: at most ``d_min`` steps,
+        or ``block_steps`` when that is set (a lattice without a halo).
 
         Parameters
         ----------
         counts_out, expected_out : float64 (nsteps, n_types, n_local)
             Receive the spike counts ``n`` and their expectations ``n_bar``.
         """
+        if self._fused is not None:
+            mu = self.stimulus.mu_block(step0, nsteps)
+            kernels.advance_fused(step0, nsteps, self.d_min, self.D, self.hist.reshape(self.D, self.n_types, -1),
+                                  self.site_base, self.st_source, self.st_ptr, self.st_flat_off,
+                                  self.st_weight, self.st_delay, self.st_scale, self.st_norm, mu,
+                                  *self._fused, counts_out, expected_out)
+            self._last_block = (0, 0)
+            return
+        k = 0
+        while k < nsteps:
+            step = step0 + k
+            nb = min(self.d_min - step % self.d_min, nsteps - k) if self.d_min else nsteps - k
+            self._advance_block(step, nb, counts_out[k:k + nb], expected_out[k:k + nb])
+            k += nb
+
+    def _advance_block(self, step0: int, nsteps: int, counts_out: np.ndarray, expected_out: np.ndarray) -> None:
+        """:meth:`advance` for ``nsteps <= d_min`` steps within one block of d_min."""
         if self.stencils:
             inputs = np.empty((len(self.stencils), nsteps, self.n_local))
             self._synaptic_input(step0, nsteps, self.hist.reshape(self.D, self.n_types, -1), self.D,
