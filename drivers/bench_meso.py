@@ -45,7 +45,7 @@ stencils = build_stencils(config)
 dec = make_decomposition(config, comm, stencils=stencils)
 model = build_model(config, dec, stencils)
 t_build = time.perf_counter() - t0
-B = model.d_min or 64
+B = getattr(model, "block_steps", None) or model.d_min or 64  # the time loop's block
 nt = len(config.types)
 counts = np.empty((B, nt, model.n_local)); expected = np.empty_like(counts)
 comm.Barrier(); t0 = time.perf_counter()
