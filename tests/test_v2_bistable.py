@@ -7,10 +7,10 @@ finite-size switching at both levels. A regression in the coupling, the
 finite-size noise of either level or the analysis moves the switching or the
 rates out of the tolerances below.
 
-Reference numbers from the full study (1200 s per level, docs/validation.md):
-mean dwell time about 1.2 s at both levels; in the switching run the dominant
-population averages ~3.35 Hz (meso) and ~3.25 Hz (micro), the suppressed one
-~0.62 and ~0.69 Hz, against the mean-field states 3.77 and 0.37 Hz.
+Reference numbers from the full study (4800 s per level, docs/validation_v2.md):
+mean dwell time 1.37 s (micro) and 1.61 s (meso); in the switching run the
+dominant population averages 3.31 Hz (micro) and 3.38 Hz (meso), the suppressed
+one 0.66 and 0.61 Hz, against the mean-field states 3.77 and 0.37 Hz.
 """
 
 import sys

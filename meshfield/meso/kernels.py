@@ -253,10 +253,10 @@ def _serial_twin(kernel, name: str):
     """``kernel`` compiled without the thread pool, under its own name.
 
     A block with fewer sites than threads cannot use the pool, and starting it
-    costs more than one site's work: a single site (V1, V2) ran 1.3x faster
-    serially with one thread, and 1.6x faster than with two. The arithmetic per
-    site is the same, so the results are bitwise identical. The name matters:
-    numba's on-disk cache files are named after the function.
+    costs more than one site's work: on one site (V2, blocks of d_min steps) the
+    pool made the run about 1.2x slower with one thread and 1.6x with two. The
+    arithmetic per site is the same, so the results are bitwise identical. The
+    name matters: numba's on-disk cache files are named after the function.
     """
     f = kernel.py_func
     twin = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
