@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from . import __version__
-from .config import Config, ConfigError, load_config
+from .config import Config, load_config
 from .coupling import build_stencils, halo_width, min_delay
 from .parallel import Decomposition, ranks_on_node
 

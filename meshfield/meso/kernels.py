@@ -13,7 +13,6 @@ step); after the step the cohort of age ``K`` moves into the free pool and slot
 
 from __future__ import annotations
 
-import math
 import types
 
 import numpy as np

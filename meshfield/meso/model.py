@@ -184,8 +184,13 @@ class MesoModel:
         """The per-type parameters and state of :func:`kernels.advance_fused`, as
         arrays over types and tuples of the (shared, not copied) per-type arrays."""
         pops = [P["pop"] for P in self.pops]
-        per_type = lambda key: tuple(P[key] for P in self.pops)  # noqa: E731
-        state = lambda key: tuple(P["state"][key] for P in self.pops)  # noqa: E731
+
+        def per_type(key):
+            return tuple(P[key] for P in self.pops)
+
+        def state(key):
+            return tuple(P["state"][key] for P in self.pops)
+
         return (
             np.array([p.N for p in pops], dtype=np.int64), self.dt,
             np.array([P["n_ref"] for P in self.pops], dtype=np.int64),
