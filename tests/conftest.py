@@ -7,6 +7,25 @@ peer test files (named ``test_*peer*.py``, the convention for every file that
 imports NEST) are therefore not collected; ``make test`` runs them serially.
 """
 
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
 from mpi4py import MPI
 
 collect_ignore_glob = ["test_*peer*.py"] if MPI.COMM_WORLD.Get_size() > 1 else []
+
+
+@pytest.fixture
+def shared_tmp():
+    """A fresh folder seen by every rank of COMM_WORLD, removed after the test.
+
+    Collective: rank 0 creates it and tells the others (pytest's ``tmp_path``
+    differs per process)."""
+    comm = MPI.COMM_WORLD
+    folder = comm.bcast(tempfile.mkdtemp(prefix="meshfield-test-") if comm.rank == 0 else None)
+    yield Path(folder)
+    comm.Barrier()
+    if comm.rank == 0:
+        shutil.rmtree(folder, ignore_errors=True)

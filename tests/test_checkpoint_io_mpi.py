@@ -4,9 +4,6 @@ Every rank asserts. ``site_values`` comes from tests/test_checkpoint_io.py.
 """
 
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -23,17 +20,6 @@ pytestmark = pytest.mark.mpi
 COMM = MPI.COMM_WORLD
 # Uneven blocks: 7 rows = 4 + 3 = 2 + 2 + 2 + 1, 5 columns = 3 + 2 = 2 + 1 + 1 + 1.
 SHAPE = (7, 5)
-
-
-@pytest.fixture
-def shared_tmp():
-    """A fresh folder seen by all ranks, removed after the test."""
-    folder = COMM.bcast(tempfile.mkdtemp(prefix="meshfield-checkpoint-")
-                        if COMM.rank == 0 else None)
-    yield Path(folder)
-    COMM.Barrier()
-    if COMM.rank == 0:
-        shutil.rmtree(folder)
 
 
 @pytest.fixture

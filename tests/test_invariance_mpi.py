@@ -6,7 +6,6 @@ Run under ``mpiexec -n 2`` and ``-n 4``; with 4 ranks the first three also form 
 """
 
 import os
-import tempfile
 
 import numpy as np
 import pytest
@@ -90,10 +89,9 @@ def test_explicit_process_grids_give_identical_records():
         assert_identical(serial, meshfield.run(PERIODIC_2D, comm=world, dims=dims))
 
 
-def test_result_file_written_by_many_ranks_reads_like_serial():
+def test_result_file_written_by_many_ranks_reads_like_serial(shared_tmp):
     serial = meshfield.run(OPEN_1D, comm=MPI.COMM_SELF)
-    folder = world.bcast(tempfile.mkdtemp() if world.rank == 0 else None)
-    path = os.path.join(folder, "run.h5")
+    path = os.path.join(shared_tmp, "run.h5")
     with meshfield.run(OPEN_1D, output=path, comm=world) as res:
         assert_identical(serial, res)
         assert res.meta["ranks"] == world.size

@@ -5,8 +5,6 @@ Every rank asserts. The helpers come from tests/test_recorder.py.
 
 import os
 import shutil
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,17 +17,6 @@ from test_recorder import CONFIG, META, TYPES, check_result, leftovers, record_r
 pytestmark = pytest.mark.mpi
 
 COMM = MPI.COMM_WORLD
-
-
-@pytest.fixture
-def shared_tmp():
-    """A fresh folder seen by all ranks, removed after the test."""
-    folder = COMM.bcast(tempfile.mkdtemp(prefix="meshfield-recorder-")
-                        if COMM.rank == 0 else None)
-    yield Path(folder)
-    COMM.Barrier()
-    if COMM.rank == 0:
-        shutil.rmtree(folder)
 
 
 @pytest.fixture

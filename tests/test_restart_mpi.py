@@ -4,8 +4,6 @@ every rank asserts.
 """
 
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import pytest
@@ -20,21 +18,12 @@ pytestmark = pytest.mark.mpi
 world = MPI.COMM_WORLD
 
 
-@pytest.fixture
-def shared_dir():
-    path = world.bcast(tempfile.mkdtemp(prefix="meshfield-restart-") if world.rank == 0 else None)
-    yield path
-    world.Barrier()
-    if world.rank == 0:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 @pytest.mark.parametrize("level", ["meso", "micro"])
-def test_restart_on_a_transposed_grid(shared_dir, level):
+def test_restart_on_a_transposed_grid(shared_tmp, level):
     """2-D periodic lattice: the first segment on a (R, 1) grid, the rest on (1, 2)
     for R = 2 and (2, 2) for R = 4 (blocks of 7 / 4 sites would be narrower than the halo)."""
     cfg = with_run(PERIODIC_2D, level=level)
-    ckpt = os.path.join(shared_dir, f"{level}.ckpt.h5")
+    ckpt = os.path.join(shared_tmp, f"{level}.ckpt.h5")
     whole = meshfield.run(cfg, comm=world)
     assert whole.A[5:].mean() > 1.0
     first = meshfield.run(with_run(cfg, t_end=17.0), comm=world, dims=(world.size, 1), checkpoint=ckpt)
@@ -48,10 +37,10 @@ def test_restart_on_a_transposed_grid(shared_dir, level):
 
 
 @pytest.mark.parametrize("level", ["meso", "micro"])
-def test_restart_on_one_rank(shared_dir, level):
+def test_restart_on_one_rank(shared_tmp, level):
     """1-D open lattice written by every rank, continued on each rank alone."""
     cfg = with_run(OPEN_1D, level=level)
-    ckpt = os.path.join(shared_dir, f"{level}-1d.ckpt.h5")
+    ckpt = os.path.join(shared_tmp, f"{level}-1d.ckpt.h5")
     whole = meshfield.run(cfg, comm=MPI.COMM_SELF)
     meshfield.run(with_run(cfg, t_end=30.5), comm=world, checkpoint=ckpt)
     second = meshfield.run(cfg, comm=MPI.COMM_SELF, restart=ckpt)
