@@ -105,23 +105,6 @@ def _accumulate(counts, expected, step, R, acc_n, acc_e, to_hz, out_A, out_E, fi
     return done
 
 
-def _on_root(dec, action, error_type):
-    """Run ``action`` on rank 0 and return its result on every rank; a bad-input
-    failure there (``error_type``) is raised on every rank. Collective."""
-    result, message, failure = None, None, None
-    if dec.rank == 0:
-        try:
-            result = action()
-        except error_type as exc:
-            failure, message = exc, str(exc)
-    message, result = dec.bcast((message, result))
-    if failure is not None:
-        raise failure
-    if message is not None:
-        raise error_type(message)
-    return result
-
-
 def _restart_step(config: Config, path, dec) -> int:
     """The step a checkpoint was written at, after checking that it fits ``config``.
     Collective."""
@@ -145,7 +128,7 @@ def _restart_step(config: Config, path, dec) -> int:
                 f"checkpoint's time {t_ckpt:g} ms (set it with --set run.t_end=...)")
         return step
 
-    return _on_root(dec, check, CheckpointError)
+    return dec.root_decides(check, CheckpointError)
 
 
 def make_decomposition(config: Config, comm=None, dims=None, stencils=None) -> Decomposition:
@@ -283,7 +266,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     step0 = _restart_step(config, restart, dec) if restart is not None else 0
     if checkpoint is not None:
         from .io.checkpoint import CheckpointError, check_checkpoint_target
-        checkpoint = _on_root(dec, lambda: check_checkpoint_target(checkpoint, overwrite), CheckpointError)
+        checkpoint = dec.root_decides(lambda: check_checkpoint_target(checkpoint, overwrite), CheckpointError)
 
     t_build = time.perf_counter()
     model = build_model(config, dec, stencils)

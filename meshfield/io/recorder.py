@@ -181,8 +181,8 @@ class Recorder:
         self._overwrite = bool(overwrite)
         # Nothing that can fail may run before the root's verdict: a rank that
         # raised on its own would leave the others waiting in the broadcast.
-        names = self._root_decides(lambda: self._validate_and_reserve(
-            path, types, n_records, record_interval, t0, config, meta))
+        names = self._decomposition.root_decides(lambda: self._validate_and_reserve(
+            path, types, n_records, record_interval, t0, config, meta), RecorderError)
         self.path, self._tmp_master, self._tmp_blocks, self._token = names
         self.types = list(types)
         self.n_records = int(n_records)
@@ -198,25 +198,6 @@ class Recorder:
             raise
 
     # -- collective error handling -------------------------------------------
-
-    def _root_decides(self, action):
-        """Run ``action`` on the root rank; return its result on every rank.
-
-        Collective. A failure on the root is raised on every rank.
-        """
-        failure, result = None, None
-        if self._decomposition.is_root:
-            try:
-                result = action()
-            except Exception as exc:  # any failure must reach the waiting ranks
-                failure = exc
-        message = None if failure is None else str(failure) or type(failure).__name__
-        message, result = self._decomposition.bcast((message, result))
-        if failure is not None:
-            raise failure
-        if message is not None:
-            raise RecorderError(message)
-        return result
 
     def _all_succeed(self, action, what: str) -> None:
         """Run ``action`` on every rank; raise on every rank if any failed.
@@ -419,11 +400,11 @@ class Recorder:
             More metadata known only at the end (the root rank's copy is stored).
         """
         self._require_open()
-        self._root_decides(lambda: self._meta.update(
-            _check_meta(extra_meta or {}, "extra_meta")))
+        self._decomposition.root_decides(lambda: self._meta.update(
+            _check_meta(extra_meta or {}, "extra_meta")), RecorderError)
         try:
             self._all_succeed(self._finish_block_file, "finishing the block file")
-            self._root_decides(lambda: self._publish(float(wall_time)))
+            self._decomposition.root_decides(lambda: self._publish(float(wall_time)), RecorderError)
         except BaseException:
             self.abort()
             raise

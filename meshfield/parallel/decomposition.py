@@ -26,7 +26,7 @@ axis. Leading dimensions of exchanged arrays (slots, types, ...) are arbitrary.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from mpi4py import MPI
@@ -499,6 +499,26 @@ class Decomposition:
     def bcast(self, obj: Any, root: int = 0) -> Any:
         """``obj`` of rank ``root`` on every rank (any picklable object). Collective."""
         return self.comm.bcast(obj, root=root)
+
+    def root_decides(self, action: Callable[[], Any], error_type: type[Exception]) -> Any:
+        """Run ``action`` on rank 0 and return its result on every rank. Collective.
+
+        A failure on rank 0 is raised there as it is and on the other ranks as
+        ``error_type(message)``, so no rank waits for a decision that never comes.
+        """
+        failure, result = None, None
+        if self.rank == 0:
+            try:
+                result = action()
+            except Exception as exc:  # any failure must reach the waiting ranks
+                failure = exc
+        message = None if failure is None else str(failure) or type(failure).__name__
+        message, result = self.bcast((message, result))
+        if failure is not None:
+            raise failure
+        if message is not None:
+            raise error_type(message)
+        return result
 
     def barrier(self) -> None:
         """Wait until all ranks arrive. Collective."""
