@@ -55,12 +55,12 @@ import math
 import os
 import secrets
 from collections.abc import Mapping
-from contextlib import suppress
 
 import h5py
 import numpy as np
 
-from meshfield.io.recorder import _fsync, _json_default
+from meshfield.io.recorder import _discard, _fsync, _json_default
+from meshfield.io.result import _decode_attrs as _plain_attrs
 
 __all__ = [
     "FORMAT",
@@ -309,14 +309,8 @@ class _RootWriter:
 
     def discard(self) -> None:
         """Close and delete the temporary file; never touches ``path``."""
-        if self._file is not None:
-            # The file is being discarded, possibly because of an I/O error that
-            # closing would raise again; that must not hide the original error.
-            with suppress(Exception):
-                self._file.close()
-            self._file = None
-        with suppress(FileNotFoundError):
-            os.remove(self._tmp)
+        _discard(self._file, self._tmp)
+        self._file = None
 
     def _region(self, rank: int) -> tuple[slice, ...]:
         _, start, extent, _, _ = self._summaries[rank]
@@ -494,21 +488,9 @@ def write_checkpoint(path, decomposition, arrays: dict, attrs: dict,
 def _decode_attrs(path: str, file: h5py.File) -> dict:
     """Return the root attributes as plain Python values, JSON strings decoded."""
     try:
-        json_keys = set(json.loads(file.attrs["json_attrs"]))
-        attrs = {}
-        for key, value in file.attrs.items():
-            if key == "json_attrs":
-                continue
-            if key in json_keys:
-                attrs[key] = json.loads(value)
-            elif isinstance(value, np.ndarray):
-                attrs[key] = value.tolist()
-            elif isinstance(value, np.generic):
-                attrs[key] = value.item()
-            elif isinstance(value, bytes):
-                attrs[key] = value.decode()
-            else:
-                attrs[key] = value
+        plain = _plain_attrs(file.attrs)
+        json_keys = set(json.loads(plain.pop("json_attrs")))
+        attrs = {key: json.loads(value) if key in json_keys else value for key, value in plain.items()}
         attrs["global_shape"] = [int(n) for n in attrs["global_shape"]]
         attrs["names"] = [str(name) for name in attrs["names"]]
     except (KeyError, TypeError, ValueError) as exc:

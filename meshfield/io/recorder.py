@@ -98,6 +98,19 @@ def _json_default(value):
     raise TypeError(f"{value!r} of type {type(value).__name__} is not JSON serialisable")
 
 
+def _discard(file, path) -> None:
+    """Close ``file`` (an open h5py.File, or None) and delete ``path``.
+
+    The output is being discarded, possibly because of an I/O error that closing
+    would raise again; that must not hide the original error.
+    """
+    if file is not None:
+        with suppress(Exception):
+            file.close()
+    with suppress(FileNotFoundError):
+        os.remove(path)
+
+
 def _fsync(path: str) -> None:
     # Data must reach the disk before the rename that publishes it, or a crash
     # could expose a complete-looking name with incomplete contents.
@@ -526,14 +539,8 @@ class Recorder:
         if self._state in ("closed", "aborted"):
             return
         self._state = "aborted"
-        if self._file is not None:
-            # The output is being discarded, possibly because of an I/O error that
-            # closing would raise again; that must not hide the original error.
-            with suppress(Exception):
-                self._file.close()
-            self._file = None
-        with suppress(FileNotFoundError):
-            os.remove(self._rank_path)
+        _discard(self._file, self._rank_path)
+        self._file = None
         if self._decomposition.is_root:
             with suppress(FileNotFoundError):
                 os.remove(self._tmp_master)
