@@ -1,4 +1,5 @@
-"""Shared plumbing of the benchmark drivers (bench_meso.py, bench_micro.py).
+"""Shared plumbing of the benchmark drivers (bench_meso.py, bench_micro.py); the
+MPI subprocess helpers also serve v6_numerics.py.
 
 Each benchmark times meshfield in ``mpiexec`` subprocesses (one numba thread per
 rank, so ranks x threads never exceeds the cores) and NEST in the driver's own
@@ -28,14 +29,23 @@ def bench_parser(description: str, config: str, json_path: str) -> argparse.Argu
     return p
 
 
+def mpiexec() -> str:
+    """The environment's ``mpiexec`` (beside the Python, from the mpich wheel), else the one on PATH."""
+    beside = Path(sys.executable).with_name("mpiexec")
+    return str(beside) if beside.exists() else "mpiexec"
+
+
+def worker_env(threads: int = 1) -> dict:
+    """The environment of an MPI subprocess: ``threads`` numba threads per rank, so that
+    ranks x threads does not exceed the cores."""
+    return dict(os.environ, NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS="1")
+
+
 def run_worker(worker_source: str, config: str, t_sim: float, ranks: int, overrides) -> dict:
     """Run ``worker_source`` (Python code printing one JSON line on rank 0) under
     ``mpiexec -n ranks`` with arguments ``config t_sim *overrides``; return the JSON."""
-    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    mpiexec = Path(sys.executable).with_name("mpiexec")
-    cmd = [str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", str(ranks), sys.executable, "-c",
-           worker_source, config, str(t_sim), *overrides]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-c", worker_source, config, str(t_sim), *overrides]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), check=False)
     if out.returncode != 0:
         raise SystemExit(f"meshfield worker failed on {ranks} rank(s):\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

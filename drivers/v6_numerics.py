@@ -59,6 +59,7 @@ if __name__ == "__main__":
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _validation as val  # noqa: E402
+from _bench import mpiexec, worker_env  # noqa: E402
 from meshfield.meso import history_length  # noqa: E402
 from meshfield.theory import stationary_rate, stationary_rate_discrete, stationary_rates_network  # noqa: E402
 
@@ -205,8 +206,6 @@ def _digest(arrays) -> str:
 
 def rank_invariance(source: str = NETWORK, ranks=RANKS, shape=RANK_SHAPE, t_end: float = RANK_T_END) -> dict:
     """Bitwise comparison of A and Abar across rank counts (and 2 numba threads on 1 rank), both levels."""
-    mpiexec = Path(sys.executable).with_name("mpiexec")
-    mpiexec = str(mpiexec) if mpiexec.exists() else "mpiexec"
     path = val.config_path(source)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -216,9 +215,9 @@ def rank_invariance(source: str = NETWORK, ranks=RANKS, shape=RANK_SHAPE, t_end:
             entries = []
             for label, n, threads in runs:
                 target = Path(tmp) / f"{level}_{n}_{threads}.npz"
-                env = dict(os.environ, NUMBA_NUM_THREADS=threads, OMP_NUM_THREADS="1")
-                proc = subprocess.run([mpiexec, "-n", str(n), sys.executable, "-c", WORKER, path, str(target),
-                                       *overrides], capture_output=True, text=True, env=env, check=False)
+                proc = subprocess.run([mpiexec(), "-n", str(n), sys.executable, "-c", WORKER, path, str(target),
+                                       *overrides], capture_output=True, text=True,
+                                      env=worker_env(int(threads)), check=False)
                 if proc.returncode != 0:
                     entries.append(dict(run=label, ranks=n, threads=int(threads), error=proc.stderr[-2000:]))
                     continue
@@ -242,18 +241,15 @@ def rank_invariance(source: str = NETWORK, ranks=RANKS, shape=RANK_SHAPE, t_end:
 def restart_invariance(source: str = NETWORK, shape=RANK_SHAPE, segments=SEGMENTS) -> dict:
     """Bitwise comparison of a run continued through checkpoints on changing rank
     counts with the uninterrupted 1-rank run, both levels, via ``meshfield run``."""
-    mpiexec = Path(sys.executable).with_name("mpiexec")
-    mpiexec = str(mpiexec) if mpiexec.exists() else "mpiexec"
     path = val.config_path(source)
     t_end = segments[-1][0]
-    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
     out = {}
 
     def meshfield_run(n, level, end, output, *extra):
-        command = [mpiexec, "-n", str(n), sys.executable, "-m", "meshfield.cli", "run", path, "-q",
+        command = [mpiexec(), "-n", str(n), sys.executable, "-m", "meshfield.cli", "run", path, "-q",
                    "-o", output, "--set", f"run.level={level}", "--set", f"run.t_end={end}",
                    "--set", f"lattice.shape=[{shape[0]}, {shape[1]}]", *extra]
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        proc = subprocess.run(command, capture_output=True, text=True, env=worker_env(), check=False)
         return None if proc.returncode == 0 else proc.stderr[-2000:]
 
     with tempfile.TemporaryDirectory() as tmp:
