@@ -98,8 +98,7 @@ def test_serial_twins_equal_the_threaded_kernels_bitwise():
     records = []
     for serial in (False, True):
         model = build_model(config, dec, stencils)
-        model._population_block = kernels.population_block_serial if serial else kernels.population_block
-        model._synaptic_input = kernels.synaptic_input_serial if serial else kernels.synaptic_input
+        model._advance = kernels.advance_fused_serial if serial else kernels.advance_fused
         counts, expected = np.empty((40, 2, 2, model.n_local)), np.empty((40, 2, 2, model.n_local))
         for b in range(40):
             model.advance(2 * b, 2, counts[b], expected[b])
@@ -111,8 +110,9 @@ def test_serial_twins_equal_the_threaded_kernels_bitwise():
 
 
 def test_fused_blocks_equal_the_block_by_block_path_bitwise():
-    """One site, no halo: kernels.advance_fused runs 64 steps per call; the Python
-    loop over blocks of d_min steps must give the same numbers and state."""
+    """One site, no halo: the model advances 64 steps per call; calls of one block
+    of d_min steps each (the time loop with a halo) must give the same numbers
+    and state."""
     from test_invariance_mpi import EI
     cfg = {
         "run": {"t_end": 100.0, "dt": 0.5, "seed": 4},
@@ -128,15 +128,15 @@ def test_fused_blocks_equal_the_block_by_block_path_bitwise():
     out = []
     for fused in (True, False):
         model = build_model(config, dec, stencils)
-        assert model.block_steps == 64 and model._fused is not None
-        if not fused:
-            model._fused = None
-        counts, expected = np.empty((10, 64, 2, 1)), np.empty((10, 64, 2, 1))
-        # a first call that ends inside a block of d_min steps, as after a restart
-        model.advance(0, 7, counts[0, :7], expected[0, :7])
-        model.advance(7, 57, counts[0, 7:], expected[0, 7:])
-        for b in range(1, 10):
-            model.advance(64 * b, 64, counts[b], expected[b])
+        assert model.block_steps == 64 and model.d_min == 2
+        counts, expected = np.empty((640, 2, 1)), np.empty((640, 2, 1))
+        if fused:
+            # a first call that ends inside a block of d_min steps, as after a restart
+            calls = [(0, 7), (7, 57)] + [(64 * b, 64) for b in range(1, 10)]
+        else:
+            calls = [(0, 2), (2, 2), (4, 2), (6, 1), (7, 1)] + [(t, 2) for t in range(8, 640, 2)]
+        for t, nb in calls:
+            model.advance(t, nb, counts[t:t + nb], expected[t:t + nb])
         out.append((counts, expected, model.state_dict()))
     assert out[0][0].sum() > 500  # both types fire
     assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])

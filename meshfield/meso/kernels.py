@@ -268,19 +268,27 @@ population_block_serial = _serial_twin(population_block, "population_block_seria
 synaptic_input_serial = _serial_twin(synaptic_input, "synaptic_input_serial")
 
 
-@njit(cache=True)
-def advance_fused(step0, nsteps, d_min, D, hist, site_base, st_source, st_ptr, st_flat_off, st_weight,
-                  st_delay, st_scale, st_norm, mu, N, dt, n_ref, u_reset, u_th, c_per_ms, delta_u, P_mm,
-                  incoming, in_J, in_P_ss, in_P_sm, in_P_im, y, eps_rev, theta_tilde_rev, adapt_w,
-                  adapt_decay, adapt_enter, g, m, v, u, lam, n, x, z, h, lam_free, noise, seed,
-                  global_site, counts_out, expected_out):
-    """Advance all types over ``nsteps`` steps in one call, ``d_min`` steps at a time.
+#: the kernels that _advance calls; _bind compiles it with each pair
+population_kernel = population_block
+input_kernel = synaptic_input
 
-    For blocks that exchange nothing (no halo): the loop of
-    :meth:`MesoModel.advance` — synaptic input, one :func:`population_block` per
-    type, the new counts into the history — moved into compiled code, because for
-    a few sites the Python calls cost ten times the work (docs/performance.md).
-    Every step computes exactly what the unfused path computes.
+
+def _advance(step0, nsteps, d_min, D, hist, site_base, st_source, st_ptr, st_flat_off, st_weight,
+             st_delay, st_scale, st_norm, mu, N, dt, n_ref, u_reset, u_th, c_per_ms, delta_u, P_mm,
+             incoming, in_J, in_P_ss, in_P_sm, in_P_im, y, eps_rev, theta_tilde_rev, adapt_w,
+             adapt_decay, adapt_enter, g, m, v, u, lam, n, x, z, h, lam_free, noise, seed,
+             global_site, counts_out, expected_out):
+    """Advance all types over ``nsteps`` steps, ``d_min`` steps at a time: the
+    synaptic input, one ``population_kernel`` call per type, the new counts into
+    the history.
+
+    The time loop calls it for one block of at most ``d_min`` steps between halo
+    exchanges, or, on a small lattice without a halo, for ~64 steps at once,
+    because there the Python calls per block cost ten times the work
+    (docs/performance.md). Each step computes the same either way.
+
+    Compiled twice (:func:`_bind`): ``advance_fused`` with the threaded kernels,
+    ``advance_fused_serial`` with their serial twins.
 
     Parameters
     ----------
@@ -305,8 +313,8 @@ adapt_decay, adapt_enter, g, m, v, u, lam, n, x, z, h, lam_free : tuples over ty
         nb = min(d_min - t0 % d_min, nsteps - k0) if d_min > 0 else nsteps - k0
         inputs = np.zeros((n_st, nb, n_local))
         if n_st > 0:
-            synaptic_input_serial(t0, nb, hist, D, site_base, st_source, st_ptr, st_flat_off, st_weight,
-                                  st_delay, st_scale, st_norm, inputs)
+            input_kernel(t0, nb, hist, D, site_base, st_source, st_ptr, st_flat_off, st_weight,
+                         st_delay, st_scale, st_norm, inputs)
         counts = np.empty((nb, n_local))
         expected = np.empty((nb, n_local))
         for ti in range(n_types):
@@ -315,12 +323,12 @@ adapt_decay, adapt_enter, g, m, v, u, lam, n, x, z, h, lam_free : tuples over ty
             for j in range(inc.shape[0]):
                 own[j] = inputs[inc[j]]
             drive = np.ascontiguousarray(mu[k0:k0 + nb, ti, :])
-            population_block_serial(t0, nb, ti, N[ti], dt, n_ref[ti], u_reset[ti], u_th[ti], c_per_ms[ti],
-                                    delta_u[ti], P_mm[ti], drive, own, in_J[ti], in_P_ss[ti], in_P_sm[ti],
-                                    in_P_im[ti], y[ti], eps_rev[ti], theta_tilde_rev[ti], adapt_w[ti],
-                                    adapt_decay[ti], adapt_enter[ti], g[ti], m[ti], v[ti], u[ti], lam[ti],
-                                    n[ti], x[ti], z[ti], h[ti], lam_free[ti], noise, seed, global_site,
-                                    counts, expected)
+            population_kernel(t0, nb, ti, N[ti], dt, n_ref[ti], u_reset[ti], u_th[ti], c_per_ms[ti],
+                              delta_u[ti], P_mm[ti], drive, own, in_J[ti], in_P_ss[ti], in_P_sm[ti],
+                              in_P_im[ti], y[ti], eps_rev[ti], theta_tilde_rev[ti], adapt_w[ti],
+                              adapt_decay[ti], adapt_enter[ti], g[ti], m[ti], v[ti], u[ti], lam[ti],
+                              n[ti], x[ti], z[ti], h[ti], lam_free[ti], noise, seed, global_site,
+                              counts, expected)
             counts_out[k0:k0 + nb, ti, :] = counts
             expected_out[k0:k0 + nb, ti, :] = expected
         if n_st > 0:
@@ -330,3 +338,22 @@ adapt_decay, adapt_enter, g, m, v, u, lam, n, x, z, h, lam_free : tuples over ty
                     for l in range(n_local):
                         hist[slot, ti, site_base[l]] = counts_out[k0 + k, ti, l]
         k0 += nb
+
+
+def _bind(name: str, population_kernel, input_kernel):
+    """:func:`_advance` compiled with the given kernels, under its own name.
+
+    The kernels are bound as globals, not passed as arguments: numba cannot cache
+    a function that takes functions as arguments across processes (every run would
+    compile it again, ~13 s).
+    """
+    f = _advance
+    scope = dict(f.__globals__, population_kernel=population_kernel, input_kernel=input_kernel)
+    twin = types.FunctionType(f.__code__, scope, name, f.__defaults__, f.__closure__)
+    twin.__qualname__ = name
+    twin.__doc__ = f.__doc__
+    return njit(cache=True)(twin)
+
+
+advance_fused = _bind("advance_fused", population_block, synaptic_input)
+advance_fused_serial = _bind("advance_fused_serial", population_block_serial, synaptic_input_serial)

@@ -122,14 +122,13 @@ class MesoModel:
         # the thread pool pays only when every thread gets sites (kernels._serial_twin)
         import numba
         serial = self.n_local < max(2, numba.get_num_threads())
-        self._population_block = kernels.population_block_serial if serial else kernels.population_block
-        self._synaptic_input = kernels.synaptic_input_serial if serial else kernels.synaptic_input
+        self._advance = kernels.advance_fused_serial if serial else kernels.advance_fused
         # Long blocks need no halo (nothing to exchange within them); the choice depends
         # on the configuration only, so every rank loops over the same blocks.
         long_blocks = decomposition.halo_width == 0 and self.lattice.n_sites <= FUSED_MAX_SITES
         self.block_steps = (max(self.d_min, FUSED_STEPS - FUSED_STEPS % max(self.d_min, 1))
                             if long_blocks else None)
-        self._fused = self._fused_arguments() if long_blocks and serial else None
+        self._per_type = self._per_type_arguments()
 
     # ------------------------------------------------------------------ construction
     def _build_stencil_tables(self, dec) -> None:
@@ -180,7 +179,7 @@ class MesoModel:
             state=state,
         )
 
-    def _fused_arguments(self) -> tuple:
+    def _per_type_arguments(self) -> tuple:
         """The per-type parameters and state of :func:`kernels.advance_fused`, as
         arrays over types and tuples of the (shared, not copied) per-type arrays."""
         pops = [P["pop"] for P in self.pops]
@@ -210,58 +209,23 @@ class MesoModel:
         return [p["K"] for p in self.pops]
 
     def advance(self, step0: int, nsteps: int, counts_out: np.ndarray, expected_out: np.ndarray) -> None:
-        """Simulate steps ``step0 .. step0 + nsteps - 1``: at most ``d_min`` steps,
-        or ``block_steps`` when that is set (a lattice without a halo).
+        """Simulate steps ``step0 .. step0 + nsteps - 1``: at most ``d_min`` steps
+        within one block of ``d_min``, or ``block_steps`` when that is set (a
+        lattice without a halo, where nothing is exchanged).
 
         Parameters
         ----------
         counts_out, expected_out : float64 (nsteps, n_types, n_local)
             Receive the spike counts ``n`` and their expectations ``n_bar``.
         """
-        if self._fused is not None:
-            mu = self.stimulus.mu_block(step0, nsteps)
-            kernels.advance_fused(step0, nsteps, self.d_min, self.D, self.hist.reshape(self.D, self.n_types, -1),
-                                  self.site_base, self.st_source, self.st_ptr, self.st_flat_off,
-                                  self.st_weight, self.st_delay, self.st_scale, self.st_norm, mu,
-                                  *self._fused, counts_out, expected_out)
-            self._last_block = (0, 0)
-            return
-        k = 0
-        while k < nsteps:
-            step = step0 + k
-            nb = min(self.d_min - step % self.d_min, nsteps - k) if self.d_min else nsteps - k
-            self._advance_block(step, nb, counts_out[k:k + nb], expected_out[k:k + nb])
-            k += nb
-
-    def _advance_block(self, step0: int, nsteps: int, counts_out: np.ndarray, expected_out: np.ndarray) -> None:
-        """:meth:`advance` for ``nsteps <= d_min`` steps within one block of d_min."""
-        if self.stencils:
-            inputs = np.empty((len(self.stencils), nsteps, self.n_local))
-            self._synaptic_input(step0, nsteps, self.hist.reshape(self.D, self.n_types, -1), self.D,
-                                 self.site_base, self.st_source, self.st_ptr, self.st_flat_off,
-                                 self.st_weight, self.st_delay, self.st_scale, self.st_norm, inputs)
-        else:
-            inputs = np.zeros((0, nsteps, self.n_local))
-        mu = self.stimulus.mu_block(step0, nsteps)  # (nsteps, n_types, n_local)
-        counts = np.empty((nsteps, self.n_local))
-        expected = np.empty((nsteps, self.n_local))
-        for ti, P in enumerate(self.pops):
-            pop, s = P["pop"], P["state"]
-            self._population_block(
-                step0, nsteps, ti, pop.N, self.dt, P["n_ref"], pop.u_reset, pop.u_th, pop.c * 1e-3,
-                pop.delta_u, P["P_mm"], np.ascontiguousarray(mu[:, ti]),
-                np.ascontiguousarray(inputs[P["incoming"]]), P["in_J"], P["in_P_ss"], P["in_P_sm"],
-                P["in_P_im"], s["y"], P["eps_rev"], P["theta_tilde_rev"], P["adapt_w"], P["adapt_decay"],
-                P["adapt_enter"], s["g"], s["m"], s["v"], s["u"], s["lam"], s["n"], s["x"], s["z"],
-                s["h"], s["lam_free"], self.noise, self.seed, self.global_site, counts, expected)
-            counts_out[:, ti] = counts
-            expected_out[:, ti] = expected
-        if self.stencils:
-            slots = (step0 + np.arange(nsteps)) % self.D
-            interior = (slice(None), slice(None)) + tuple(self.decomposition.interior)
-            view = self.hist[slots[0]:slots[-1] + 1]
-            view[interior] = counts_out.reshape((nsteps, self.n_types) + self.local_shape)
-            self._last_block = (slots[0], slots[-1] + 1)
+        self._advance(step0, nsteps, self.d_min, self.D, self.hist.reshape(self.D, self.n_types, -1),
+                      self.site_base, self.st_source, self.st_ptr, self.st_flat_off, self.st_weight,
+                      self.st_delay, self.st_scale, self.st_norm, self.stimulus.mu_block(step0, nsteps),
+                      *self._per_type, counts_out, expected_out)
+        # the history slots the exchange must complete; with a halo, a call never
+        # leaves its block of d_min steps, and D is a multiple of d_min
+        first = step0 % self.D
+        self._last_block = (first, first + nsteps)
 
     def exchange(self) -> None:
         """Collective: fill the halo of the slots written by the last ``advance``."""
