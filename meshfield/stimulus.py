@@ -62,14 +62,16 @@ class Stimulus:
                 self.ou_state[i] = x
 
     def state_dict(self) -> dict:
-        """The Ornstein-Uhlenbeck states (mV), ``ou_<i>`` of shape ``local_shape`` for
-        stimulus ``i`` (checkpoints; the other stimuli are pure functions of time)."""
-        return {f"ou_{i}": x.reshape(self.local_shape).copy() for i, x in self.ou_state.items()}
+        """The Ornstein-Uhlenbeck states (mV), ``stimulus/ou_<i>`` of shape
+        ``local_shape`` for stimulus ``i``, to be merged into a model's state
+        (checkpoints; the other stimuli are pure functions of time)."""
+        return {f"stimulus/ou_{i}": x.reshape(self.local_shape).copy() for i, x in self.ou_state.items()}
 
     def load_state_dict(self, d: dict) -> None:
-        """Restore the states of :meth:`state_dict` (arrays of this block)."""
+        """Restore the states of :meth:`state_dict` from a model's state (arrays of
+        this block; other keys are ignored)."""
         for i, x in self.ou_state.items():
-            x[:] = np.asarray(d[f"ou_{i}"], dtype=np.float64).reshape(self.n_local)
+            x[:] = np.asarray(d[f"stimulus/ou_{i}"], dtype=np.float64).reshape(self.n_local)
 
     def _displacement(self, center) -> list[np.ndarray]:
         out = []

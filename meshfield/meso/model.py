@@ -259,7 +259,7 @@ class MesoModel:
             for name, a in P["state"].items():
                 a = a.T if name == "y" else a  # y is (n_incoming, n_local)
                 out[f"{P['pop'].name}/{name}"] = a.reshape(shape + a.shape[1:]).copy()
-        out.update({f"stimulus/{k}": v for k, v in self.stimulus.state_dict().items()})
+        out.update(self.stimulus.state_dict())
         return out
 
     def load_state_dict(self, d: dict) -> None:
@@ -279,8 +279,7 @@ class MesoModel:
                     a[:] = b.reshape(n, a.shape[0]).T
                 else:
                     a[:] = b.reshape(a.shape)
-        self.stimulus.load_state_dict({k[len("stimulus/"):]: v for k, v in d.items()
-                                       if k.startswith("stimulus/")})
+        self.stimulus.load_state_dict(d)
         if self.stencils:
             self.decomposition.exchange(self.hist)
 

@@ -291,7 +291,7 @@ class MicroModel:
         out = dict(u=s.u.reshape(site_shape).copy(), y=s.y.reshape(site_shape + (-1,)).copy(),
                    q=s.q.reshape(site_shape + (s.q.shape[1],)).copy(), ref=s.ref.reshape(site_shape).copy(),
                    ring=ring.reshape(site_shape + ring.shape[1:]).copy())
-        out.update({f"stimulus/{k}": v for k, v in self.stimulus.state_dict().items()})
+        out.update(self.stimulus.state_dict())
         return out
 
     def load_state_dict(self, d: dict) -> None:
@@ -304,5 +304,4 @@ class MicroModel:
         s.ref[:] = np.asarray(d["ref"]).reshape(n)
         ring = np.asarray(d["ring"]).reshape(n, self.ring.shape[0], self.n_types)
         self.ring[:] = ring.transpose(1, 0, 2).reshape(self.ring.shape)
-        self.stimulus.load_state_dict({k[len("stimulus/"):]: v for k, v in d.items()
-                                       if k.startswith("stimulus/")})
+        self.stimulus.load_state_dict(d)
