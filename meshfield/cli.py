@@ -24,8 +24,9 @@ def _input_errors():
     from .analysis import AnalysisInputError
     from .io.checkpoint import CheckpointError
     from .parallel import DecompositionError
+    from .plot import PlotInputError
     return (ConfigError, DecompositionError, RecorderError, ResultError, AnalysisInputError,
-            CheckpointError)
+            CheckpointError, PlotInputError)
 
 
 def _rank() -> int:
@@ -169,14 +170,33 @@ def cmd_info(args) -> int:
 
 def cmd_plot(args) -> int:
     from . import open_result
-    from .plot import animate, overview, plot_psd
+    from .analysis import AnalysisInputError
+    from .plot import (PlotInputError, animate, check_figure_target, check_plot_options, overview,
+                       plot_psd)
+    out = args.output or str(Path(args.result).with_suffix(".png"))
+    # Refuse every unwritable target before drawing anything.
+    check_figure_target(out, "-o")
+    if args.psd:
+        check_figure_target(args.psd, "--psd")
+    if args.animate:
+        check_figure_target(args.animate, "--animate", animation=True)
     with open_result(args.result) as res:
-        out = args.output or str(Path(args.result).with_suffix(".png"))
-        overview(res, out, time=args.time)
-        print(f"wrote {out}")
+        for option, value in (("--time", dict(time=args.time)), ("--every", dict(every=args.every))):
+            try:
+                check_plot_options(res, **value)
+            except PlotInputError as exc:
+                raise PlotInputError(f"{option}: {exc}") from exc
+        # The PSD is the one figure whose input may be too short: draw it first,
+        # so that a refusal leaves nothing written.
         if args.psd:
-            plot_psd(res, args.psd)
+            try:
+                plot_psd(res, args.psd)
+            except AnalysisInputError as exc:
+                raise AnalysisInputError(f"--psd {args.psd}: {exc}") from exc
+        overview(res, out, time=args.time)
+        if args.psd:
             print(f"wrote {args.psd}")
+        print(f"wrote {out}")
         if args.animate:
             animate(res, args.animate, every=args.every)
             print(f"wrote {args.animate}")
@@ -186,18 +206,32 @@ def cmd_plot(args) -> int:
 # ----------------------------------------------------------------------------- compare
 
 
+def _bistable_option(text: str) -> dict:
+    """``--bistable LOW,HIGH,WINDOW_MS`` as the keyword arguments of the comparison."""
+    from .analysis import CompareInputError
+    parts = text.split(",")
+    try:
+        low, high, window = (float(v) for v in parts)
+    except ValueError:
+        raise CompareInputError(
+            f"--bistable {text!r}: expected LOW,HIGH,WINDOW_MS, three numbers (Hz, Hz, ms), e.g. 5,15,50"
+        ) from None
+    return dict(low=low, high=high, window_ms=window)
+
+
 def cmd_compare(args) -> int:
     from . import open_result
     from .analysis import CompareInputError, compare_results, plot_comparison
+    from .plot import PlotInputError, check_figure_target
     try:
+        bistable = _bistable_option(args.bistable) if args.bistable else None
+        if args.figure:
+            check_figure_target(args.figure, "--figure")
         a = open_result(args.reference)
         b = open_result(args.other)
-        bistable = None
-        if args.bistable:
-            low, high, window = (float(v) for v in args.bistable.split(","))
-            bistable = dict(low=low, high=high, window_ms=window)
-        report = compare_results(a, b, discard=args.discard, bistable=bistable)
-    except (CompareInputError, *_input_errors(), OSError, ValueError) as exc:
+        report = compare_results(a, b, discard=args.discard, bistable=bistable, segment_ms=args.segment_ms,
+                                 labels=(args.reference, args.other))
+    except (CompareInputError, PlotInputError, *_input_errors(), OSError, ValueError) as exc:
         print(f"meshfield compare: unusable input: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(report.format_text())
@@ -244,8 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_info)
 
     q = sub.add_parser("plot", help="figures of a result: snapshot, space-time, mean; PSD; animation")
-    q.add_argument("result")
-    q.add_argument("-o", "--output", help="overview PNG (default: RESULT.png)")
+    q.add_argument("result", help="a result file OUT.h5")
+    q.add_argument("-o", "--output", help="overview image (default: RESULT.png; any matplotlib format)")
     q.add_argument("--time", type=float, help="snapshot time (ms); default: most structured record")
     q.add_argument("--psd", metavar="PNG", help="also write the power spectral density")
     q.add_argument("--animate", metavar="GIF_OR_MP4", help="also write an animation of the field")
@@ -253,9 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_plot)
 
     q = sub.add_parser("compare", help="compare the statistics of two results (VALIDATION.md rules)")
-    q.add_argument("reference")
-    q.add_argument("other")
+    q.add_argument("reference", help="the reference result (tolerances are relative to it)")
+    q.add_argument("other", help="the result under test")
     q.add_argument("--discard", type=float, default=500.0, help="initial transient to discard (ms)")
+    q.add_argument("--segment-ms", type=float, default=1000.0, metavar="MS",
+                   help="PSD segment length (default 1000 ms: 1 Hz bins, the lowest band edge of "
+                        "VALIDATION.md); both records need two segments after --discard")
     q.add_argument("--bistable", metavar="LOW,HIGH,WINDOW_MS",
                    help="also compare dwell times: hysteresis thresholds (Hz) on A_0 - A_1 "
                         "smoothed over WINDOW_MS (see docs/analysis.md)")

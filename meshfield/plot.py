@@ -1,10 +1,129 @@
-"""Figures from results (matplotlib, Agg backend: no display needed)."""
+"""Figures from results (matplotlib, Agg backend: no display needed).
+
+Every figure is drawn into a hidden file beside its target and renamed onto it
+only when complete, so a failure leaves no half-written image. Use
+:func:`check_figure_target` before long work to refuse an unwritable target
+early.
+"""
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["overview", "animate"]
+__all__ = ["overview", "animate", "plot_psd", "check_figure_target", "check_plot_options",
+           "published", "PlotInputError", "ANIMATION_FORMATS"]
+
+#: animation suffixes and the matplotlib writer each needs
+ANIMATION_FORMATS = {".gif": "pillow", ".mp4": "ffmpeg"}
+
+
+class PlotInputError(ValueError):
+    """Bad input to a figure: a path that cannot be written (format, folder,
+    writer), a snapshot time outside the record, a frame step below 1."""
+
+
+def _image_formats() -> list[str]:
+    from matplotlib.backend_bases import FigureCanvasBase
+    return sorted(f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes())
+
+
+def check_figure_target(path, option: str = "path", animation: bool = False) -> Path:
+    """Check that ``path`` can receive a figure (or an animation) before drawing it.
+
+    Parameters
+    ----------
+    path : str or path-like
+    option : str
+        How the caller names the path in messages (e.g. ``"--psd"``).
+    animation : bool
+        ``path`` is for :func:`animate` (``.gif``, or ``.mp4`` with ffmpeg).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    PlotInputError
+        Naming ``option``, the path and what is allowed: an unknown format, a
+        missing or unwritable folder, a folder in the way, or MP4 without ffmpeg.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if animation:
+        allowed = sorted(ANIMATION_FORMATS)
+        if suffix not in ANIMATION_FORMATS:
+            raise PlotInputError(
+                f"{option} {str(path)!r}: unknown animation format {suffix or '(no suffix)'!r}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+        from matplotlib import animation as mpl_animation
+        writer = ANIMATION_FORMATS[suffix]
+        if not mpl_animation.writers.is_available(writer):
+            raise PlotInputError(
+                f"{option} {str(path)!r}: writing {suffix} needs the {writer!r} writer, "
+                f"which is not available here (for MP4 install ffmpeg); use .gif"
+            )
+    else:
+        allowed = _image_formats()
+        if suffix not in allowed:
+            raise PlotInputError(
+                f"{option} {str(path)!r}: unknown image format {suffix or '(no suffix)'!r}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+    folder = target.resolve().parent
+    if not folder.is_dir():
+        raise PlotInputError(f"{option} {str(path)!r}: the output folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise PlotInputError(f"{option} {str(path)!r}: the output folder {str(folder)!r} is not writable")
+    if target.is_dir():
+        raise PlotInputError(f"{option} {str(path)!r} is a folder, not a file name")
+    return target
+
+
+def check_plot_options(result, time: float | None = None, every: int = 1) -> None:
+    """Check a snapshot time (ms) and an animation frame step against ``result``
+    before drawing; raises :class:`PlotInputError` naming the value and what is
+    allowed."""
+    if time is not None:
+        _snapshot_record(result, time)
+    _frame_step(every)
+
+
+def _snapshot_record(result, time: float) -> int:
+    """Index of the record that covers ``time`` (ms)."""
+    times = np.asarray(result.times)
+    t_last = float(times[-1]) + float(result.record_interval)
+    if not (np.isfinite(time) and float(times[0]) <= time <= t_last):
+        raise PlotInputError(
+            f"snapshot time {time!r} ms is outside the record, which covers {float(times[0]):g} to {t_last:g} ms"
+        )
+    return int(np.clip(np.searchsorted(times, time, side="right") - 1, 0, len(times) - 1))
+
+
+def _frame_step(every) -> int:
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise PlotInputError(f"every = {every!r}: the frame step must be a whole number >= 1")
+    return int(every)
+
+
+@contextmanager
+def published(path):
+    """Yield a hidden temporary path beside ``path`` (same suffix, so matplotlib
+    picks the format from it) and rename it onto ``path`` on success; on any
+    failure remove it and leave ``path`` untouched."""
+    target = Path(path)
+    partial = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
+    try:
+        yield partial
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _plt():
@@ -44,7 +163,7 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
         spatial_var = A.reshape(A.shape[0], -1).var(axis=1)
         rec = int(np.argmax(spatial_var)) if A.ndim > 2 and np.prod(A.shape[2:]) > 1 else len(times) - 1
     else:
-        rec = int(np.clip(np.searchsorted(times, time), 0, len(times) - 1))
+        rec = _snapshot_record(result, time)
     fig, axes = plt.subplots(len(which), 3, figsize=(13, 3.6 * len(which)), squeeze=False)
     dx = result.config.get("lattice", {}).get("dx", 1.0)
     for row, ti in enumerate(which):
@@ -83,7 +202,8 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
         ax.legend(loc="upper right", fontsize=8)
         ax.set_title(f"{types[ti]}: mean activity")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with published(path) as partial:
+        fig.savefig(partial, dpi=110)
     plt.close(fig)
     return str(path)
 
@@ -91,6 +211,7 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
 def animate(result, path, type_index: int = 0, every: int = 1, fps: int = 25) -> str:
     """Write an animation (GIF via Pillow, or MP4 when ffmpeg is available and the
     path ends in .mp4) of the activity field of one type."""
+    every = _frame_step(every)
     plt = _plt()
     from matplotlib import animation
     A = np.asarray(result.A)[::every, type_index]
@@ -116,8 +237,9 @@ def animate(result, path, type_index: int = 0, every: int = 1, fps: int = 25) ->
             ax.set_title(f"{result.types[type_index]}  t = {times[i]:.0f} ms")
             return (im,)
     anim = animation.FuncAnimation(fig, draw, frames=len(A), blit=False)
-    writer = "ffmpeg" if str(path).endswith(".mp4") else "pillow"
-    anim.save(path, writer=writer, fps=fps)
+    writer = ANIMATION_FORMATS.get(Path(path).suffix.lower(), "pillow")
+    with published(path) as partial:
+        anim.save(partial, writer=writer, fps=fps)
     plt.close(fig)
     return str(path)
 
@@ -143,6 +265,7 @@ def plot_psd(result, path, discard: float = 200.0) -> str:
     ax.set_title("power spectral density (dashed: r/N)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with published(path) as partial:
+        fig.savefig(partial, dpi=110)
     plt.close(fig)
     return str(path)

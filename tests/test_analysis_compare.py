@@ -191,3 +191,39 @@ def test_plot_comparison_writes_figure(tmp_path):
     bistable = compare_results(bistable_result(1), bistable_result(2), bistable={"low": -5.0, "high": 5.0})
     plot_comparison(bistable, tmp_path / "bistable.png")
     assert (tmp_path / "bistable.png").stat().st_size > 0
+
+
+def test_short_segments_move_the_lowest_band_and_are_reported():
+    """2 s of record after the transient: the VALIDATION.md default (1 s
+    segments, bands from 1 Hz) needs 2 s and works; 1.5 s does not, and the
+    message says how much remains and what is needed; 250 ms segments start the
+    bands at 4 Hz, and the report says so."""
+    a, b = field_result(1, n_time=2500), field_result(2, n_time=2500)
+    assert compare_results(a, b, discard=500).settings["f_min_hz"] == "1"
+    with pytest.raises(CompareInputError, match=r"1500 ms remain after discarding the first 1000 ms.*2000 ms"):
+        compare_results(a, b, discard=1000)
+    report = compare_results(a, b, discard=1000, segment_ms=250)
+    assert report.settings["f_min_hz"] == "4" and report.settings["segments"] == "6/6"
+    assert report.bands[0].f_lo[0] == pytest.approx(4.0)
+    with pytest.raises(CompareInputError, match="segment_ms = 0.0"):
+        compare_results(a, b, segment_ms=0)
+
+
+def test_comparison_figure_is_published_whole(tmp_path, monkeypatch):
+    """A failure while drawing leaves neither the target nor a partial file."""
+    from matplotlib.figure import Figure
+
+    report = compare_results(field_result(1, n_time=5000), field_result(2, n_time=5000))
+    path = tmp_path / "compare.png"
+    path.write_bytes(b"old figure")
+
+    def broken(self, fname, **kw):
+        with open(fname, "wb") as f:
+            f.write(b"half")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        plot_comparison(report, path)
+    assert path.read_bytes() == b"old figure"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compare.png"]

@@ -90,6 +90,51 @@ def test_plot_writes_png(tmp_path):
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.fixture(scope="module")
+def tiny_result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny") / "r.h5"
+    p = cli("run", *TINY, "-o", str(out), "-q")
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+@pytest.mark.parametrize("args, words", [
+    (["-o", "nope/x.png"], ["-o", "nope/x.png", "does not exist"]),
+    (["-o", "x.foo"], ["-o", "'.foo'", "allowed:", ".png", ".pdf"]),
+    (["--animate", "x.avi"], ["--animate", "'.avi'", "allowed: .gif, .mp4"]),
+    (["--time", "500"], ["--time", "500", "covers 0 to 20 ms"]),
+    (["--every", "0", "--animate", "y.gif"], ["--every", "0", ">= 1"]),
+    (["--psd", "psd.png"], ["--psd", "discarding 200.0 ms"]),
+])
+def test_plot_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, tiny_result, args, words):
+    """Checked before anything is drawn: a figure of an earlier call stays as it was."""
+    old = tmp_path / "x.png"
+    old.write_bytes(b"earlier figure")
+    p = cli("plot", str(tiny_result), *(["-o", "x.png"] if "-o" not in args else []), *args, cwd=tmp_path)
+    assert p.returncode == 2, p.stdout
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("meshfield: error:"), p.stderr
+    for w in words:
+        assert w in lines[0]
+    assert sorted(os.listdir(tmp_path)) == ["x.png"] and old.read_bytes() == b"earlier figure"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--bistable", "1,2"], ["--bistable '1,2'", "LOW,HIGH,WINDOW_MS"]),
+    (["--figure", "nope/c.png"], ["--figure", "does not exist"]),
+    ([], ["20 ms remain", "2000 ms", "--segment-ms"]),
+    (["--discard", "0", "--segment-ms", "-1"], ["segment_ms = -1.0"]),
+])
+def test_compare_bad_input_gives_one_line_exit_2(tmp_path, tiny_result, args, words):
+    p = cli("compare", str(tiny_result), str(tiny_result), "--discard", "0", *args, cwd=tmp_path)
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("meshfield compare: unusable input:"), p.stderr
+    for w in words:
+        assert w in lines[0]
+    assert os.listdir(tmp_path) == []
+
+
 def test_micro_run_records_spike_trains_consistent_with_voltage_and_activity(tmp_path):
     """The sampled neurons' spikes sit in the recorded spike table, their membrane
     potential is u_reset in the step of each spike, and no table entry is outside

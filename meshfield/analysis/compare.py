@@ -232,7 +232,7 @@ def compare_results(
     labels: tuple = ("A", "B"),
     segment_ms: float = 1000.0,
     n_bands: int = 8,
-    f_min: float = 1.0,
+    f_min: float | None = None,
     n_blocks: int = DEFAULT_BLOCKS,
     distances: tuple = (0, 1, 2),
     min_switches: int = MIN_SWITCHES,
@@ -254,11 +254,15 @@ def compare_results(
     labels : pair of str
         Names of A and B in the report.
     segment_ms : float
-        PSD segment duration, ms (1000 ms gives 1 Hz bins, the lowest band edge).
+        PSD segment duration, ms (1000 ms gives 1 Hz bins, the lowest band edge
+        of VALIDATION.md). Both records need at least two segments after
+        ``discard``.
     n_bands : int
         Number of log-spaced PSD bands (VALIDATION.md: at least 8).
-    f_min : float
-        Lowest band edge, Hz (VALIDATION.md: 1 Hz).
+    f_min : float, optional
+        Lowest band edge, Hz. Default: 1 Hz (VALIDATION.md), or the lowest
+        resolved frequency ``1000 / segment_ms`` when segments are shorter than
+        1 s.
     n_blocks : int
         Blocks for the batch-means and correlation standard errors.
     distances : tuple of int
@@ -290,6 +294,23 @@ def compare_results(
     types = records[0].types
     dt = records[0].record_interval
     nyquist = 1000.0 / (2.0 * dt)
+    try:
+        segment_ms = float(segment_ms)
+    except (TypeError, ValueError):
+        segment_ms = math.nan
+    if not (math.isfinite(segment_ms) and segment_ms > 0):
+        raise CompareInputError(f"segment_ms = {segment_ms!r}: must be a positive duration in ms")
+    if f_min is None:
+        f_min = max(1.0, 1000.0 / segment_ms)
+    for label, record in zip(labels, records):
+        remaining = record.n_time * dt
+        if remaining < 2 * segment_ms:
+            raise CompareInputError(
+                f"{label}: {remaining:g} ms remain after discarding the first {discard:g} ms; the PSD "
+                f"bands need two segments of segment_ms = {segment_ms:g} ms ({2 * segment_ms:g} ms). "
+                f"Run longer, discard less, or use shorter segments (segment_ms; --segment-ms on the "
+                f"command line), whose bands start at 1000/segment_ms Hz instead of VALIDATION.md's 1 Hz"
+            )
     rows: list[Row] = []
 
     try:
@@ -397,6 +418,7 @@ def compare_results(
     settings = {
         "discard_ms": discard,
         "segment_ms": psds[0].segment_ms,
+        "f_min_hz": f"{f_min:g}",
         "segments": f"{psds[0].n_segments}/{psds[1].n_segments}",
         "n_bands": n_bands,
         "blocks": n_blocks,
@@ -449,6 +471,8 @@ def plot_comparison(report: ComparisonReport, path) -> None:
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from ..plot import published
 
     colours = ("tab:blue", "tab:orange")
     types = report.types
@@ -529,4 +553,5 @@ def plot_comparison(report: ComparisonReport, path) -> None:
 
     for ax in axes:
         ax.set_visible(False)
-    figure.savefig(path, dpi=100)
+    with published(path) as partial:
+        figure.savefig(partial, dpi=100)
