@@ -43,6 +43,31 @@ def _load(args):
 
 # ----------------------------------------------------------------------------- run
 
+#: suffixes accepted for result and checkpoint files, so that a slip such as
+#: ``-o field.toml --overwrite`` cannot replace a configuration
+HDF5_SUFFIXES = (".h5", ".hdf5")
+
+
+def _check_file_option(option: str, path: str) -> None:
+    """Refuse an HDF5 output or checkpoint path that names a folder or lacks an HDF5 suffix."""
+    if path.endswith(("/", "\\")):
+        raise ConfigError(f"{option} {path!r} names a folder; give a file name, e.g. {path}run.h5")
+    if Path(path).suffix.lower() not in HDF5_SUFFIXES:
+        raise ConfigError(
+            f"{option} {path!r}: an HDF5 file name must end in {' or '.join(HDF5_SUFFIXES)}"
+        )
+
+
+def _dims_option(text: str) -> tuple[int, ...]:
+    """``--dims 2,2`` as a process grid (its fit to the ranks is checked by the decomposition)."""
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--dims {text!r} is invalid: expected ranks per lattice axis as whole numbers "
+            f"separated by commas, e.g. 2,2"
+        ) from None
+
 
 def cmd_run(args) -> int:
     from .simulation import run
@@ -53,10 +78,14 @@ def cmd_run(args) -> int:
     if out is None:
         stem = Path(args.config).stem if args.config else "default"
         out = f"{stem}.h5"
+    _check_file_option("-o", out)
     parent = Path(out).resolve().parent
     if not parent.is_dir():
         raise ConfigError(f"-o {out}: the output folder {str(parent)!r} does not exist")
-    dims = tuple(int(v) for v in args.dims.split(",")) if args.dims else None
+    for option, path in (("--checkpoint", args.checkpoint), ("--restart", args.restart)):
+        if path is not None:
+            _check_file_option(option, path)
+    dims = _dims_option(args.dims) if args.dims else None
     result = run(config, output=out, overwrite=args.overwrite, progress=not args.quiet, dims=dims,
                  checkpoint=args.checkpoint, restart=args.restart)
     result.close()

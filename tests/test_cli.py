@@ -62,6 +62,25 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, args, word
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("args, words", [
+    (["-o", "out/"], ["-o 'out/' names a folder", "out/run.h5"]),
+    (["-o", "field.toml"], ["-o 'field.toml'", ".h5 or .hdf5"]),
+    (["-o", "r.h5", "--checkpoint", "r.ckpt"], ["--checkpoint 'r.ckpt'", ".h5 or .hdf5"]),
+    (["-o", "r.h5", "--dims", "2,x"], ["--dims '2,x'", "e.g. 2,2"]),
+])
+def test_bad_output_options_give_one_line_exit_2_and_write_nothing(tmp_path, args, words):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "field.toml").write_text("# a configuration that -o must not replace\n")
+    p = cli("run", *TINY, "-q", "--overwrite", *args, cwd=tmp_path)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("meshfield: error:"), p.stderr
+    for w in words:
+        assert w in lines[0]
+    assert sorted(os.listdir(tmp_path)) == ["field.toml", "out"] and os.listdir(tmp_path / "out") == []
+    assert (tmp_path / "field.toml").read_text().startswith("# a configuration")
+
+
 def test_missing_output_folder(tmp_path):
     p = cli("run", *TINY, "-o", str(tmp_path / "nope" / "x.h5"))
     assert p.returncode == 2 and "output folder" in p.stderr
