@@ -89,6 +89,11 @@ def assert_spike_exchange(comm, shape, periodic, h, dims=None):
         comm, ok,
         f"rank {d.rank} {d}: got {len(records)} halo records, expected {len(expected_rows)}",
     )
+    # Unsorted (the micro level's call): the same rows with the same cells, in arrival order.
+    unsorted, unsorted_cells = exchange_spikes(d, spike_records(d.global_site_index()), sort=False)
+    again = np.lexsort((unsorted_cells, *unsorted.T[::-1]))
+    ok = np.array_equal(unsorted[again], records) and np.array_equal(unsorted_cells[again], cells)
+    assert_on_all_ranks(comm, ok, f"rank {d.rank} {d}: sort=False returned other rows or cells")
     d.free()
 
 
