@@ -21,15 +21,22 @@ What is compared (``meshfield/configs/v3_field.toml``: 8 x 8 sites, N = 400 E +
   theory (``meshfield.theory.stationary_rates_network``), continuous and in
   discrete time with the mesoscopic rule;
 * the in-degree dependence of the micro-meso difference of the mean rates, on
-  one site with the same network (in-degrees scaled, J C fixed);
+  one site with the same network (in-degrees scaled, J C fixed), and on the
+  lattice itself (the micro level at in-degrees x4 and x16 against the same
+  meso run, which depends on J C only: its records are bitwise the same at
+  every factor), with the fit ``gap(C) = a + b / C`` that separates the part of
+  the gap that vanishes with the in-degree from the part that does not; and the
+  difference of the two levels' hazard rules in the discrete network theory
+  (the micro step rule ``1 - exp(-lambda dt)`` at the step's end, the meso
+  trapezoid with its history window), which predicts part of ``a``;
 * a synchrony index chi (standard deviation of the lattice-averaged activity
   over the root mean site variance; about ``1/sqrt(n_sites)`` for independent
   sites) to document that the regime is asynchronous;
 * wall and CPU time of both levels on one core and the speedup.
 
 Cost on one core (shared 2-core machine): about 1 s (meso) and 9-12 s (micro)
-of CPU per simulated second; the default run, with the in-degree scan, takes
-3-4 minutes.
+of CPU per simulated second; the in-degree scans add about 2 minutes (one
+site) and 10 minutes (lattice, x4 and x16: 51 million synapses, 0.9 GB).
 
 Usage::
 
@@ -61,6 +68,9 @@ CONFIG = "v3_field"
 #: Factors of the in-degrees (weights scaled inversely) of the single-site scan.
 SCAN_FACTORS = (0.25, 1.0, 4.0)
 
+#: Factors of the in-degrees of the micro level on the lattice (factor 1 is the main run).
+LATTICE_SCAN_FACTORS = (4.0, 16.0)
+
 #: Stated tolerance of each level's mean against the network theory, which
 #: neglects the input fluctuations (VALIDATION.md's 5 % for means).
 THEORY_RELATIVE = 0.05
@@ -86,7 +96,11 @@ def network_theory(config, continuous: bool = True) -> dict:
     with np.errstate(over="ignore", invalid="ignore"):
         discrete = stationary_rates_network(config.populations, J, C, dt=dt,
                                             K=[history_length(p, dt) for p in config.populations])
-        out = dict(discrete_trapezoid=discrete.rates, multiple=bool(discrete.multiple))
+        # The micro level's step rule, without a history window.
+        endpoint = stationary_rates_network(config.populations, J, C, dt=dt, hazard_rule="endpoint")
+        out = dict(discrete_trapezoid=discrete.rates, discrete_endpoint=endpoint.rates,
+                   hazard_rule_gap=discrete.rates / endpoint.rates - 1.0,
+                   multiple=bool(discrete.multiple or endpoint.multiple))
         if continuous:
             solution = stationary_rates_network(config.populations, J, C)
             out.update(continuous=solution.rates, mu_eff=solution.mu_eff,
@@ -125,11 +139,7 @@ def indegree_scan(config, factors, t_sim: float, discard: float, seed: int) -> l
         c["delay"] = {"d0": c["delay"]["d0"]}
     rows = []
     for factor in factors:
-        d = val.load(base).to_dict()
-        for c in d["couplings"]:
-            C = max(1, int(round(c["C"] * factor)))
-            c["J"], c["C"] = c["J"] * c["C"] / C, C
-        cfg = val.load(d, [f"run.t_end={discard + t_sim}", f"run.seed={seed}"])
+        cfg = scaled_indegrees(base, factor, [f"run.t_end={discard + t_sim}", f"run.seed={seed}"])
         means = {}
         for level in ("micro", "meso"):
             result, _ = val.timed_run(cfg, [f"run.level={level}"])
@@ -140,6 +150,81 @@ def indegree_scan(config, factors, t_sim: float, discard: float, seed: int) -> l
             meso_vs_micro=(means["meso"][0] - means["micro"][0]) / means["micro"][0],
         ))
     return rows
+
+
+def scaled_indegrees(config, factor: float, overrides=()):
+    """``config`` with every in-degree C multiplied by ``factor`` (rounded, at
+    least 1) and every weight J scaled so that J C is unchanged."""
+    d = val.load(config).to_dict()
+    for c in d["couplings"]:
+        C = max(1, int(round(c["C"] * factor)))
+        c["J"], c["C"] = c["J"] * c["C"] / C, C
+    return val.load(d, list(overrides))
+
+
+def lattice_indegree_scan(config, factors, meso, discard: float) -> list:
+    """The micro level on the lattice at scaled in-degrees, compared with ``meso``.
+
+    The mesoscopic level depends on J C only (its records are the same at every
+    factor), so one meso run serves as the counterpart of every factor.
+
+    Returns
+    -------
+    list of dict
+        Per factor: in-degrees, micro means with SE, the relative difference
+        meso - micro, the quantities passed out of all, and the rows of the
+        failed ones; timing of the micro run.
+    """
+    rows = []
+    for factor in factors:
+        cfg = scaled_indegrees(config, factor)
+        result, timing = val.timed_run(cfg, ["run.level=micro"])
+        report = compare_results(result, meso, discard=discard, labels=("micro", "meso"))
+        micro, meso_mean = report.means[0], report.means[1]
+        rows.append(dict(
+            factor=float(factor), C={f"{c.target}<-{c.source}": c.C for c in cfg.couplings},
+            micro=micro.mean, micro_se=micro.mean_se,
+            meso_vs_micro=(meso_mean.mean - micro.mean) / micro.mean,
+            meso_vs_micro_se=np.hypot(micro.mean_se, meso_mean.mean_se) / micro.mean,
+            passed=sum(r.passed for r in report.rows), quantities=len(report.rows),
+            failed=[dict(quantity=r.quantity, type=r.type, micro=r.value_a, meso=r.value_b,
+                         tolerance=r.tolerance) for r in report.failures],
+            timing=timing,
+        ))
+        del result
+    return rows
+
+
+def fit_indegree_gap(factors, gaps, errors) -> dict:
+    """Weighted least-squares fit of ``gap = a + b / factor`` per type.
+
+    Parameters
+    ----------
+    factors : sequence of float, length n (n >= 2)
+    gaps, errors : array_like, shape (n, n_types)
+        Relative differences meso - micro and their standard errors.
+
+    Returns
+    -------
+    dict
+        ``a`` (the gap at infinite in-degree), ``a_se``, ``b`` (the part that
+        falls as 1/C, at factor 1), ``b_se`` per type, and ``chi2`` with
+        ``dof`` = n - 2.
+    """
+    x = 1.0 / np.asarray(factors, dtype=float)
+    gaps, errors = np.atleast_2d(gaps), np.atleast_2d(errors)
+    out = {key: [] for key in ("a", "a_se", "b", "b_se", "chi2")}
+    for t in range(gaps.shape[1]):
+        w = 1.0 / errors[:, t] ** 2
+        design = np.stack([np.ones_like(x), x], axis=1)
+        cov = np.linalg.inv(design.T @ (design * w[:, None]))
+        a, b = cov @ (design.T @ (w * gaps[:, t]))
+        out["a"].append(a)
+        out["b"].append(b)
+        out["a_se"].append(np.sqrt(cov[0, 0]))
+        out["b_se"].append(np.sqrt(cov[1, 1]))
+        out["chi2"].append(float(np.sum(w * (gaps[:, t] - a - b * x) ** 2)))
+    return dict({k: np.array(v) for k, v in out.items()}, dof=len(x) - 2)
 
 
 def plot_activity(path: Path, records: dict, types, window_ms: float = 300.0, smooth_ms: float = 5.0) -> None:
@@ -163,32 +248,44 @@ def plot_activity(path: Path, records: dict, types, window_ms: float = 300.0, sm
     val.save_figure(figure, path)
 
 
-def plot_scan(path: Path, rows: list, types) -> None:
-    """Relative difference meso - micro of the mean rates vs the in-degree factor."""
+def plot_scan(path: Path, rows: list, types, fit: dict | None = None,
+              title: str = "V3 network on one site: in-degree") -> None:
+    """Relative difference meso - micro of the mean rates vs the in-degree factor
+    (bars: 3 SE), with the fit ``a + b / factor`` if given."""
     figure, axes = val.new_figure(1, 1, width=4.6, height=3.4)
     ax = axes[0, 0]
     factor = np.array([r["factor"] for r in rows])
-    ax.axhspan(-5, 5, color="0.92", lw=0, label="5 %")
     for t, name in enumerate(types):
-        micro = np.array([r["micro"][t] for r in rows])
-        meso = np.array([r["meso"][t] for r in rows])
-        err = 3 * np.hypot([r["micro_se"][t] for r in rows], [r["meso_se"][t] for r in rows])
-        ax.errorbar(factor, 100 * (meso / micro - 1), yerr=100 * err / micro, fmt="o-", capsize=3,
+        gap = np.array([r["meso_vs_micro"][t] for r in rows])
+        if "meso_vs_micro_se" in rows[0]:
+            se = np.array([r["meso_vs_micro_se"][t] for r in rows])
+        else:
+            micro = np.array([r["micro"][t] for r in rows])
+            se = np.hypot([r["micro_se"][t] for r in rows], [r["meso_se"][t] for r in rows]) / micro
+        (line,) = ax.plot([], [])
+        ax.errorbar(factor, 100 * gap, yerr=300 * se, fmt="o", capsize=3, color=line.get_color(),
                     label=f"{name} (bars 3 SE)")
+        if fit is not None:
+            f = np.geomspace(factor.min(), factor.max() * 4, 50)
+            ax.plot(f, 100 * (fit["a"][t] + fit["b"][t] / f), color=line.get_color(), lw=0.8,
+                    label=f"{name}: a + b/factor, a = {100 * fit['a'][t]:+.2f} %")
+        else:
+            ax.plot(factor, 100 * gap, color=line.get_color(), lw=0.8)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.minorticks_off()
     ax.set_xticks(factor, [f"{f:g}" for f in factor])
     ax.set_xlabel("in-degree factor (J C fixed)")
     ax.set_ylabel("meso rate relative to micro (%)")
-    ax.set_title("V3 network on one site: in-degree")
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     val.save_figure(figure, path)
 
 
 def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 10000.0, discard: float = 500.0,
           seed: int = 1, shape=None, mean_field_t_end: float = 2000.0, scan_factors=SCAN_FACTORS,
-          scan_t_sim: float = 20000.0, overrides=(), continuous_theory: bool = True) -> dict:
+          scan_t_sim: float = 20000.0, lattice_scan_factors=(), overrides=(),
+          continuous_theory: bool = True) -> dict:
     """Run V3 and return its numbers (written, with figures, to ``out`` if given).
 
     Parameters
@@ -208,6 +305,9 @@ def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 10000
         In-degree factors of the single-site scan (empty: skip it).
     scan_t_sim : float
         Simulated time per level and factor of the scan (ms).
+    lattice_scan_factors : sequence of float
+        In-degree factors of the micro level on the lattice (empty: skip; the
+        command line's default is ``LATTICE_SCAN_FACTORS``).
     overrides : sequence of str
         Further ``--set``-style overrides of the configuration (e.g. population sizes).
     continuous_theory : bool
@@ -251,6 +351,22 @@ def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 10000
                                **val.within(float(report.means[k].mean[t]), float(theory[reference][t]),
                                             relative=THEORY_RELATIVE)))
     scan = indegree_scan(cfg, scan_factors, scan_t_sim, discard, seed) if len(scan_factors) else []
+    lattice_scan = None
+    if len(lattice_scan_factors):
+        rows = lattice_indegree_scan(cfg, lattice_scan_factors, results["meso"], discard)
+        base_row = dict(factor=1.0, C={f"{c.target}<-{c.source}": c.C for c in cfg.couplings},
+                        micro=report.means[0].mean, micro_se=report.means[0].mean_se,
+                        meso_vs_micro=report.means[1].mean / report.means[0].mean - 1.0,
+                        meso_vs_micro_se=np.hypot(report.means[0].mean_se, report.means[1].mean_se)
+                        / report.means[0].mean,
+                        passed=sum(r.passed for r in report.rows), quantities=len(report.rows),
+                        failed=[dict(quantity=r.quantity, type=r.type, micro=r.value_a, meso=r.value_b,
+                                     tolerance=r.tolerance) for r in report.failures],
+                        timing=timing["micro"])
+        rows = [base_row, *rows]
+        fit = fit_indegree_gap([r["factor"] for r in rows], [r["meso_vs_micro"] for r in rows],
+                               [r["meso_vs_micro_se"] for r in rows])
+        lattice_scan = dict(rows=rows, fit=fit)
     n_sites = int(np.prod(cfg.lattice.shape))
     data = dict(
         study="V3",
@@ -276,6 +392,7 @@ def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 10000
         timing=timing,
         speedup=val.speedup(timing["micro"], timing["meso"]),
         indegree_scan=dict(t_sim_ms=scan_t_sim, rows=scan),
+        lattice_indegree_scan=lattice_scan,
         acceptance=dict(micro_vs_meso=report.passed,
                         theory=all(c["passed"] for c in checks + mf_checks)),
     )
@@ -286,6 +403,9 @@ def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 10000
         plot_activity(out / "v3_activity.png", stationary, cfg.types)
         if scan:
             plot_scan(out / "v3_indegree_scan.png", scan, cfg.types)
+        if lattice_scan:
+            plot_scan(out / "v3_lattice_indegree_scan.png", lattice_scan["rows"], cfg.types,
+                      fit=lattice_scan["fit"], title="lattice: micro at scaled in-degrees vs one meso run")
         val.write_json(out / "v3.json", data)
     return data
 
@@ -319,6 +439,22 @@ def summary(data: dict) -> str:
         lines.append(f"  in-degree x{r['factor']:g} {r['C']}: " + "; ".join(
             f"{name} micro {r['micro'][t]:.4f} +- {r['micro_se'][t]:.4f}, meso {r['meso'][t]:.4f} +- "
             f"{r['meso_se'][t]:.4f} ({100 * r['meso_vs_micro'][t]:+.2f} %)" for t, name in enumerate(data["types"])))
+    gap = data["theory"].get("hazard_rule_gap")
+    if gap is not None:
+        lines.append("  hazard rules (discrete theory, meso trapezoid with window vs micro endpoint): " + ", ".join(
+            f"{name} {100 * gap[t]:+.3f} %" for t, name in enumerate(data["types"])))
+    scan = data.get("lattice_indegree_scan")
+    if scan:
+        for r in scan["rows"]:
+            lines.append(f"  lattice x{r['factor']:g} {r['C']}: {r['passed']}/{r['quantities']} pass; " + "; ".join(
+                f"{name} micro {r['micro'][t]:.4f} +- {r['micro_se'][t]:.4f} (meso - micro "
+                f"{100 * r['meso_vs_micro'][t]:+.3f} +- {100 * r['meso_vs_micro_se'][t]:.3f} %)"
+                for t, name in enumerate(data["types"])))
+        fit = scan["fit"]
+        lines.append("  fit gap = a + b/factor: " + "; ".join(
+            f"{name} a {100 * fit['a'][t]:+.3f} +- {100 * fit['a_se'][t]:.3f} %, b {100 * fit['b'][t]:+.3f} +- "
+            f"{100 * fit['b_se'][t]:.3f} %, chi2 {fit['chi2'][t]:.2f} ({fit['dof']} dof)"
+            for t, name in enumerate(data["types"])))
     return "\n".join(lines)
 
 
@@ -334,9 +470,12 @@ def main(argv=None) -> None:
     p.add_argument("--scan", type=float, nargs="*", default=list(SCAN_FACTORS),
                    help="in-degree factors of the single-site scan (none: skip)")
     p.add_argument("--scan-t-sim", type=float, default=20000.0, help="ms per level and factor (default 20000)")
+    p.add_argument("--lattice-scan", type=float, nargs="*", default=list(LATTICE_SCAN_FACTORS),
+                   help="in-degree factors of the micro level on the lattice (default 4 16; none: skip)")
     args = p.parse_args(argv)
     data = study(args.out, config=args.config, t_sim=args.t_sim, discard=args.discard, seed=args.seed,
-                 shape=args.shape, scan_factors=args.scan, scan_t_sim=args.scan_t_sim, overrides=args.overrides)
+                 shape=args.shape, scan_factors=args.scan, scan_t_sim=args.scan_t_sim,
+                 lattice_scan_factors=args.lattice_scan, overrides=args.overrides)
     print(summary(data))
     print(f"wrote {args.out / 'v3.json'} and figures")
 
