@@ -68,3 +68,37 @@ def test_regime_is_asynchronous(data):
     for level in ("micro", "meso"):
         for chi in data["synchrony"][level]:
             assert chi < 2 * data["synchrony_independent"]
+
+
+def test_hazard_rule_gap_of_the_discrete_theory(data):
+    """The two levels' step rules in the discrete network theory (meso trapezoid
+    with its history window, micro endpoint without) differ by -0.35 % (E) and
+    -0.28 % (I) at dt = 0.5 ms: the part of V3's mean-rate gap that the
+    specification prescribes (deterministic; N does not enter)."""
+    theory = data["theory"]
+    for t, expected in enumerate((-0.00351, -0.00277)):
+        gap = theory["discrete_trapezoid"][t] / theory["discrete_endpoint"][t] - 1.0
+        assert gap == pytest.approx(theory["hazard_rule_gap"][t], abs=1e-12)
+        assert gap == pytest.approx(expected, abs=2e-5)
+
+
+def test_indegree_fit_recovers_a_known_line():
+    """gap = a + b / factor: exact data give a, b back with chi2 = 0; the standard
+    errors follow from the weights (two points: the line through them)."""
+    sys.path.insert(0, str(DRIVERS))
+    import numpy as np
+    import v3_field_async as v3
+
+    factors = [1.0, 4.0, 16.0]
+    a, b = np.array([-0.003, -0.002]), np.array([-0.007, -0.012])
+    gaps = np.array([a + b / f for f in factors])
+    errors = np.full_like(gaps, 0.001)
+    fit = v3.fit_indegree_gap(factors, gaps, errors)
+    np.testing.assert_allclose(fit["a"], a, atol=1e-15)
+    np.testing.assert_allclose(fit["b"], b, atol=1e-15)
+    np.testing.assert_allclose(fit["chi2"], 0.0, atol=1e-20)
+    assert fit["dof"] == 1
+    two = v3.fit_indegree_gap([1.0, 4.0], gaps[:2], errors[:2])
+    # a = (4 g4 - g1) / 3, so SE(a) = 0.001 * sqrt(16 + 1) / 3
+    np.testing.assert_allclose(two["a_se"], 0.001 * np.sqrt(17) / 3, rtol=1e-12)
+    np.testing.assert_allclose(two["a"], a, atol=1e-15)
