@@ -201,7 +201,7 @@ def cmd_plot(args) -> int:
     from . import open_result
     from .analysis import AnalysisInputError
     from .plot import (PlotInputError, animate, check_figure_target, check_plot_options, overview,
-                       plot_psd)
+                       plot_psd, raster)
     out = args.output or str(Path(args.result).with_suffix(".png"))
     # Refuse every unwritable target before drawing anything.
     check_figure_target(out, "-o")
@@ -209,8 +209,19 @@ def cmd_plot(args) -> int:
         check_figure_target(args.psd, "--psd")
     if args.animate:
         check_figure_target(args.animate, "--animate", animation=True)
+    if args.raster:
+        check_figure_target(args.raster, "--raster")
+    targets = {}
+    for option, path in (("-o", out), ("--psd", args.psd), ("--raster", args.raster), ("--animate", args.animate)):
+        if path is None:
+            continue
+        key = str(Path(path).resolve())
+        if key in targets:
+            raise PlotInputError(f"{option} {path!r} is also the file of {targets[key]}; give each figure its own file")
+        targets[key] = option
     with open_result(args.result) as res:
-        for option, value in (("--time", dict(time=args.time)), ("--every", dict(every=args.every))):
+        for option, value in (("--time", dict(time=args.time)), ("--every", dict(every=args.every)),
+                              ("--raster", dict(raster=bool(args.raster)))):
             try:
                 check_plot_options(res, **value)
             except PlotInputError as exc:
@@ -226,6 +237,9 @@ def cmd_plot(args) -> int:
         if args.psd:
             print(f"wrote {args.psd}")
         print(f"wrote {out}")
+        if args.raster:
+            raster(res, args.raster)
+            print(f"wrote {args.raster}")
         if args.animate:
             animate(res, args.animate, every=args.every)
             print(f"wrote {args.animate}")
@@ -306,13 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-n", "--ranks", type=int, default=1, help="rank count for the estimates")
     q.set_defaults(func=cmd_info)
 
-    q = sub.add_parser("plot", help="figures of a result: snapshot, space-time, mean; PSD; animation")
+    q = sub.add_parser("plot", help="figures of a result: snapshot, space-time, mean; PSD; raster; animation")
     q.add_argument("result", help="a result file OUT.h5")
     q.add_argument("-o", "--output", help="overview image (default: RESULT.png; any matplotlib format)")
     q.add_argument("--time", type=float, help="snapshot time (ms); default: most structured record")
     q.add_argument("--psd", metavar="PNG", help="also write the power spectral density")
     q.add_argument("--animate", metavar="GIF_OR_MP4", help="also write an animation of the field")
     q.add_argument("--every", type=int, default=5, help="animation: every n-th record")
+    q.add_argument("--raster", metavar="PNG",
+                   help="also write a raster of the recorded spike trains (micro level, record.spikes_per_site)")
     q.set_defaults(func=cmd_plot)
 
     q = sub.add_parser("compare", help="compare the statistics of two results (VALIDATION.md rules)")

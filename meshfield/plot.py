@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["overview", "animate", "plot_psd", "check_figure_target", "check_plot_options",
+__all__ = ["overview", "animate", "plot_psd", "raster", "check_figure_target", "check_plot_options",
            "published", "PlotInputError", "ANIMATION_FORMATS"]
 
 #: animation suffixes and the matplotlib writer each needs
@@ -85,13 +85,28 @@ def check_figure_target(path, option: str = "path", animation: bool = False) -> 
     return target
 
 
-def check_plot_options(result, time: float | None = None, every: int = 1) -> None:
-    """Check a snapshot time (ms) and an animation frame step against ``result``
-    before drawing; raises :class:`PlotInputError` naming the value and what is
-    allowed."""
+def check_plot_options(result, time: float | None = None, every: int = 1, raster: bool = False) -> None:
+    """Check a snapshot time (ms), an animation frame step and (``raster``) the
+    presence of spike trains against ``result`` before drawing; raises
+    :class:`PlotInputError` naming the value and what is allowed."""
     if time is not None:
         _snapshot_record(result, time)
     _frame_step(every)
+    if raster:
+        _recorded_spikes(result)
+
+
+def _recorded_spikes(result) -> np.ndarray:
+    """All ranks' recorded spikes, rows ``(step, global site, type, neuron)``."""
+    if "spikes" not in getattr(result, "extra_names", ()):
+        level = result.config.get("run", {}).get("level", "meso")
+        raise PlotInputError(
+            f"the result holds no spike trains (level {level!r}, record.spikes_per_site = "
+            f"{result.config.get('record', {}).get('spikes_per_site', 0)}); run the micro level with "
+            f"--set record.spikes_per_site=K to record K neurons of every type at every site"
+        )
+    parts = list(result.extra("spikes").values())
+    return np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
 
 
 def _snapshot_record(result, time: float) -> int:
@@ -240,6 +255,54 @@ def animate(result, path, type_index: int = 0, every: int = 1, fps: int = 25) ->
     writer = ANIMATION_FORMATS.get(Path(path).suffix.lower(), "pillow")
     with published(path) as partial:
         anim.save(partial, writer=writer, fps=fps)
+    plt.close(fig)
+    return str(path)
+
+
+def raster(result, path, window_ms: float = 1000.0, max_rows: int = 2000) -> str:
+    """Write a spike raster of the neurons whose spike trains the microscopic
+    level recorded (``record.spikes_per_site``): the last ``window_ms`` of the
+    run, one row per recorded neuron, rows grouped by site (global index order)
+    and within a site by type, coloured by type. Only the first sites are drawn
+    if all would exceed ``max_rows`` rows (the title says how many).
+
+    Raises
+    ------
+    PlotInputError
+        If the result holds no spike trains.
+    """
+    spikes = _recorded_spikes(result)
+    plt = _plt()
+    cfg = result.config
+    k = int(cfg.get("record", {}).get("spikes_per_site", 0))
+    dt = float(cfg["run"]["dt"])
+    types = list(result.types)
+    n_types = len(types)
+    n_sites = int(np.prod(result.A.shape[2:]))
+    per_site = n_types * k
+    shown = max(1, min(n_sites, max_rows // max(per_site, 1)))
+    times = np.asarray(result.times)
+    t_end = float(times[-1]) + float(result.record_interval)
+    t_from = max(float(times[0]), t_end - window_ms)
+    step, site, typ, neuron = (spikes[:, c] for c in range(4))
+    t = step * dt
+    keep = (site < shown) & (t >= t_from)
+    row = (site * n_types + typ) * k + neuron
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for ti, name in enumerate(types):
+        sel = keep & (typ == ti)
+        ax.scatter(t[sel], row[sel], s=1.5, marker="|" if shown * per_site <= 200 else ".", lw=0.6,
+                   label=f"{name} ({int(sel.sum())} spikes)")
+    ax.set_xlim(t_from, t_end)
+    ax.set_ylim(-0.5, shown * per_site - 0.5)
+    ax.set_xlabel("t (ms)")
+    ax.set_ylabel(f"neuron ({k} per type and site, grouped by site)")
+    what = f"all {n_sites} sites" if shown == n_sites else f"sites 0-{shown - 1} of {n_sites}"
+    ax.set_title(f"recorded spike trains, {what}")
+    ax.legend(loc="upper right", fontsize=8, markerscale=4)
+    fig.tight_layout()
+    with published(path) as partial:
+        fig.savefig(partial, dpi=110)
     plt.close(fig)
     return str(path)
 

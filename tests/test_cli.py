@@ -138,6 +138,23 @@ def test_plot_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, tiny_
     assert sorted(os.listdir(tmp_path)) == ["x.png"] and old.read_bytes() == b"earlier figure"
 
 
+def test_plot_raster_of_recorded_spike_trains(tmp_path, tiny_result):
+    """A micro result with spike trains gets a raster; a result without them, or
+    a raster path equal to another figure's, is refused before anything is drawn."""
+    micro = tmp_path / "m.h5"
+    p = cli("run", *TINY, "--level", "micro", "--set", "record.spikes_per_site=3", "-o", str(micro), "-q")
+    assert p.returncode == 0, p.stderr
+    p = cli("plot", str(micro), "--raster", str(tmp_path / "raster.png"))
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "raster.png").read_bytes()[:4] == b"\x89PNG"
+    for args, words in ((["--raster", "r.png"], ["no spike trains", "record.spikes_per_site=K"]),
+                        (["-o", "r.png", "--raster", "r.png"], ["--raster 'r.png' is also the file of -o"])):
+        source = tiny_result if "-o" not in args else micro
+        p = cli("plot", str(source), *args, cwd=tmp_path)
+        assert p.returncode == 2 and all(w in p.stderr for w in words), p.stderr
+        assert not (tmp_path / "r.png").exists()
+
+
 @pytest.mark.parametrize("args, words", [
     (["--bistable", "1,2"], ["--bistable '1,2'", "LOW,HIGH,WINDOW_MS"]),
     (["--figure", "nope/c.png"], ["--figure", "does not exist"]),
