@@ -249,9 +249,10 @@ def plot_activity(path: Path, records: dict, types, window_ms: float = 300.0, sm
 
 
 def plot_scan(path: Path, rows: list, types, fit: dict | None = None,
-              title: str = "V3 network on one site: in-degree") -> None:
+              title: str = "V3 network on one site: in-degree", predicted=None) -> None:
     """Relative difference meso - micro of the mean rates vs the in-degree factor
-    (bars: 3 SE), with the fit ``a + b / factor`` if given."""
+    (bars: 3 SE), with the fit ``a + b / factor`` and a predicted limit per type
+    (dashed) if given."""
     figure, axes = val.new_figure(1, 1, width=4.6, height=3.4)
     ax = axes[0, 0]
     factor = np.array([r["factor"] for r in rows])
@@ -271,6 +272,9 @@ def plot_scan(path: Path, rows: list, types, fit: dict | None = None,
                     label=f"{name}: a + b/factor, a = {100 * fit['a'][t]:+.2f} %")
         else:
             ax.plot(factor, 100 * gap, color=line.get_color(), lw=0.8)
+        if predicted is not None:
+            ax.axhline(100 * predicted[t], color=line.get_color(), lw=0.8, ls="--",
+                       label=f"{name}: hazard rules (theory) {100 * predicted[t]:+.2f} %")
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.minorticks_off()
@@ -405,7 +409,8 @@ def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 10000
             plot_scan(out / "v3_indegree_scan.png", scan, cfg.types)
         if lattice_scan:
             plot_scan(out / "v3_lattice_indegree_scan.png", lattice_scan["rows"], cfg.types,
-                      fit=lattice_scan["fit"], title="lattice: micro at scaled in-degrees vs one meso run")
+                      fit=lattice_scan["fit"], title="lattice: micro at scaled in-degrees vs one meso run",
+                      predicted=theory.get("hazard_rule_gap"))
         val.write_json(out / "v3.json", data)
     return data
 
