@@ -102,3 +102,19 @@ def test_indegree_fit_recovers_a_known_line():
     # a = (4 g4 - g1) / 3, so SE(a) = 0.001 * sqrt(16 + 1) / 3
     np.testing.assert_allclose(two["a_se"], 0.001 * np.sqrt(17) / 3, rtol=1e-12)
     np.testing.assert_allclose(two["a"], a, atol=1e-15)
+
+
+def test_control_prediction_is_the_preregistered_one():
+    """drivers/v3_control.py's prediction for its default run (in-degrees x64,
+    dt = 0.1 ms, windows 150/100 ms), fixed in its commit before the run:
+    step rules -0.023 % (E), -0.062 % (I), plus b/64 from V3's lattice fit."""
+    sys.path.insert(0, str(DRIVERS))
+    import numpy as np
+    import v3_control
+
+    cfg = v3_control.control_config(64.0, 0.1, 1, 10500.0)
+    assert [c.C for c in cfg.couplings] == [5120, 5120, 1280, 1280]
+    assert [p.K for p in cfg.populations] == [1500, 1000]
+    p = v3_control.predicted_gap(cfg, 64.0)
+    np.testing.assert_allclose(p["step_rule"], [-0.000229, -0.000620], atol=2e-6)
+    np.testing.assert_allclose(p["total"], [-0.000314, -0.000806], atol=2e-6)
