@@ -18,8 +18,8 @@ window, plus b / factor with b from V3's lattice scan, ``--b-percent``), and
 VALIDATION.md's comparison. This is a diagnosis, not an acceptance study: V3's
 configuration and verdict are V3's.
 
-Cost on one core: about 15 minutes (micro) and 6 minutes (meso); the micro
-network has 205 million synapses (about 1.2 GB).
+Cost on one core (measured): 633 s (micro) and 151 s (meso) of CPU time; the
+micro network has 205 million synapses (1.2 GB resident).
 
     python drivers/v3_control.py                       # out/v3_control/
 """

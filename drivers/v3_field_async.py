@@ -36,7 +36,7 @@ What is compared (``meshfield/configs/v3_field.toml``: 8 x 8 sites, N = 400 E +
 
 Cost on one core (shared 2-core machine): about 1 s (meso) and 9-12 s (micro)
 of CPU per simulated second; the in-degree scans add about 2 minutes (one
-site) and 10 minutes (lattice, x4 and x16: 51 million synapses, 0.9 GB).
+site) and 4-5 minutes (lattice, x4 and x16; x16 has 51 million synapses, 0.9 GB).
 
 Usage::
 
