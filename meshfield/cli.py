@@ -346,13 +346,46 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Commands that read results and write figures: serial. Started under mpiexec,
+#: rank 0 does the work and every rank returns its exit status.
+SERIAL_COMMANDS = ("plot", "compare")
+
+
+def _on_rank_zero(func, args) -> int:
+    """Run ``func(args)`` on rank 0 of COMM_WORLD only and give every rank its status."""
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    status = EXIT_USAGE
+    try:
+        if comm.rank == 0:
+            status = _guarded(func, args)
+    finally:
+        status = comm.bcast(status, root=0)
+    return status
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "ranks", 1) is not None and getattr(args, "ranks", 1) < 1:
         print("meshfield: error: --ranks must be >= 1", file=sys.stderr)
         return EXIT_USAGE
+    if args.command in SERIAL_COMMANDS and _world_size() > 1:
+        return _on_rank_zero(args.func, args)
+    return _guarded(args.func, args)
+
+
+def _world_size() -> int:
     try:
-        return args.func(args)
+        from mpi4py import MPI
+        return MPI.COMM_WORLD.Get_size()
+    except Exception:  # pragma: no cover - mpi4py missing is reported elsewhere
+        return 1
+
+
+def _guarded(func, args) -> int:
+    """``func(args)`` with bad input reported as one line and exit status 2."""
+    try:
+        return func(args)
     except _input_errors() as exc:
         if _rank() == 0:
             print(f"meshfield: error: {exc}", file=sys.stderr)
