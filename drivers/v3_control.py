@@ -82,6 +82,8 @@ def predicted_gap(config, factor: float, b_percent=B_PERCENT, b_se_percent=B_SE_
 
 def study(out: Path | None = None, *, factor: float = 64.0, dt: float = 0.1, seed: int = 1,
           t_sim: float = 10000.0, discard: float = 500.0) -> dict:
+    """Run both levels of the control, compare them, and return the numbers
+    (written with the comparison figure to ``out`` if given)."""
     cfg = control_config(factor, dt, seed, discard + t_sim)
     prediction = predicted_gap(cfg, factor)
     results, timing = {}, {}
@@ -114,6 +116,7 @@ def study(out: Path | None = None, *, factor: float = 64.0, dt: float = 0.1, see
 
 
 def summary(data: dict) -> str:
+    """Plain-text summary of the numbers."""
     s = data["settings"]
     lines = [f"V3 control: in-degrees x{s['factor']:g} {s['C']}, dt {s['dt_ms']} ms, K {s['K']}, "
              f"{s['t_sim_ms'] / 1000:g} s"]
