@@ -49,7 +49,8 @@ HDF5_SUFFIXES = (".h5", ".hdf5")
 
 
 def _check_file_option(option: str, path: str) -> None:
-    """Refuse an HDF5 output or checkpoint path that names a folder or lacks an HDF5 suffix."""
+    """Refuse an HDF5 path to be written (result, checkpoint) that names a folder or
+    lacks an HDF5 suffix."""
     if path.endswith(("/", "\\")):
         raise ConfigError(f"{option} {path!r} names a folder; give a file name, e.g. {path}run.h5")
     if Path(path).suffix.lower() not in HDF5_SUFFIXES:
@@ -82,9 +83,8 @@ def cmd_run(args) -> int:
     parent = Path(out).resolve().parent
     if not parent.is_dir():
         raise ConfigError(f"-o {out}: the output folder {str(parent)!r} does not exist")
-    for option, path in (("--checkpoint", args.checkpoint), ("--restart", args.restart)):
-        if path is not None:
-            _check_file_option(option, path)
+    if args.checkpoint is not None:  # written; --restart is only read
+        _check_file_option("--checkpoint", args.checkpoint)
     dims = _dims_option(args.dims) if args.dims else None
     result = run(config, output=out, overwrite=args.overwrite, progress=not args.quiet, dims=dims,
                  checkpoint=args.checkpoint, restart=args.restart)
