@@ -141,6 +141,16 @@ def published(path):
         raise
 
 
+def _save(fig, path, dpi: int = 110) -> str:
+    """Write ``fig`` to ``path`` through :func:`published` and close it (also on failure)."""
+    try:
+        with published(path) as partial:
+            fig.savefig(partial, dpi=dpi)
+    finally:
+        _plt().close(fig)
+    return str(path)
+
+
 def _plt():
     import matplotlib
     matplotlib.use("Agg")
@@ -217,10 +227,7 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
         ax.legend(loc="upper right", fontsize=8)
         ax.set_title(f"{types[ti]}: mean activity")
     fig.tight_layout()
-    with published(path) as partial:
-        fig.savefig(partial, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return _save(fig, path)
 
 
 def animate(result, path, type_index: int = 0, every: int = 1, fps: int = 25) -> str:
@@ -301,10 +308,7 @@ def raster(result, path, window_ms: float = 1000.0, max_rows: int = 2000) -> str
     ax.set_title(f"recorded spike trains, {what}")
     ax.legend(loc="upper right", fontsize=8, markerscale=4)
     fig.tight_layout()
-    with published(path) as partial:
-        fig.savefig(partial, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return _save(fig, path)
 
 
 def plot_psd(result, path, discard: float = 200.0) -> str:
@@ -328,7 +332,4 @@ def plot_psd(result, path, discard: float = 200.0) -> str:
     ax.set_title("power spectral density (dashed: r/N)")
     ax.legend()
     fig.tight_layout()
-    with published(path) as partial:
-        fig.savefig(partial, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return _save(fig, path)
