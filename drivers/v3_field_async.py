@@ -180,19 +180,25 @@ def lattice_indegree_scan(config, factors, meso, discard: float) -> list:
         cfg = scaled_indegrees(config, factor)
         result, timing = val.timed_run(cfg, ["run.level=micro"])
         report = compare_results(result, meso, discard=discard, labels=("micro", "meso"))
-        micro, meso_mean = report.means[0], report.means[1]
-        rows.append(dict(
-            factor=float(factor), C={f"{c.target}<-{c.source}": c.C for c in cfg.couplings},
-            micro=micro.mean, micro_se=micro.mean_se,
-            meso_vs_micro=(meso_mean.mean - micro.mean) / micro.mean,
-            meso_vs_micro_se=np.hypot(micro.mean_se, meso_mean.mean_se) / micro.mean,
-            passed=sum(r.passed for r in report.rows), quantities=len(report.rows),
-            failed=[dict(quantity=r.quantity, type=r.type, micro=r.value_a, meso=r.value_b,
-                         tolerance=r.tolerance) for r in report.failures],
-            timing=timing,
-        ))
+        rows.append(scan_row(factor, cfg, report, timing))
         del result
     return rows
+
+
+def scan_row(factor: float, config, report, timing: dict) -> dict:
+    """One row of the lattice scan: the micro level at in-degree ``factor``
+    (``config``) against the meso run, from their comparison ``report``."""
+    micro, meso = report.means
+    return dict(
+        factor=float(factor), C={f"{c.target}<-{c.source}": c.C for c in config.couplings},
+        micro=micro.mean, micro_se=micro.mean_se,
+        meso_vs_micro=(meso.mean - micro.mean) / micro.mean,
+        meso_vs_micro_se=np.hypot(micro.mean_se, meso.mean_se) / micro.mean,
+        passed=sum(r.passed for r in report.rows), quantities=len(report.rows),
+        failed=[dict(quantity=r.quantity, type=r.type, micro=r.value_a, meso=r.value_b,
+                     tolerance=r.tolerance) for r in report.failures],
+        timing=timing,
+    )
 
 
 def fit_indegree_gap(factors, gaps, errors) -> dict:
@@ -358,16 +364,7 @@ def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 10000
     lattice_scan = None
     if len(lattice_scan_factors):
         rows = lattice_indegree_scan(cfg, lattice_scan_factors, results["meso"], discard)
-        base_row = dict(factor=1.0, C={f"{c.target}<-{c.source}": c.C for c in cfg.couplings},
-                        micro=report.means[0].mean, micro_se=report.means[0].mean_se,
-                        meso_vs_micro=report.means[1].mean / report.means[0].mean - 1.0,
-                        meso_vs_micro_se=np.hypot(report.means[0].mean_se, report.means[1].mean_se)
-                        / report.means[0].mean,
-                        passed=sum(r.passed for r in report.rows), quantities=len(report.rows),
-                        failed=[dict(quantity=r.quantity, type=r.type, micro=r.value_a, meso=r.value_b,
-                                     tolerance=r.tolerance) for r in report.failures],
-                        timing=timing["micro"])
-        rows = [base_row, *rows]
+        rows = [scan_row(1.0, cfg, report, timing["micro"]), *rows]
         fit = fit_indegree_gap([r["factor"] for r in rows], [r["meso_vs_micro"] for r in rows],
                                [r["meso_vs_micro_se"] for r in rows])
         lattice_scan = dict(rows=rows, fit=fit)
