@@ -59,7 +59,7 @@ from collections.abc import Mapping
 import h5py
 import numpy as np
 
-from meshfield.io.recorder import _discard, _fsync, _json_default
+from meshfield.io.recorder import _check_attr_key, _discard, _fsync, _json_default
 from meshfield.io.result import _decode_attrs as _plain_attrs
 
 __all__ = [
@@ -243,12 +243,7 @@ def _encode_attrs(attrs) -> tuple[dict, list[str]]:
         raise CheckpointError(f"attrs must be a dict, got {type(attrs).__name__}")
     encoded, json_keys = {}, []
     for key, value in attrs.items():
-        if not isinstance(key, str) or not key or "/" in key:
-            raise CheckpointError(f"attrs key {key!r}: keys must be non-empty strings "
-                                  f"without '/'")
-        if key in _RESERVED_ATTRS:
-            raise CheckpointError(f"attrs[{key!r}] is set by the checkpoint writer itself; "
-                                  f"reserved keys: {', '.join(_RESERVED_ATTRS)}")
+        _check_attr_key("attrs", key, _RESERVED_ATTRS, "the checkpoint writer", CheckpointError)
         if isinstance(value, (bool, np.bool_)):
             encoded[key] = np.bool_(value)
         elif (isinstance(value, (int, np.integer))

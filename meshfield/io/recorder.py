@@ -78,14 +78,18 @@ def _check_meta(meta, label: str, required: tuple[str, ...] = ()) -> dict:
                                 f"{', '.join(required)})")
     checked = {}
     for key, value in meta.items():
-        if not isinstance(key, str) or not key or "/" in key:
-            raise RecorderError(f"{label} key {key!r}: keys must be non-empty strings "
-                                f"without '/'")
-        if key in _RESERVED_META:
-            raise RecorderError(f"{label}[{key!r}] is set by the recorder itself; reserved "
-                                f"keys: {', '.join(_RESERVED_META)}")
+        _check_attr_key(label, key, _RESERVED_META, "the recorder", RecorderError)
         checked[key] = _attr_value(f"{label}[{key!r}]", value)
     return checked
+
+
+def _check_attr_key(label: str, key, reserved, owner: str, error: type[Exception]) -> None:
+    """Raise ``error`` unless ``key`` can name an HDF5 attribute of ``label`` that
+    ``owner`` (the writer) does not set itself."""
+    if not isinstance(key, str) or not key or "/" in key:
+        raise error(f"{label} key {key!r}: keys must be non-empty strings without '/'")
+    if key in reserved:
+        raise error(f"{label}[{key!r}] is set by {owner} itself; reserved keys: {', '.join(reserved)}")
 
 
 def _json_default(value):
