@@ -112,17 +112,6 @@ def _edge_layers(held, column, below, above, shift_top, shift_bottom):
 
 
 @njit(cache=True)
-def _stacked(held, first, second):
-    """``held``, ``first`` and ``second`` one below the other."""
-    n0, n1, n2 = held.shape[0], first.shape[0], second.shape[0]
-    out = np.empty((n0 + n1 + n2, held.shape[1]), dtype=np.int64)
-    out[:n0] = held
-    out[n0:n0 + n1] = first
-    out[n0 + n1:] = second
-    return out
-
-
-@njit(cache=True)
 def _halo_cells(halo, n_columns, start, halo_width, with_halo_shape):
     """Flat C-order index into ``with_halo_shape`` of each row's (unwrapped) coordinates."""
     n = halo.shape[0]
@@ -210,7 +199,7 @@ def exchange_spikes(
         )
         from_lower = _shift(d, top, upper, lower)
         from_upper = _shift(d, bottom, lower, upper)
-        held = _stacked(held, from_lower, from_upper)
+        held = np.concatenate([held, from_lower, from_upper])
 
     halo = held[n_own:]
     halo_records = np.ascontiguousarray(halo[:, :n_columns])
