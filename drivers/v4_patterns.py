@@ -43,6 +43,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -424,6 +426,7 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=str(packaged_config("v4_pattern")),
                     help="a 1-D configuration whose first stimulus is the symmetry-breaking seed")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--seed", type=int, default=None, help="run.seed of every run (default: the config's, 4)")
     ap.add_argument("--out", default="out/v4", help="folder for v4.json (and figures)")
     ap.add_argument("--figures", default=None, help="folder for the PNGs (default: --out)")
     ap.add_argument("--t-end", type=float, default=None, help="ms, finite-N meso run (default: config)")
@@ -441,7 +444,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     figs = Path(args.figures) if args.figures else out
     figs.mkdir(parents=True, exist_ok=True)
-    overrides = list(args.overrides)
+    overrides = list(args.overrides) + ([f"run.seed={args.seed}"] if args.seed is not None else [])
     base = meshfield.load_config(args.config, overrides)
     t_end = args.t_end or base.run.t_end
     t_micro = args.t_micro or t_end
@@ -450,7 +453,9 @@ def main(argv=None) -> int:
         raise SystemExit("v4_patterns.py analyses 1-D lattices (the pattern drift and the figures)")
 
     t0 = time.perf_counter()
-    summary: dict = dict(config=args.config, overrides=overrides, theory={}, runs={})
+    command = shlex.join(["python", "drivers/v4_patterns.py", *(sys.argv[1:] if argv is None else argv)])
+    summary: dict = dict(study="V4", config=args.config, overrides=overrides, command=command, seed=base.run.seed,
+                         theory={}, runs={})
     for level in ("meso", "micro"):
         summary["theory"][level] = theory(args.config, overrides, level)
         th = summary["theory"][level]
