@@ -12,6 +12,7 @@ Records: record ``i`` holds the activity averaged over the interval
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -112,20 +113,25 @@ def _restart_step(config: Config, path, dec) -> int:
 
     def check():
         attrs = read_checkpoint_attrs(path)
-        diff = config_differences(config.to_dict(), attrs["config"])
+        here_config = config.to_dict()
+        diff = config_differences(here_config, attrs["config"])
         if diff:
-            key, here, there = diff[0]
+            key = diff[0][0]
             more = f" (and {len(diff) - 1} more key(s))" if len(diff) > 1 else ""
             raise CheckpointError(
                 f"--restart {path}: the configuration differs from the checkpoint's at {key}: "
-                f"{here!r} here, {there!r} in the checkpoint{more}; only "
-                f"{' and '.join(RESTART_MAY_CHANGE)} may change on a restart")
+                f"{_shown(here_config, key)} here, {_shown(attrs['config'], key)} in the checkpoint"
+                f"{more}; only {' and '.join(RESTART_MAY_CHANGE)} may change on a restart")
         step = int(attrs["step"])
         t_ckpt = step * config.run.dt
         if step >= config.n_records * config.record_every:
+            t_last = config.n_records * config.record.interval
+            ends = (f"run.t_end = {config.run.t_end:g} ms" if math.isclose(t_last, config.run.t_end)
+                    else f"run.t_end = {config.run.t_end:g} ms ends the records at {t_last:g} ms "
+                         f"(whole record intervals of {config.record.interval:g} ms), which")
             raise CheckpointError(
-                f"--restart {path}: run.t_end = {config.run.t_end:g} ms must be later than the "
-                f"checkpoint's time {t_ckpt:g} ms (set it with --set run.t_end=...)")
+                f"--restart {path}: {ends} must be later than the checkpoint's time {t_ckpt:g} ms "
+                f"by at least one record interval (set it with --set run.t_end=...)")
         return step
 
     return dec.root_decides(check, CheckpointError)
@@ -221,6 +227,44 @@ class _Progress:
               file=self.stream, flush=True)
 
 
+def _shown(tree, key: str) -> str:
+    """The value at dotted ``key`` of a nested configuration, for a message: the
+    value itself, the size of a table or list, or "not set"."""
+    node = json.loads(json.dumps(tree, default=str))
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return "not set"
+    if isinstance(node, (list, dict)) and node:
+        n = len(node)
+        return f"a {'list' if isinstance(node, list) else 'table'} of {n} entr{'y' if n == 1 else 'ies'}"
+    return repr(node)
+
+
+def _check_distinct_files(output, checkpoint, restart) -> None:
+    """Refuse a result or checkpoint file that is another file of the same run.
+
+    The same path for the result and the checkpoint would leave one of them
+    under the other's name; a result written over the checkpoint being
+    restarted from would destroy it. (Writing the new checkpoint over the one
+    restarted from is allowed with ``overwrite``: it is read before the run.)
+    """
+    from .io.checkpoint import CheckpointError
+
+    def same(a, b):
+        return a is not None and b is not None and os.path.realpath(a) == os.path.realpath(b)
+
+    if same(output, checkpoint):
+        raise CheckpointError(f"--checkpoint {checkpoint} is the result file (-o {output}); "
+                              f"give the checkpoint a file name of its own")
+    if same(output, restart):
+        raise CheckpointError(f"-o {output} is the checkpoint to restart from (--restart {restart}); "
+                              f"writing the result would replace it: give the result another name")
+
+
 def run(config, output=None, comm=None, overwrite=False, progress=False, dims=None,
         overrides=(), log=None, checkpoint=None, restart=None):
     """Run a simulation. Collective over ``comm`` (default: MPI.COMM_WORLD).
@@ -254,6 +298,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     """
     if not isinstance(config, Config):
         config = load_config(config, overrides)
+    _check_distinct_files(output, checkpoint, restart)
     say = log or (lambda msg: print(msg, flush=True))
     stencils = build_stencils(config)
     dec = make_decomposition(config, comm, dims, stencils)

@@ -112,6 +112,38 @@ def test_restart_needs_a_later_end(tmp_path):
         meshfield.run(with_run(OPEN_1D, level="meso", t_end=T_SPLIT), comm=MPI.COMM_SELF, restart=ckpt)
 
 
+def test_restart_messages_name_what_differs(tmp_path):
+    """A removed list is shown by its size, not as None; a t_end that rounds down to
+    the checkpoint's record says so."""
+    _, _, _, ckpt = split_run(OPEN_1D, tmp_path, "meso")
+    no_couplings = with_run(OPEN_1D, level="meso")
+    no_couplings["couplings"] = []
+    n = len(OPEN_1D["couplings"])
+    with pytest.raises(CheckpointError, match=rf"couplings: \[\] here, a list of {n} entr(y|ies) in the checkpoint"):
+        meshfield.run(no_couplings, comm=MPI.COMM_SELF, restart=ckpt)
+    # records every 0.5 ms: t_end = 20.7 ms ends them at 20.5 ms, the checkpoint's time
+    with pytest.raises(CheckpointError, match=r"run\.t_end = 20\.7 ms ends the records at 20\.5 ms "
+                                              r"\(whole record intervals of 0\.5 ms\), which must be later"):
+        meshfield.run(with_run(OPEN_1D, level="meso", t_end=20.7), comm=MPI.COMM_SELF, restart=ckpt)
+
+
+def test_result_and_checkpoint_files_must_differ(tmp_path):
+    """The same path for result and checkpoint, or a result written over the
+    checkpoint it restarts from, is refused before anything runs or is written."""
+    _, _, _, ckpt = split_run(OPEN_1D, tmp_path, "meso")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = str(tmp_path / "r.h5")
+    cfg = with_run(OPEN_1D, level="meso", t_end=T_SPLIT)
+    with pytest.raises(CheckpointError, match=r"--checkpoint .*r\.h5 is the result file"):
+        meshfield.run(cfg, output=out, checkpoint=str(tmp_path / "." / "r.h5"), overwrite=True,
+                      comm=MPI.COMM_SELF)
+    with pytest.raises(CheckpointError, match=r"-o .* is the checkpoint to restart from"):
+        meshfield.run(with_run(OPEN_1D, level="meso"), output=ckpt, restart=ckpt, overwrite=True,
+                      comm=MPI.COMM_SELF)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert read_checkpoint_attrs(ckpt)["step"] == int(round(T_SPLIT / OPEN_1D["run"]["dt"]))
+
+
 def test_config_differences_ignores_only_the_end_and_progress():
     a = dict(run=dict(t_end=10.0, progress_interval=5.0, seed=1), stimuli=[dict(tau=(1, 2))])
     b = dict(run=dict(t_end=20.0, progress_interval=1.0, seed=2), stimuli=[dict(tau=[1, 2])])
