@@ -146,6 +146,19 @@ def test_refuses_orphan_block_folder(tmp_path):
         Recorder(tmp_path / "out.h5", OneRank((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META)
 
 
+def test_overwrite_keeps_a_block_folder_with_foreign_files(tmp_path):
+    """--overwrite replaces a result's block folder as a whole, so a folder of that
+    name holding anything but rank block files is refused, and left as it was."""
+    folder = tmp_path / "out.h5.blocks"
+    os.mkdir(folder)
+    (folder / "rank00000.h5").write_bytes(b"")
+    (folder / "keep.txt").write_text("mine")
+    with pytest.raises(RecorderError, match=r"out\.h5\.blocks holds files that are not result blocks \(keep\.txt\)"):
+        Recorder(tmp_path / "out.h5", OneRank((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META, overwrite=True)
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt", "rank00000.h5"]
+    assert leftovers(tmp_path) == ["out.h5.blocks"]
+
+
 def test_refuses_a_folder_as_output(tmp_path):
     with pytest.raises(RecorderError, match="is a folder"):
         Recorder(tmp_path, OneRank((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META, overwrite=True)

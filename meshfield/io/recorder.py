@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -123,6 +124,24 @@ def _fsync(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_BLOCK_FILE = re.compile(r"rank\d{5}\.h5")
+
+
+def _check_replaceable_blocks(folder: str) -> None:
+    """Refuse to replace a block folder that holds anything but rank block files.
+
+    Replacing a result replaces its whole block folder; a folder of that name
+    that holds other files (the user's, or another program's) is not deleted.
+    """
+    if not os.path.isdir(folder) or os.path.islink(folder):
+        return
+    foreign = sorted(name for name in os.listdir(folder) if not _BLOCK_FILE.fullmatch(name))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise RecorderError(f"{folder} holds files that are not result blocks ({shown}); "
+                            f"replacing the result would delete them: move them away first")
 
 
 class Recorder:
@@ -252,6 +271,7 @@ class Recorder:
             if os.path.lexists(target) and not self._overwrite:
                 raise RecorderError(f"{target} exists; refusing to overwrite it (use "
                                     f"--overwrite, or overwrite=True, to replace the result)")
+        _check_replaceable_blocks(blocks_dirname(path))
         if (not isinstance(types, (list, tuple)) or not types
                 or not all(isinstance(name, str) and name for name in types)
                 or len(set(types)) != len(types)):
@@ -518,6 +538,7 @@ class Recorder:
         if existing and not self._overwrite:
             raise RecorderError(f"{existing[0]} appeared while the run was writing; "
                                 f"refusing to overwrite it (use --overwrite, or overwrite=True)")
+        _check_replaceable_blocks(final_blocks)
         # The old result is moved aside first and deleted last, so that at every
         # moment a file at self.path is a complete result.
         aside = []
