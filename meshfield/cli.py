@@ -8,6 +8,8 @@ Argument parsing only; every command calls a library function. Invalid input
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -244,33 +246,78 @@ def cmd_plot(args) -> int:
 
 
 def _bistable_option(text: str) -> dict:
-    """``--bistable LOW,HIGH,WINDOW_MS`` as the keyword arguments of the comparison."""
+    """``--bistable LOW,HIGH,WINDOW_MS`` as the keyword arguments of the comparison.
+
+    Raises
+    ------
+    CompareInputError
+        Naming the option, the value and what is allowed: three finite
+        numbers with ``LOW < HIGH`` and ``WINDOW_MS > 0``.
+    """
     from .analysis import CompareInputError
+    allowed = ("expected LOW,HIGH,WINDOW_MS: three finite numbers, thresholds LOW < HIGH (Hz) and a "
+               "smoothing window WINDOW_MS > 0 (ms), e.g. 5,15,50")
     parts = text.split(",")
     try:
         low, high, window = (float(v) for v in parts)
     except ValueError:
-        raise CompareInputError(
-            f"--bistable {text!r}: expected LOW,HIGH,WINDOW_MS, three numbers (Hz, Hz, ms), e.g. 5,15,50"
-        ) from None
-    return dict(low=low, high=high, window_ms=window)
+        raise CompareInputError(f"--bistable {text!r}: {allowed}") from None
+    if not all(math.isfinite(v) for v in (low, high, window)):
+        problem = "a value is not finite"
+    elif not low < high:
+        problem = f"LOW = {low:g} is not below HIGH = {high:g}"
+    elif not window > 0:
+        problem = f"WINDOW_MS = {window:g} is not positive"
+    else:
+        return dict(low=low, high=high, window_ms=window)
+    raise CompareInputError(f"--bistable {text!r}: {problem}; {allowed}")
+
+
+def _check_bistable_types(option: str, label: str, result) -> None:
+    """The state signal of ``--bistable`` needs two types, or one type on two sites."""
+    from .analysis import CompareInputError
+    types = list(result.types)
+    sites = math.prod(result.shape)
+    if len(types) == 2 or (len(types) == 1 and sites == 2):
+        return
+    raise CompareInputError(
+        f"--bistable {option!r} needs a result with two population types (the state signal is the "
+        f"activity of the first minus that of the second), or one type on a lattice of two sites; "
+        f"{label} has {len(types)} type(s) {types} on {sites} site(s)"
+    )
+
+
+def _same_file(path_a: str, path_b: str) -> bool:
+    try:
+        return os.path.samefile(path_a, path_b)
+    except OSError:
+        return False
 
 
 def cmd_compare(args) -> int:
+    from contextlib import ExitStack
+
     from . import open_result
     from .analysis import compare_results, plot_comparison
     from .plot import check_figure_target
-    try:
-        bistable = _bistable_option(args.bistable) if args.bistable else None
-        if args.figure:
-            check_figure_target(args.figure, "--figure")
-        a = open_result(args.reference)
-        b = open_result(args.other)
-        report = compare_results(a, b, discard=args.discard, bistable=bistable, segment_ms=args.segment_ms,
-                                 labels=(args.reference, args.other))
-    except (OSError, ValueError) as exc:  # every bad-input error of meshfield is a ValueError
-        print(f"meshfield compare: unusable input: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    with ExitStack() as stack:
+        try:
+            bistable = _bistable_option(args.bistable) if args.bistable else None
+            if args.figure:
+                check_figure_target(args.figure, "--figure")
+            a = stack.enter_context(open_result(args.reference))
+            b = stack.enter_context(open_result(args.other))
+            if bistable is not None:
+                for label, res in ((args.reference, a), (args.other, b)):
+                    _check_bistable_types(args.bistable, label, res)
+            report = compare_results(a, b, discard=args.discard, bistable=bistable, segment_ms=args.segment_ms,
+                                     labels=(args.reference, args.other))
+        except (OSError, ValueError) as exc:  # every bad-input error of meshfield is a ValueError
+            print(f"meshfield compare: unusable input: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    if _same_file(args.reference, args.other):
+        print(f"meshfield compare: warning: {args.reference} and {args.other} are the same file, so "
+              f"every quantity agrees with itself and the comparison passes trivially", file=sys.stderr)
     print(report.format_text())
     if args.figure:
         plot_comparison(report, args.figure)

@@ -189,17 +189,31 @@ def _both_undefined(a: float, b: float) -> bool:
 
 
 def _bistable_spec(bistable) -> BistableSpec | None:
-    if bistable is None or isinstance(bistable, BistableSpec):
-        return bistable
-    if not isinstance(bistable, dict):
+    if bistable is None:
+        return None
+    if isinstance(bistable, BistableSpec):
+        spec = bistable
+    elif isinstance(bistable, dict):
+        allowed = {f.name for f in fields(BistableSpec)}
+        unknown = set(bistable) - allowed
+        if unknown or not {"low", "high"} <= set(bistable):
+            raise CompareInputError(
+                f"bistable has keys {sorted(bistable)}; needs low and high, allowed: {sorted(allowed)}"
+            )
+        spec = BistableSpec(**bistable)
+    else:
         raise CompareInputError(f"bistable = {bistable!r}: expected a BistableSpec or a dict")
-    allowed = {f.name for f in fields(BistableSpec)}
-    unknown = set(bistable) - allowed
-    if unknown or not {"low", "high"} <= set(bistable):
-        raise CompareInputError(
-            f"bistable has keys {sorted(bistable)}; needs low and high, allowed: {sorted(allowed)}"
-        )
-    return BistableSpec(**bistable)
+    try:
+        low, high, window = float(spec.low), float(spec.high), float(spec.window_ms)
+    except (TypeError, ValueError):
+        low = high = window = math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise CompareInputError(f"bistable low = {spec.low!r}, high = {spec.high!r}: need finite "
+                                f"thresholds (Hz) with low < high")
+    if not (math.isfinite(window) and window >= 0):
+        raise CompareInputError(f"bistable window_ms = {spec.window_ms!r}: must be a finite smoothing "
+                                f"window >= 0 ms (0: no smoothing)")
+    return spec
 
 
 def _check_compatible(records, labels) -> None:

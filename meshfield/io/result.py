@@ -26,6 +26,16 @@ class ResultError(ValueError):
     """A path that is not a readable meshfield result."""
 
 
+#: what h5py raises for a file or object it cannot read (damaged, truncated,
+#: missing): turned into a ResultError naming the file
+_READ_ERRORS = (OSError, KeyError, RuntimeError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The text of an h5py exception on one line."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def blocks_dirname(master_path: str) -> str:
     """Return the block folder that belongs to the master file ``master_path``."""
     return master_path + ".blocks"
@@ -93,13 +103,44 @@ class Result:
 
     @cached_property
     def A(self) -> np.ndarray:
-        """Activity A (Hz), float32, shape (n_records, n_types, *shape)."""
-        return self._file["A"][()]
+        """Activity A (Hz), float32, shape (n_records, n_types, *shape).
+
+        Raises
+        ------
+        ResultError
+            If a block file cannot be read (naming the result and the block file).
+        """
+        return self._read_record("A")
 
     @cached_property
     def Abar(self) -> np.ndarray:
-        """Expected activity Ā (Hz), float32, shape (n_records, n_types, *shape)."""
-        return self._file["Abar"][()]
+        """Expected activity Ā (Hz), float32, shape (n_records, n_types, *shape).
+
+        Raises
+        ------
+        ResultError
+            If a block file cannot be read (naming the result and the block file).
+        """
+        return self._read_record("Abar")
+
+    def _read_record(self, name: str) -> np.ndarray:
+        """Read the record dataset ``name`` whole; a read error becomes a ResultError."""
+        dataset = self._file[name]
+        try:
+            return dataset[()]
+        except _READ_ERRORS as exc:
+            # Name the block file at fault when it can be found.
+            culprit = None
+            if dataset.is_virtual:
+                folder = os.path.dirname(self.path)
+                for source in dataset.virtual_sources():
+                    problem = _block_file_problem(folder, source.file_name, source.dset_name, read=True)
+                    if problem is not None:
+                        culprit = problem
+                        break
+            where = f"block file {culprit}" if culprit else _one_line(exc)
+            raise ResultError(f"{self.path}: cannot read dataset {name!r}: {where}; the result is "
+                              f"damaged (copy it again together with its block folder, or rerun)") from exc
 
     def dataset(self, name: str) -> h5py.Dataset:
         """Return the h5py dataset ``name`` ("A", "Abar" or "times") for lazy slicing.
@@ -128,7 +169,17 @@ class Result:
             raise ResultError(f"{self.path}: no extra dataset {name!r}; "
                               f"present: {self.extra_names or 'none'}")
         group = self._file["extra"][name]
-        return {int(key.removeprefix("rank")): group[key][()] for key in sorted(group)}
+        arrays = {}
+        for key in sorted(group):
+            try:
+                arrays[int(key.removeprefix("rank"))] = group[key][()]
+            except _READ_ERRORS as exc:
+                link = group.get(key, getlink=True)
+                block = f" (block file {link.filename})" if isinstance(link, h5py.ExternalLink) else ""
+                raise ResultError(f"{self.path}: cannot read extra dataset {name!r} of {key}"
+                                  f"{block}: {_one_line(exc)}; the result is damaged "
+                                  f"(copy it again together with its block folder, or rerun)") from exc
+        return arrays
 
     def close(self) -> None:
         """Close the file (arrays already read stay usable)."""
@@ -151,10 +202,147 @@ def _missing_block_files(path: str, file: h5py.File) -> list[str]:
     folder = os.path.dirname(path)
     missing = set()
     for name in RECORD_NAMES:
+        if not file[name].is_virtual:
+            continue
         for source in file[name].virtual_sources():
             if not os.path.isfile(os.path.join(folder, source.file_name)):
                 missing.add(source.file_name)
     return sorted(missing)
+
+
+def _block_file_problem(folder: str, file_name: str, dset_name: str, read: bool = False) -> str | None:
+    """Return ``"FILE_NAME: reason"`` if the block file cannot serve ``dset_name``, else None.
+
+    Parameters
+    ----------
+    folder : str
+        The master file's folder (block paths are relative to it).
+    file_name, dset_name : str
+        A virtual source of a record dataset.
+    read : bool
+        Also read the whole dataset (finds damage beyond the file's header).
+    """
+    try:
+        with h5py.File(os.path.join(folder, file_name), "r") as block:
+            dataset = block.get(dset_name)
+            if not isinstance(dataset, h5py.Dataset):
+                return f"{file_name}: it has no dataset {dset_name.lstrip('/')!r}"
+            if read:
+                dataset[()]
+    except _READ_ERRORS as exc:
+        return f"{file_name}: not a readable HDF5 file ({_one_line(exc)})"
+    return None
+
+
+def _unreadable_block_files(path: str, file: h5py.File) -> list[str]:
+    """Block files that exist but cannot be opened or lack their dataset (cheap:
+    opens each file once, reads no data)."""
+    folder = os.path.dirname(path)
+    problems = {}
+    for name in RECORD_NAMES:
+        if not file[name].is_virtual:
+            continue
+        for source in file[name].virtual_sources():
+            if source.file_name in problems:
+                continue
+            problem = _block_file_problem(folder, source.file_name, source.dset_name)
+            if problem is not None:
+                problems[source.file_name] = problem
+    return [problems[key] for key in sorted(problems)]
+
+
+def _plain(value):
+    """An attribute value as a plain Python value (for checks and messages)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return value
+
+
+def _check_version(path: str, file: h5py.File) -> None:
+    """The ``format_version`` attribute: a whole number this meshfield can read."""
+    allowed = (f"the whole number {FORMAT_VERSION}, the result format version this meshfield reads"
+               if FORMAT_VERSION == 1 else
+               f"a whole number from 1 to {FORMAT_VERSION}, the result format versions this meshfield reads")
+    if "format_version" not in file.attrs:
+        raise ResultError(f"{path}: attribute 'format_version' is missing; it must be {allowed}")
+    version = _plain(file.attrs["format_version"])
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ResultError(f"{path}: attribute 'format_version' = {version!r} is invalid; it must be {allowed}")
+    if version > FORMAT_VERSION:
+        raise ResultError(f"{path}: result format version {version} is newer than this "
+                          f"meshfield reads ({FORMAT_VERSION}); update meshfield")
+
+
+def _check_layout(path: str, file: h5py.File) -> None:
+    """Check that the master file holds what :class:`Result` reads, with
+    consistent shapes (docs/results.md, "Master file")."""
+    missing, wrong = [], []
+    datasets = {}
+    for name in (*RECORD_NAMES, "times"):
+        obj = file.get(name)
+        if obj is None:
+            missing.append(f"dataset {name!r}")
+        elif not isinstance(obj, h5py.Dataset):
+            wrong.append(f"{name!r} is a group, expected a dataset")
+        elif not np.issubdtype(obj.dtype, np.number):
+            wrong.append(f"dataset {name!r} has dtype {obj.dtype}, expected numbers")
+        else:
+            datasets[name] = obj
+    meta = file.get("meta")
+    if meta is None:
+        missing.append("group 'meta'")
+    elif not isinstance(meta, h5py.Group):
+        wrong.append("'meta' is a dataset, expected a group of attributes")
+    else:
+        for key in ("dt", "record_interval"):
+            if key not in meta.attrs:
+                missing.append(f"attribute 'meta/{key}'")
+                continue
+            value = _plain(meta.attrs[key])
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    np.isfinite(value) and value > 0):
+                wrong.append(f"attribute 'meta/{key}' = {value!r}, expected a positive time in ms")
+    types = None
+    if "types" not in file.attrs:
+        missing.append("attribute 'types'")
+    else:
+        value = file.attrs["types"]
+        if (isinstance(value, np.ndarray) and value.ndim == 1 and value.size > 0
+                and all(isinstance(v, (str, bytes)) for v in value.tolist())):
+            types = [_plain(v) for v in value.tolist()]
+        else:
+            wrong.append(f"attribute 'types' = {_plain(value)!r}, expected a list of type names")
+    if "config_json" not in file.attrs:
+        missing.append("attribute 'config_json'")
+    else:
+        text = _plain(file.attrs["config_json"])
+        try:
+            config = json.loads(text) if isinstance(text, str) else None
+        except ValueError as exc:
+            wrong.append(f"attribute 'config_json' is not valid JSON ({exc})")
+        else:
+            if not isinstance(config, dict):
+                wrong.append("attribute 'config_json' does not hold a JSON object (the configuration)")
+    if missing:
+        raise ResultError(f"{path}: not a complete meshfield result: missing {', '.join(missing)} "
+                          f"(docs/results.md lists what a result holds)")
+    if not wrong:
+        A, Abar, times = (datasets[name] for name in (*RECORD_NAMES, "times"))
+        if A.ndim < 3:
+            wrong.append(f"dataset 'A' has shape {A.shape}, expected (n_records, n_types, *lattice)")
+        else:
+            if A.shape[1] != len(types):
+                wrong.append(f"dataset 'A' has shape {A.shape}, whose axis 1 does not match the "
+                             f"{len(types)} types {types}")
+            if Abar.shape != A.shape:
+                wrong.append(f"dataset 'Abar' has shape {Abar.shape}, expected that of 'A' {A.shape}")
+            if times.shape != A.shape[:1]:
+                wrong.append(f"dataset 'times' has shape {times.shape}, expected ({A.shape[0]},), "
+                             f"one time per record of 'A'")
+    if wrong:
+        raise ResultError(f"{path}: not a valid meshfield result: {'; '.join(wrong)}")
 
 
 def open_result(path: str | os.PathLike) -> Result:
@@ -175,7 +363,11 @@ def open_result(path: str | os.PathLike) -> Result:
     ------
     ResultError
         If ``path`` does not exist, is not an HDF5 file, is not a meshfield
-        result, was written by a newer format, or its block files are missing.
+        result, has a ``format_version`` that is not a whole number or is newer
+        than this meshfield reads, lacks a dataset, group or attribute that a
+        reader needs (or their shapes disagree), or its block files are missing,
+        are not readable HDF5 files or lack their dataset. The message names the
+        file and what is wrong.
     """
     path = os.path.abspath(os.fspath(path))
     if not os.path.isfile(path):
@@ -188,16 +380,22 @@ def open_result(path: str | os.PathLike) -> Result:
         if file.attrs.get("format") != FORMAT_NAME:
             raise ResultError(f"{path}: not a meshfield result (its 'format' attribute is "
                               f"{file.attrs.get('format')!r}, expected {FORMAT_NAME!r})")
-        version = int(file.attrs["format_version"])
-        if version > FORMAT_VERSION:
-            raise ResultError(f"{path}: result format version {version} is newer than this "
-                              f"meshfield reads ({FORMAT_VERSION}); update meshfield")
+        _check_version(path, file)
+        _check_layout(path, file)
         missing = _missing_block_files(path, file)
         if missing:
             raise ResultError(f"{path}: block files missing beside it: {', '.join(missing)}; "
                               f"move or copy a result together with its block folder, "
                               f"keeping that folder's name")
+        unreadable = _unreadable_block_files(path, file)
+        if unreadable:
+            raise ResultError(f"{path}: block file{'s' if len(unreadable) > 1 else ''} "
+                              f"{'; '.join(unreadable)}; the result is damaged "
+                              f"(copy it again together with its block folder, or rerun)")
         return Result(path, file)
+    except _READ_ERRORS as exc:
+        file.close()
+        raise ResultError(f"{path}: cannot be read as a meshfield result ({_one_line(exc)})") from exc
     except BaseException:
         file.close()
         raise
