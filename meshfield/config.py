@@ -51,6 +51,30 @@ KERNEL_SHAPES = ("delta", "gaussian", "exponential", "tophat", "dog", "custom")
 STIMULUS_KINDS = ("pulse", "moving_spot", "grating", "step", "ou")
 
 
+# Upper bounds set by the integer types of the engines (tests/test_config.py checks
+# them against the engines' own constants; they are repeated here because importing
+# the engines from this module would be an import cycle).
+#: meso: spike counts are binomial/Poisson draws with N trials, exact integers in
+#: float64 (meshfield.random.N_END - 1)
+N_MAX_MESO = 2**53 - 1
+#: micro: a neuron's random-number ident is ``type * 2**24 + i``
+#: (meshfield.micro.neurons.IDENT_TYPE_STRIDE - 1) ...
+N_MAX_MICRO = 2**24 - 1
+#: ... and idents are 32-bit (meshfield.random.IDENT_END // IDENT_TYPE_STRIDE types)
+TYPES_MAX_MICRO = 2**32 // 2**24
+#: in-degrees, synapse and neuron counts are int64
+INT64_MAX = 2**63 - 1
+#: the step counter (and, at the micro level, the synapse counter of the connectivity
+#: draws) of the random numbers is below 2**48 (meshfield.random.STEP_END)
+COUNTER_MAX = 2**48 - 1
+#: global site indices of the random numbers are 32-bit (meshfield.random.SITE_END)
+SITES_MAX = 2**32
+#: the history length K of the meso level: at most this many milliseconds ...
+K_MAX_MS = 1e7
+#: ... and at most this many steps
+K_MAX_STEPS = 2**31 - 1
+
+
 def to_steps(t_ms: float, dt: float) -> int:
     """A duration (ms) in whole steps, rounded to the nearest (halves up)."""
     return int(math.floor(t_ms / dt + 0.5 + 1e-9))
@@ -115,10 +139,32 @@ def _number_list(key: str, value: Any) -> tuple[float, ...]:
     return tuple(_number(f"{key}[{i}]", v) for i, v in enumerate(value))
 
 
+def _kind(value: Any) -> str:
+    """What a TOML value is, in words: ``a number``, ``an array``, ..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
 def _check_keys(section: str, table: dict, allowed: set[str]) -> None:
     if not isinstance(table, dict):
         _fail(section, table, "expected a table")
     unknown = sorted(set(table) - allowed)
+    if "" in unknown:
+        raise ConfigError(
+            f"an empty key name (\"\") in [{section or 'top level'}] is not allowed; allowed keys: "
+            + ", ".join(sorted(allowed))
+        )
     if unknown:
         key = f"{section}.{unknown[0]}" if section else unknown[0]
         raise ConfigError(
@@ -155,6 +201,12 @@ class RunConfig:
         _positive("run.progress_interval", c.progress_interval)
         if c.mean_field and c.level == "micro":
             _fail("run.mean_field", True, "the mean-field limit exists only for level = 'meso'")
+        n_steps = c.t_end / c.dt  # may be inf for a tiny dt
+        if not n_steps < COUNTER_MAX:
+            raise ConfigError(
+                f"run.t_end = {c.t_end!r} with run.dt = {c.dt!r} is invalid: the run would have "
+                f"{n_steps:.3g} steps; at most 2**48 - 1 = {COUNTER_MAX} steps are allowed (the step "
+                "counter of the random numbers)")
         return cls(
             level=c.level, t_end=float(c.t_end), dt=float(c.dt), seed=int(c.seed),
             mean_field=c.mean_field, noise=c.noise, progress_interval=float(c.progress_interval),
@@ -181,6 +233,10 @@ class LatticeConfig:
         if not isinstance(shape, (list, tuple)) or len(shape) not in (1, 2):
             _fail("lattice.shape", shape, "expected [n] (1-D) or [nx, ny] (2-D)")
         shape = tuple(_integer(f"lattice.shape[{i}]", n, 1) for i, n in enumerate(shape))
+        if math.prod(shape) > SITES_MAX:
+            _fail("lattice.shape", list(shape),
+                  f"{math.prod(shape)} sites; at most 2**32 = {SITES_MAX} sites are allowed (the "
+                  "global site index of the random numbers is 32-bit)")
         dx = _positive("lattice.dx", d.get("dx", 0.1))
         boundary = _choice("lattice.boundary", d.get("boundary", "periodic"), ("periodic", "open"))
         return cls(shape=shape, dx=dx, boundary=boundary)
@@ -209,7 +265,7 @@ class PopulationConfig:
     K: int = 0
 
     @classmethod
-    def from_dict(cls, name: str, d: dict) -> "PopulationConfig":
+    def from_dict(cls, name: str, d: dict, level: str = "meso") -> "PopulationConfig":
         sec = f"populations.{name}"
         _check_keys(sec, d, {f.name for f in fields(cls)} - {"name"})
         for required in ("N", "mu"):
@@ -217,6 +273,14 @@ class PopulationConfig:
                 raise ConfigError(f"{sec}.{required} is missing; every population needs N and mu")
         kw = dict(d)
         kw["N"] = _integer(f"{sec}.N", kw["N"], 1)
+        if level == "micro" and kw["N"] > N_MAX_MICRO:
+            _fail(f"{sec}.N", kw["N"],
+                  f"the micro level allows 1 ... 2**24 - 1 = {N_MAX_MICRO} neurons per site and type "
+                  "(a neuron's random-number ident is type * 2**24 + i)")
+        if kw["N"] > N_MAX_MESO:
+            _fail(f"{sec}.N", kw["N"],
+                  f"allowed: 1 ... 2**53 - 1 = {N_MAX_MESO} neurons per site and type (spike counts "
+                  f"are exact integers in float64; the micro level allows at most {N_MAX_MICRO})")
         kw["mu"] = _number(f"{sec}.mu", kw["mu"])
         for key in ("tau_m", "c", "delta_u"):
             if key in kw:
@@ -235,7 +299,7 @@ class PopulationConfig:
             _fail(f"{sec}.J_theta", list(J_theta),
                   f"needs one entry per adaptation time constant (tau_theta has {len(tau_theta)})")
         kw["tau_theta"], kw["J_theta"] = tau_theta, J_theta
-        kw["K"] = _integer(f"{sec}.K", kw.get("K", 0), 0)
+        kw["K"] = _integer(f"{sec}.K", kw.get("K", 0), 0)  # upper bound: Config._check_sizes (needs dt)
         return cls(name=name, **kw)
 
 
@@ -295,6 +359,8 @@ class KernelConfig:
             if len(set(offsets)) != len(offsets):
                 dup = next(o for o in offsets if offsets.count(o) > 1)
                 _fail(f"{key}.weights", [list(map(int, dup))], "each offset may appear once")
+            if all(row[-1] == 0 for row in parsed):
+                _fail(f"{key}.weights", rows, "the weights are all zero; at least one weight must be > 0")
             kw["weights"] = tuple(parsed)
         default_r_max = {
             "delta": 0.0,
@@ -345,11 +411,14 @@ class CouplingConfig:
                 raise ConfigError(f"{sec}.{k} is missing; a coupling needs target, source, J and C")
         for k in ("target", "source"):
             _choice(f"{sec}.{k}", d[k], types)
+        C = _integer(f"{sec}.C", d["C"], 0)
+        if C > INT64_MAX:
+            _fail(f"{sec}.C", C, f"allowed: 0 ... 2**63 - 1 = {INT64_MAX} inputs per neuron (int64)")
         return cls(
             target=d["target"],
             source=d["source"],
             J=_number(f"{sec}.J", d["J"]),
-            C=_integer(f"{sec}.C", d["C"], 0),
+            C=C,
             kernel=KernelConfig.from_dict(f"{sec}.kernel", d.get("kernel", {})),
             delay=DelayConfig.from_dict(f"{sec}.delay", d.get("delay", {})),
         )
@@ -475,10 +544,21 @@ class Config:
         _check_keys("", d, {"run", "lattice", "populations", "couplings", "stimuli", "record"})
         run = RunConfig.from_dict(d.get("run", {}))
         lattice = LatticeConfig.from_dict(d.get("lattice", {}))
-        pops_d = d.get("populations")
-        if not isinstance(pops_d, dict) or not pops_d:
+        if "populations" not in d:
             raise ConfigError("populations is missing; define at least one [populations.NAME] table")
-        pops = tuple(PopulationConfig.from_dict(name, p) for name, p in pops_d.items())
+        pops_d = d["populations"]
+        if not isinstance(pops_d, dict):
+            _fail("populations", pops_d, f"found {_kind(pops_d)}; expected a table of tables, one per "
+                  "type ([populations.NAME], e.g. [populations.E])")
+        if not pops_d:
+            raise ConfigError("populations is empty; define at least one [populations.NAME] table")
+        for name in pops_d:
+            if not isinstance(name, str):
+                _fail("populations", list(pops_d), "type names must be strings")
+            if not name.strip():
+                raise ConfigError(f"populations.{name!r}: the type name is empty; name each type, "
+                                  "e.g. [populations.E]")
+        pops = tuple(PopulationConfig.from_dict(name, p, run.level) for name, p in pops_d.items())
         types = tuple(p.name for p in pops)
         couplings_d = d.get("couplings", [])
         if not isinstance(couplings_d, list):
@@ -500,12 +580,13 @@ class Config:
         cfg = cls(run=run, lattice=lattice, populations=pops, couplings=couplings,
                   stimuli=stimuli, record=record)
         cfg._check_steps()
+        cfg._check_sizes()
         return cfg
 
     def _check_steps(self) -> None:
         dt = self.run.dt
         ratio = self.record.interval / dt
-        if abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
+        if not math.isfinite(ratio) or abs(ratio - round(ratio)) > 1e-9 or round(ratio) < 1:
             _fail("record.interval", self.record.interval, f"must be a positive multiple of run.dt = {dt}")
         if self.n_records < 1:
             _fail("run.t_end", self.run.t_end, f"must cover at least one record interval ({self.record.interval} ms)")
@@ -513,6 +594,67 @@ class Config:
             if to_steps(c.delay.d0, dt) < 1:
                 _fail(f"couplings[{i}].delay.d0", c.delay.d0,
                       f"delays are rounded to whole steps and must be >= one step (run.dt = {dt} ms)")
+
+    def _check_sizes(self) -> None:
+        """Upper bounds that involve several sections: history lengths, recorded
+        neurons, the kernels of the active couplings and, at the micro level, the
+        neuron and synapse counts of the whole network."""
+        dt = self.run.dt
+        k_max = min(K_MAX_STEPS, int(math.floor(K_MAX_MS / dt + 1e-9)))
+        for p in self.populations:
+            if p.K > k_max:
+                _fail(f"populations.{p.name}.K", p.K,
+                      f"allowed: 0 (automatic) ... {k_max} steps (a history of at most {K_MAX_MS:g} ms "
+                      f"at run.dt = {dt} ms and at most 2**31 - 1 steps)")
+        n_max = max(p.N for p in self.populations)
+        sizes = ", ".join(f"{p.name}: {p.N}" for p in self.populations)
+        for key in ("spikes_per_site", "voltage_neurons"):
+            value = getattr(self.record, key)
+            if value > n_max:
+                _fail(f"record.{key}", value,
+                      f"allowed: 0 ... {n_max}, the largest N of the types ({sizes}); neurons "
+                      f"i < record.{key} of every type are recorded at every site")
+        ndim = len(self.lattice.shape)
+        active = [(i, c) for i, c in enumerate(self.couplings) if c.C > 0 and c.J != 0.0]
+        for i, c in active:
+            k = c.kernel
+            if k.shape == "dog" and _dog_at_zero(k, ndim) <= 0:
+                _fail(f"couplings[{i}].kernel.surround_weight", k.surround_weight,
+                      f"the surround cancels the center everywhere, so the kernel (clipped at 0) is zero; "
+                      f"with sigma_center = {k.sigma_center}, sigma_surround = {k.sigma_surround} on a "
+                      f"{ndim}-D lattice it must be < (sigma_surround/sigma_center)**{ndim} = "
+                      f"{(k.sigma_surround / k.sigma_center) ** ndim:.6g}")
+        if self.run.level != "micro":
+            return
+        types = self.types
+        if len(types) > TYPES_MAX_MICRO:
+            raise ConfigError(f"populations has {len(types)} types; the micro level allows at most "
+                              f"{TYPES_MAX_MICRO} types (neuron idents type * 2**24 + i are 32-bit)")
+        # (a self-coupling with the same-site offset and N < 2 is refused, as a
+        # ConfigError, by meshfield.micro.connectivity before any synapse is drawn)
+        n_sites = math.prod(self.lattice.shape)
+        per_target: dict[str, int] = {}
+        for i, c in active:
+            per_target[c.target] = per_target.get(c.target, 0) + c.C
+            if per_target[c.target] > COUNTER_MAX:
+                _fail(f"couplings[{i}].C", c.C,
+                      f"at the micro level the in-degrees C of the couplings onto type {c.target!r} "
+                      f"sum to {per_target[c.target]}, but at most 2**48 - 1 = {COUNTER_MAX} are allowed "
+                      "(the synapse counter of the connectivity's random numbers)")
+        neurons = n_sites * sum(p.N for p in self.populations)
+        if neurons > INT64_MAX:
+            big = max(self.populations, key=lambda p: p.N)
+            _fail(f"populations.{big.name}.N", big.N,
+                  f"the micro network would have {neurons} neurons ({n_sites} sites x sum of N); "
+                  f"neuron ids are int64 and allow at most 2**63 - 1 = {INT64_MAX}")
+        contrib = [(n_sites * self.population(c.target).N * c.C, i, c) for i, c in active]
+        synapses = sum(x for x, _, _ in contrib)
+        if synapses > INT64_MAX:
+            _, i, c = max(contrib, key=lambda t: t[0])
+            _fail(f"couplings[{i}].C", c.C,
+                  f"the micro network would have {synapses} synapses (sites x N of the target x C, "
+                  f"summed over couplings); synapse indices are int64 and allow at most 2**63 - 1 = "
+                  f"{INT64_MAX}")
 
     def to_dict(self) -> dict:
         """The configuration as nested dicts, as in the TOML (inf velocities/durations omitted)."""
@@ -541,6 +683,16 @@ class Config:
         return self.populations[self.types.index(name)]
 
 
+def _dog_at_zero(kernel: KernelConfig, ndim: int) -> float:
+    """A ``dog`` kernel at offset 0 on an ``ndim``-D lattice, clipped at zero,
+    computed as :func:`meshfield.coupling.kernel_profile` does. The kernel is
+    largest there (``sigma_surround > sigma_center``), so 0 means it is zero
+    everywhere."""
+    def g(s):
+        return 1.0 / (2 * math.pi * s * s) ** (ndim / 2)
+    return max(g(kernel.sigma_center) - kernel.surround_weight * g(kernel.sigma_surround), 0.0)
+
+
 def _set_fields(obj, keep=()) -> dict:
     """The fields of a dataclass that differ from their defaults (plus ``keep``):
     the keys a user wrote, so the dict validates again."""
@@ -564,6 +716,17 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _check_table(key: str, text: str, parts: list, i: int, node: Any) -> None:
+    """Refuse to descend into ``parts[i]`` of ``node`` (reached by ``parts[:i]``) unless
+    ``node`` is a table or an array."""
+    if isinstance(node, (dict, list)):
+        return
+    where = ".".join(parts[:i])
+    raise ConfigError(
+        f"--set {key}={text.strip()} is invalid: {where} is a value ({_kind(node)}: {node!r}), "
+        f"not a table, so it has no key {parts[i]!r}; set {where}=VALUE instead")
+
+
 def apply_override(d: dict, assignment: str) -> None:
     """Apply ``key.path=value`` (``--set``) to the nested dict ``d`` in place.
 
@@ -573,10 +736,17 @@ def apply_override(d: dict, assignment: str) -> None:
         raise ConfigError(f"--set {assignment!r} is invalid: expected KEY=VALUE, e.g. run.t_end=2000")
     key, text = assignment.split("=", 1)
     key = key.strip()
+    if not key:
+        raise ConfigError(f"--set {assignment!r} is invalid: the key is empty; expected KEY=VALUE, "
+                          "e.g. run.t_end=2000")
     parts = key.split(".")
+    if any(not part.strip() for part in parts):
+        raise ConfigError(f"--set {assignment!r} is invalid: the key {key!r} has an empty part; "
+                          "expected a dotted path such as run.t_end or couplings.0.J")
     node: Any = d
     for i, part in enumerate(parts[:-1]):
         where = ".".join(parts[: i + 1])
+        _check_table(key, text, parts, i, node)
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
                 raise ConfigError(f"--set {key}: {where} needs an index below {len(node)}")
@@ -589,6 +759,7 @@ def apply_override(d: dict, assignment: str) -> None:
             node = node[part]
     last = parts[-1]
     value = _parse_value(text.strip())
+    _check_table(key, text, parts, len(parts) - 1, node)
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
             raise ConfigError(f"--set {key}: index must be below {len(node)}")
@@ -616,6 +787,10 @@ def read_toml(path: str | Path) -> dict:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"configuration file {str(path)!r} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"configuration file {str(path)!r} is not valid UTF-8 TOML: byte "
+                          f"0x{exc.object[exc.start]:02x} at offset {exc.start} cannot be decoded "
+                          "(TOML files must be UTF-8 text)") from None
     except OSError as exc:
         raise ConfigError(f"configuration file {str(path)!r} cannot be read: {exc.strerror}") from None
 

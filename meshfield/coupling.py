@@ -71,6 +71,12 @@ class Stencil:
         ``kappa(o)``, summing to 1.
     delays : ndarray of int64, shape (n_off,)
         Delay of each offset in steps (>= 1).
+    key : str
+        The coupling in error messages, e.g. ``couplings[0]`` ("" if not built
+        from a configuration).
+    type_names : tuple of str
+        The configuration's type names, indexed by ``target`` and ``source``
+        (empty if not built from a configuration).
     """
 
     target: int
@@ -80,6 +86,8 @@ class Stencil:
     offsets: np.ndarray
     weights: np.ndarray
     delays: np.ndarray
+    key: str = ""
+    type_names: tuple = ()
 
     @property
     def radius_sites(self) -> int:
@@ -157,7 +165,7 @@ def build_stencil(config: Config, index: int) -> Stencil:
                           f"delays must be >= one step (run.dt = {dt} ms)")
     types = config.types
     return Stencil(target=types.index(c.target), source=types.index(c.source), J=c.J, C=c.C,
-                   offsets=offsets, weights=weights, delays=delays)
+                   offsets=offsets, weights=weights, delays=delays, key=key, type_names=types)
 
 
 def build_stencils(config: Config) -> tuple[Stencil, ...]:

@@ -103,3 +103,230 @@ def test_stimulus_needs_its_parameters():
 def test_override_syntax_error():
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         apply_override({}, "run.t_end")
+
+
+# --------------------------------------------------------------------------- upper bounds and clear messages
+
+
+def v3(*overrides):
+    """The packaged v3_field configuration with a short run and ``overrides``."""
+    return load_config("v3_field", ["run.t_end=300", *overrides])
+
+
+def assert_config_error(overrides, words, path="v3_field"):
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["run.t_end=300", *overrides])
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+    return str(info.value)
+
+
+def test_limits_match_the_engines():
+    from meshfield import config, random
+    from meshfield.micro.neurons import IDENT_TYPE_STRIDE
+    assert config.N_MAX_MESO == random.N_END - 1
+    assert config.N_MAX_MICRO == IDENT_TYPE_STRIDE - 1
+    assert config.TYPES_MAX_MICRO == random.IDENT_END // IDENT_TYPE_STRIDE
+    assert config.COUNTER_MAX == random.STEP_END - 1
+    assert config.SITES_MAX == random.SITE_END
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["populations.E.N=100000000000000000000"],
+     ["populations.E.N", "100000000000000000000", "9007199254740991"]),
+    (["populations.E.N=100000000000000000000", "run.level=micro"],
+     ["populations.E.N", "100000000000000000000", "16777215", "micro"]),
+    (["populations.I.N=16777216", "run.level=micro"], ["populations.I.N", "16777216", "16777215"]),
+    (["couplings.0.C=100000000000000000000"],
+     ["couplings[0].C", "100000000000000000000", "9223372036854775807"]),
+    (["couplings.0.C=100000000000000000000", "run.level=micro"],
+     ["couplings[0].C", "100000000000000000000", "9223372036854775807"]),
+    (["couplings.0.C=200000000000000", "couplings.2.C=200000000000000", "run.level=micro"],
+     ["couplings[2].C", "200000000000000", "281474976710655", "'E'"]),
+])
+def test_population_sizes_and_in_degrees_must_fit_the_engine_integers(overrides, words):
+    assert_config_error(overrides, words)
+
+
+def test_largest_allowed_sizes_are_accepted():
+    assert v3("populations.E.N=9007199254740991").population("E").N == 2**53 - 1
+    assert v3("populations.E.N=16777215", "run.level=micro").population("E").N == 2**24 - 1
+    assert v3("couplings.0.C=9223372036854775807").couplings[0].C == 2**63 - 1
+
+
+def test_micro_network_size_must_fit_int64():
+    # 2**32 sites x 200 types x (2**24 - 1) neurons overflows the int64 neuron ids ...
+    d = {"run": {"level": "micro", "t_end": 10.0}, "lattice": {"shape": [65536, 65536]},
+         "populations": {f"P{k}": {"N": 2**24 - 1, "mu": 10.0} for k in range(200)}}
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict(d)
+    for w in ("populations.P0.N", "16777215", "int64", "9223372036854775807"):
+        assert w in str(info.value)
+    # the micro level allows 2**32 / 2**24 = 256 types (32-bit idents)
+    d["lattice"]["shape"] = [1]
+    d["populations"] = {f"P{k}": {"N": 1, "mu": 10.0} for k in range(257)}
+    with pytest.raises(ConfigError, match="at most 256 types"):
+        Config.from_dict(d)
+    # ... and 2**32 sites x 400 x 2**40 the synapse indices
+    assert_config_error(["lattice.shape=[65536, 65536]", "couplings.0.C=1099511627776", "run.level=micro",
+                         "couplings.0.kernel={shape='delta'}", "couplings.1.kernel={shape='delta'}",
+                         "couplings.2.kernel={shape='delta'}", "couplings.3.kernel={shape='delta'}"],
+                        ["couplings[0].C", "1099511627776", "synapses", "9223372036854775807"])
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["populations.E.K=100000000000000000000"],
+     ["populations.E.K", "100000000000000000000", "20000000", "run.dt = 0.5"]),
+    (["populations.E.K=30000000"], ["populations.E.K", "30000000", "20000000"]),
+    (["lattice.shape=[100000, 100000]"], ["lattice.shape", "[100000, 100000]", "4294967296"]),
+    (["run.dt=1e-300"], ["run.t_end", "run.dt", "1e-300", "281474976710655"]),
+    (["run.t_end=1e300"], ["run.t_end", "1e+300", "281474976710655"]),
+])
+def test_history_length_lattice_and_steps_are_bounded(overrides, words):
+    assert_config_error(overrides, words)
+
+
+def test_largest_history_length_is_accepted():
+    assert v3("populations.E.K=20000000").population("E").K == 20_000_000
+
+
+def test_micro_self_coupling_with_offset_zero_needs_two_neurons():
+    """Refused (ConfigError) when the connectivity is built, before anything is drawn or written."""
+    from mpi4py import MPI
+
+    from meshfield.coupling import build_stencils
+    from meshfield.micro import MicroModel
+    from meshfield.simulation import make_decomposition
+
+    def build(*overrides):
+        cfg = v3("run.t_end=20", "lattice.shape=[3, 3]", "couplings.1.kernel={shape='delta'}",
+                 "couplings.2.kernel={shape='delta'}", "couplings.3.kernel={shape='delta'}", *overrides)
+        stencils = build_stencils(cfg)
+        return MicroModel(cfg, make_decomposition(cfg, MPI.COMM_SELF, stencils=stencils), stencils)
+
+    words = ["couplings[0]", "populations.E.N", "populations.E.N = 1", ">= 2", "micro"]
+    for kernel in ("{shape='delta'}", "{shape='gaussian', sigma=0.1, r_max=0.1}"):
+        with pytest.raises(ConfigError) as info:
+            build("run.level=micro", "populations.E.N=1", f"couplings.0.kernel={kernel}")
+        for w in words:
+            assert w in str(info.value)
+    # a custom kernel without offset 0, or C = 0, are fine
+    build("run.level=micro", "populations.E.N=1",
+          "couplings.0.kernel={shape='custom', weights=[[1, 0, 1.0], [-1, 0, 1.0]]}")
+    build("run.level=micro", "populations.E.N=1", "couplings.0.C=0")
+
+
+def test_micro_self_coupling_error_reaches_the_cli_as_one_line(tmp_path):
+    import subprocess
+    import sys
+    out = tmp_path / "a.h5"
+    p = subprocess.run([sys.executable, "-m", "meshfield.cli", "run", "v3_field", "--set", "run.t_end=20",
+                        "--set", "populations.E.N=1", "--set", "couplings.0.kernel={shape='delta'}",
+                        "--level", "micro", "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("meshfield: error: couplings[0]")
+    assert "populations.E.N = 1" in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_micro_self_coupling_check_matches_the_connectivity_build():
+    """The configuration check catches exactly what build_connectivity refuses."""
+    from mpi4py import MPI
+
+    from meshfield.coupling import build_stencils
+    from meshfield.micro import MicroModel
+    from meshfield.simulation import make_decomposition
+    cfg = v3("run.level=micro", "populations.E.N=1", "populations.I.N=2", "lattice.shape=[3, 3]",
+             "couplings.0.kernel={shape='custom', weights=[[1, 0, 1.0], [-1, 0, 1.0]]}",
+             "couplings.1.kernel={shape='delta'}", "couplings.2.kernel={shape='delta'}",
+             "couplings.3.kernel={shape='delta'}")
+    stencils = build_stencils(cfg)
+    MicroModel(cfg, make_decomposition(cfg, MPI.COMM_SELF, stencils=stencils), stencils)
+
+
+@pytest.mark.parametrize("override, words", [
+    ("run.dt.x=3", ["run.dt.x", "run.dt is a value", "a number", "0.5", "not a table"]),
+    ("couplings.0.kernel.shape.x=1",
+     ["couplings.0.kernel.shape.x", "couplings.0.kernel.shape is a value", "a string", "not a table"]),
+    ("populations.E.N.y.z=1", ["populations.E.N.y.z", "populations.E.N is a value", "an integer", "400"]),
+])
+def test_override_below_a_value_names_the_key(override, words):
+    assert_config_error([override], words)
+
+
+@pytest.mark.parametrize("override, words", [
+    ("=3", ["'=3'", "the key is empty"]),
+    (" =3", ["the key is empty"]),
+    ("run..t_end=3", ["run..t_end", "empty part"]),
+    ("run.=3", ["run.", "empty part"]),
+])
+def test_override_with_an_empty_key(override, words):
+    with pytest.raises(ConfigError) as info:
+        apply_override({}, override)
+    for w in words:
+        assert w in str(info.value)
+
+
+def test_file_that_is_not_utf8_is_reported_with_the_file_name(tmp_path):
+    bad = tmp_path / "bin.toml"
+    bad.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(bad))
+    for w in ("bin.toml", "not valid UTF-8 TOML", "0xff"):
+        assert w in str(info.value)
+
+
+@pytest.mark.parametrize("populations, words", [
+    ([1], ["populations = [1]", "found an array", "table of tables, one per type"]),
+    (3, ["populations = 3", "found an integer", "table of tables, one per type"]),
+    ("E", ["populations = 'E'", "found a string"]),
+    ({}, ["populations is empty"]),
+    ({"": {"N": 10, "mu": 1.0}}, ["populations.''", "type name is empty"]),
+])
+def test_populations_of_the_wrong_type_or_with_empty_names(populations, words):
+    d = base()
+    d["populations"] = populations
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict(d)
+    for w in words:
+        assert w in str(info.value)
+    assert "is missing" not in str(info.value)
+
+
+def test_empty_type_name_in_a_file_names_populations(tmp_path):
+    path = tmp_path / "empty.toml"
+    path.write_text('[populations.""]\nN = 10\nmu = 1.0\n')
+    with pytest.raises(ConfigError, match=r"populations\.''.*type name is empty"):
+        load_config(str(path))
+
+
+def test_empty_key_name_in_a_table():
+    d = base()
+    d["run"][""] = 3
+    with pytest.raises(ConfigError, match=r"empty key name.*\[run\]"):
+        Config.from_dict(d)
+
+
+def test_kernels_that_are_zero_everywhere_say_why():
+    msg = assert_config_error(["couplings.0.kernel={shape='custom', weights=[[0, 0, 0.0], [1, 0, 0]]}"],
+                              ["couplings[0].kernel.weights", "[[0, 0, 0.0], [1, 0, 0]]", "all zero"])
+    assert "r_max" not in msg
+    # a DoG kernel whose surround cancels its centre everywhere: w >= (s_s / s_c)**ndim
+    msg = assert_config_error(["couplings.0.kernel={shape='dog', sigma_center=0.1, sigma_surround=0.2, "
+                               "surround_weight=4.0}"],
+                              ["couplings[0].kernel.surround_weight", "4.0", "< (sigma_surround/sigma_center)**2 = 4"])
+    assert "increase r_max" not in msg
+    from meshfield.coupling import build_stencils
+    cfg = v3("couplings.0.kernel={shape='dog', sigma_center=0.1, sigma_surround=0.2, surround_weight=3.9, "
+             "r_max=0.3}")
+    assert build_stencils(cfg)[0].weights.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("key", ["spikes_per_site", "voltage_neurons"])
+def test_recorded_neurons_per_site_are_at_most_the_largest_population(key):
+    for level in ("meso", "micro"):
+        assert_config_error([f"record.{key}=1000", f"run.level={level}"],
+                            [f"record.{key}", "1000", "400", "E: 400, I: 100"])
+    # between the smallest and the largest N: all of I and the first neurons of E
+    assert getattr(v3(f"record.{key}=400", "run.level=micro").record, key) == 400

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from ..config import ConfigError
 from ..random import STREAM_CONNECT, _uniform_pair, uniform
 from .neurons import IDENT_TYPE_STRIDE, NeuronLayout
 
@@ -433,12 +434,22 @@ class _CouplingTables:
 
 
 def _check_autapse_free(stencils, N):
+    """Refuse (ConfigError, before any synapse is drawn) a coupling of a type onto
+    itself with the same-site offset when the type has fewer than 2 neurons per site."""
     for s in stencils:
         same_site = np.all(s.offsets == 0, axis=1)
         if s.target == s.source and N[s.target] < 2 and np.any(same_site):
-            raise ValueError(
+            n = int(N[s.target])
+            if s.key and s.target < len(s.type_names):
+                name = s.type_names[s.target]
+                raise ConfigError(
+                    f"{s.key} (target = source = {name!r}, C = {s.C}) needs populations.{name}.N >= 2 "
+                    f"at the micro level, but populations.{name}.N = {n}: its kernel includes the "
+                    f"same-site offset 0 and, without autapses, a neuron has no other neuron of type "
+                    f"{name!r} at its site to connect to (use N >= 2, a kernel without offset 0, or C = 0)")
+            raise ConfigError(
                 f"coupling of type {s.target} onto itself with a same-site offset needs N >= 2 "
-                f"neurons per site (N = {int(N[s.target])}): without autapses a neuron has no "
+                f"neurons per site (N = {n}): without autapses a neuron has no "
                 "other same-type neuron at its site to connect to")
 
 
