@@ -101,19 +101,18 @@ def describe(config, ranks: int = 1) -> str:
     """The resolved model as text: lattice, types, stencils, K, d_min, memory and
     process grid for ``ranks`` ranks (no MPI communication)."""
     import numpy as np
-    from .coupling import build_stencils, halo_width, max_delay, min_delay
-    from .meso.model import history_length, history_slots
+    from .coupling import build_stencils, halo_width, min_delay
+    from .meso.model import history_length
     from .parallel import block_range, check_halo, process_grid
 
     lat = config.lattice
     st = build_stencils(config)
     h = halo_width(st)
-    dmin, dmax = min_delay(st), max_delay(st)
+    dmin = min_delay(st)
     dims = process_grid(ranks, lat.shape)
     check_halo(lat.shape, dims, lat.boundary == "periodic", h)
     largest = tuple(block_range(n, p, 0)[1] for n, p in zip(lat.shape, dims))
     n_local = int(np.prod(largest))
-    with_halo = int(np.prod([m + 2 * h for m in largest]))
     lines = [
         f"meshfield {__version__}: {config.run.level} level"
         + (" (mean field)" if config.run.mean_field else ""),
@@ -143,14 +142,11 @@ def describe(config, ranks: int = 1) -> str:
     lines.append(f"process grid for {ranks} rank(s): {tuple(dims)}, largest block {largest} "
                  f"({n_local} sites)")
     if config.run.level == "meso":
-        D = history_slots(dmin, dmax)
-        state = n_local * sum(5 * K * 8 + 64 for K in Ks)
-        hist = D * len(Ks) * with_halo * 8
-        sent = 0
-        if ranks > 1 and h > 0:
-            sent = (with_halo - n_local) * len(Ks) * dmin * 8
-        lines.append(f"memory per rank (meso): {state / 2**20:.1f} MiB cohort state + "
-                     f"{hist / 2**20:.2f} MiB spike-count history")
+        from .meso.model import resources
+        r = resources(config, st, largest, h)
+        sent = r["halo_cells"] * len(Ks) * dmin * 8 if ranks > 1 and h > 0 else 0
+        lines.append(f"memory per rank (meso): {r['state_bytes'] / 2**20:.1f} MiB cohort state + "
+                     f"{r['history_bytes'] / 2**20:.2f} MiB spike-count history")
         lines.append(f"communication: <= {sent / 1024:.1f} KiB per rank per exchange "
                      f"(halo cells x types x d_min x 8 bytes)")
     else:

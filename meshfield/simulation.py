@@ -162,6 +162,62 @@ def set_threads_per_rank(comm) -> int:
     return n
 
 
+#: cgroup memory limits (v2, v1) that a batch system such as SLURM sets for a job
+_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def node_memory_bytes() -> int:
+    """Memory this process's node offers the job: the physical memory, or a smaller
+    cgroup limit (``sbatch --mem``) where one is set."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in _CGROUP_LIMITS:
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return int(total)
+
+
+def check_memory(config: Config, decomposition, stencils, in_memory: bool) -> None:
+    """Refuse a run whose model cannot fit: the estimate of the largest rank's state
+    (the models' ``resources``, which ``meshfield info`` prints) against the
+    node's memory divided by the ranks on it. Collective; every rank raises the
+    same :class:`~meshfield.config.ConfigError`.
+
+    The estimate is a lower bound (arrays of the model only, no interpreter or
+    MPI buffers), so a refused run could not have run.
+    """
+    from .config import ConfigError
+    if config.run.level == "micro":
+        from .micro.model import resources
+    else:
+        from .meso.model import resources
+    dec = decomposition
+    need = resources(config, stencils, dec.local_shape, dec.halo_width)["memory_bytes"]
+    records = 0
+    if in_memory:  # A and Abar of the whole lattice, float32, gathered on every rank
+        records = 2 * 4 * config.n_records * len(config.types) * math.prod(config.lattice.shape)
+    on_node = ranks_on_node(dec.comm)
+    share = node_memory_bytes() / on_node
+    worst = dec.allreduce_max((need + records) / share)
+    if worst <= 1.0:
+        return
+    need_max, records = dec.allreduce_max(need), dec.allreduce_max(records)
+    share = -dec.allreduce_max(-share)
+    gib = 2.0 ** 30
+    kept = (f" plus {records / gib:,.1f} GiB of records kept in memory (write them to a file "
+            f"instead: -o OUT.h5, or output=...)" if records else "")
+    raise ConfigError(
+        f"the {config.run.level} model needs about {need_max / gib:,.1f} GiB on the largest of the "
+        f"{dec.size} rank(s){kept}, more than the {share / gib:,.1f} GiB of memory per rank on this "
+        f"node ({on_node} rank(s) share it); use more ranks or nodes (meshfield info -n RANKS "
+        f"shows the need per rank), or a smaller lattice, N, C or history K"
+    )
+
+
 def build_model(config: Config, decomposition, stencils):
     """The model of ``config.run.level`` on this rank's block."""
     if config.run.level == "micro":
@@ -305,6 +361,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     root = dec.rank == 0
     verbose = progress and root
     threads = set_threads_per_rank(dec.comm)
+    check_memory(config, dec, stencils, in_memory=output is None)
 
     R = config.record_every
     n_steps = config.n_records * R

@@ -86,6 +86,38 @@ def test_missing_output_folder(tmp_path):
     assert p.returncode == 2 and "output folder" in p.stderr
 
 
+def test_run_too_large_for_the_node_is_refused_before_building(tmp_path):
+    """A 60 000 x 60 000 meso lattice (about 28 TiB of cohort state) ends with one
+    line naming the need and the memory per rank, before anything is built or
+    written; so does a micro network of 4 million neurons per population."""
+    toml = tmp_path / "big.toml"
+    toml.write_text("[run]\nt_end = 20\n[lattice]\nshape = [60000, 60000]\n"
+                    "[populations.E]\nN = 100\nmu = 20.0\n")
+    p = cli("run", str(toml), "-o", str(tmp_path / "big.h5"))
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the meso model needs about" in lines[0]
+    assert "GiB of memory per rank on this node" in lines[0] and "meshfield info -n RANKS" in lines[0]
+    need = float(lines[0].split("needs about ")[1].split(" GiB")[0].replace(",", ""))
+    # 3.6e9 sites x (5 arrays x K x 8 bytes + 64), K = 5 tau_m + t_ref (automatic)
+    assert 2.0e4 < need < 4.0e4
+    p = cli("run", "v3_field", "--set", "populations.E.N=4000000", "--level", "micro",
+            "-o", str(tmp_path / "m.h5"))
+    assert p.returncode == 2 and "the micro model needs about" in p.stderr
+    assert sorted(os.listdir(tmp_path)) == ["big.toml"]
+
+
+def test_memory_check_counts_records_kept_in_memory(monkeypatch):
+    """Without an output file the records of the whole lattice stay in memory; the
+    check counts them and says how to avoid them."""
+    import meshfield.simulation as sim
+    config = meshfield.load_config(meshfield.config.packaged_config("default"), ["run.t_end=2000"])
+    n_records = config.n_records * len(config.types) * int(np.prod(config.lattice.shape))
+    monkeypatch.setattr(sim, "node_memory_bytes", lambda: 2 * 4 * n_records)  # the records alone
+    with pytest.raises(meshfield.config.ConfigError, match=r"records kept in memory .*-o OUT\.h5"):
+        meshfield.run(config)
+
+
 def test_malformed_toml(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[lattice]\nshape = [3,\n")

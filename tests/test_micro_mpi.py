@@ -79,3 +79,20 @@ def test_records_identical_on_any_number_of_ranks(shape, boundary):
             sub.Free()
     if WORLD.Get_size() > 1 and WORLD.Get_rank() == 0:
         assert checked >= 1
+
+
+def test_memory_check_refuses_on_every_rank(monkeypatch):
+    """One rank short of memory: every rank raises the same error (no rank is left
+    waiting in a collective call of the build)."""
+    import meshfield.simulation as sim
+    from meshfield.config import ConfigError
+    needed = 1 if WORLD.Get_rank() == WORLD.Get_size() - 1 else 2**62
+    monkeypatch.setattr(sim, "node_memory_bytes", lambda: needed)
+    try:
+        meshfield.run(micro_config((8, 6), "periodic"), comm=WORLD)
+        message = None
+    except ConfigError as exc:
+        message = str(exc)
+    messages = WORLD.allgather(message)
+    assert all(m is not None and "the micro model needs about" in m for m in messages), messages
+    assert len(set(messages)) == 1, messages

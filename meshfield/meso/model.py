@@ -82,6 +82,40 @@ def history_slots(d_min: int, d_max: int) -> int:
     return d_min * (-(-d_max // d_min) + 1)
 
 
+def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
+    """Size of the mesoscopic model on a block, without building it (``meshfield
+    info``, and the memory check of :func:`meshfield.run`).
+
+    Pure function of the configuration and the block shape.
+
+    Parameters
+    ----------
+    config : Config
+    stencils : sequence of Stencil
+    local_shape : tuple of int
+        Sites of the block per axis.
+    halo_width : int
+
+    Returns
+    -------
+    dict
+        ``K`` (history steps per type), ``state_bytes`` (the five cohort arrays of
+        K float64 values per population plus its scalars), ``history_bytes`` (the
+        ring buffer of spike counts over the block and its halo),
+        ``memory_bytes`` (their sum) and ``halo_cells`` (sites of the halo).
+    """
+    local_shape = tuple(int(m) for m in local_shape)
+    h = int(halo_width)
+    n_local = math.prod(local_shape)
+    with_halo = math.prod(m + 2 * h for m in local_shape)
+    Ks = [history_length(p, config.run.dt) for p in config.populations]
+    D = history_slots(min_delay(stencils), max_delay(stencils))
+    state = n_local * sum(5 * K * 8 + 64 for K in Ks)
+    history = D * len(Ks) * with_halo * 8
+    return dict(K=Ks, state_bytes=state, history_bytes=history, memory_bytes=state + history,
+                halo_cells=with_halo - n_local)
+
+
 class MesoModel:
     """Mesoscopic populations of all types at the sites of one block.
 
