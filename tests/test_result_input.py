@@ -265,3 +265,13 @@ def test_compare_same_file_warns(tmp_path, results):
         assert "PASS" in p.stdout
     p = cli("compare", str(a), str(results["b"]), *SHORT_COMPARE)
     assert p.returncode in (0, 1) and "same file" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_a_link_to_a_result_in_another_folder_reads_its_blocks(tmp_path, results):
+    """The block folder lies beside the master file, not beside a link to it."""
+    a = copy_result(results["a"], tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(a, elsewhere / "link.h5")
+    with meshfield.open_result(elsewhere / "link.h5") as linked, meshfield.open_result(a) as direct:
+        np.testing.assert_array_equal(linked.A, direct.A)

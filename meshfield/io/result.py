@@ -351,8 +351,8 @@ def open_result(path: str | os.PathLike) -> Result:
     Parameters
     ----------
     path : str or os.PathLike
-        The master file ``OUT.h5``; its block folder ``OUT.h5.blocks`` must lie
-        beside it.
+        The master file ``OUT.h5``, or a link to it; its block folder
+        ``OUT.h5.blocks`` must lie beside the master file.
 
     Returns
     -------
@@ -369,7 +369,9 @@ def open_result(path: str | os.PathLike) -> Result:
         are not readable HDF5 files or lack their dataset. The message names the
         file and what is wrong.
     """
-    path = os.path.abspath(os.fspath(path))
+    # A link to the master file (in another folder) reads the block folder beside
+    # the file it points to: HDF5 resolves the blocks relative to the opened path.
+    path = os.path.realpath(os.fspath(path))
     if not os.path.isfile(path):
         raise ResultError(f"{path}: no such result file")
     try:
