@@ -162,23 +162,50 @@ def set_threads_per_rank(comm) -> int:
     return n
 
 
-#: cgroup memory limits (v2, v1) that a batch system such as SLURM sets for a job
-_CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+def cgroup_memory_limit(proc_cgroup: str, root: str = "/sys/fs/cgroup") -> int | None:
+    """The smallest memory limit (bytes) of the cgroups a process belongs to, or None.
+
+    A batch system such as SLURM confines a job to a cgroup (``#SBATCH --mem``).
+    ``proc_cgroup`` is the text of ``/proc/self/cgroup``: lines
+    ``ID:CONTROLLERS:PATH``, where ID 0 with no controllers is the unified (v2)
+    hierarchy (limit file ``memory.max``, ``max`` when unlimited) and the
+    ``memory`` controller is v1 (``memory.limit_in_bytes``). The limit of every
+    ancestor of the path applies too.
+    """
+    candidates = []
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        ident, controllers, path = parts
+        if ident == "0" and controllers == "":
+            candidates += [(os.path.join(root, mount), path, "memory.max") for mount in ("", "unified")]
+        elif "memory" in controllers.split(","):
+            candidates.append((os.path.join(root, "memory"), path, "memory.limit_in_bytes"))
+    limits = []
+    for base, path, name in candidates:
+        parts = [p for p in path.split("/") if p]
+        for depth in range(len(parts), -1, -1):
+            try:
+                with open(os.path.join(base, *parts[:depth], name)) as f:
+                    text = f.read().strip()
+            except OSError:
+                continue
+            if text.isdigit():
+                limits.append(int(text))
+    return min(limits) if limits else None
 
 
 def node_memory_bytes() -> int:
     """Memory this process's node offers the job: the physical memory, or a smaller
-    cgroup limit (``sbatch --mem``) where one is set."""
+    cgroup limit (:func:`cgroup_memory_limit`) where one is set."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    for path in _CGROUP_LIMITS:
-        try:
-            with open(path) as f:
-                text = f.read().strip()
-        except OSError:
-            continue
-        if text.isdigit():
-            total = min(total, int(text))
-    return int(total)
+    try:
+        with open("/proc/self/cgroup") as f:
+            limit = cgroup_memory_limit(f.read())
+    except OSError:
+        limit = None
+    return int(total if limit is None else min(total, limit))
 
 
 def check_memory(config: Config, decomposition, stencils, in_memory: bool) -> None:

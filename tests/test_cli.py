@@ -251,3 +251,22 @@ def test_compare_exit_status_follows_the_acceptance_rules(tmp_path):
     junk.write_text("not hdf5")
     bad = cli("compare", str(paths["a"]), str(junk))
     assert bad.returncode == 2 and "unusable input" in bad.stderr
+
+
+def test_cgroup_memory_limit_of_a_batch_job(tmp_path):
+    """The job's own cgroup and its ancestors are read, v2 and v1: the smallest
+    numeric limit applies, "max" means none."""
+    from meshfield.simulation import cgroup_memory_limit
+    job = tmp_path / "system.slice" / "slurmstepd.scope" / "job_7"
+    job.mkdir(parents=True)
+    (job / "memory.max").write_text("4294967296\n")                     # --mem=4G
+    (job.parent / "memory.max").write_text("max\n")
+    assert cgroup_memory_limit("0::/system.slice/slurmstepd.scope/job_7\n", str(tmp_path)) == 2**32
+    (job.parent.parent / "memory.max").write_text(f"{2**31}\n")        # a tighter ancestor
+    assert cgroup_memory_limit("0::/system.slice/slurmstepd.scope/job_7\n", str(tmp_path)) == 2**31
+    v1 = tmp_path / "memory" / "slurm" / "uid_1" / "job_7"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text(f"{3 * 2**30}\n")
+    text = "4:memory:/slurm/uid_1/job_7\n3:cpuset:/\n"
+    assert cgroup_memory_limit(text, str(tmp_path)) == 3 * 2**30
+    assert cgroup_memory_limit("4:memory:/elsewhere\n", str(tmp_path / "none")) is None
