@@ -154,7 +154,8 @@ def describe(config, ranks: int = 1) -> str:
         from .theory import stationary_rates_network
         r = resources(config, st, largest, h)
         lines.append(f"micro level per rank: {r['neurons']} neurons, {r['synapses']} synapses, "
-                     f"{r['memory_bytes'] / 2**20:.1f} MiB ({r['bytes_per_synapse']:.2f} bytes per synapse)")
+                     f"{r['memory_bytes'] / 2**20:.1f} MiB ({r['bytes_per_synapse']:.2f} bytes per synapse), "
+                     f"{r['peak_bytes'] / 2**20:.1f} MiB while the connectivity is built")
         rate = _expected_rate(config, stationary_rates_network)
         if rate is not None:
             lines.append(f"spike traffic per exchange (every {dmin} steps), at the mean-field rate "

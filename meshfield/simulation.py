@@ -209,9 +209,10 @@ def node_memory_bytes() -> int:
 
 
 def check_memory(config: Config, decomposition, stencils, in_memory: bool) -> None:
-    """Refuse a run whose model cannot fit: the estimate of the largest rank's state
-    (the models' ``resources``, which ``meshfield info`` prints) against the
-    node's memory divided by the ranks on it. Collective; every rank raises the
+    """Refuse a run whose model cannot fit: the estimate of the largest rank's peak
+    (the models' ``resources``, which ``meshfield info`` prints; at the micro level
+    while the connectivity is built) against the node's memory divided by the
+    ranks on it. Collective; every rank raises the
     same :class:`~meshfield.config.ConfigError`.
 
     The estimate is a lower bound (arrays of the model only, no interpreter or
@@ -223,7 +224,7 @@ def check_memory(config: Config, decomposition, stencils, in_memory: bool) -> No
     else:
         from .meso.model import resources
     dec = decomposition
-    need = resources(config, stencils, dec.local_shape, dec.halo_width)["memory_bytes"]
+    need = resources(config, stencils, dec.local_shape, dec.halo_width)["peak_bytes"]
     records = 0
     if in_memory:  # A and Abar of the whole lattice, float32, gathered on every rank
         records = 2 * 4 * config.n_records * len(config.types) * math.prod(config.lattice.shape)

@@ -102,7 +102,8 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
         ``K`` (history steps per type), ``state_bytes`` (the five cohort arrays of
         K float64 values per population plus its scalars), ``history_bytes`` (the
         ring buffer of spike counts over the block and its halo),
-        ``memory_bytes`` (their sum) and ``halo_cells`` (sites of the halo).
+        ``memory_bytes`` (their sum), ``peak_bytes`` (the same: the model is built
+        without temporaries of its size) and ``halo_cells`` (sites of the halo).
     """
     local_shape = tuple(int(m) for m in local_shape)
     h = int(halo_width)
@@ -113,7 +114,7 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
     state = n_local * sum(5 * K * 8 + 64 for K in Ks)
     history = D * len(Ks) * with_halo * 8
     return dict(K=Ks, state_bytes=state, history_bytes=history, memory_bytes=state + history,
-                halo_cells=with_halo - n_local)
+                peak_bytes=state + history, halo_cells=with_halo - n_local)
 
 
 class MesoModel:

@@ -58,7 +58,9 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
     -------
     dict
         ``neurons``, ``synapses``, ``memory_bytes`` (synapse table, neuron state and
-        ring buffer), ``bytes_per_synapse`` (synapse table only), and the spike
+        ring buffer), ``peak_bytes`` (``memory_bytes`` plus the incoming synapses,
+        a source key of 8 bytes and a delay each, held while the connectivity is
+        built and inverted), ``bytes_per_synapse`` (synapse table only), and the spike
         traffic per exchange (every ``d_min`` steps) *per Hz of mean rate*:
         ``edge_neurons`` (neurons whose spikes neighbours may need),
         ``spikes_per_exchange_per_hz`` and ``bytes_per_exchange_per_hz`` (an upper
@@ -89,6 +91,7 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
         forwarded_sites += 2 * h * across
     return dict(
         neurons=neurons, synapses=synapses, memory_bytes=table + state,
+        peak_bytes=table + state + (8 + delay_bytes) * synapses,
         bytes_per_synapse=table / synapses if synapses else 0.0, edge_neurons=edge_neurons,
         spikes_per_exchange_per_hz=edge_neurons * block_s,
         bytes_per_exchange_per_hz=forwarded_sites * n_per_site * block_s * 8 * (RECORD_COLUMNS + ndim),
