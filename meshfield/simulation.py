@@ -147,14 +147,13 @@ def make_decomposition(config: Config, comm=None, dims=None, stencils=None) -> D
                          halo_width(stencils), dims=dims)
 
 
-def set_threads_per_rank(comm) -> int:
+def set_threads_per_rank(local: int) -> int:
     """Numba threads of this rank: ``NUMBA_NUM_THREADS`` if the user set it, else the
-    node's cores divided by the ranks on the node (at least 1). More threads than
-    cores make the parallel kernels' workers wait on each other: on 2 cores, two
-    ranks with two threads each ran the default field 3x slower than with one.
-    Collective over ``comm``."""
+    node's cores divided by the ``local`` ranks on the node (at least 1). More
+    threads than cores make the parallel kernels' workers wait on each other: on 2
+    cores, two ranks with two threads each ran the default field 3x slower than
+    with one."""
     import numba
-    local = ranks_on_node(comm)
     if "NUMBA_NUM_THREADS" in os.environ:
         return numba.get_num_threads()
     n = max(1, min(numba.config.NUMBA_NUM_THREADS, (os.cpu_count() or 1) // local))
@@ -208,11 +207,11 @@ def node_memory_bytes() -> int:
     return int(total if limit is None else min(total, limit))
 
 
-def check_memory(config: Config, decomposition, stencils, in_memory: bool) -> None:
+def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_node: int) -> None:
     """Refuse a run whose model cannot fit: the estimate of the largest rank's peak
     (the models' ``resources``, which ``meshfield info`` prints; at the micro level
     while the connectivity is built) against the node's memory divided by the
-    ranks on it. Collective; every rank raises the
+    ``on_node`` ranks on it. Collective; every rank raises the
     same :class:`~meshfield.config.ConfigError`.
 
     The estimate is a lower bound (arrays of the model only, no interpreter or
@@ -228,7 +227,6 @@ def check_memory(config: Config, decomposition, stencils, in_memory: bool) -> No
     records = 0
     if in_memory:  # A and Abar of the whole lattice, float32, gathered on every rank
         records = 2 * 4 * config.n_records * len(config.types) * math.prod(config.lattice.shape)
-    on_node = ranks_on_node(dec.comm)
     share = node_memory_bytes() / on_node
     worst = dec.allreduce_max((need + records) / share)
     if worst <= 1.0:
@@ -388,8 +386,9 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     dec = make_decomposition(config, comm, dims, stencils)
     root = dec.rank == 0
     verbose = progress and root
-    threads = set_threads_per_rank(dec.comm)
-    check_memory(config, dec, stencils, in_memory=output is None)
+    on_node = ranks_on_node(dec.comm)
+    threads = set_threads_per_rank(on_node)
+    check_memory(config, dec, stencils, in_memory=output is None, on_node=on_node)
 
     R = config.record_every
     n_steps = config.n_records * R
