@@ -130,14 +130,9 @@ class Result:
             return dataset[()]
         except _READ_ERRORS as exc:
             # Name the block file at fault when it can be found.
-            culprit = None
-            if dataset.is_virtual:
-                folder = os.path.dirname(self.path)
-                for source in dataset.virtual_sources():
-                    problem = _block_file_problem(folder, source.file_name, source.dset_name, read=True)
-                    if problem is not None:
-                        culprit = problem
-                        break
+            folder = os.path.dirname(self.path)
+            culprit = next((problem for block, datasets in _block_sources(self._file, (name,)).items()
+                            if (problem := _block_file_problem(folder, block, datasets, read=True))), None)
             where = f"block file {culprit}" if culprit else _one_line(exc)
             raise ResultError(f"{self.path}: cannot read dataset {name!r}: {where}; the result is "
                               f"damaged (copy it again together with its block folder, or rerun)") from exc
@@ -196,59 +191,59 @@ class Result:
                 f"n_records={len(self.times)})")
 
 
+def _block_sources(file: h5py.File, names=RECORD_NAMES) -> dict[str, list[str]]:
+    """The block files behind the virtual datasets ``names``, each with the
+    datasets it serves (in the order the sources appear)."""
+    sources: dict[str, list[str]] = {}
+    for name in names:
+        if file[name].is_virtual:
+            for source in file[name].virtual_sources():
+                sources.setdefault(source.file_name, []).append(source.dset_name)
+    return sources
+
+
 def _missing_block_files(path: str, file: h5py.File) -> list[str]:
     # HDF5 fills a virtual dataset silently where a source file is missing; a
     # reader must instead be told that the block folder did not travel along.
     folder = os.path.dirname(path)
-    missing = set()
-    for name in RECORD_NAMES:
-        if not file[name].is_virtual:
-            continue
-        for source in file[name].virtual_sources():
-            if not os.path.isfile(os.path.join(folder, source.file_name)):
-                missing.add(source.file_name)
-    return sorted(missing)
+    return sorted(block for block in _block_sources(file) if not os.path.isfile(os.path.join(folder, block)))
 
 
-def _block_file_problem(folder: str, file_name: str, dset_name: str, read: bool = False) -> str | None:
-    """Return ``"FILE_NAME: reason"`` if the block file cannot serve ``dset_name``, else None.
+def _block_file_problem(folder: str, file_name: str, dset_names, read: bool = False) -> str | None:
+    """Return ``"FILE_NAME: reason"`` if the block file cannot serve the datasets
+    ``dset_names``, else None. Opens the file once.
 
     Parameters
     ----------
     folder : str
         The master file's folder (block paths are relative to it).
-    file_name, dset_name : str
-        A virtual source of a record dataset.
+    file_name : str
+        A block file, as a virtual source names it.
+    dset_names : sequence of str
+        The datasets of that file behind the record datasets.
     read : bool
-        Also read the whole dataset (finds damage beyond the file's header).
+        Also read the datasets whole (finds damage beyond the file's header).
     """
     try:
         with h5py.File(os.path.join(folder, file_name), "r") as block:
-            dataset = block.get(dset_name)
-            if not isinstance(dataset, h5py.Dataset):
-                return f"{file_name}: it has no dataset {dset_name.lstrip('/')!r}"
-            if read:
-                dataset[()]
+            for dset_name in dset_names:
+                dataset = block.get(dset_name)
+                if not isinstance(dataset, h5py.Dataset):
+                    return f"{file_name}: it has no dataset {dset_name.lstrip('/')!r}"
+                if read:
+                    dataset[()]
     except _READ_ERRORS as exc:
         return f"{file_name}: not a readable HDF5 file ({_one_line(exc)})"
     return None
 
 
 def _unreadable_block_files(path: str, file: h5py.File) -> list[str]:
-    """Block files that exist but cannot be opened or lack their dataset (cheap:
+    """Block files that exist but cannot be opened or lack their datasets (cheap:
     opens each file once, reads no data)."""
     folder = os.path.dirname(path)
-    problems = {}
-    for name in RECORD_NAMES:
-        if not file[name].is_virtual:
-            continue
-        for source in file[name].virtual_sources():
-            if source.file_name in problems:
-                continue
-            problem = _block_file_problem(folder, source.file_name, source.dset_name)
-            if problem is not None:
-                problems[source.file_name] = problem
-    return [problems[key] for key in sorted(problems)]
+    problems = (_block_file_problem(folder, block, datasets)
+                for block, datasets in sorted(_block_sources(file).items()))
+    return [problem for problem in problems if problem is not None]
 
 
 def _plain(value):
