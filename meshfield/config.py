@@ -684,13 +684,14 @@ class Config:
 
 
 def _dog_at_zero(kernel: KernelConfig, ndim: int) -> float:
-    """A ``dog`` kernel at offset 0 on an ``ndim``-D lattice, clipped at zero,
-    computed as :func:`meshfield.coupling.kernel_profile` does. The kernel is
-    largest there (``sigma_surround > sigma_center``), so 0 means it is zero
-    everywhere."""
-    def g(s):
-        return 1.0 / (2 * math.pi * s * s) ** (ndim / 2)
-    return max(g(kernel.sigma_center) - kernel.surround_weight * g(kernel.sigma_surround), 0.0)
+    """A ``dog`` kernel at offset 0 on an ``ndim``-D lattice, clipped at zero
+    (:func:`meshfield.coupling.kernel_profile`, imported here because coupling
+    imports this module). The kernel is largest there (``sigma_surround >
+    sigma_center``), so 0 means it is zero everywhere."""
+    import numpy as np
+
+    from .coupling import kernel_profile
+    return float(kernel_profile(kernel, np.zeros((1, ndim), dtype=np.int64), dx=1.0)[0])
 
 
 def _set_fields(obj, keep=()) -> dict:
