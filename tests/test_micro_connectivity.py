@@ -13,8 +13,10 @@ from meshfield.micro.connectivity import (
     build_alias,
     build_connectivity,
     draw_incoming_reference,
+    key_dtype,
     sample_alias,
 )
+from meshfield.micro import connectivity
 from meshfield.micro.delivery import deliver, deliver_reference, spike_list
 from meshfield.micro.neurons import NeuronLayout
 from meshfield.parallel import block_range
@@ -98,6 +100,25 @@ def test_kernel_matches_reference(shape, boundary):
     ref_rows = np.array(ref_rows)
     ref_rows = ref_rows[np.lexsort(ref_rows.T[::-1])]
     np.testing.assert_array_equal(as_rows(syn), ref_rows)
+
+
+def test_key_dtype_is_the_smallest_that_holds_the_keys():
+    assert key_dtype(2**31) is np.int32        # keys 0 .. 2**31 - 1
+    assert key_dtype(2**31 + 1) is np.int64
+
+
+def test_table_does_not_depend_on_the_key_type(monkeypatch):
+    """The build draws with 4-byte keys when they fit; 8-byte keys (ranks with more
+    than 2**31 keys) must give the same table."""
+    config = make_config((7, 7), "open", N=(4, 3), C=((5, 3), (4, 2)))
+    geometry = geometry_of(config)
+    stencils = build_stencils(config)
+    layout = NeuronLayout.build(geometry.global_site(), [p.N for p in config.populations])
+    narrow = build_connectivity(config.run.seed, stencils, layout, geometry)
+    monkeypatch.setattr(connectivity, "key_dtype", lambda n_keys: np.int64)
+    wide = build_connectivity(config.run.seed, stencils, layout, geometry)
+    for name in ("out_ptr", "out_col", "out_delay"):
+        np.testing.assert_array_equal(getattr(narrow, name), getattr(wide, name))
 
 
 def test_alias_table_reproduces_weights():

@@ -55,8 +55,8 @@ def test_resources_match_the_built_model():
     assert r["neurons"] == model.n_neurons == 12 * 40
     assert r["synapses"] == model.n_synapses == 12 * (30 * 16 + 10 * 16)
     assert r["memory_bytes"] == model.memory_bytes()
-    # while building: the incoming synapses too (int64 source key, uint8 delay here)
-    assert r["peak_bytes"] == r["memory_bytes"] + 9 * r["synapses"]
+    # while building: the incoming synapses too (int32 source key, uint8 delay here)
+    assert r["peak_bytes"] == r["memory_bytes"] + 5 * r["synapses"]
     # a 4 x 3 block with halo 1: the inner sites are 2 x 1
     assert r["edge_neurons"] == (12 - 2) * 40
 

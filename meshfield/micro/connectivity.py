@@ -175,6 +175,11 @@ class Connectivity:
         return key, col // n_types, col % n_types, self.out_delay.astype(np.int64)
 
 
+def key_dtype(n_keys: int):
+    """Smallest signed integer type that holds the source keys ``0 .. n_keys - 1``."""
+    return np.int32 if n_keys <= 2**31 else np.int64
+
+
 def _delay_dtype(max_delay: int):
     for dtype in (np.uint8, np.uint16):
         if max_delay <= np.iinfo(dtype).max:
@@ -286,7 +291,7 @@ def draw_incoming(seed, global_site, site_coords, site_cell, source_cell, type_o
     weights : ndarray of float64, shape (n_off_total,)
     delays : ndarray of int64, shape (n_off_total,)
     group_ptr : ndarray of int64, shape (n_sites * n_types + 1,)
-    in_key : ndarray of int64, shape (n_synapses,)
+    in_key : ndarray of int32 or int64 (:func:`key_dtype`), shape (n_synapses,)
         Output: source key (module docstring).
     in_delay : ndarray, shape (n_synapses,)
         Output: delay (steps).
@@ -486,14 +491,16 @@ def build_connectivity(seed: int, stencils, layout: NeuronLayout, geometry: Bloc
     n_synapses = int(group_ptr[-1])
     max_delay = int(tables.delays.max()) if tables.delays.size else 0
     delay_dtype = _delay_dtype(max_delay)
-    in_key = np.empty(n_synapses, dtype=np.int64)
+    n_keys = int(np.prod(geometry.with_halo_shape)) * layout.n_per_site
+    # The incoming draw is the peak of the build (it coexists with the table);
+    # 4-byte keys halve it whenever the rank's keys fit.
+    in_key = np.empty(n_synapses, dtype=key_dtype(n_keys))
     in_delay = np.empty(n_synapses, dtype=delay_dtype)
     draw_incoming(np.int64(seed), layout.global_site, geometry.site_coords(), geometry.interior_cells(),
                   geometry.source_cells(), layout.type_offset, np.array(geometry.global_shape, dtype=np.int64), geometry.periodic,
                   geometry.halo_strides(), tables.target, tables.source, tables.C, tables.m0,
                   tables.off_ptr, tables.offsets, tables.weights, tables.delays, group_ptr,
                   in_key, in_delay)
-    n_keys = int(np.prod(geometry.with_halo_shape)) * layout.n_per_site
     out_ptr = np.empty(n_keys + 1, dtype=np.int64)
     out_col = np.empty(n_synapses, dtype=np.int32)
     out_delay = np.empty(n_synapses, dtype=delay_dtype)

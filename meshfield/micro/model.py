@@ -31,7 +31,7 @@ from ..coupling import max_delay, min_delay
 from ..lattice import Lattice
 from ..parallel import exchange_spikes
 from ..stimulus import Stimulus
-from .connectivity import BlockGeometry, build_connectivity
+from .connectivity import BlockGeometry, build_connectivity, key_dtype
 from .delivery import deliver, spike_list
 from .neurons import NeuronLayout, NeuronState, advance_neurons, neuron_parameters
 
@@ -59,8 +59,8 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
     dict
         ``neurons``, ``synapses``, ``memory_bytes`` (synapse table, neuron state and
         ring buffer), ``peak_bytes`` (``memory_bytes`` plus the incoming synapses,
-        a source key of 8 bytes and a delay each, held while the connectivity is
-        built and inverted), ``bytes_per_synapse`` (synapse table only), and the spike
+        a source key (4 bytes; 8 beyond 2**31 keys) and a delay each, held while
+        the connectivity is built and inverted), ``bytes_per_synapse`` (synapse table only), and the spike
         traffic per exchange (every ``d_min`` steps) *per Hz of mean rate*:
         ``edge_neurons`` (neurons whose spikes neighbours may need),
         ``spikes_per_exchange_per_hz`` and ``bytes_per_exchange_per_hz`` (an upper
@@ -91,7 +91,7 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
         forwarded_sites += 2 * h * across
     return dict(
         neurons=neurons, synapses=synapses, memory_bytes=table + state,
-        peak_bytes=table + state + (8 + delay_bytes) * synapses,
+        peak_bytes=table + state + (np.dtype(key_dtype(n_keys)).itemsize + delay_bytes) * synapses,
         bytes_per_synapse=table / synapses if synapses else 0.0, edge_neurons=edge_neurons,
         spikes_per_exchange_per_hz=edge_neurons * block_s,
         bytes_per_exchange_per_hz=forwarded_sites * n_per_site * block_s * 8 * (RECORD_COLUMNS + ndim),
