@@ -108,7 +108,8 @@ class Result:
         Raises
         ------
         ResultError
-            If a block file cannot be read (naming the result and the block file).
+            If the result was closed before the first access, or a block file
+            cannot be read (naming the result and the block file).
         """
         return self._read_record("A")
 
@@ -119,13 +120,21 @@ class Result:
         Raises
         ------
         ResultError
-            If a block file cannot be read (naming the result and the block file).
+            If the result was closed before the first access, or a block file
+            cannot be read (naming the result and the block file).
         """
         return self._read_record("Abar")
 
+    def _open_file(self) -> h5py.File:
+        """The master file; a ResultError once the result is closed."""
+        if not self._file:
+            raise ResultError(f"{self.path}: the result is closed; open it again with meshfield.open_result "
+                              "(arrays read before closing, such as A, stay usable)")
+        return self._file
+
     def _read_record(self, name: str) -> np.ndarray:
         """Read the record dataset ``name`` whole; a read error becomes a ResultError."""
-        dataset = self._file[name]
+        dataset = self._open_file()[name]
         try:
             return dataset[()]
         except _READ_ERRORS as exc:
@@ -145,12 +154,13 @@ class Result:
         if name not in (*RECORD_NAMES, "times"):
             raise ResultError(f"no dataset {name!r} in a meshfield result; "
                               f"allowed are {', '.join((*RECORD_NAMES, 'times'))}")
-        return self._file[name]
+        return self._open_file()[name]
 
     @property
     def extra_names(self) -> list[str]:
         """Names of the extra per-rank datasets (e.g. micro spike trains)."""
-        return sorted(self._file["extra"]) if "extra" in self._file else []
+        file = self._open_file()
+        return sorted(file["extra"]) if "extra" in file else []
 
     def extra(self, name: str) -> dict[int, np.ndarray]:
         """Return the extra dataset ``name`` of every rank that wrote one.
