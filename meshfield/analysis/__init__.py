@@ -1,10 +1,12 @@
 """Statistics of meshfield results: spectra, moments, spatial structure, switching.
 
-Every function takes plain numpy arrays in the result layout
+The functions on records take plain numpy arrays in the result layout
 ``[time, type, *lattice]`` (activity in Hz) plus the record interval in ms, or a
 result object (``meshfield.io.open_result``) from which the interval, type
-names and lattice geometry are read. Units: ms, Hz, mm, rad/mm, mm/ms.
-See docs/analysis.md.
+names and lattice geometry are read; ``space_time_spectrum`` and ``wave_speed``
+take one type's field ``[time, *lattice]``, ``spatial_spectrum`` also a
+snapshot, ``auto_thresholds`` a signal array, ``compare_results`` two results.
+Units: ms, Hz, mm, rad/mm, mm/ms. See docs/analysis.md.
 """
 
 from ._record import AnalysisInputError

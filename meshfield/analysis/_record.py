@@ -18,6 +18,7 @@ once by the block-wise statistics.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,6 +106,7 @@ class Record:
         ndarray, shape (i1 - i0, n_types, *lattice_shape)
         """
         block = np.asarray(self.data[self.start + i0 : self.start + i1], dtype=np.float64)
+        check_finite("A", block, offset=self.start + i0)
         return block.reshape((i1 - i0, self.n_types) + self.lattice_shape)
 
     def blocks(self, n_blocks: int) -> tuple[int, list[tuple[int, int]]]:
@@ -114,9 +116,7 @@ class Record:
         the ``n_time mod n_blocks`` last samples are left out so that all blocks
         have the same weight.
         """
-        if int(n_blocks) != n_blocks or n_blocks < 2:
-            raise AnalysisInputError(f"n_blocks = {n_blocks!r}: must be an integer >= 2")
-        n_blocks = int(n_blocks)
+        n_blocks = whole("n_blocks", n_blocks, 2)
         length = self.n_time // n_blocks
         if length < 1:
             raise AnalysisInputError(
@@ -131,22 +131,47 @@ def is_result(obj: Any) -> bool:
     return hasattr(obj, "A") and hasattr(obj, "record_interval")
 
 
+def number(name: str, value: Any, what: str, minimum: float | None = None, strict: bool = False,
+           error: type = AnalysisInputError) -> float:
+    """``value`` as a finite float, or one error naming ``name``, the value and ``what`` is allowed.
+
+    ``minimum`` is a lower bound (excluded with ``strict``).
+    """
+    try:
+        valid = not isinstance(value, (bool, str, bytes)) and math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):
+        valid = False
+    if valid:
+        result = float(value)
+        valid = minimum is None or (result > minimum if strict else result >= minimum)
+    if not valid:
+        raise error(f"{name} = {value!r}: must be {what}")
+    return result
+
+
+def whole(name: str, value: Any, minimum: int, error: type = AnalysisInputError) -> int:
+    """``value`` as an int ``>= minimum`` (an integral float is accepted), or one
+    error naming ``name`` and the value."""
+    try:
+        valid = (not isinstance(value, (bool, str, bytes)) and math.isfinite(float(value))
+                 and float(value) == int(value) and int(value) >= minimum)
+    except (TypeError, ValueError, OverflowError):
+        valid = False
+    if not valid:
+        raise error(f"{name} = {value!r}: must be a whole number >= {minimum}")
+    return int(value)
+
+
 def _check_interval(record_interval: Any) -> float | None:
     if record_interval is None:
         return None
-    value = float(record_interval)
-    if not (math.isfinite(value) and value > 0.0):
-        raise AnalysisInputError(f"record_interval = {record_interval!r}: must be a positive number of ms")
-    return value
+    return number("record_interval", record_interval, "a positive number of ms", 0.0, strict=True)
 
 
 def _check_dx(dx: Any) -> float | None:
     if dx is None:
         return None
-    value = float(dx)
-    if not (math.isfinite(value) and value > 0.0):
-        raise AnalysisInputError(f"dx = {dx!r}: must be a positive lattice spacing in mm")
-    return value
+    return number("dx", dx, "a positive lattice spacing in mm", 0.0, strict=True)
 
 
 def _check_boundary(boundary: Any) -> str | None:
@@ -193,6 +218,11 @@ def as_record(
     record_interval = _check_interval(record_interval)
     dx = _check_dx(dx)
     boundary = _check_boundary(boundary)
+    if isinstance(obj, (str, bytes, os.PathLike)):
+        raise AnalysisInputError(
+            f"A = {obj!r} is a path; open the result first: "
+            "with meshfield.open_result(path) as res: ...(res)"
+        )
     if is_result(obj):
         data = obj.A
         types = tuple(str(t) for t in obj.types)
@@ -220,19 +250,20 @@ def as_record(
         data = np.asarray(obj)
         if data.ndim == 0:
             raise AnalysisInputError("A must have a time axis; got a scalar")
-        if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
-            raise AnalysisInputError(f"A must be numeric; got dtype {data.dtype}")
+        if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)
+                or data.dtype == bool):
+            raise AnalysisInputError(f"A must hold real numbers (activity in Hz); got dtype {data.dtype}")
         if data.ndim == 1:
             data = data[:, None]
+        if data.shape[1] == 0:
+            raise AnalysisInputError(f"A has shape {data.shape}: its type axis (axis 1) is empty")
         types = tuple(str(i) for i in range(data.shape[1]))
         lattice = tuple(int(n) for n in data.shape[2:])
     if not lattice:
         lattice = (1,)
     if any(n < 1 for n in lattice):
         raise AnalysisInputError(f"lattice shape {list(lattice)} has an empty axis")
-    discard = float(discard)
-    if not (math.isfinite(discard) and discard >= 0.0):
-        raise AnalysisInputError(f"discard = {discard!r}: must be a non-negative time in ms")
+    discard = number("discard", discard, "a non-negative time in ms", 0.0)
     start = 0
     if discard > 0.0:
         if record_interval is None:
@@ -247,13 +278,50 @@ def as_record(
     return Record(data, start, record_interval, types, lattice, dx, boundary)
 
 
+def real_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as a float64 array, refusing a path, non-real numbers, empty axes and NaN/inf."""
+    if isinstance(value, (str, bytes, os.PathLike)):
+        as_record(value)  # the message for a path
+    array = np.asarray(value)
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+            or array.dtype == bool):
+        raise AnalysisInputError(f"{name} must hold real numbers; got dtype {array.dtype}")
+    if 0 in array.shape:
+        raise AnalysisInputError(f"{name} has shape {array.shape}, with an empty axis")
+    check_finite(name, array)
+    return array.astype(np.float64)
+
+
+def check_finite(name: str, values, offset: int = 0) -> None:
+    """One error naming ``name`` if ``values`` holds NaN or infinity.
+
+    The message gives the index of the first such value, its time index shifted
+    by ``offset`` (for a slice of a longer record).
+    """
+    values = np.asarray(values)
+    if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
+        return
+    finite = np.isfinite(values)
+    if not finite.all():
+        where = [int(i) for i in np.unravel_index(int(np.argmin(finite)), values.shape)]
+        if where:
+            where[0] += offset
+        raise AnalysisInputError(
+            f"{name} holds non-finite values (NaN or inf): {values[~finite][0]} at index {tuple(where)}; "
+            "the statistics need finite values"
+        )
+
+
 def type_index(record: Record, which: int | str) -> int:
     """Index of a type given by name or index."""
     if isinstance(which, str):
         if which not in record.types:
             raise AnalysisInputError(f"type {which!r} not found; types are {list(record.types)}")
         return record.types.index(which)
-    index = int(which)
-    if not -record.n_types <= index < record.n_types:
-        raise AnalysisInputError(f"type index {which!r} out of range for {record.n_types} types")
-    return index % record.n_types
+    if isinstance(which, (bool, np.bool_)) or not isinstance(which, (int, np.integer)) \
+            or not -record.n_types <= which < record.n_types:
+        raise AnalysisInputError(
+            f"type {which!r}: must be a type name ({', '.join(record.types)}) or an index "
+            f"from {-record.n_types} to {record.n_types - 1}"
+        )
+    return int(which) % record.n_types

@@ -8,16 +8,25 @@ The signal is "up" while population 1 dominates.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._record import AnalysisInputError, as_record, is_result, type_index
+from ._record import AnalysisInputError, _check_interval, as_record, is_result, number, real_array, type_index, whole
 
 
 class NotBimodalError(AnalysisInputError):
     """The histogram of a signal has no two well-separated modes."""
+
+
+def _is_index(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _need_interval(record_interval) -> float:
+    if record_interval is None:
+        raise AnalysisInputError("record_interval (ms) is required for array input")
+    return _check_interval(record_interval)
 
 
 def smooth(a, window_ms: float, record_interval: float | None = None) -> np.ndarray:
@@ -45,13 +54,11 @@ def smooth(a, window_ms: float, record_interval: float | None = None) -> np.ndar
         record = as_record(a, record_interval)
         a = record.read(0, record.n_time)
         record_interval = record.record_interval
-    a = np.asarray(a, dtype=float)
+    a = real_array("the signal", a)
     if a.ndim == 0:
         raise AnalysisInputError("smooth needs a signal with a time axis")
-    if record_interval is None or not record_interval > 0:
-        raise AnalysisInputError(f"record_interval = {record_interval!r}: a positive interval in ms is required")
-    if not (math.isfinite(window_ms) and window_ms >= 0):
-        raise AnalysisInputError(f"window_ms = {window_ms!r}: must be a non-negative time in ms")
+    record_interval = _need_interval(record_interval)
+    window_ms = number("window_ms", window_ms, "a non-negative time in ms", 0.0)
     half = int(round(window_ms / (2.0 * record_interval)))
     if half == 0:
         return a.copy()
@@ -93,6 +100,7 @@ def bistable_signal(
     -------
     ndarray, shape (n_time_after_discard,)
     """
+    window_ms = number("window_ms", window_ms, "a non-negative time in ms", 0.0)
     record = as_record(A, record_interval, discard)
     if populations is None:
         if record.n_types == 2:
@@ -104,26 +112,35 @@ def bistable_signal(
                 f"populations must be given for {record.n_types} types on {record.n_sites} sites: "
                 "a pair (p1, p2) of types or (type, site)"
             )
-    if len(populations) != 2:
-        raise AnalysisInputError(f"populations = {populations!r}: must be a pair")
+    if isinstance(populations, (str, bytes)) or not isinstance(populations, (tuple, list)) or len(populations) != 2:
+        raise AnalysisInputError(
+            f"populations = {populations!r}: must be a pair (p1, p2) of types (name or index) or (type, site)"
+        )
     x = record.read(0, record.n_time).reshape(record.n_time, record.n_types, record.n_sites)
-    signals = []
+    signals, chosen = [], []
     for p in populations:
         if isinstance(p, (tuple, list)):
             if len(p) != 2:
                 raise AnalysisInputError(f"population {p!r}: expected (type, site)")
             site = p[1]
-            if isinstance(site, (tuple, list)):
+            if isinstance(site, (tuple, list, np.ndarray)):
                 if len(site) != len(record.lattice_shape) or not all(
-                    0 <= i < n for i, n in zip(site, record.lattice_shape)
+                    _is_index(i) and 0 <= i < n for i, n in zip(site, record.lattice_shape)
                 ):
                     raise AnalysisInputError(f"site {site!r} is not on the lattice {list(record.lattice_shape)}")
-                site = int(np.ravel_multi_index(tuple(site), record.lattice_shape))
-            if not 0 <= int(site) < record.n_sites:
-                raise AnalysisInputError(f"site {site!r} out of range for {record.n_sites} sites")
-            signals.append(x[:, type_index(record, p[0]), int(site)])
+                site = int(np.ravel_multi_index(tuple(int(i) for i in site), record.lattice_shape))
+            if not (_is_index(site) and 0 <= site < record.n_sites):
+                raise AnalysisInputError(
+                    f"site {site!r}: must be a flat site index from 0 to {record.n_sites - 1} "
+                    f"or a tuple of lattice indices"
+                )
+            chosen.append((type_index(record, p[0]), int(site)))
         else:
-            signals.append(x[:, type_index(record, p)].mean(axis=1))
+            chosen.append((type_index(record, p), None))
+    if chosen[0] == chosen[1]:
+        raise AnalysisInputError(f"populations = {populations!r} names the same population twice")
+    for t, site in chosen:
+        signals.append(x[:, t].mean(axis=1) if site is None else x[:, t, site])
     difference = signals[0] - signals[1]
     if window_ms > 0:
         difference = smooth(difference, window_ms, record.need_interval())
@@ -203,12 +220,15 @@ def dwell_times(a, record_interval: float | None = None, low: float | None = Non
     if is_result(a):
         record_interval = as_record(a, record_interval).record_interval
         a = bistable_signal(a)
-    a = np.asarray(a, dtype=float)
+    a = real_array("the signal", a)
     if a.ndim != 1:
         raise AnalysisInputError(f"the state signal must be 1-D; got shape {a.shape}")
-    if record_interval is None or not record_interval > 0:
-        raise AnalysisInputError(f"record_interval = {record_interval!r}: a positive interval in ms is required")
-    if low is None or high is None or not low < high:
+    record_interval = _need_interval(record_interval)
+    if low is None or high is None:
+        raise AnalysisInputError(f"thresholds low = {low!r}, high = {high!r}: both are required (see auto_thresholds)")
+    low = number("low", low, "a finite threshold in the units of the signal")
+    high = number("high", high, "a finite threshold in the units of the signal")
+    if not low < high:
         raise AnalysisInputError(f"thresholds low = {low!r}, high = {high!r}: need low < high")
     mark = np.where(a >= high, 1, np.where(a <= low, -1, 0)).astype(np.int8)
     # Forward fill: every sample takes the mark of the latest sample that was
@@ -282,13 +302,18 @@ def auto_thresholds(a, n_bins: int = 60, min_dip: float = 0.5) -> Thresholds:
     NotBimodalError
         If there are no two modes separated by a trough of the required depth.
     """
-    values = np.asarray(a, dtype=float).ravel()
-    values = values[np.isfinite(values)]
-    if values.size < 10 or int(n_bins) != n_bins or n_bins < 5 or not 0 < min_dip < 1:
+    if is_result(a):
         raise AnalysisInputError(
-            f"auto_thresholds needs >= 10 finite samples (got {values.size}), n_bins >= 5 "
-            f"(got {n_bins!r}) and 0 < min_dip < 1 (got {min_dip!r})"
+            "auto_thresholds takes the state signal as an array; compute it first, e.g. "
+            "auto_thresholds(bistable_signal(result, window_ms=...))"
         )
+    n_bins = whole("n_bins", n_bins, 5)
+    min_dip = number("min_dip", min_dip, "a relative depth between 0 and 1", 0.0, strict=True)
+    if not min_dip < 1:
+        raise AnalysisInputError(f"min_dip = {min_dip!r}: must be a relative depth between 0 and 1")
+    values = real_array("the signal", a).ravel()
+    if values.size < 10:
+        raise AnalysisInputError(f"auto_thresholds needs at least 10 samples; got {values.size}")
     lo, hi = np.percentile(values, [0.5, 99.5])
     if not hi > lo:
         raise NotBimodalError("the signal is (nearly) constant; it has no two states")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ._record import AnalysisInputError, as_record, is_result
+from ._record import AnalysisInputError, as_record, is_result, number, whole
 from .bistable import bistable_signal, dwell_times
 from .spatial import correlation_vs_distance
 from .spectra import log_band_average, psd
@@ -248,7 +248,7 @@ def compare_results(
     n_bands: int = 8,
     f_min: float | None = None,
     n_blocks: int = DEFAULT_BLOCKS,
-    distances: tuple = (0, 1, 2),
+    distances: tuple | None = None,
     min_switches: int = MIN_SWITCHES,
 ) -> ComparisonReport:
     """Compare the statistics of two results with the acceptance rules of VALIDATION.md.
@@ -279,8 +279,10 @@ def compare_results(
         1 s.
     n_blocks : int
         Blocks for the batch-means and correlation standard errors.
-    distances : tuple of int
-        Lattice distances (site spacings) whose correlations are compared.
+    distances : sequence of float, optional
+        Lattice distances (site spacings) whose correlations are compared; each
+        must occur on the lattice. Default: those of 0, 1, 2 that occur
+        (VALIDATION.md).
     min_switches : int
         Switches each result must show for the dwell-time comparison.
 
@@ -300,6 +302,21 @@ def compare_results(
         if not is_result(res):
             raise CompareInputError(f"{label} is not a result (needs attributes A, types, record_interval, config)")
     spec = _bistable_spec(bistable)
+    segment_ms = number("segment_ms", segment_ms, "a positive duration in ms", 0.0, strict=True,
+                        error=CompareInputError)
+    n_bands = whole("n_bands", n_bands, 1, error=CompareInputError)
+    n_blocks = whole("n_blocks", n_blocks, 2, error=CompareInputError)
+    min_switches = whole("min_switches", min_switches, 0, error=CompareInputError)
+    if f_min is not None:
+        f_min = number("f_min", f_min, "a positive frequency in Hz", 0.0, strict=True, error=CompareInputError)
+    explicit_distances = distances is not None
+    if explicit_distances:
+        if isinstance(distances, (str, bytes)) or not np.iterable(distances):
+            raise CompareInputError(f"distances = {distances!r}: must be a sequence of distances in site spacings")
+        distances = tuple(number("distances", d, "a sequence of distances >= 0 in site spacings", 0.0,
+                                 error=CompareInputError) for d in distances)
+    else:
+        distances = (0.0, 1.0, 2.0)
     try:
         records = tuple(as_record(res, discard=discard) for res in (res_a, res_b))
     except AnalysisInputError as error:
@@ -308,12 +325,6 @@ def compare_results(
     types = records[0].types
     dt = records[0].record_interval
     nyquist = 1000.0 / (2.0 * dt)
-    try:
-        segment_ms = float(segment_ms)
-    except (TypeError, ValueError):
-        segment_ms = math.nan
-    if not (math.isfinite(segment_ms) and segment_ms > 0):
-        raise CompareInputError(f"segment_ms = {segment_ms!r}: must be a positive duration in ms")
     if f_min is None:
         f_min = max(1.0, 1000.0 / segment_ms)
     for label, record in zip(labels, records):
@@ -327,13 +338,13 @@ def compare_results(
             )
     rows: list[Row] = []
 
-    try:
-        means = tuple(mean_var(res, discard=discard, n_blocks=n_blocks) for res in (res_a, res_b))
-    except AnalysisInputError as error:
-        raise CompareInputError(str(error)) from error
-    for label, m in zip(labels, means):
-        if not np.all(np.isfinite(m.mean)):
-            raise CompareInputError(f"{label}: the activity contains non-finite values")
+    means = []
+    for label, res in zip(labels, (res_a, res_b)):
+        try:
+            means.append(mean_var(res, discard=discard, n_blocks=n_blocks))
+        except AnalysisInputError as error:  # e.g. NaN in the activity
+            raise CompareInputError(f"{label}: {error}") from error
+    means = tuple(means)
     for t, name in enumerate(types):
         a, b = float(means[0].mean[t]), float(means[1].mean[t])
         se_a, se_b = float(means[0].mean_se[t]), float(means[1].mean_se[t])
@@ -376,15 +387,25 @@ def compare_results(
             )
 
     correlations = None
+    if explicit_distances and records[0].n_sites == 1 and distances:
+        raise CompareInputError(f"distances = {distances}: the results have a single site, so no correlations")
     if records[0].n_sites > 1:
         reach = max(distances) if distances else 0
         correlations = tuple(
             correlation_vs_distance(res, max_distance=reach, discard=discard, n_blocks=n_blocks)
             for res in (res_a, res_b)
         )
+        present = correlations[0].distances
+        absent = [d for d in distances if not np.isclose(present, d).any()]
+        if explicit_distances and absent:
+            raise CompareInputError(
+                f"distances = {distances}: no site pairs at {', '.join(f'{d:g}' for d in absent)} on the "
+                f"lattice {list(records[0].lattice_shape)}; distances present up to {reach:g}: "
+                f"{', '.join(f'{d:.3g}' for d in present)}"
+            )
         for t, name in enumerate(types):
             for d in distances:
-                where = np.flatnonzero(np.isclose(correlations[0].distances, d))
+                where = np.flatnonzero(np.isclose(present, d))
                 if where.size == 0:
                     continue
                 j = int(where[0])
@@ -486,7 +507,11 @@ def plot_comparison(report: ComparisonReport, path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..plot import published
+    from ..plot import check_figure_target, published
+
+    if not isinstance(report, ComparisonReport):
+        raise CompareInputError(f"report = {report!r}: must be the ComparisonReport of compare_results")
+    check_figure_target(path)
 
     colours = ("tab:blue", "tab:orange")
     types = report.types

@@ -9,12 +9,11 @@ along ``+k`` has its power at ``(f, k)`` with ``f > 0`` (and the mirror point
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._record import AnalysisInputError, Record, as_record, is_result, type_index
+from ._record import AnalysisInputError, Record, as_record, is_result, number, real_array, type_index, whole
 from .stats import DEFAULT_BLOCKS
 
 # Samples x sites per FFT batch: bounds the memory of the block-wise transforms
@@ -144,8 +143,7 @@ def correlation_vs_distance(
     if max_distance is None:
         long_axes = [n for n in lattice if n > 1]
         max_distance = min(long_axes) // 2 if long_axes else 0
-    if not (math.isfinite(max_distance) and max_distance >= 0):
-        raise AnalysisInputError(f"max_distance = {max_distance!r}: must be >= 0 site spacings")
+    max_distance = number("max_distance", max_distance, "a distance >= 0 in site spacings", 0.0)
     length, blocks = record.blocks(n_blocks)
     mean, var = _site_moments(record, length * len(blocks))
     valid = var > _CONSTANT_RTOL * mean**2
@@ -189,7 +187,10 @@ def correlation_vs_distance(
             for j0, j1 in _batches(i0, i1, per_sample):
                 sums += autocorrelate((record.read(j0, j1) - mean) * scale)
             c = grouped(sums) / (pairs_per_sample * length)
-            block_r[b] = c / c[:, :1]
+            # No pairs at a distance, or no fluctuations in the block: undefined
+            # (NaN), never the +-inf of rounding noise over zero.
+            c = np.where(pairs_per_sample > 0, c, np.nan)
+            block_r[b] = np.where(c[:, :1] > 0, c / c[:, :1], np.nan)
     distances = np.sqrt(distances_sq.astype(float))
     return CorrelationVsDistance(
         distances=distances,
@@ -218,19 +219,23 @@ class SpatialSpectrum:
     n_modes : ndarray of int, shape (n_shells,)
         Number of lattice wave vectors in each shell.
     k_step : float
-        Shell width ``2 pi / (n dx)`` with ``n`` the shortest lattice axis
-        longer than one site (rad/mm); the lattice wave-number step on a
-        square lattice.
+        Shell width ``2 pi / (n dx)`` with ``n`` the longest lattice axis
+        (rad/mm): the lattice wave-number step on a square lattice, the finer
+        of the two steps on a rectangular one.
     k_peak : ndarray, shape (n_types,)
         Dominant wave number (rad/mm): the power-weighted mean ``|k|`` of the
-        modes in the shell of largest mean power, excluding ``k = 0``.
+        modes in the shell of largest mean power, excluding ``k = 0``; NaN for
+        a type whose field has no spatial structure (no power at ``k != 0``
+        beyond rounding).
     k_peak_steps : ndarray of int, shape (n_types,)
-        Index of that shell: ``|k|`` in lattice wave-number steps, rounded.
+        Index of that shell: ``|k|`` in steps of ``k_step``, rounded (0 where
+        ``k_peak`` is NaN).
     wavelength : ndarray, shape (n_types,)
         ``2 pi / k_peak``, mm.
     k_vector_peak : ndarray, shape (n_types, lattice_ndim)
         The single lattice wave vector of largest power, rad/mm (of the pair
-        ``+-k`` of a real field, the first in FFT order).
+        ``+-k`` of a real field, the first in FFT order; NaN where ``k_peak``
+        is).
     types : tuple of str
         Type names (``("0",)`` for a snapshot).
     """
@@ -260,9 +265,11 @@ def spatial_spectrum(
     Parameters
     ----------
     A : array or result
-        A snapshot ``[*lattice]`` (Hz) when ``lattice_ndim`` is None; with
-        ``lattice_ndim`` an array in the result layout
-        ``[time, type, *lattice]``; or a result. Records are averaged over time
+        A snapshot ``[*lattice]`` (Hz, 1 or 2 axes) when ``lattice_ndim`` is
+        None; with ``lattice_ndim`` an array in the result layout
+        ``[time, type, *lattice]``; or a result. The transform treats the
+        lattice as periodic, also an open one (whose edges then add some
+        power at all wave numbers). Records are averaged over time
         (after ``discard``), per type, which suits stationary patterns and
         travelling waves alike.
     dx : float
@@ -280,6 +287,8 @@ def spatial_spectrum(
     -------
     SpatialSpectrum
     """
+    if lattice_ndim is not None and not is_result(A):
+        lattice_ndim = whole("lattice_ndim", lattice_ndim, 1)
     if is_result(A) or lattice_ndim is not None:
         if not is_result(A) and np.ndim(A) != lattice_ndim + 2:
             raise AnalysisInputError(
@@ -293,21 +302,27 @@ def spatial_spectrum(
         n_time, types = record.n_time, record.types
         dx = record.dx
     else:
-        snapshot = np.asarray(A, dtype=float)
-        if snapshot.ndim == 0:
-            raise AnalysisInputError("a snapshot needs at least one lattice axis")
+        snapshot = real_array("A", A)
+        if not 1 <= snapshot.ndim <= 2:
+            raise AnalysisInputError(
+                f"A has shape {snapshot.shape}: a snapshot has 1 or 2 lattice axes; for an array in the "
+                "result layout [time, type, *lattice] pass lattice_ndim (1 or 2)"
+            )
         lattice = snapshot.shape
         chunks = iter([snapshot[None, None]])
         n_time, types = 1, ("0",)
-    if dx is None or not dx > 0:
-        raise AnalysisInputError(f"dx = {dx!r}: a positive lattice spacing in mm is required")
+    if dx is None:
+        raise AnalysisInputError("dx (lattice spacing in mm) is required for array input")
+    dx = number("dx", dx, "a positive lattice spacing in mm", 0.0, strict=True)
     long_axes = [n for n in lattice if n > 1]
     if not long_axes:
         raise AnalysisInputError("a spatial spectrum needs a lattice with more than one site")
     axes = tuple(range(-len(lattice), 0))
     n_sites = int(np.prod(lattice))
     power = np.zeros((len(types),) + tuple(lattice))
+    mean_square = np.zeros(len(types))
     for x in chunks:
+        mean_square += (x**2).mean(axis=axes).sum(axis=0)
         if remove_mean:
             x = x - x.mean(axis=axes, keepdims=True)
         spectrum = np.fft.fftn(x, axes=axes)
@@ -317,7 +332,9 @@ def spatial_spectrum(
     k_axes = [2.0 * np.pi * np.fft.fftfreq(n, d=dx) for n in lattice]
     k_grid = np.meshgrid(*k_axes, indexing="ij")
     k_norm = np.sqrt(sum(k**2 for k in k_grid))
-    k_step = 2.0 * np.pi / (min(long_axes) * dx)
+    # The step of the longest axis: every non-zero wave vector of any axis is at
+    # least one step long, so shell 0 holds k = 0 alone.
+    k_step = 2.0 * np.pi / (max(long_axes) * dx)
     shell = np.rint(k_norm / k_step).astype(int).ravel()
     n_modes = np.bincount(shell)
     flat = power.reshape(len(types), -1)
@@ -325,11 +342,17 @@ def spatial_spectrum(
     with np.errstate(invalid="ignore"):
         shell_power = np.where(n_modes > 0, shell_power / np.maximum(n_modes, 1), 0.0)
     peak_shell = 1 + np.argmax(shell_power[:, 1:], axis=1)
-    k_peak = np.empty(len(types))
+    # A field without spatial structure (power at k != 0 at the level of
+    # rounding) has no dominant wave number.
+    flat_field = shell_power[:, 1:].max(axis=1) <= 1e-20 * mean_square / n_time
+    peak_shell[flat_field] = 0
+    k_peak = np.full(len(types), np.nan)
     k_vectors = np.stack([k.ravel() for k in k_grid], axis=1)
     nonzero = k_norm.ravel() > 0
-    k_vector_peak = np.empty((len(types), len(lattice)))
+    k_vector_peak = np.full((len(types), len(lattice)), np.nan)
     for t in range(len(types)):
+        if flat_field[t]:
+            continue
         members = shell == peak_shell[t]
         weight = flat[t, members].sum()
         k_peak[t] = (flat[t, members] @ k_norm.ravel()[members]) / weight if weight > 0 else peak_shell[t] * k_step
@@ -374,17 +397,21 @@ def _field(A, record_interval, dx, which, discard, duration) -> tuple[np.ndarray
     if is_result(A):
         record = as_record(A, record_interval, discard, dx=dx)
     else:
+        if isinstance(A, (str, bytes)):
+            as_record(A)  # the message for a path
         array = np.asarray(A)
-        if array.ndim < 2:
-            raise AnalysisInputError(f"A has shape {array.shape}; expected [time, *lattice]")
+        if not 2 <= array.ndim <= 3:
+            raise AnalysisInputError(
+                f"A has shape {array.shape}; expected one type's field [time, *lattice] with 1 or 2 "
+                "lattice axes (for an array in the result layout [time, type, *lattice] pass A[:, type])"
+            )
         record = as_record(array[:, None], record_interval, discard, dx=dx)
     dt = record.need_interval()
     if record.dx is None:
         raise AnalysisInputError("dx (lattice spacing in mm) is required for array input")
     n_time = record.n_time
     if duration is not None:
-        if not duration > 0:
-            raise AnalysisInputError(f"duration = {duration!r}: must be a positive time in ms")
+        duration = number("duration", duration, "a positive time in ms", 0.0, strict=True)
         n_time = min(n_time, int(duration / dt + 1e-9))
         if n_time < 2:
             raise AnalysisInputError(f"duration = {duration} ms holds fewer than 2 samples")
@@ -419,8 +446,9 @@ def space_time_spectrum(
     Parameters
     ----------
     A : array, shape (n_time, *lattice), or a result
-        One type's activity in Hz (e.g. a row of sites over time), or a result
-        from which ``type`` is taken.
+        One type's activity in Hz on 1 or 2 lattice axes (e.g. a row of sites
+        over time), or a result from which ``type`` is taken. Space and time
+        are transformed as periodic, also on an open lattice.
     record_interval : float
         Sampling interval in ms (arrays).
     dx : float
@@ -456,7 +484,8 @@ class WaveSpeed:
         cross-correlation, NaN if no wave was found).
     direction : tuple of float
         Unit vector of propagation on the lattice axes (``(+1.0,)`` towards
-        increasing site index in 1-D).
+        increasing site index in 1-D); ``(0.0,)`` where the cross-correlation
+        finds no direction (a synchronous oscillation, or no wave).
     frequency : float
         Frequency of the spectral peak, Hz (spectrum method; NaN otherwise).
     k : float
@@ -519,7 +548,8 @@ def wave_speed(
     Parameters
     ----------
     A : array, shape (n_time, *lattice), or a result
-        One type's activity in Hz, or a result from which ``type`` is taken.
+        One type's activity in Hz on 1 or 2 lattice axes, or a result from
+        which ``type`` is taken.
     record_interval : float
         ms (arrays).
     dx : float
@@ -538,6 +568,8 @@ def wave_speed(
     -------
     WaveSpeed
     """
+    if method not in ("spectrum", "xcorr"):
+        raise AnalysisInputError(f"method = {method!r}: allowed values are spectrum, xcorr")
     field, dt, dx = _field(A, record_interval, dx, type, discard, duration)
     lattice = field.shape[1:]
     if method == "spectrum":
@@ -560,15 +592,18 @@ def wave_speed(
             directionality=float((power[peak] - power[mirror]) / (power[peak] + power[mirror])),
             method=method,
         )
-    if method != "xcorr":
-        raise AnalysisInputError(f"method = {method!r}: allowed values are spectrum, xcorr")
-    if len(lattice) != 1:
-        raise AnalysisInputError(f"method 'xcorr' needs a 1-D lattice; the field has lattice shape {list(lattice)}")
+    if len(lattice) != 1 or lattice[0] < 2:
+        raise AnalysisInputError(
+            f"method 'xcorr' needs a 1-D lattice of at least 2 sites; the field has lattice shape {list(lattice)}"
+        )
     n_time, n = field.shape
-    if int(shift) != shift or not 1 <= shift < n:
+    shift = whole("shift", shift, 1)
+    if shift >= n:
         raise AnalysisInputError(f"shift = {shift!r}: must be an integer from 1 to {n - 1}")
-    shift = int(shift)
-    max_steps = n_time // 4 if max_lag is None else int(max_lag / dt + 1e-9)
+    if max_lag is None:
+        max_steps = n_time // 4
+    else:
+        max_steps = int(number("max_lag", max_lag, "a positive time in ms", 0.0, strict=True) / dt + 1e-9)
     if not 1 <= max_steps < n_time - 1:
         raise AnalysisInputError(f"max_lag = {max_lag!r} ms: must cover 1 to {n_time - 2} samples")
     fluctuation = field - field.mean(axis=0)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._record import AnalysisInputError, as_record
+from ._record import AnalysisInputError, as_record, check_finite, number, whole
 
 WINDOWS = ("boxcar", "hann")
 DEFAULT_SEGMENT_MS = 1000.0
@@ -103,7 +103,7 @@ def psd(
     n_segments : int, optional
         Number of segments. Give either this or ``segment_ms``; by default
         segments of 1000 ms (1 Hz resolution, the lowest band edge of
-        VALIDATION.md), with at least 2 segments.
+        VALIDATION.md), or two halves of a record shorter than 2000 ms.
     discard : float
         Initial transient to drop, ms.
     segment_ms : float, optional
@@ -122,25 +122,29 @@ def psd(
     record = as_record(A, record_interval, discard)
     dt = record.need_interval()
     n_time = record.n_time
+    _window(window, 2)  # the name, before any work
     if n_segments is not None and segment_ms is not None:
         raise AnalysisInputError("give either n_segments or segment_ms, not both")
-    if segment_ms is not None:
-        if not segment_ms > 0:
-            raise AnalysisInputError(f"segment_ms = {segment_ms!r}: must be positive")
-        length = int(segment_ms / dt + 1e-9)
-        n_segments = n_time // max(length, 1)
-    else:
-        if n_segments is None:
-            n_segments = max(2, int(n_time * dt / DEFAULT_SEGMENT_MS + 1e-9))
-        if int(n_segments) != n_segments or n_segments < 2:
-            raise AnalysisInputError(f"n_segments = {n_segments!r}: must be an integer >= 2")
-        n_segments = int(n_segments)
+    if n_segments is not None:
+        n_segments = whole("n_segments", n_segments, 2)
         length = n_time // n_segments
+        asked = f"n_segments = {n_segments}"
+    else:
+        if segment_ms is None:
+            # 1000 ms segments where the record holds two of them, else two halves.
+            default = int(DEFAULT_SEGMENT_MS / dt + 1e-9)
+            length = default if n_time >= 2 * default else n_time // 2
+            asked = "the default segments"
+        else:
+            segment_ms = number("segment_ms", segment_ms, "a positive duration in ms", 0.0, strict=True)
+            length = int(segment_ms / dt + 1e-9)
+            asked = f"segment_ms = {segment_ms:g}"
+        n_segments = n_time // max(length, 1)
     length -= length % 2
     if length < 2 or n_segments < 2:
         raise AnalysisInputError(
-            f"the record after the transient ({n_time} samples of {dt} ms) is too short for "
-            f"2 segments of at least 2 samples (asked: n_segments={n_segments}, segment_ms={segment_ms})"
+            f"{asked}: the record after the transient ({n_time} samples of {dt:g} ms = {n_time * dt:g} ms) "
+            f"does not hold 2 segments of at least 2 samples; segments of {length} sample(s) fit {n_segments}"
         )
     w = _window(window, length)
     dt_s = dt * 1e-3
@@ -255,14 +259,21 @@ def log_band_average(
     if S is None:
         raise AnalysisInputError("S (the spectrum to average) is required")
     S = np.asarray(S, dtype=float)
-    if freqs.ndim != 1 or S.shape[:1] != freqs.shape:
-        raise AnalysisInputError(f"S has shape {S.shape}; its first axis must match freqs {freqs.shape}")
-    if int(n_bands) != n_bands or n_bands < 1:
-        raise AnalysisInputError(f"n_bands = {n_bands!r}: must be an integer >= 1")
-    n_bands = int(n_bands)
-    f_max = float(freqs.max()) if f_max is None else float(f_max)
-    if not 0.0 < f_min < f_max:
-        raise AnalysisInputError(f"need 0 < f_min < f_max; got f_min = {f_min}, f_max = {f_max} Hz")
+    if freqs.ndim != 1 or freqs.size == 0 or S.shape[:1] != freqs.shape:
+        raise AnalysisInputError(
+            f"freqs has shape {freqs.shape} and S {S.shape}: freqs must be a non-empty 1-D array "
+            "and the first axis of S must match it"
+        )
+    check_finite("freqs", freqs)
+    if S_err is not None:
+        S_err = np.asarray(S_err, dtype=float)
+        if S_err.shape != S.shape:
+            raise AnalysisInputError(f"S_err has shape {S_err.shape}; it must have the shape of S, {S.shape}")
+    n_bands = whole("n_bands", n_bands, 1)
+    f_min = number("f_min", f_min, "a positive frequency in Hz", 0.0, strict=True)
+    f_max = float(freqs.max()) if f_max is None else number("f_max", f_max, "a finite frequency in Hz")
+    if not f_min < f_max:
+        raise AnalysisInputError(f"need 0 < f_min < f_max; got f_min = {f_min:g}, f_max = {f_max:g} Hz")
     edges = np.geomspace(f_min, f_max, n_bands + 1)
     band = np.searchsorted(edges, freqs, side="right") - 1
     band[freqs == f_max] = n_bands - 1
@@ -286,5 +297,5 @@ def log_band_average(
             per_segment = segments[:, members].mean(axis=1)
             se[b] = per_segment.std(axis=0, ddof=1) / np.sqrt(per_segment.shape[0])
         elif S_err is not None:
-            se[b] = np.sqrt((np.asarray(S_err, dtype=float)[members] ** 2).sum(axis=0)) / n_bins[b]
+            se[b] = np.sqrt((S_err[members] ** 2).sum(axis=0)) / n_bins[b]
     return BandAverage(edges[:-1], edges[1:], np.sqrt(edges[:-1] * edges[1:]), value, se, n_bins)

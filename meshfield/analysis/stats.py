@@ -84,16 +84,17 @@ def mean_var(
     length, blocks = record.blocks(n_blocks)
     shape = (length, record.n_types, record.n_sites)
     sums = np.empty((len(blocks), record.n_types, record.n_sites))
-    squares = np.empty_like(sums)
     for b, (i0, i1) in enumerate(blocks):
-        x = record.read(i0, i1).reshape(shape)
-        sums[b] = x.sum(axis=0)
-        squares[b] = (x**2).sum(axis=0)
+        sums[b] = record.read(i0, i1).reshape(shape).sum(axis=0)
     site_mean = sums.sum(axis=0) / (length * len(blocks))
     block_mean = sums.mean(axis=2) / length
-    # Sum over a block of (A - m)^2 = sum A^2 - 2 m sum A + length m^2, with the
-    # per-site mean m of the whole record.
-    block_var = (squares - 2.0 * site_mean * sums + length * site_mean**2).mean(axis=2) / length
+    # A second pass sums (A - m)^2 with the per-site mean m of the whole record:
+    # sum A^2 - 2 m sum A + length m^2 cancels catastrophically (and can turn
+    # negative) when the fluctuations are small against the mean.
+    block_var = np.empty((len(blocks), record.n_types))
+    for b, (i0, i1) in enumerate(blocks):
+        x = record.read(i0, i1).reshape(shape) - site_mean
+        block_var[b] = (x**2).sum(axis=0).mean(axis=1) / length
     root_n = np.sqrt(len(blocks))
     block_ms = length * record.record_interval if record.record_interval is not None else float("nan")
     return MeanVar(

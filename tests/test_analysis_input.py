@@ -1,0 +1,245 @@
+"""meshfield.analysis on bad and edge-case input: one clear error naming the
+argument and what is allowed, never a deep traceback, a silent NaN or a wrong
+answer. The correctness fixes found by the same probe have known answers here."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from meshfield.analysis import (
+    AnalysisInputError,
+    CompareInputError,
+    auto_thresholds,
+    bistable_signal,
+    compare_results,
+    correlation_vs_distance,
+    dwell_times,
+    log_band_average,
+    mean_var,
+    plot_comparison,
+    psd,
+    smooth,
+    space_time_spectrum,
+    spatial_spectrum,
+    wave_speed,
+)
+from meshfield.io import ResultError
+
+
+def stand_in(A, dt=1.0, types=("E", "I"), dx=0.1, boundary="periodic"):
+    return SimpleNamespace(
+        A=A, Abar=A, times=np.arange(1, A.shape[0] + 1) * dt, types=list(types), record_interval=dt,
+        shape=A.shape[2:], config={"lattice": {"shape": list(A.shape[2:]), "dx": dx, "boundary": boundary}},
+    )
+
+
+RNG = np.random.default_rng(11)
+FIELD = 10.0 + RNG.normal(size=(400, 2, 4, 4))
+PAIR = 10.0 + RNG.normal(size=(400, 2, 1))
+SIGNAL = np.where(np.arange(2000) // 100 % 2 == 0, 5.0, -5.0) + RNG.normal(0.0, 0.5, 2000)
+
+
+# ----------------------------------------------------------------------------- bad arguments
+
+
+BAD_CALLS = [
+    (lambda: psd(FIELD, 1.0, segment_ms=float("inf")), "segment_ms = inf: must be a positive duration"),
+    (lambda: psd(FIELD, 1.0, segment_ms="100"), "segment_ms = '100'"),
+    (lambda: psd(FIELD, 1.0, n_segments=float("nan")), "n_segments = nan: must be a whole number >= 2"),
+    (lambda: psd(FIELD, 1.0, n_segments=2.5), "n_segments = 2.5"),
+    (lambda: psd(FIELD, 1.0, window="hamming"), "window = 'hamming': allowed values are boxcar, hann"),
+    (lambda: psd(FIELD, 1.0, segment_ms=1000), r"segment_ms = 1000: the record .*400 ms.* does not hold 2 segments"),
+    (lambda: psd(FIELD, 1.0, discard=None), "discard = None: must be a non-negative time"),
+    (lambda: psd(FIELD, float("inf")), "record_interval = inf"),
+    (lambda: mean_var(FIELD, n_blocks=float("inf")), "n_blocks = inf: must be a whole number >= 2"),
+    (lambda: mean_var(FIELD, n_blocks=float("nan")), "n_blocks = nan"),
+    (lambda: mean_var("result.h5"), "is a path; open the result first"),
+    (lambda: mean_var(FIELD.astype(complex)), "real numbers"),
+    (lambda: mean_var(np.zeros((10, 0, 3))), "type axis"),
+    (lambda: correlation_vs_distance(FIELD, 0.1, "periodic", max_distance="2"), "max_distance = '2'"),
+    (lambda: correlation_vs_distance(FIELD, 0.1, "periodic", max_distance=-1), "max_distance = -1"),
+    (lambda: spatial_spectrum(FIELD, 0.1), r"a snapshot has 1 or 2 lattice axes.*lattice_ndim"),
+    (lambda: spatial_spectrum(FIELD[0, 0], float("inf")), "dx = inf"),
+    (lambda: spatial_spectrum(FIELD, 0.1, lattice_ndim="2"), "lattice_ndim = '2'"),
+    (lambda: space_time_spectrum(FIELD, 1.0, 0.1), r"\[time, \*lattice\].*A\[:, type\]"),
+    (lambda: space_time_spectrum(FIELD[:, 0], 1.0, 0.1, duration=float("inf")), "duration = inf"),
+    (lambda: wave_speed(FIELD, 1.0, 0.1), r"A\[:, type\]"),
+    (lambda: wave_speed(FIELD[:, 0, :, 0], 1.0, 0.1, method="xcorr", max_lag=float("nan")), "max_lag = nan"),
+    (lambda: wave_speed(FIELD[:, 0, :, 0], 1.0, 0.1, method="xcorr", shift=float("nan")), "shift = nan"),
+    (lambda: wave_speed(FIELD[:, 0, :1, 0], 1.0, 0.1, method="xcorr"), "at least 2 sites"),
+    (lambda: wave_speed(FIELD[:, 0, :, 0], 1.0, 0.1, method="fft"), "method = 'fft'"),
+    (lambda: log_band_average(np.arange(10.0), np.ones(10), n_bands=float("inf")), "n_bands = inf"),
+    (lambda: log_band_average(np.arange(10.0), np.ones(10), f_max=float("inf")), "f_max = inf"),
+    (lambda: log_band_average(np.arange(10.0), np.ones(10), f_min=None), "f_min = None"),
+    (lambda: log_band_average(np.arange(10.0), np.ones(10), np.ones(3)), "S_err has shape"),
+    (lambda: log_band_average(np.zeros(0), np.zeros(0)), "non-empty"),
+    (lambda: smooth(SIGNAL, None, 1.0), "window_ms = None"),
+    (lambda: smooth(SIGNAL, 2.0, float("inf")), "record_interval = inf"),
+    (lambda: bistable_signal(PAIR, 1.0, window_ms=-5), "window_ms = -5"),
+    (lambda: bistable_signal(PAIR, 1.0, window_ms=float("nan")), "window_ms = nan"),
+    (lambda: bistable_signal(PAIR, 1.0, populations=(0, 0)), "the same population twice"),
+    (lambda: bistable_signal(PAIR, 1.0, populations="AB"), "populations = 'AB': must be a pair"),
+    (lambda: bistable_signal(PAIR, 1.0, populations=(0, 1.7)), "type 1.7"),
+    (lambda: bistable_signal(FIELD, 1.0, populations=((0, 1.5), (1, 0))), "site 1.5"),
+    (lambda: dwell_times(SIGNAL, 1.0, "-1", "1"), "low = '-1'"),
+    (lambda: dwell_times(SIGNAL, 1.0, -1.0, float("inf")), "high = inf"),
+    (lambda: dwell_times(SIGNAL, float("inf"), -1.0, 1.0), "record_interval = inf"),
+    (lambda: auto_thresholds(SIGNAL, n_bins=float("inf")), "n_bins = inf"),
+    (lambda: auto_thresholds(stand_in(PAIR)), r"compute it first.*bistable_signal"),
+]
+
+
+@pytest.mark.parametrize("call,message", BAD_CALLS, ids=[str(i) for i in range(len(BAD_CALLS))])
+def test_bad_input_gets_one_clear_message(call, message):
+    with pytest.raises(AnalysisInputError, match=message):
+        call()
+
+
+def test_type_by_index_must_be_whole():
+    result = stand_in(FIELD[:, :, :, 0])
+    with pytest.raises(AnalysisInputError, match=r"type 1.9: must be a type name \(E, I\) or an index"):
+        space_time_spectrum(result, type=1.9)
+    with pytest.raises(AnalysisInputError, match="type None"):
+        space_time_spectrum(result, type=None)
+    with pytest.raises(AnalysisInputError, match="type True"):
+        space_time_spectrum(result, type=True)
+    assert space_time_spectrum(result, type=np.int64(1)).power.shape == (400, 4)
+
+
+def test_non_finite_activity_is_refused_by_every_function():
+    field = FIELD.copy()
+    field[123, 1, 2, 3] = np.nan
+    result = stand_in(field)
+    signal = SIGNAL.copy()
+    signal[7] = np.inf
+    calls = [
+        lambda: psd(result), lambda: mean_var(result), lambda: correlation_vs_distance(result),
+        lambda: spatial_spectrum(result), lambda: spatial_spectrum(field[123, 1]),
+        lambda: space_time_spectrum(result, type=1), lambda: wave_speed(result, type=1),
+        lambda: bistable_signal(result, populations=(0, 1)), lambda: smooth(signal, 2.0, 1.0),
+        lambda: dwell_times(signal, 1.0, -1.0, 1.0), lambda: auto_thresholds(signal),
+    ]
+    for call in calls:
+        with pytest.raises(AnalysisInputError, match="non-finite values"):
+            call()
+    # the message locates the first bad sample in the whole record, also after a discard
+    with pytest.raises(AnalysisInputError, match=r"nan at index \(123, 1, 2, 3\)"):
+        mean_var(result, discard=50.0)
+
+
+def test_closed_result_from_a_run(tmp_path):
+    import meshfield
+
+    config = meshfield.load_config("bistable_pair", overrides=["run.t_end=20"])
+    meshfield.run(config, output=str(tmp_path / "r.h5")).close()
+    result = meshfield.open_result(tmp_path / "r.h5")
+    result.close()
+    with pytest.raises(ResultError, match=r"r.h5: the result is closed; open it again"):
+        psd(result)
+    for access in (lambda: result.Abar, lambda: result.extra_names, lambda: result.dataset("A")):
+        with pytest.raises(ResultError, match="the result is closed"):
+            access()
+    read_before = meshfield.open_result(tmp_path / "r.h5")
+    shape = read_before.A.shape
+    read_before.close()
+    assert read_before.A.shape == shape  # arrays read before closing stay usable
+
+
+# ----------------------------------------------------------------------------- answers
+
+
+def test_spatial_spectrum_on_a_rectangular_lattice():
+    """Stripes along the long axis of an 8 x 16 lattice: mode 1 of 16 sites, k = 2 pi / (16 dx)."""
+    dx = 0.1
+    snapshot = np.ones((8, 1)) * np.cos(2 * np.pi * np.arange(16) / 16)
+    spec = spatial_spectrum(snapshot, dx)
+    k_true = 2 * np.pi / (16 * dx)
+    assert spec.k_step == pytest.approx(k_true)
+    assert spec.power[0, 0] == pytest.approx(0.0, abs=1e-20)    # shell 0 is k = 0 alone
+    assert spec.k_peak[0] == pytest.approx(k_true)
+    assert spec.k_peak_steps[0] == 1
+    assert spec.wavelength[0] == pytest.approx(1.6)
+    np.testing.assert_allclose(np.abs(spec.k_vector_peak[0]), [0.0, k_true], atol=1e-12)
+    # across the short axis: mode 1 of 8 sites is 2 steps of the long axis
+    across = spatial_spectrum(np.cos(2 * np.pi * np.arange(8) / 8)[:, None] * np.ones((1, 16)), dx)
+    assert across.k_peak_steps[0] == 2 and across.wavelength[0] == pytest.approx(0.8)
+
+
+def test_spatial_spectrum_without_structure_has_no_peak():
+    for field in (np.ones((8, 8)), np.zeros((8, 8)), 3.0 + np.zeros(16)):
+        spec = spatial_spectrum(field, 0.1)
+        assert np.isnan(spec.k_peak[0]) and np.isnan(spec.wavelength[0])
+        assert spec.k_peak_steps[0] == 0 and np.all(np.isnan(spec.k_vector_peak[0]))
+    # one type flat, the other patterned: only the flat one has no peak
+    x = np.zeros((5, 2, 16))
+    x[:, 1] = np.cos(2 * np.pi * 3 * np.arange(16) / 16)
+    spec = spatial_spectrum(x, 0.1, lattice_ndim=1)
+    assert np.isnan(spec.k_peak[0]) and spec.k_peak_steps[1] == 3
+
+
+def test_mean_var_is_exact_for_small_fluctuations_on_a_large_mean():
+    """500 Hz with fluctuations of 1e-5 Hz: sum A^2 - (sum A)^2 / n cancels to
+    rounding noise (it used to give -2e-10); the two-pass variance is exact."""
+    rng = np.random.default_rng(0)
+    x = 500.0 + 1e-5 * rng.normal(size=(200_000, 1, 4))
+    result = mean_var(x, n_blocks=20)
+    used = x[: 20 * (x.shape[0] // 20)]
+    expected = used.var(axis=0).mean()
+    assert result.var[0] == pytest.approx(expected, rel=1e-9)
+    assert result.var[0] == pytest.approx(1e-10, rel=0.01)   # SE of a variance of 8e5 samples: 0.16 %
+
+
+@pytest.mark.parametrize("duration,segment,count", [(2500, 1000.0, 2), (3999, 1000.0, 3), (1500, 750.0, 2),
+                                                    (10_000, 1000.0, 10)])
+def test_psd_default_segments_are_1000_ms(duration, segment, count):
+    spectrum = psd(RNG.normal(size=duration), 1.0)
+    assert spectrum.segment_ms == segment and spectrum.n_segments == count
+
+
+def test_correlation_at_a_distance_without_pairs_is_nan_not_inf():
+    """Two fluctuating sites (7, 7) apart on a 16 x 16 lattice: at every other
+    distance there is no pair, and the correlation is undefined (NaN)."""
+    x = np.zeros((200, 2, 16, 16))
+    x[::7, :, 1, 1] = 2.5
+    x[::5, :, 8, 8] = 2.5
+    result = correlation_vs_distance(x, 0.1, "periodic", max_distance=3)
+    assert not np.isinf(result.r).any()
+    assert np.all(result.r[:, 0] == 1.0) and np.all(np.isnan(result.r[:, 1:]))
+
+
+def field_result(seed, n_time=4000):
+    rng = np.random.default_rng(seed)
+    return stand_in(10.0 + rng.normal(size=(n_time, 2, 4, 4)))
+
+
+def test_compare_checks_distances():
+    a, b = field_result(1), field_result(2)
+    with pytest.raises(CompareInputError, match="distances = -1: must be a sequence of distances >= 0"):
+        compare_results(a, b, discard=0, distances=(-1,))
+    with pytest.raises(CompareInputError, match=r"no site pairs at 100 .*distances present up to 100: 0, 1, 1.41, 2"):
+        compare_results(a, b, discard=0, distances=(100,))
+    with pytest.raises(CompareInputError, match="distances = 1: must be a sequence"):
+        compare_results(a, b, discard=0, distances=1)
+    single = stand_in(a.A[:, :, :1, :1])
+    with pytest.raises(CompareInputError, match="single site"):
+        compare_results(single, single, discard=0, distances=(0, 1))
+    report = compare_results(a, b, discard=0, distances=(1, 2 ** 0.5))
+    assert [row.quantity for row in report.rows if row.quantity.startswith("corr")] == \
+        ["corr d=1", "corr d=1.41421"] * 2
+    for name, value in (("n_blocks", float("inf")), ("n_bands", 0), ("min_switches", -1), ("f_min", 0.0)):
+        with pytest.raises(CompareInputError, match=f"{name} = "):
+            compare_results(a, b, discard=0, **{name: value})
+
+
+def test_plot_comparison_checks_its_arguments(tmp_path):
+    report = compare_results(field_result(1), field_result(2), discard=0)
+    with pytest.raises(ValueError, match="unknown image format '.noformat'"):
+        plot_comparison(report, tmp_path / "cmp.noformat")
+    with pytest.raises(ValueError, match="output folder .* does not exist"):
+        plot_comparison(report, tmp_path / "missing" / "cmp.png")
+    with pytest.raises(CompareInputError, match="must be the ComparisonReport"):
+        plot_comparison("x", tmp_path / "cmp.png")
+    assert list(tmp_path.iterdir()) == []   # nothing half-written
