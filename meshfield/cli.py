@@ -169,8 +169,11 @@ def describe(config, ranks: int = 1) -> str:
 
 def _expected_rate(config, solver):
     """Mean stationary rate (Hz, averaged over neurons) of the homogeneous mean-field
-    state, or None when the theory finds none."""
+    state of the micro level (its step-end hazard rule), or None when the theory
+    finds none."""
     import numpy as np
+
+    from .theory import TheoryInputError
     types = config.types
     T = len(types)
     J = np.zeros((T, T))
@@ -179,8 +182,8 @@ def _expected_rate(config, solver):
         J[types.index(c.target), types.index(c.source)] = c.J
         C[types.index(c.target), types.index(c.source)] = c.C
     try:
-        state = solver(list(config.populations), J, C, dt=config.run.dt)
-    except Exception:  # the estimate is optional; info must not fail on it
+        state = solver(list(config.populations), J, C, dt=config.run.dt, hazard_rule="endpoint")
+    except TheoryInputError:  # no (or no unique) state: the estimate is optional
         return None
     N = np.array([p.N for p in config.populations], dtype=float)
     return float(np.dot(state.rates, N) / N.sum())

@@ -343,3 +343,104 @@ def test_invalid_inputs_raise_clear_errors():
         psd_high_frequency_level(1.0, 0)
     with pytest.raises(TheoryInputError, match=r"\(2, 2\)"):
         mean_input([population(), population()], np.zeros((2, 3)), np.zeros((2, 2)), np.zeros(2))
+
+
+# ---------------------------------------------------------------------------
+# Extreme drives, several solutions, bad input (found by an audit of the API)
+# ---------------------------------------------------------------------------
+
+
+def test_overflowing_hazard_gives_the_saturated_rate():
+    """Drives whose hazard overflows double precision used to give NaN."""
+    # reset above threshold: the neuron fires as soon as it leaves refractoriness
+    assert stationary_rate(population(u_reset=1e4)) == pytest.approx(250.0, rel=1e-12)
+    assert stationary_rate(population(u_th=-1e6)) == pytest.approx(250.0, rel=1e-12)
+    # the rate keeps rising towards 1/t_ref as the drive grows past the overflow
+    rates = [stationary_rate(population(), mu_eff=mu) for mu in (2000.0, 3000.0, 10_000.0)]
+    assert 230.0 < rates[0] < rates[1] < rates[2] < 250.0
+    # a sharp threshold: the neuron fires when u reaches u_th, at 4 + 20 ln(24/9) ms
+    crossing = 4.0 + 20.0 * math.log(24.0 / 9.0)
+    for delta_u in (1e-3, 1e-6):
+        assert 1e3 / stationary_rate(population(delta_u=delta_u)) == pytest.approx(crossing, rel=1e-3)
+
+
+def test_network_of_one_strongly_driven_type():
+    pop = population(mu=300.0, delta_u=0.1)
+    state = stationary_rates_network([pop], [[0.0]], [[0]])
+    assert state.rates[0] == pytest.approx(stationary_rate(pop), rel=1e-12) and not state.multiple
+
+
+def self_consistent_one_type(pop, JC, A, dt=None):
+    mu_eff = pop.mu + pop.tau_m * JC * A * 1e-3
+    if dt is None:
+        return renewal_rate(pop, rate_hz=A, mu_eff=mu_eff)
+    return renewal_rate_discrete(pop, dt, rate_hz=A, mu_eff=mu_eff)
+
+
+@pytest.mark.parametrize("dt", [None, 0.5])
+def test_one_type_network_finds_every_solution(dt):
+    """Self-excitation with three fixed points (the unstable middle one included,
+    which the multi-start search used to miss); each must solve A = F(A)."""
+    pop = population(mu=12.0, delta_u=0.5)
+    state = stationary_rates_network([pop], [[0.3]], [[100]], dt=dt)
+    roots = state.solutions[:, 0]
+    assert len(roots) == 3 and state.multiple
+    assert roots[0] < 0.1 < 1.0 < roots[1] < 10.0 < 50.0 < roots[2]
+    for A in roots:
+        assert self_consistent_one_type(pop, 30.0, A, dt) == pytest.approx(A, rel=1e-9)
+    assert state.rates[0] == roots[0]      # nearest the uncoupled rate (0.05 Hz)
+
+
+def test_facilitation_with_several_rates_is_an_error_naming_them():
+    pop = population(mu=12.0, tau_theta=[100.0], J_theta=[-200.0])
+    with pytest.raises(TheoryInputError, match=r"several stationary rates .* 3\.155\d*, 70\.7\d*, 250 Hz"):
+        stationary_rate(pop)
+    state = stationary_rates_network([pop], [[0.0]], [[0]])
+    assert len(state.solutions) == 3
+    for A in state.solutions[:, 0]:
+        assert renewal_rate(pop, rate_hz=A) == pytest.approx(A, rel=1e-9)
+    # facilitation with one solution still has an answer
+    single = population(tau_theta=[100.0], J_theta=[-5.0])
+    A = stationary_rate(single)
+    assert renewal_rate(single, rate_hz=A) == pytest.approx(A, rel=1e-9)
+
+
+def test_history_window_limits_and_types():
+    with pytest.raises(TheoryInputError, match=r"default window K = 20000201 steps .* pass an explicit K"):
+        stationary_rate_discrete(population(tau_theta=[1e4], J_theta=[1000.0]), 0.02)
+    with pytest.raises(TheoryInputError, match=r"K = 5000000 must be a whole number of steps from n_ref \+ 1 = 9 to 4194304"):
+        stationary_rate_discrete(population(), 0.5, K=5_000_000)
+    pops, J, C = [population()], [[0.1]], [[100]]
+    as_list = stationary_rates_network(pops, J, C, dt=0.5, K=[20]).rates
+    np.testing.assert_array_equal(stationary_rates_network(pops, J, C, dt=0.5, K=np.array([20])).rates, as_list)
+    with pytest.raises(TheoryInputError, match="K = '20'"):
+        stationary_rates_network(pops, J, C, dt=0.5, K="20")
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: stationary_rates_network([population()], [[0.1]], [[-100]]), r"C = \[\[-100.0\]\] must hold whole"),
+    (lambda: stationary_rates_network([population()], [[0.1]], [[2.5]]), "whole in-degrees"),
+    (lambda: stationary_rates_network([population()] * 2, np.eye(2), np.eye(2), rates0=[np.inf, 1.0]),
+     "finite positive rates"),
+    (lambda: stationary_rates_network([population()], [[0.1]], [[10]], hazard_rule="bogus"),
+     "hazard_rule = 'bogus' applies only to the discrete model"),
+    (lambda: mean_input([population()], [[0.1]], [[10]], [np.nan]), "finite rates >= 0 Hz"),
+    (lambda: renewal_rate(population(), rate_hz=None), "rate_hz = None must be a finite rate"),
+    (lambda: stationary_rate(population(), mu_eff=[1.0, 2.0]), r"mu_eff = \[1.0, 2.0\]"),
+    (lambda: stationary_rate_discrete(population(), None), "dt = None must be a time step"),
+    (lambda: psd_high_frequency_level(10.0, np.inf), "N = inf must be a positive whole number"),
+    (lambda: hazard_free(population(), [-5.0]), "ages must be finite and >= 0 ms"),
+])
+def test_bad_input_is_named(call, message):
+    with pytest.raises(TheoryInputError, match=message):
+        call()
+
+
+def test_membrane_potential_checks_ages():
+    from meshfield.theory import membrane_potential
+
+    with pytest.raises(TheoryInputError, match="ages must be finite and >= 0 ms"):
+        membrane_potential(population(), [1.0, np.nan])
+    u = membrane_potential(population(), [[1.0, 24.0], [4.0, 1e9]])
+    assert u.shape == (2, 2) and u[0, 0] == u[1, 0] == 0.0 and u[1, 1] == pytest.approx(24.0)
+    assert u[0, 1] == pytest.approx(24.0 * (1.0 - math.exp(-1.0)))

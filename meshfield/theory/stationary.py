@@ -97,6 +97,22 @@ _MAX_REFINEMENT = 4096
 # Upper end of the rates a network solver may try: log(1e7 Hz).
 _LOG_MAX_RATE = math.log(1e7)
 
+# The continuous hazard is capped at 1e250 per ms: a neuron under it fires within
+# 1e-250 ms, so the mean interval cannot change in double precision, and the
+# quadrature's sums of hazards (signed Gauss-Legendre weights) stay finite, where
+# an overflowing hazard (inf - inf) made them NaN.
+_LOG_MAX_HAZARD = math.log(1e250)
+
+# Longest history window (steps) the discrete theory builds: its arrays take about
+# 80 bytes per step (0.3 GiB here). The default window of 40 timescales reaches
+# it for tau / dt above about 1e5.
+_MAX_THEORY_K = 2**22
+
+# One-dimensional root scans (facilitation, one-type networks): grid points per
+# decade of rate, from _SCAN_LOWEST_HZ up to the largest possible rate.
+_SCAN_PER_DECADE = 40
+_SCAN_LOWEST_HZ = 1e-6
+
 _HAZARD_RULES = ("trapezoid", "endpoint")
 
 
@@ -164,27 +180,29 @@ def _neuron(pop: Any) -> _Neuron:
     return _Neuron(tau_theta=tau_theta, J_theta=J_theta, **values)
 
 
+def _number(name: str, value: Any, what: str, valid: Callable[[float], bool] = lambda x: True) -> float:
+    """``value`` as a finite float satisfying ``valid``, or one TheoryInputError naming it."""
+    try:
+        ok = not isinstance(value, (bool, str, bytes)) and math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not (ok and valid(float(value))):
+        raise TheoryInputError(f"{name} = {value!r} must be {what}")
+    return float(value)
+
+
 def _mu_eff(nrn: _Neuron, mu_eff: float | None) -> float:
     if mu_eff is None:
         return nrn.mu
-    value = float(mu_eff)
-    if not math.isfinite(value):
-        raise TheoryInputError(f"mu_eff = {mu_eff!r} must be a finite potential in mV")
-    return value
+    return _number("mu_eff", mu_eff, "a finite potential in mV")
 
 
 def _rate(rate_hz: float) -> float:
-    value = float(rate_hz)
-    if not (math.isfinite(value) and value >= 0.0):
-        raise TheoryInputError(f"rate_hz = {rate_hz!r} must be a finite rate >= 0 Hz")
-    return value
+    return _number("rate_hz", rate_hz, "a finite rate >= 0 Hz", lambda x: x >= 0.0)
 
 
 def _step(dt: float) -> float:
-    value = float(dt)
-    if not (math.isfinite(value) and value > 0.0):
-        raise TheoryInputError(f"dt = {dt!r} must be a time step > 0 ms")
-    return value
+    return _number("dt", dt, "a time step > 0 ms", lambda x: x > 0.0)
 
 
 # ---------------------------------------------------------------------------
@@ -237,8 +255,9 @@ def _threshold(nrn: _Neuron, ages: np.ndarray, A: float, tail: np.ndarray) -> np
 def _log_hazard_and_hazard(
     nrn: _Neuron, ages: np.ndarray, mu_eff: float, theta: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Log hazard and hazard (per ms) of the continuous model; the hazard is 0 below t_ref."""
-    log_hazard = _log_hazard_per_ms(nrn, _membrane(nrn, ages, mu_eff), theta)
+    """Log hazard and hazard (per ms) of the continuous model; the hazard is 0 below t_ref
+    and capped at exp(_LOG_MAX_HAZARD) (certain firing within 1e-250 ms)."""
+    log_hazard = np.minimum(_log_hazard_per_ms(nrn, _membrane(nrn, ages, mu_eff), theta), _LOG_MAX_HAZARD)
     return log_hazard, np.where(ages >= nrn.t_ref, _exp(log_hazard), 0.0)
 
 
@@ -387,6 +406,13 @@ def _renewal_quadrature(
         tail_nodes, tail_edges = fine.backward(_theta_tilde(nrn, _epsilon(nrn, x)), tail_edges[keep])
         _, hazard = threshold_hazard(x, tail_nodes)
         cumulative_nodes, cumulative = fine.forward(hazard, 0.0)
+        # Lambda never decreases. A panel still too coarse for a hazard that jumps
+        # by hundreds of orders of magnitude (delta_u below ~1e-3 mV: a sharp
+        # threshold) makes the interpolant overshoot below the previous value, even
+        # below 0 (exp(-Lambda) overflowed); the running maximum bounds the error
+        # by that panel's width.
+        cumulative_nodes = np.maximum.accumulate(np.maximum(cumulative_nodes, 0.0).ravel()).reshape(
+            cumulative_nodes.shape)
         integral = float(np.sum(fine.totals(np.exp(-cumulative_nodes))))
         end = fine.edges[-1]
         end_cumulative, end_tail = cumulative[-1], tail_edges[-1]
@@ -427,11 +453,17 @@ def membrane_potential(pop: Any, ages: np.ndarray, mu_eff: float | None = None) 
     ``mu_eff`` defaults to ``pop.mu`` (no recurrent input).
     """
     nrn = _neuron(pop)
-    return _membrane(nrn, np.asarray(ages, dtype=np.float64), _mu_eff(nrn, mu_eff))
+    unique, inverse, shape = _sorted_query(ages)
+    return _membrane(nrn, unique, _mu_eff(nrn, mu_eff))[inverse].reshape(shape)
 
 
 def _sorted_query(ages: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    ages = np.asarray(ages, dtype=np.float64)
+    try:
+        ages = np.asarray(ages, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TheoryInputError(f"ages = {ages!r} must be numbers (ms)") from None
+    if not np.all(np.isfinite(ages)) or np.any(ages < 0.0):
+        raise TheoryInputError("ages must be finite and >= 0 ms")
     unique, inverse = np.unique(ages.ravel(), return_inverse=True)
     return unique, inverse, ages.shape
 
@@ -503,31 +535,70 @@ def renewal_rate(pop: Any, rate_hz: float = 0.0, mu_eff: float | None = None) ->
     return 1e3 / quad.mean_interval
 
 
-def _self_consistent(rate_of: Callable[[float], float], adapting: bool) -> float:
-    """Fixed point ``A = rate_of(A)`` (Hz) by bracketing (Brent's method).
+def _max_rate_hz(nrn: _Neuron, dt: float | None) -> float:
+    """An upper bound of any stationary rate (Hz): the mean interval is at least
+    t_ref (continuous) or n_ref + 1 steps (discrete); 1e7 Hz without refractoriness."""
+    if dt is not None:
+        return 1e3 / (dt * (_refractory_steps(nrn, dt) + 1))
+    return 1e3 / nrn.t_ref if nrn.t_ref > 0.0 else math.exp(_LOG_MAX_RATE)
 
-    For non-negative adaptation ``rate_of`` decreases with A, so the root lies in
-    [0, rate_of(0)]; the upper bracket is widened otherwise (facilitation).
+
+def _roots(residual: Callable[[float], float], max_rate: float) -> list[float]:
+    """Every root (Hz) of ``residual`` on [0, max_rate] where it changes sign.
+
+    ``residual(A) = A - F(A)`` is negative at 0 (or 0 there) and positive above
+    the largest possible rate ``max_rate``. It is evaluated at 0 and at
+    ``_SCAN_PER_DECADE`` log-spaced rates per decade from ``_SCAN_LOWEST_HZ`` to
+    just above ``max_rate``; each sign change is refined by Brent's method. Two
+    roots closer together than the grid spacing (2.5 % in rate) can be missed.
+    """
+    top = max_rate * 1.001
+    decades = max(math.log10(top / _SCAN_LOWEST_HZ), 1.0)
+    grid = np.concatenate(([0.0], np.geomspace(_SCAN_LOWEST_HZ, top, int(math.ceil(decades * _SCAN_PER_DECADE)) + 1)))
+    values = np.array([residual(float(a)) for a in grid])
+    if not np.all(np.isfinite(values)):
+        bad = grid[~np.isfinite(values)][0]
+        raise TheoryInputError(f"the rate equation is not finite at A = {bad:g} Hz (check the parameters)")
+    roots = []
+    for a, b, fa, fb in zip(grid[:-1], grid[1:], values[:-1], values[1:]):
+        if fa == 0.0:
+            roots.append(float(a))
+        elif fa * fb < 0.0:
+            roots.append(optimize.brentq(residual, a, b, xtol=1e-300, rtol=4.0 * np.finfo(float).eps, maxiter=200))
+    return roots
+
+
+def _self_consistent(rate_of: Callable[[float], float], nrn: _Neuron, max_rate: float) -> float:
+    """Fixed point ``A = rate_of(A)`` (Hz).
+
+    Without facilitation (every ``J_theta >= 0``) ``rate_of`` does not increase
+    with A, so the only root lies in [0, rate_of(0)] (Brent's method). With
+    facilitation there may be several; all are found by a scan
+    (:func:`_roots`), and more than one is an error naming them.
     """
     r0 = rate_of(0.0)
-    if not adapting or r0 == 0.0:
+    if not nrn.adapting or r0 == 0.0 and not np.any(nrn.J_theta < 0.0):
         return r0
     residual = lambda A: A - rate_of(A)  # noqa: E731
-    hi = r0
-    for _ in range(200):
-        if residual(hi) >= 0.0:
-            break
-        hi *= 2.0
-    else:
-        raise TheoryInputError("no stationary rate found: the rate grows without bound with A")
-    return optimize.brentq(residual, 0.0, hi, xtol=1e-15 * r0, rtol=4.0 * np.finfo(float).eps, maxiter=200)
+    if not np.any(nrn.J_theta < 0.0):
+        return optimize.brentq(residual, 0.0, r0, xtol=1e-15 * r0, rtol=4.0 * np.finfo(float).eps, maxiter=200)
+    roots = _roots(residual, max_rate)
+    if len(roots) > 1:
+        raise TheoryInputError(
+            f"several stationary rates solve the self-consistency with facilitation (J_theta < 0): "
+            f"{', '.join(f'{r:.6g}' for r in roots)} Hz; stationary_rates_network returns all of them"
+        )
+    return roots[0]
 
 
 def stationary_rate(pop: Any, mu_eff: float | None = None) -> float:
     """Stationary rate (Hz) of the continuous-time renewal theory.
 
     Solves ``A = 1/int_0^inf S(a) da`` with the quasi-renewal threshold, by Brent's
-    method on ``A - renewal_rate(A)``.
+    method on ``A - renewal_rate(A)``. With facilitation (some ``J_theta < 0``)
+    the equation may have several solutions: all are searched for on a grid of
+    rates, and more than one raises :class:`TheoryInputError` naming them
+    (:func:`stationary_rates_network` returns them all).
 
     Parameters
     ----------
@@ -541,7 +612,8 @@ def stationary_rate(pop: Any, mu_eff: float | None = None) -> float:
     """
     nrn = _neuron(pop)
     mu_eff = _mu_eff(nrn, mu_eff)
-    return _self_consistent(lambda A: 1e3 / _renewal_quadrature(nrn, mu_eff, A).mean_interval, nrn.adapting)
+    return _self_consistent(lambda A: 1e3 / _renewal_quadrature(nrn, mu_eff, A).mean_interval, nrn,
+                            _max_rate_hz(nrn, None))
 
 
 # ---------------------------------------------------------------------------
@@ -624,11 +696,25 @@ def _history_length(nrn: _Neuron, dt: float, mu_eff: float, K: int | None, hazar
         timescales = list(nrn.active_tau_theta)
         if nrn.u_reset != mu_eff:
             timescales.append(nrn.tau_m)
-        return n_ref + 1 + int(math.ceil(_CONVERGED_TIMESCALES * max(timescales, default=0.0) / dt))
+        longest = max(timescales, default=0.0)
+        K = n_ref + 1 + int(math.ceil(_CONVERGED_TIMESCALES * longest / dt))
+        if K > _MAX_THEORY_K:
+            raise TheoryInputError(
+                f"the default window K = {K} steps (40 x {longest:g} ms, the longest of tau_m and tau_theta, "
+                f"at dt = {dt:g} ms) exceeds the {_MAX_THEORY_K} steps the discrete theory builds; "
+                "pass an explicit K (the engine's window) or a larger dt"
+            )
+        return K
     if hazard_rule != "trapezoid":
         raise TheoryInputError("K (the mesoscopic history window) applies only to hazard_rule='trapezoid'")
-    if isinstance(K, bool) or int(K) != K or int(K) <= n_ref:
-        raise TheoryInputError(f"K = {K!r} must be an integer number of steps > n_ref = {n_ref}")
+    try:
+        whole = not isinstance(K, (bool, str, bytes)) and math.isfinite(float(K)) and int(K) == K
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or not n_ref < int(K) <= _MAX_THEORY_K:
+        raise TheoryInputError(
+            f"K = {K!r} must be a whole number of steps from n_ref + 1 = {n_ref + 1} to {_MAX_THEORY_K}"
+        )
     return int(K)
 
 
@@ -830,8 +916,9 @@ def _stationary_profile(
     pop: Any, dt: float, mu_eff: float | None, K: int | None, hazard_rule: str
 ) -> DiscreteProfile:
     nrn = _neuron(pop)
-    cohorts = _discrete_cohorts(nrn, _step(dt), _mu_eff(nrn, mu_eff), K, hazard_rule)
-    rate = _self_consistent(cohorts.renewal_rate_hz, nrn.adapting)
+    dt = _step(dt)
+    cohorts = _discrete_cohorts(nrn, dt, _mu_eff(nrn, mu_eff), K, hazard_rule)
+    rate = _self_consistent(cohorts.renewal_rate_hz, nrn, _max_rate_hz(nrn, dt))
     return cohorts.profile(rate)
 
 
@@ -902,8 +989,8 @@ def mean_input(
     neurons = [_neuron(p) for p in _population_list(pops)]
     T = len(neurons)
     rates = np.asarray(rates_hz, dtype=np.float64)
-    if rates.shape != (T,):
-        raise TheoryInputError(f"rates_hz must have shape ({T},); got {rates.shape}")
+    if rates.shape != (T,) or not np.all(np.isfinite(rates)) or np.any(rates < 0.0):
+        raise TheoryInputError(f"rates_hz must hold {T} finite rates >= 0 Hz; got {rates_hz!r}")
     return _mean_input(neurons, _coupling_matrix("J", J, T) * _coupling_matrix("C", C, T), rates)
 
 
@@ -921,7 +1008,7 @@ class NetworkStationaryState:
     ----------
     rates : ndarray, shape (T,), Hz
         The solution reached from the primary start (``rates0`` or the uncoupled
-        rates).
+        rates; for one type the solution nearest it).
     mu_eff : ndarray, shape (T,), mV
         Total mean input at ``rates``.
     solutions : ndarray, shape (S, T), Hz
@@ -960,7 +1047,12 @@ def stationary_rates_network(
     ``u_th + 5 delta_u`` (for more than 4 types, 8 points on the diagonal of that
     box instead). Distinct converged solutions are all reported; more than one
     sets ``multiple``. The search is not exhaustive: it finds the solutions of a
-    bistable pair, not necessarily every solution of a large network.
+    bistable pair, not necessarily every solution of a large network. For one
+    type the equation is one-dimensional and every solution, stable or unstable,
+    is found by a scan of 40 rates per decade from 1e-6 Hz to the largest
+    possible rate (1/t_ref), refined by Brent's method (two solutions within
+    2.5 % of each other could be missed); ``rates`` is then the solution nearest
+    the primary start in log rate.
 
     Parameters
     ----------
@@ -985,14 +1077,24 @@ def stationary_rates_network(
     T = len(neurons)
     if T == 0:
         raise TheoryInputError("pops must hold at least one population")
-    JC = _coupling_matrix("J", J, T) * _coupling_matrix("C", C, T)
+    in_degrees = _coupling_matrix("C", C, T)
+    if np.any(in_degrees < 0) or np.any(in_degrees != np.round(in_degrees)):
+        raise TheoryInputError(f"C = {in_degrees.tolist()} must hold whole in-degrees >= 0")
+    JC = _coupling_matrix("J", J, T) * in_degrees
     if dt is not None:
         dt = _step(dt)
-        windows = list(K) if isinstance(K, Sequence) else [K] * T
+        if isinstance(K, (str, bytes)):
+            raise TheoryInputError(f"K = {K!r} must be a whole number of steps, None, or one per type")
+        windows = list(K) if isinstance(K, (Sequence, np.ndarray)) else [K] * T
         if len(windows) != T:
             raise TheoryInputError(f"K must be one value or {T} values (one per type); got {K!r}")
-    elif K is not None:
-        raise TheoryInputError("K applies only to the discrete model (give dt)")
+        for index, window in enumerate(windows):  # each window checked once, before any solving
+            _history_length(neurons[index], dt, neurons[index].mu, window, hazard_rule)
+    else:
+        if K is not None:
+            raise TheoryInputError("K applies only to the discrete model (give dt)")
+        if hazard_rule != "trapezoid":
+            raise TheoryInputError(f"hazard_rule = {hazard_rule!r} applies only to the discrete model (give dt)")
 
     def rate_of(index: int, mu_eff: float, rate_hz: float) -> float:
         nrn = neurons[index]
@@ -1012,9 +1114,14 @@ def stationary_rates_network(
     if rates0 is None:
         primary = np.array([rate_of(i, n.mu, 0.0) for i, n in enumerate(neurons)])
     else:
-        primary = np.asarray(rates0, dtype=np.float64)
-        if primary.shape != (T,) or np.any(~(primary > 0.0)):
-            raise TheoryInputError(f"rates0 must hold {T} positive rates in Hz; got {rates0!r}")
+        try:
+            primary = np.asarray(rates0, dtype=np.float64)
+        except (TypeError, ValueError):
+            primary = np.full(0, np.nan)
+        if primary.shape != (T,) or not np.all(np.isfinite(primary)) or np.any(~(primary > 0.0)):
+            raise TheoryInputError(f"rates0 must hold {T} finite positive rates in Hz; got {rates0!r}")
+    if T == 1:
+        return _one_type_network(neurons[0], JC, primary[0], lambda mu, A: rate_of(0, mu, A), dt)
     low = np.full(T, 0.01)
     high = np.array([rate_of(i, n.u_th + 5.0 * n.delta_u, 0.0) for i, n in enumerate(neurons)])
     if T <= 4:
@@ -1026,9 +1133,13 @@ def stationary_rates_network(
 
     solutions: list[np.ndarray] = []
     primary_solution = None
+    closest = (math.inf, None)
     for k, start in enumerate(starts):
         result = optimize.root(residual, np.log(start), method="hybr", options={"xtol": 1e-13})
-        if not (result.success and np.max(np.abs(residual(result.x))) < 1e-9):
+        size = float(np.max(np.abs(residual(result.x))))
+        if size < closest[0]:
+            closest = (size, np.exp(result.x))
+        if not (result.success and size < 1e-9):
             continue
         rates = np.exp(result.x)
         if k == 0:
@@ -1036,7 +1147,11 @@ def stationary_rates_network(
         if not any(np.allclose(rates, s, rtol=1e-6, atol=0.0) for s in solutions):
             solutions.append(rates)
     if not solutions:
-        raise TheoryInputError("no stationary state found from any start (check J, C and the drives)")
+        raise TheoryInputError(
+            f"no stationary state found from any of the {len(starts)} starts: the closest point reached, "
+            f"rates {np.array2string(closest[1], precision=4)} Hz, misses the equations by {closest[0]:.3g} "
+            "in log rate (check J, C and the drives, or give rates0 near a solution)"
+        )
     if primary_solution is None:
         primary_solution = solutions[0]
     ordered = np.array(sorted(solutions, key=lambda s: tuple(s)))
@@ -1045,6 +1160,35 @@ def stationary_rates_network(
         mu_eff=_mean_input(neurons, JC, primary_solution),
         solutions=ordered,
         multiple=len(solutions) > 1,
+    )
+
+
+def _one_type_network(
+    nrn: _Neuron, JC: np.ndarray, start_hz: float, rate_of: Callable[[float, float], float], dt: float | None
+) -> NetworkStationaryState:
+    """One type: ``A = F(mu + tau_m J C A / 1000, A)`` is one equation in A, so
+    every solution is found by a scan (:func:`_roots`), stable or not; without
+    self-excitation and facilitation it has exactly one, found directly. The
+    primary solution is the one nearest ``start_hz`` in log rate."""
+    coupling = nrn.tau_m * float(JC[0, 0]) * 1e-3
+    residual = lambda A: A - rate_of(nrn.mu + coupling * A, A)  # noqa: E731
+    if coupling <= 0.0 and not np.any(nrn.J_theta < 0.0):
+        # Self-inhibition and adaptation only lower the rate as A grows: the
+        # residual increases strictly, so its one root lies in [0, F(0)].
+        r0 = rate_of(nrn.mu, 0.0)
+        roots = [r0 if r0 == 0.0 or residual(r0) == 0.0 else
+                 optimize.brentq(residual, 0.0, r0, xtol=1e-300, rtol=4.0 * np.finfo(float).eps, maxiter=200)]
+    else:
+        roots = _roots(residual, _max_rate_hz(nrn, dt))
+    if not roots:
+        raise TheoryInputError("no stationary state found (check J, C and the drive)")
+    distance = [abs(math.log(max(r, 1e-300)) - math.log(start_hz)) for r in roots]
+    primary = np.array([roots[int(np.argmin(distance))]])
+    return NetworkStationaryState(
+        rates=primary,
+        mu_eff=np.array([nrn.mu + coupling * primary[0]]),
+        solutions=np.array(roots)[:, None],
+        multiple=len(roots) > 1,
     )
 
 
@@ -1080,6 +1224,5 @@ def psd_high_frequency_level(rate_hz: float, N: int) -> float:
     float, Hz.
     """
     rate = _rate(rate_hz)
-    if isinstance(N, bool) or int(N) != N or int(N) < 1:
-        raise TheoryInputError(f"N = {N!r} must be a positive integer")
+    N = _number("N", N, "a positive whole number of neurons", lambda x: x >= 1 and x == int(x))
     return rate / int(N)
