@@ -1,5 +1,6 @@
 """Tests of the static linear stability theory (meshfield.theory.linear)."""
 
+import tracemalloc
 from types import SimpleNamespace
 
 import numpy as np
@@ -20,13 +21,13 @@ from meshfield.theory import (
 NEURON = dict(tau_m=20.0, t_ref=4.0, u_reset=0.0, u_th=15.0, c=10.0, delta_u=2.5, tau_s=3.0)
 
 
-def config(shape, dx, couplings, populations=None, dt=0.5):
+def config(shape, dx, couplings, populations=None, dt=0.5, boundary="periodic"):
     """A validated configuration with the given lattice and couplings."""
     if populations is None:
         populations = {"E": dict(N=100, mu=20.0, **NEURON)}
     return Config.from_dict(dict(
         run=dict(t_end=10.0, dt=dt),
-        lattice=dict(shape=list(shape), dx=dx, boundary="periodic"),
+        lattice=dict(shape=list(shape), dx=dx, boundary=boundary),
         populations=populations,
         couplings=couplings,
     ))
@@ -108,6 +109,112 @@ def test_stencil_dimension_mismatch_is_an_error():
         stencil_fourier(bad, (8,), 0.1)
 
 
+def dense_fourier(offsets, weights, shape, dx):
+    """The defining sum kappa_hat(k) = sum_o kappa(o) exp(-i k.o dx), one phase per (k, o)."""
+    k = lattice_wave_vectors(shape, dx)
+    phase = k.reshape(-1, len(shape)) @ (np.asarray(offsets, dtype=float).T * dx)
+    return (np.exp(-1j * phase) @ np.asarray(weights, dtype=float)).reshape(shape)
+
+
+@pytest.mark.parametrize("shape", [(6, 10), (7, 4), (9,)])
+def test_fft_equals_the_defining_sum_with_aliasing(shape):
+    """A non-symmetric stencil with offsets up to 3 lattice lengths, several of which
+    alias onto one site (o and o + n per axis), and weights that do not sum to 1."""
+    rng = np.random.default_rng(7)
+    n = np.asarray(shape)
+    offsets = rng.integers(-3 * n, 3 * n + 1, size=(40, len(shape)))
+    offsets = np.concatenate([offsets, offsets[:5] + n, offsets[5:8] - 2 * n, [np.zeros(len(shape), int)]])
+    weights = rng.uniform(-0.3, 1.0, size=len(offsets))
+    folded = {tuple(o) for o in np.mod(offsets, n)}
+    assert len(folded) < len(offsets)  # the case really aliases
+    stencil = SimpleNamespace(offsets=offsets, weights=weights)
+    kappa_hat = stencil_fourier(stencil, shape, 0.07)
+    assert kappa_hat.shape == shape and kappa_hat.dtype == np.complex128
+    np.testing.assert_allclose(kappa_hat, dense_fourier(offsets, weights, shape, 0.07), rtol=0, atol=1e-13)
+    assert np.max(np.abs(kappa_hat.imag)) > 0.1  # non-symmetric: a genuinely complex transform
+    assert kappa_hat.flat[0] == pytest.approx(weights.sum(), abs=1e-13)  # not 1: a caller's own stencil
+
+
+def test_fft_equals_the_defining_sum_for_a_meshfield_stencil():
+    kernel = {"shape": "dog", "sigma_center": 0.1, "sigma_surround": 0.3, "surround_weight": 0.5, "r_max": 0.9}
+    cfg = config((20, 14), 0.1, [coupling(kernel=kernel)])
+    s = only_stencil(cfg)
+    np.testing.assert_allclose(stencil_fourier(s, (20, 14), 0.1), dense_fourier(s.offsets, s.weights, (20, 14), 0.1),
+                               rtol=0, atol=1e-13)
+
+
+def test_large_lattice_transform_needs_little_memory():
+    """512 x 512 sites and a 29 x 29 box stencil of 841 offsets: the dense phase matrix
+    would take 262144 x 841 x 16 bytes = 3.3 GiB; the FFT needs a few lattice-sized
+    arrays (4 MiB each). The box's transform is a product of Dirichlet kernels."""
+    shape, dx, half = (512, 512), 0.025, 14
+    side = np.arange(-half, half + 1)
+    offsets = np.stack(np.meshgrid(side, side, indexing="ij"), axis=-1).reshape(-1, 2)
+    weights = np.full(len(offsets), 1.0 / len(offsets))
+    tracemalloc.start()
+    try:
+        kappa_hat = stencil_fourier(SimpleNamespace(offsets=offsets, weights=weights), shape, dx)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20, peak
+    assert kappa_hat.shape == shape
+    assert kappa_hat[0, 0] == pytest.approx(weights.sum(), abs=1e-13)
+    k = 2 * np.pi * np.fft.fftfreq(512, d=dx)
+    box = np.exp(-1j * np.outer(k, side) * dx).sum(axis=1) / side.size  # one axis, real
+    np.testing.assert_allclose(kappa_hat, np.outer(box, box), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("offsets, weights, match", [
+    ([[0], [1]], [np.nan, 0.5], r"weights must be finite.*weights\[0\] = nan"),
+    ([[0], [1]], [0.5, np.inf], r"weights must be finite.*weights\[1\] = inf"),
+    ([[0], [1.5]], [0.5, 0.5], r"offsets must be whole numbers.*offsets\[1\] = \[1.5\]"),
+    ([[0], [np.nan]], [0.5, 0.5], r"offsets must be whole numbers"),
+    ([["a"]], [1.0], "numeric arrays"),
+])
+def test_bad_stencil_values_are_errors(offsets, weights, match):
+    with pytest.raises(TheoryInputError, match=match):
+        stencil_fourier(SimpleNamespace(offsets=np.array(offsets), weights=np.array(weights)), (4,), 0.1)
+
+
+def test_stencil_without_weights_is_an_error():
+    with pytest.raises(TheoryInputError, match="no 'weights'"):
+        stencil_fourier(SimpleNamespace(offsets=np.zeros((1, 1), dtype=int)), (4,), 0.1)
+
+
+@pytest.mark.parametrize("shape, match", [
+    (4, "lattice_shape = 4 must be a sequence"),
+    ("44", "lattice_shape = '44' must be a sequence"),
+    ((4.7,), r"lattice_shape = \[4.7\] holds 4.7; it must be a sequence of whole positive"),
+    ((4, 0), "holds 0"),
+    ((-2,), "holds -2"),
+    ((True,), "holds True"),
+    (("4",), "holds '4'"),
+    ((), "is empty"),
+])
+def test_bad_lattice_shape_is_an_error(shape, match):
+    with pytest.raises(TheoryInputError, match=match):
+        lattice_wave_vectors(shape, 0.1)
+    one = SimpleNamespace(offsets=np.zeros((1, 1), dtype=int), weights=np.ones(1))
+    with pytest.raises(TheoryInputError, match=match):
+        stencil_fourier(one, shape, 0.1)
+
+
+@pytest.mark.parametrize("dx", ["a", None, 0.0, -0.1, np.nan, np.inf, True])
+def test_bad_spacing_is_an_error(dx):
+    with pytest.raises(TheoryInputError, match=r"dx = .* must be a positive \(finite\) number of mm"):
+        lattice_wave_vectors((4,), dx)
+    one = SimpleNamespace(offsets=np.zeros((1, 1), dtype=int), weights=np.ones(1))
+    with pytest.raises(TheoryInputError, match="dx = "):
+        stencil_fourier(one, (4,), dx)
+
+
+def test_whole_float_and_numpy_site_counts_are_accepted():
+    expected = lattice_wave_vectors((4, 6), 0.5)
+    np.testing.assert_array_equal(lattice_wave_vectors((4.0, np.int64(6)), np.float32(0.5)), expected)
+    np.testing.assert_array_equal(lattice_wave_vectors(np.array([4, 6]), 0.5), expected)
+
+
 # ---------------------------------------------------------------------------
 # static_gain
 # ---------------------------------------------------------------------------
@@ -128,6 +235,26 @@ def test_static_gain_matches_a_coarse_finite_difference(pop):
     coarse = (stationary_rate_discrete(pop, 0.5, mu_eff=pop.mu + h, K=300)
               - stationary_rate_discrete(pop, 0.5, mu_eff=pop.mu - h, K=300)) / (2 * h)
     assert static_gain(pop, 0.5, K=300) == pytest.approx(coarse, rel=1e-4)
+
+
+@pytest.mark.parametrize("pop, match", [
+    (SimpleNamespace(delta_u=2.5), "population parameter 'mu' is missing"),
+    (population(tau_m="x"), "population parameter 'tau_m' = 'x' is not a number"),
+    (population(delta_u=0.0), "population parameter 'delta_u' = 0.0 must be > 0"),
+    (population(c=np.nan), "population parameter 'c' = nan must be finite"),
+])
+def test_static_gain_validates_its_population(pop, match):
+    with pytest.raises(TheoryInputError, match=match):
+        static_gain(pop, 0.5)
+
+
+@pytest.mark.parametrize("mu_eff", [np.nan, "20", None])
+def test_static_gain_validates_mu_eff(mu_eff):
+    if mu_eff is None:  # the default: pop.mu
+        assert static_gain(population(), 0.5, K=300) == static_gain(population(), 0.5, mu_eff=20.0, K=300)
+        return
+    with pytest.raises(TheoryInputError, match="mu_eff = .* must be a finite potential in mV"):
+        static_gain(population(), 0.5, mu_eff=mu_eff)
 
 
 def test_static_gain_with_adaptation_is_the_self_consistent_slope():
@@ -213,6 +340,13 @@ def test_invalid_level_is_an_error():
     cfg = config((8,), 0.1, [coupling()])
     with pytest.raises(TheoryInputError, match="level"):
         dispersion(cfg, level="nano")
+
+
+def test_open_lattice_is_refused():
+    """MODEL.md §6's linear theory is that of a homogeneous (periodic) field."""
+    cfg = config((8,), 0.1, [coupling(kernel={"shape": "gaussian", "sigma": 0.2, "r_max": 0.4})], boundary="open")
+    with pytest.raises(TheoryInputError, match="lattice.boundary = 'open'.*allowed: 'periodic'"):
+        dispersion(cfg)
 
 
 def test_single_site_has_only_k_zero():

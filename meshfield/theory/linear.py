@@ -49,9 +49,10 @@ static theory therefore predicts the onset and wave number of a stationary
 pattern only where no oscillatory instability comes first; a simulation is the
 check. Finite-size noise is absent from both versions.
 
-On an open lattice the Fourier modes are not exact eigenmodes (the edge
-renormalization of the stencil breaks translation invariance); the result then
-describes the bulk, far from the edges.
+Only periodic lattices. On an open lattice the Fourier modes are not
+eigenmodes (the edge renormalization of the stencil breaks translation
+invariance), so :func:`dispersion` refuses ``lattice.boundary = "open"`` rather
+than return the periodic lattice's answer for it.
 
 Units: wave numbers in rad/mm, rates in Hz, potentials in mV, times in ms. No MPI.
 """
@@ -59,6 +60,8 @@ Units: wave numbers in rad/mm, rates in Hz, potentials in mV, times in ms. No MP
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +69,7 @@ import numpy as np
 
 from .stationary import (
     TheoryInputError,
+    _neuron,
     stationary_rate_discrete,
     stationary_rates_network,
 )
@@ -93,6 +97,33 @@ _REAL_TOL = 1e-7
 _LEVELS = ("meso", "micro")
 
 
+def _site_counts(lattice_shape) -> tuple[int, ...]:
+    """``lattice_shape`` as a tuple of positive ints, or one TheoryInputError."""
+    allowed = "a sequence of whole positive site counts, one per axis, e.g. (n,) or (nx, ny)"
+    sequence = isinstance(lattice_shape, Sequence) and not isinstance(lattice_shape, (str, bytes))
+    if not (sequence or (isinstance(lattice_shape, np.ndarray) and lattice_shape.ndim == 1)):
+        raise TheoryInputError(f"lattice_shape = {lattice_shape!r} must be {allowed}")
+    entries = [n.item() if isinstance(n, np.generic) else n for n in lattice_shape]
+    if not entries:
+        raise TheoryInputError(f"lattice_shape = {lattice_shape!r} is empty; it must be {allowed}")
+    shape = []
+    for n in entries:
+        whole = isinstance(n, numbers.Integral) or (isinstance(n, numbers.Real) and math.isfinite(n)
+                                                     and float(n).is_integer())
+        if isinstance(n, (bool, np.bool_)) or not whole or n < 1:
+            raise TheoryInputError(f"lattice_shape = {entries!r} holds {n!r}; it must be {allowed}")
+        shape.append(int(n))
+    return tuple(shape)
+
+
+def _spacing(dx) -> float:
+    """``dx`` as a positive finite float, or one TheoryInputError."""
+    number = isinstance(dx, numbers.Real) and not isinstance(dx, (bool, np.bool_))
+    if not (number and math.isfinite(dx) and dx > 0):
+        raise TheoryInputError(f"dx = {dx!r} must be a positive (finite) number of mm")
+    return float(dx)
+
+
 def lattice_wave_vectors(lattice_shape, dx: float) -> np.ndarray:
     """The discrete wave vectors of a periodic lattice, in FFT order.
 
@@ -102,19 +133,22 @@ def lattice_wave_vectors(lattice_shape, dx: float) -> np.ndarray:
     Parameters
     ----------
     lattice_shape : sequence of int
-        Sites per axis, ``(n,)`` or ``(nx, ny)``.
+        Sites per axis, ``(n,)`` or ``(nx, ny)``: whole numbers >= 1 (``4.0`` is
+        accepted, ``4.7`` and a bare ``4`` are not).
     dx : float, mm
-        Site spacing.
+        Site spacing, a finite number > 0.
 
     Returns
     -------
     ndarray, shape (*lattice_shape, ndim), rad/mm.
+
+    Raises
+    ------
+    TheoryInputError
+        For a ``lattice_shape`` or ``dx`` outside these ranges.
     """
-    shape = tuple(int(n) for n in lattice_shape)
-    if not shape or any(n < 1 for n in shape):
-        raise TheoryInputError(f"lattice_shape = {list(lattice_shape)!r} must hold positive site counts")
-    if not (math.isfinite(dx) and dx > 0):
-        raise TheoryInputError(f"dx = {dx!r} must be a positive spacing in mm")
+    shape = _site_counts(lattice_shape)
+    dx = _spacing(dx)
     axes = [2.0 * np.pi * np.fft.fftfreq(n, d=dx) for n in shape]
     return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
 
@@ -123,32 +157,77 @@ def stencil_fourier(stencil: Any, lattice_shape, dx: float) -> np.ndarray:
     """Discrete Fourier transform of a coupling stencil on the lattice's wave vectors.
 
     ``kappa_hat(k) = sum_o kappa(o) exp(-i k.o dx)`` for every ``k`` of
-    :func:`lattice_wave_vectors` (FFT order). ``kappa_hat(0) = 1`` because the
-    weights sum to 1; a stencil symmetric under ``o -> -o`` has a real transform.
+    :func:`lattice_wave_vectors` (FFT order). ``kappa_hat(0)`` is the sum of the
+    weights: 1 for meshfield's normalized stencils
+    (:func:`meshfield.coupling.build_stencils`), whatever it is for a caller's own
+    stencil (weights that do not sum to 1 are accepted). A stencil symmetric
+    under ``o -> -o`` has a real transform.
+
+    Computed by one FFT: since ``k_i = 2 pi m / (n_i dx)``, the phase is periodic
+    in ``o_i`` with period ``n_i``, so the weights are summed on a periodic array
+    of the lattice's shape at index ``o mod n`` (offsets that alias onto one site
+    add up) and transformed with ``numpy.fft.fftn``. Cost ``O(n_sites log
+    n_sites + n_off)`` in time and ``O(n_sites)`` in memory. The values at the
+    lattice wave vectors do not depend on ``dx`` (it is only validated).
 
     Parameters
     ----------
     stencil : meshfield.coupling.Stencil (or any object with ``offsets``, shape
-        ``(n_off, ndim)`` in sites, and ``weights``, shape ``(n_off,)``)
+        ``(n_off, ndim)``, whole numbers of sites, and ``weights``, shape
+        ``(n_off,)``, finite)
     lattice_shape : sequence of int
-        Sites per axis.
+        Sites per axis (see :func:`lattice_wave_vectors`).
     dx : float, mm
         Site spacing.
 
     Returns
     -------
     ndarray of complex128, shape lattice_shape.
+
+    Raises
+    ------
+    TheoryInputError
+        For a bad ``lattice_shape`` or ``dx``, a stencil without ``offsets`` or
+        ``weights``, shapes that do not fit the lattice, offsets that are not
+        whole numbers, or non-finite weights.
     """
-    k = lattice_wave_vectors(lattice_shape, dx)
-    offsets = np.asarray(stencil.offsets, dtype=np.float64)
-    weights = np.asarray(stencil.weights, dtype=np.float64)
-    if offsets.ndim != 2 or offsets.shape[1] != k.shape[-1] or weights.shape != offsets.shape[:1]:
+    shape = _site_counts(lattice_shape)
+    _spacing(dx)
+    ndim = len(shape)
+    for name in ("offsets", "weights"):
+        if not hasattr(stencil, name):
+            raise TheoryInputError(
+                f"stencil = {type(stencil).__name__} object has no '{name}'; a stencil needs 'offsets' "
+                f"(n_off, ndim) in sites and 'weights' (n_off,)"
+            )
+    try:
+        offsets = np.asarray(stencil.offsets, dtype=np.float64)
+        weights = np.asarray(stencil.weights, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TheoryInputError(f"stencil offsets and weights must be numeric arrays ({err})") from None
+    if offsets.ndim != 2 or offsets.shape[1] != ndim or weights.shape != offsets.shape[:1]:
         raise TheoryInputError(
             f"stencil offsets of shape {offsets.shape} and weights of shape {weights.shape} do not fit "
-            f"a {k.shape[-1]}-D lattice (expected offsets (n_off, {k.shape[-1]}) and weights (n_off,))"
+            f"a {ndim}-D lattice (expected offsets (n_off, {ndim}) and weights (n_off,))"
         )
-    phase = k.reshape(-1, k.shape[-1]) @ (offsets.T * dx)  # (n_k, n_off), rad
-    return (np.exp(-1j * phase) @ weights).reshape(k.shape[:-1])
+    bad = ~(np.isfinite(offsets) & (offsets == np.rint(offsets)))
+    if np.any(bad):
+        i = int(np.flatnonzero(np.any(bad, axis=1))[0])
+        raise TheoryInputError(
+            f"stencil offsets must be whole numbers of sites; offsets[{i}] = {offsets[i].tolist()}"
+        )
+    bad = ~np.isfinite(weights)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise TheoryInputError(
+            f"stencil weights must be finite numbers; {int(bad.sum())} of {weights.size} are not "
+            f"(weights[{i}] = {float(weights[i])} at offset {offsets[i].astype(np.int64).tolist()})"
+        )
+    # exp(-i k_i o_i dx) = exp(-2 pi i m o_i / n_i) depends on o_i mod n_i only.
+    index = np.mod(offsets, np.asarray(shape, dtype=np.float64)).astype(np.int64)  # exact for whole floats
+    folded = np.zeros(shape, dtype=np.float64)
+    np.add.at(folded, tuple(index.T), weights)
+    return np.fft.fftn(folded)
 
 
 def static_gain(
@@ -183,12 +262,23 @@ def static_gain(
     Returns
     -------
     float, Hz/mV.
+
+    Raises
+    ------
+    TheoryInputError
+        For a missing or out-of-range population parameter (the checks of the
+        stationary theory, naming the parameter), a non-finite ``mu_eff`` or a
+        bad ``dt``, ``K`` or ``hazard_rule``.
     """
-    mu = float(pop.mu if mu_eff is None else mu_eff)
-    delta_u = float(pop.delta_u)
-    if not (math.isfinite(delta_u) and delta_u > 0):
-        raise TheoryInputError(f"population parameter 'delta_u' = {pop.delta_u!r} must be > 0")
-    h = _GAIN_STEP * delta_u
+    nrn = _neuron(pop)  # the stationary theory's checks: one TheoryInputError per bad parameter
+    if mu_eff is None:
+        mu = nrn.mu
+    else:
+        number = isinstance(mu_eff, numbers.Real) and not isinstance(mu_eff, (bool, np.bool_))
+        if not (number and math.isfinite(mu_eff)):
+            raise TheoryInputError(f"mu_eff = {mu_eff!r} must be a finite potential in mV")
+        mu = float(mu_eff)
+    h = _GAIN_STEP * nrn.delta_u
 
     def rate(m: float) -> float:
         return stationary_rate_discrete(pop, dt, mu_eff=m, K=K, hazard_rule=hazard_rule)
@@ -211,8 +301,9 @@ class Dispersion:
     k_norm : ndarray, shape lattice, rad/mm
         ``|k|``.
     k_step : float, rad/mm
-        Lattice wave-number step ``2 pi / (n dx)``, ``n`` the shortest axis with
-        more than one site (as :func:`meshfield.analysis.spatial_spectrum`).
+        Lattice wave-number step ``2 pi / (n dx)``, ``n`` the longest axis (as
+        :func:`meshfield.analysis.spatial_spectrum`; on a rectangular lattice the
+        finer of the two axes' steps).
     gain_matrix : ndarray of complex, shape (*lattice, T, T)
         ``G_ab(k)``, dimensionless, indexed ``[..., target, source]``.
     eigenvalues : ndarray of complex, shape (*lattice, T)
@@ -306,6 +397,12 @@ def dispersion(config: Any, *, level: str | None = None, rates0: np.ndarray | No
     truncated and normalized stencils of the simulation are used. Stimuli are
     ignored (the homogeneous state has the constant drive ``mu`` only).
 
+    Static theory only: ``G(k)`` is the zero-frequency gain, whose leading real
+    eigenvalue locates the onset and wave number of a stationary pattern; it
+    gives no growth rates in time (the frequency-dependent transfer function of
+    MODEL.md §6 is not implemented). The lattice must be periodic (the theory of
+    a homogeneous field); an open lattice is refused.
+
     Parameters
     ----------
     config : Config, or anything :func:`meshfield.config.load_config` accepts.
@@ -320,6 +417,12 @@ def dispersion(config: Any, *, level: str | None = None, rates0: np.ndarray | No
     Returns
     -------
     Dispersion
+
+    Raises
+    ------
+    TheoryInputError
+        For ``lattice.boundary = "open"``, an unknown ``level``, or bad
+        population parameters.
     """
     from ..config import Config, load_config
     from ..coupling import build_stencils
@@ -327,6 +430,12 @@ def dispersion(config: Any, *, level: str | None = None, rates0: np.ndarray | No
 
     if not isinstance(config, Config):
         config = load_config(config)
+    if config.lattice.boundary != "periodic":
+        raise TheoryInputError(
+            f"lattice.boundary = {config.lattice.boundary!r}: the linear theory (MODEL.md §6) is that of a "
+            f"homogeneous field, whose Fourier modes are eigenmodes only on a periodic lattice; "
+            f"allowed: 'periodic' (an open lattice's edge renormalization breaks translation invariance)"
+        )
     level = config.run.level if level is None else level
     if level not in _LEVELS:
         raise TheoryInputError(f"level = {level!r}; allowed: {', '.join(_LEVELS)}")
@@ -365,7 +474,9 @@ def dispersion(config: Any, *, level: str | None = None, rates0: np.ndarray | No
     real = np.abs(eigenvalues.imag) <= _REAL_TOL * np.maximum(np.abs(eigenvalues), 1.0)
     leading = np.max(np.where(real, eigenvalues.real, -np.inf), axis=-1)
     long_axes = [n for n in shape if n > 1]
-    k_step = 2.0 * np.pi / (min(long_axes) * dx) if long_axes else math.inf
+    # The step of the longest axis, as meshfield.analysis.spatial_spectrum: every
+    # non-zero wave vector is at least one step long.
+    k_step = 2.0 * np.pi / (max(long_axes) * dx) if long_axes else math.inf
     return Dispersion(
         types=tuple(config.types),
         k_vectors=k_vectors,
