@@ -25,4 +25,17 @@ def open_result(path):
     return _open(path)
 
 
+#: submodules reachable as attributes (``meshfield.analysis.psd``) without an
+#: explicit import; they load on first access, so ``import meshfield`` stays light
+_SUBMODULES = ("analysis", "cli", "config", "coupling", "io", "lattice", "meso", "micro", "numerics",
+               "parallel", "peers", "plot", "propagators", "random", "simulation", "stimulus", "theory")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'meshfield' has no attribute {name!r}")
+
+
 __all__ = ["__version__", "run", "open_result", "load_config", "ConfigError"]
