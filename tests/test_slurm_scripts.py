@@ -33,6 +33,9 @@ def _load_table_module():
 
 scaling_table = _load_table_module()
 
+needs_venv = pytest.mark.skipif(not MPIEXEC.exists() or not (VENV / "bin" / "activate").exists(),
+                                reason="needs the project's virtual environment with mpiexec")
+
 
 def _env(tmp_path, venv=None, **extra):
     """Environment without any SLURM_* variables of a surrounding job, with a venv to activate."""
@@ -55,6 +58,44 @@ def _bash(script, args, cwd, env, timeout=60):
 def _commands(stdout):
     """The commands a DRY_RUN printed, without the leading '+ '."""
     return [line[2:] for line in stdout.splitlines() if line.startswith("+ ")]
+
+
+def _submissions(stdout):
+    """The sbatch commands a DRY_RUN of chain.sbatch printed."""
+    return [c for c in _commands(stdout) if c.startswith("sbatch ")]
+
+
+def _fake_bin(tmp_path):
+    """Stand-ins for sbatch and srun that only log their arguments (to sbatch.log,
+    srun.log); returns the folder for PATH and the two logs."""
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir(exist_ok=True)
+    logs = {}
+    for name in ("sbatch", "srun"):
+        logs[name] = tmp_path / f"{name}.log"
+        fake = bindir / name
+        fake.write_text(f'#!/bin/bash\necho "$*" >> {logs[name]}\necho "$((600 + RANDOM % 100))"\n')
+        fake.chmod(0o755)
+    return bindir, logs
+
+
+def _env_with_fakes(tmp_path, venv=None, **extra):
+    """_env with the logging sbatch and srun first on PATH; returns (env, logs)."""
+    env = _env(tmp_path, venv=venv, **extra)
+    bindir, logs = _fake_bin(tmp_path)
+    env["PATH"] = f"{bindir}:{env['PATH']}"
+    return env, logs
+
+
+def _header_ntasks(script):
+    return int(re.search(r"^#SBATCH --ntasks=(\d+)", (SLURM / script).read_text(), re.M).group(1))
+
+
+def _nothing_written(tmp_path, logs=None):
+    """Neither out/ nor any submission or launch."""
+    assert not (tmp_path / "out").exists()
+    for log in (logs or {}).values():
+        assert not log.exists(), log.read_text()
 
 
 # ----------------------------------------------------------------------------- every script
@@ -86,6 +127,56 @@ def test_sbatch_header(script):
     assert not any(line.startswith("#SBATCH") for line in lines[first_command:])
 
 
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_first_argument_must_be_the_configuration(script, tmp_path):
+    """An option in the configuration's place stops the script before anything runs."""
+    env, logs = _env_with_fakes(tmp_path, PARAMS=SLURM / "sweep_params.txt")
+    proc = _bash(script.name, ["--set", "run.t_end=20"], tmp_path, env)
+    assert proc.returncode == 2
+    assert ("'--set': the first argument must be the configuration (a packaged name or a TOML file)"
+            in proc.stderr)
+    assert proc.stdout == ""
+    _nothing_written(tmp_path, logs)
+
+
+# (script, arguments after the configuration, the option they stand for)
+MANAGED_OPTIONS = [
+    ("run.sbatch", ["-o", "mine.h5"], "--output"),
+    ("run.sbatch", ["-omine.h5"], "--output"),
+    ("run.sbatch", ["-q", "-qo", "mine.h5"], "--output"),
+    ("run.sbatch", ["--out", "mine.h5"], "--output"),
+    ("run.sbatch", ["--outp=mine.h5"], "--output"),
+    ("run.sbatch", ["--output=mine.h5"], "--output"),
+    ("run.sbatch", ["--overw"], "--overwrite"),
+    ("sweep.sbatch", ["--ou", "mine.h5"], "--output"),
+    ("sweep.sbatch", ["--overwrite"], "--overwrite"),
+    ("scaling.sbatch", ["-q", "--out=mine.h5"], "--output"),
+    ("scaling.sbatch", ["--overwrite"], "--overwrite"),
+    ("chain.sbatch", ["--out", "mine.h5"], "--output"),
+    ("chain.sbatch", ["--check", "mine.ckpt.h5"], "--checkpoint"),
+    ("chain.sbatch", ["--rest=mine.ckpt.h5"], "--restart"),
+    ("chain.sbatch", ["-q", "--c", "mine.ckpt.h5"], "--checkpoint"),
+    ("chain.sbatch", ["--overwrite"], "--overwrite"),
+]
+
+
+@pytest.mark.parametrize("script,args,option", MANAGED_OPTIONS,
+                         ids=[f"{s}:{' '.join(a)}" for s, a, _ in MANAGED_OPTIONS])
+def test_scripts_refuse_options_that_move_the_output(script, args, option, tmp_path):
+    """-o, --output and --overwrite (and the chain's --checkpoint, --restart), also
+    abbreviated as argparse accepts them, are refused with one message."""
+    env, logs = _env_with_fakes(tmp_path, PARAMS=SLURM / "sweep_params.txt")
+    proc = _bash(script, ["default", "--set", "run.seed=2", *args], tmp_path, env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    refused = next(a for a in args if a != "-q")
+    assert f"'{refused}' ({option})" in proc.stderr
+    assert "chooses the output itself" in proc.stderr or "chooses its output itself" in proc.stderr
+    assert ("OVERWRITE=1" if option == "--overwrite" else "OUTDIR") in proc.stderr
+    assert "meshfield" not in proc.stdout
+    _nothing_written(tmp_path, logs)
+    assert not list(tmp_path.glob("mine*"))
+
+
 # ----------------------------------------------------------------------------- run.sbatch
 
 
@@ -107,7 +198,8 @@ def test_run_dry_info_gets_config_options_only(tmp_path):
     proc = _bash("run.sbatch", args, tmp_path, env)
     assert proc.returncode == 0, proc.stderr
     cmds = _commands(proc.stdout)
-    assert "srun -n 1 meshfield info cfg.toml -n 4 --set run.level=micro --set=run.seed=3 --set run.t_end=5" in cmds
+    # the overrides in order, then --level (applied last by `meshfield run` too)
+    assert "srun -n 1 meshfield info cfg.toml -n 4 --set run.seed=3 --set run.t_end=5 --set run.level=micro" in cmds
     assert f"srun -n 4 meshfield run cfg.toml -o out/run-local/result.h5 {' '.join(args[1:])}" in cmds
 
 
@@ -119,8 +211,7 @@ def test_run_dry_defaults_and_overwrite(tmp_path):
             in _commands(proc.stdout))
 
 
-@pytest.mark.skipif(not MPIEXEC.exists() or not (VENV / "bin" / "activate").exists(),
-                    reason="needs the project's virtual environment with mpiexec")
+@needs_venv
 def test_run_local_and_record(tmp_path):
     """A real 20 ms run through run.sbatch on one rank, then its CSV row."""
     env = _env(tmp_path, venv=VENV, LAUNCH=MPIEXEC, NTASKS=1)
@@ -144,15 +235,74 @@ def test_run_local_and_record(tmp_path):
     assert "exists" in again.stderr and "stopped" in again.stderr
 
 
-@pytest.mark.skipif(not MPIEXEC.exists() or not (VENV / "bin" / "activate").exists(),
-                    reason="needs the project's virtual environment with mpiexec")
+def test_run_dry_abbreviated_set_and_level_reach_info(tmp_path):
+    env = _env(tmp_path, DRY_RUN=1, SLURM_NTASKS=2)
+    proc = _bash("run.sbatch", ["cfg.toml", "--lev", "micro", "--se", "run.seed=3", "--s=run.t_end=5"],
+                 tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    assert ("srun -n 1 meshfield info cfg.toml -n 2 --set run.seed=3 --set run.t_end=5 --set run.level=micro"
+            in _commands(proc.stdout))
+
+
+def test_run_refuses_an_existing_result_before_info(tmp_path):
+    (tmp_path / "out" / "run-5").mkdir(parents=True)
+    (tmp_path / "out" / "run-5" / "result.h5").write_text("")
+    env = _env(tmp_path, DRY_RUN=1, SLURM_JOB_ID=5)
+    proc = _bash("run.sbatch", ["cfg.toml"], tmp_path, env)
+    assert proc.returncode == 2
+    assert "stopped: out/run-5/result.h5 exists" in proc.stderr and "OVERWRITE=1" in proc.stderr
+    assert _commands(proc.stdout) == []
+    assert sorted(p.name for p in (tmp_path / "out" / "run-5").iterdir()) == ["result.h5"]
+
+
+@pytest.mark.parametrize("script", ["run.sbatch", "sweep.sbatch", "chain.sbatch"])
+@needs_venv
+def test_header_task_count_fits_the_packaged_default(script):
+    """The scripts run the packaged default when given no configuration, so their
+    header's --ntasks must be a rank count the default lattice accepts."""
+    n = _header_ntasks(script)
+    proc = subprocess.run([str(VENV / "bin" / "meshfield"), "info", "default", "-n", str(n)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"process grid for {n} rank(s)" in proc.stdout
+    # and the scripts say how to choose it
+    assert "meshfield info CONFIG -n N" in (SLURM / script).read_text() or script == "sweep.sbatch"
+
+
+@needs_venv
+def test_run_local_compile_once_job_on_the_header_ranks(tmp_path):
+    """The documented compile-once job, `sbatch slurm/run.sbatch default --set run.t_end=10`,
+    on the header's rank count (10 ms)."""
+    n = _header_ntasks("run.sbatch")
+    env = _env(tmp_path, venv=VENV, LAUNCH=MPIEXEC, SLURM_NTASKS=n, SLURM_JOB_ID=4242)
+    proc = _bash("run.sbatch", ["default", "--set", "run.t_end=10", "-q"], tmp_path, env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = tmp_path / "out" / "run-4242"
+    assert (folder / "result.h5").is_file()
+    assert f"process grid for {n} rank(s)" in (folder / "info.txt").read_text()
+
+
+@needs_venv
+def test_run_local_too_many_ranks_writes_nothing(tmp_path):
+    """16 ranks do not fit the default lattice: `meshfield info` stops the job, and no
+    (empty) info.txt or output folder is left behind."""
+    env = _env(tmp_path, venv=VENV, LAUNCH=MPIEXEC, SLURM_NTASKS=16, SLURM_JOB_ID=4242)
+    proc = _bash("run.sbatch", ["default", "--set", "run.t_end=10"], tmp_path, env, timeout=300)
+    assert proc.returncode == 2
+    assert "halo width 5 exceeds the smallest block" in proc.stderr
+    assert "meshfield info failed with exit status 2 (see above); nothing was written" in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@needs_venv
 def test_run_local_bad_config_stops_at_info(tmp_path):
     env = _env(tmp_path, venv=VENV, LAUNCH=MPIEXEC, NTASKS=1)
     proc = _bash("run.sbatch", ["default", "--set", "run.no_such_key=1"], tmp_path, env, timeout=300)
     assert proc.returncode == 2
     assert "run.no_such_key" in proc.stderr
     assert "[meshfield]" not in proc.stdout                          # the run never started
-    assert not (tmp_path / "out" / "run-local" / "result.h5").exists()
+    assert "meshfield info failed with exit status 2" in proc.stderr
+    assert not (tmp_path / "out").exists()                           # no empty info.txt either
 
 
 # ----------------------------------------------------------------------------- sweep.sbatch
@@ -195,6 +345,18 @@ def test_sweep_missing_params(tmp_path):
     assert "parameter file slurm/sweep_params.txt not found" in proc.stderr
 
 
+def test_sweep_refuses_output_options_in_the_parameter_file(tmp_path):
+    """A parameter line that names the output stops every task (here task 0, for line 1)."""
+    params = tmp_path / "params.txt"
+    params.write_text("# sweep\n--set run.seed=1\n\n--set run.seed=2 --out=mine.h5\n")
+    env, logs = _env_with_fakes(tmp_path, PARAMS=params, SLURM_ARRAY_TASK_ID=0)
+    proc = _bash("sweep.sbatch", ["default"], tmp_path, env)
+    assert proc.returncode == 2
+    assert f"'--out=mine.h5' (--output) in {params} (the line of array index 1)" in proc.stderr
+    assert "OUTDIR" in proc.stderr
+    _nothing_written(tmp_path, logs)
+
+
 # ----------------------------------------------------------------------------- scaling.sbatch
 
 
@@ -210,8 +372,10 @@ def test_scaling_dry(tmp_path):
             "--set lattice.shape=[64,64] --set run.t_end=200") in runs
     assert (f"srun -n 2 meshfield run default -o {d}/weak-R2.h5 --overwrite -q --dims 2,1 "
             "--set lattice.shape=[32,16] --set run.t_end=200") in runs
-    assert f"python slurm/scaling_table.py --record weak {d}/scaling.csv {d}/weak-R4.h5" in _commands(proc.stdout)
-    assert _commands(proc.stdout)[-1] == f"python slurm/scaling_table.py {d}/scaling.csv"
+    # the table script is the one beside scaling.sbatch, found from any folder
+    table = SLURM / "scaling_table.py"
+    assert f"python {table} --record weak {d}/scaling.csv {d}/weak-R4.h5" in _commands(proc.stdout)
+    assert _commands(proc.stdout)[-1] == f"python {table} {d}/scaling.csv"
 
 
 def test_scaling_dry_grid_and_1d(tmp_path):
@@ -230,6 +394,98 @@ def test_scaling_rejects_3d(tmp_path):
     assert proc.returncode == 2 and "1-D or 2-D" in proc.stderr
 
 
+@pytest.mark.parametrize("args,refused", [
+    (["--dims", "2,2"], "'--dims' (--dims): the scaling study sets the process grid"),
+    (["--set", "lattice.shape=[8,8]"], "'lattice.shape=[8,8]' (--set): the scaling study sets lattice.shape"),
+    (["--se=run.t_end=5"], "'run.t_end=5' (--se): the scaling study sets run.t_end"),
+])
+def test_scaling_refuses_what_it_sets_itself(args, refused, tmp_path):
+    env, logs = _env_with_fakes(tmp_path)
+    proc = _bash("scaling.sbatch", ["default", *args], tmp_path, env)
+    assert proc.returncode == 2
+    assert refused in proc.stderr
+    _nothing_written(tmp_path, logs)
+
+
+def test_scaling_missing_table_stops_before_any_run(tmp_path):
+    env, logs = _env_with_fakes(tmp_path, TABLE="nope.py", RANKS="1", T_END=10)
+    proc = _bash("scaling.sbatch", [], tmp_path, env)
+    assert proc.returncode == 2
+    assert "the table script was not found (looked for nope.py from" in proc.stderr
+    assert "TABLE=" in proc.stderr
+    _nothing_written(tmp_path, logs)
+
+
+def test_scaling_table_beside_the_script_or_in_the_submission_folder(tmp_path):
+    """A copy of scaling.sbatch without scaling_table.py beside it (as under sbatch,
+    which runs a copy) finds slurm/scaling_table.py in the current folder, or stops."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    shutil.copy(SLURM / "scaling.sbatch", jobs / "scaling.sbatch")
+    env = _env(tmp_path, DRY_RUN=1, RANKS="1", MODES="weak", SLURM_JOB_ID=3)
+    run = lambda: subprocess.run([BASH, str(jobs / "scaling.sbatch")], cwd=tmp_path, env=env,
+                                 capture_output=True, text=True, timeout=60)
+    proc = run()
+    assert proc.returncode == 2
+    assert "looked for jobs/scaling_table.py slurm/scaling_table.py" in proc.stderr.replace(str(tmp_path) + "/", "")
+    (tmp_path / "slurm").mkdir()
+    shutil.copy(SLURM / "scaling_table.py", tmp_path / "slurm" / "scaling_table.py")
+    proc = run()
+    assert proc.returncode == 0, proc.stderr
+    table = tmp_path / "slurm" / "scaling_table.py"
+    assert _commands(proc.stdout)[-1] == f"python {table} out/scaling-3/scaling.csv"
+
+
+def test_scaling_refuses_an_existing_table(tmp_path):
+    """Re-using an OUTDIR would add this job's rows to another job's scaling.csv."""
+    folder = tmp_path / "out" / "scaling-7"
+    folder.mkdir(parents=True)
+    (folder / "scaling.csv").write_text("old rows\n")
+    env = _env(tmp_path, DRY_RUN=1, SLURM_JOB_ID=7, RANKS="1 2")
+    proc = _bash("scaling.sbatch", [], tmp_path, env)
+    assert proc.returncode == 2
+    assert "out/scaling-7/scaling.csv exists" in proc.stderr and "OVERWRITE=1" in proc.stderr
+    assert _commands(proc.stdout) == []
+    assert (folder / "scaling.csv").read_text() == "old rows\n"
+    # OVERWRITE=1 starts a new table before the first run
+    env["OVERWRITE"] = "1"
+    proc = _bash("scaling.sbatch", [], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    cmds = _commands(proc.stdout)
+    assert cmds.index("rm -f out/scaling-7/scaling.csv") < next(i for i, c in enumerate(cmds) if "meshfield run" in c)
+
+
+def test_scaling_dry_info_gets_the_common_options(tmp_path):
+    env = _env(tmp_path, DRY_RUN=1, RANKS="4", MODES="strong")
+    args = ["default", "--set", "couplings.0.kernel.r_max=0.9", "-q", "--lev=meso"]
+    proc = _bash("scaling.sbatch", args, tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    assert ("srun -n 1 meshfield info default -n 4 --set couplings.0.kernel.r_max=0.9 --set run.level=meso "
+            "--set lattice.shape=[64,64] --set run.t_end=1000") in proc.stdout
+
+
+@needs_venv
+def test_scaling_local_skip_check_sees_the_common_options(tmp_path):
+    """With r_max = 0.9 mm (halo 9 sites) a 20 x 20 lattice fits 1 rank but not 9
+    (blocks of 6-7 sites): the 9-rank run is skipped, judged on the same model as the
+    runs. A stand-in launcher logs every launch and runs it as one process (10 ms)."""
+    log = tmp_path / "launch.log"
+    launcher = tmp_path / "launch"
+    launcher.write_text(f'#!/bin/bash\necho "$*" >> {log}\nshift 2\nexec "$@"\n')
+    launcher.chmod(0o755)
+    env = _env(tmp_path, venv=VENV, LAUNCH=launcher, RANKS="1 9", MODES="strong",
+               STRONG_SHAPE="20,20", WEAK_BLOCK="20,20", T_END=10, SLURM_JOB_ID=11)
+    proc = _bash("scaling.sbatch", ["default", "--set", "couplings.0.kernel.r_max=0.9"], tmp_path, env,
+                 timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "strong, 9 rank(s): lattice [20,20], process grid 3,3" in proc.stdout
+    assert "skipped: meshfield: error: halo width 9 exceeds the smallest block" in proc.stdout
+    launches = log.read_text().splitlines()
+    assert not any(line.startswith("-n 9 meshfield run") for line in launches)
+    rows = list(csv.DictReader((tmp_path / "out" / "scaling-11" / "scaling.csv").open()))
+    assert [(r["mode"], r["ranks"]) for r in rows] == [("strong", "1")]
+
+
 # ----------------------------------------------------------------------------- chain.sbatch
 
 
@@ -237,8 +493,12 @@ def test_chain_dry_submission(tmp_path):
     env = _env(tmp_path, DRY_RUN=1, N_SEGMENTS=3)
     proc = _bash("chain.sbatch", ["cfg.toml", "--set", "run.seed=3"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr
-    subs = _commands(proc.stdout)
-    assert len(subs) == 3 and all(s.startswith("sbatch --parsable") for s in subs)
+    cmds = _commands(proc.stdout)
+    # the model is checked (on the header's rank count, to the chain's end) before any sbatch
+    assert cmds[0] == f"meshfield info cfg.toml -n {_header_ntasks('chain.sbatch')} --set run.seed=3 --set run.t_end=30000"
+    subs = _submissions(proc.stdout)
+    assert len(subs) == 3 and subs == cmds[1:] and all(s.startswith("sbatch --parsable") for s in subs)
+    assert "--ntasks" not in subs[0]
     assert "--dependency" not in subs[0]
     assert "--dependency=afterok:JOB0 --kill-on-invalid-dep=yes" in subs[1]
     assert "--dependency=afterok:JOB1" in subs[2] and "SEGMENT=2" in subs[2]
@@ -261,26 +521,61 @@ def test_chain_resume_needs_the_previous_checkpoint(tmp_path):
     (tmp_path / "out" / "chain" / "segment-1.ckpt.h5").write_text("")
     proc = _bash("chain.sbatch", ["cfg.toml"], tmp_path, env)
     assert proc.returncode == 0, proc.stderr
-    subs = _commands(proc.stdout)
+    subs = _submissions(proc.stdout)
     assert len(subs) == 2 and "SEGMENT=2" in subs[0] and "SEGMENT=3" in subs[1]
 
 
+@needs_venv
 def test_chain_submission_parses_job_ids(tmp_path):
-    """With a stand-in sbatch that prints 'id;cluster', each job depends on the previous id."""
+    """With a stand-in sbatch that prints 'id;cluster', each job depends on the previous id
+    (after the real `meshfield info` check of the packaged default)."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "sbatch.log"
     fake = bindir / "sbatch"
     fake.write_text(f'#!/bin/bash\necho "$*" >> {log}\nn=$(wc -l < {log})\necho "$((500 + n));cluster"\n')
     fake.chmod(0o755)
-    env = _env(tmp_path, N_SEGMENTS=3)
+    env = _env(tmp_path, venv=VENV, N_SEGMENTS=3)
     env["PATH"] = f"{bindir}:{env['PATH']}"
-    proc = _bash("chain.sbatch", [], tmp_path, env)
+    proc = _bash("chain.sbatch", [], tmp_path, env, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    assert f"process grid for {_header_ntasks('chain.sbatch')} rank(s)" in proc.stdout
     calls = log.read_text().splitlines()
     assert len(calls) == 3
     assert "--dependency=afterok:501 " in calls[1] and "--dependency=afterok:502 " in calls[2]
     assert "segment 2: job 503" in proc.stdout
+
+
+@needs_venv
+@pytest.mark.parametrize("args,extra,message", [
+    (["nosuch.toml"], {}, "configuration file 'nosuch.toml' does not exist"),
+    (["default"], {"NTASKS": 16}, "halo width 5 exceeds the smallest block"),
+    (["default", "--set", "run.no_such_key=1"], {}, "run.no_such_key"),
+])
+def test_chain_checks_the_model_before_submitting(args, extra, message, tmp_path):
+    env, logs = _env_with_fakes(tmp_path, venv=VENV, **extra)
+    proc = _bash("chain.sbatch", args, tmp_path, env, timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "stopped before submitting anything: meshfield info" in proc.stderr
+    _nothing_written(tmp_path, logs)
+
+
+@needs_venv
+def test_chain_segment_ms_must_be_a_multiple_of_the_record_interval(tmp_path):
+    env, logs = _env_with_fakes(tmp_path, venv=VENV, SEGMENT_MS=7)
+    proc = _bash("chain.sbatch", ["default", "--set", "record.interval=5"], tmp_path, env, timeout=120)
+    assert proc.returncode == 2
+    assert "SEGMENT_MS = 7 is not a multiple of record.interval = 5 ms" in proc.stderr
+    assert "nothing was submitted" in proc.stderr
+    _nothing_written(tmp_path, logs)
+    # a multiple is submitted, with NTASKS passed on to sbatch
+    env, logs = _env_with_fakes(tmp_path, venv=VENV, SEGMENT_MS=10, N_SEGMENTS=2, NTASKS=2)
+    proc = _bash("chain.sbatch", ["default", "--se=record.interval=5"], tmp_path, env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "process grid for 2 rank(s)" in proc.stdout
+    calls = logs["sbatch"].read_text().splitlines()
+    assert len(calls) == 2 and all(c.startswith("--parsable --ntasks=2 ") for c in calls)
 
 
 def test_chain_dry_segment(tmp_path):
