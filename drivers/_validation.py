@@ -1,4 +1,5 @@
-"""Shared pieces of the validation drivers (VALIDATION.md studies V1, V3, V5, V6).
+"""Shared pieces of the validation drivers (studies V1-V6 of docs/validation.md)
+and the command-line plumbing every driver and benchmark shares.
 
 Every driver runs on one MPI rank (``COMM_SELF``). Run as a script, it uses one
 numba thread unless ``NUMBA_NUM_THREADS`` is set: the wall and CPU times of the
@@ -7,13 +8,30 @@ the engine's parallel kernels can be many times slower with more threads than
 free cores. It writes figures and ``vN.json`` into its ``--out`` folder. The
 drivers import this module by name, so it must sit next to them
 (``python drivers/vN_*.py`` puts ``drivers/`` on the path).
+
+Command-line conventions (:func:`run_main`, :func:`parser`, :class:`Outputs`):
+
+* every option is checked, and the configuration loaded with the user's
+  overrides, before anything is simulated; bad input ends as one line
+  ``DRIVER: error: MESSAGE`` on stderr with exit status 2;
+* the output folder is created and tested for writing at startup;
+* the summary is printed before any file is written, and the files of a run
+  are written under temporary names and renamed into place together at the
+  end, so a failure leaves the previous outputs untouched and no partial file;
+* exit status 0 when every acceptance check passes, 1 when any fails, 2 for bad
+  input or a failed run (:data:`EXIT_STATUS`).
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import math
+import os
+import shlex
+import sys
+import textwrap
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -186,10 +204,24 @@ def _plain(obj):
     return obj
 
 
+def replacing(path):
+    """Context manager: a hidden temporary path beside ``path`` (same suffix, so
+    matplotlib picks the format from it) that is renamed onto ``path`` when the
+    block succeeds and removed when it fails, leaving ``path`` untouched
+    (:func:`meshfield.plot.published`, which ``meshfield plot`` uses too)."""
+    from meshfield.plot import published
+
+    return published(path)
+
+
 def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` as indented JSON (NaN and inf become null)."""
+    """Write ``data`` as indented, strict JSON (NaN and inf become null; numpy
+    values become plain numbers) through a temporary file renamed into place."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_plain(data), indent=2) + "\n")
+    text = json.dumps(_plain(data), indent=2, allow_nan=False) + "\n"
+    with replacing(path) as partial:
+        partial.write_text(text)
 
 
 def new_figure(n_rows: int, n_cols: int, width: float = 5.0, height: float = 3.6):
@@ -204,19 +236,340 @@ def new_figure(n_rows: int, n_cols: int, width: float = 5.0, height: float = 3.6
 
 
 def save_figure(figure, path: Path, dpi: int = 80) -> None:
-    """Save with a tight layout; small PNGs suit the docs."""
+    """Save with a tight layout (small PNGs suit the docs), through a temporary file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
-    figure.savefig(path, dpi=dpi)
+    with replacing(path) as partial:
+        figure.savefig(partial, dpi=dpi)
 
 
-def parser(study: str, description: str) -> argparse.ArgumentParser:
-    """Command-line parser with the option every driver shares (``--out``)."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Threads: NUMBA_NUM_THREADS (default 1 in the drivers).")
-    p.add_argument("--out", type=Path, default=Path("out") / study,
-                   help=f"folder for the figures and {study}.json (default out/{study})")
+# ----------------------------------------------------------------------------- command line
+
+#: Exit statuses of every driver (the convention of ``meshfield compare``).
+EXIT_PASSED, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: The exit-status paragraph of every driver's --help (and docs/validation.md).
+EXIT_STATUS = ("Exit status: 0 when every acceptance check of the study passes; 1 when any "
+               "fails (the numbers are printed and the files written all the same); 2 for bad "
+               "input (an option, the configuration or the output folder: nothing is run or "
+               "written) or a failed run (a worker or a file that could not be written); 130 "
+               "when interrupted. Checks that an option skips are reported as \"not run\" and "
+               "do not count.")
+
+#: The exit-status paragraph of the benchmarks' --help (they have no acceptance checks).
+BENCH_EXIT_STATUS = ("Exit status: 0 when the benchmark ran; 2 for bad input (an option, the "
+                     "configuration or the output folder: nothing is run or written) or a failed "
+                     "run (a worker that failed, a file that could not be written); 130 when "
+                     "interrupted.")
+
+THREADS = ("Threads: NUMBA_NUM_THREADS (default 1 in the drivers). Documentation: "
+           "docs/validation.md.")
+
+
+class DriverError(Exception):
+    """A failure that a driver reports as one line ``DRIVER: error: MESSAGE`` (exit status 2)."""
+
+
+def input_errors() -> tuple:
+    """The meshfield exceptions that mean bad input rather than a bug."""
+    from meshfield.analysis import AnalysisInputError
+    from meshfield.config import ConfigError
+    from meshfield.parallel.decomposition import DecompositionError
+    from meshfield.peers.nest import PeerConfigError
+    from meshfield.theory import TheoryInputError
+
+    return (ConfigError, AnalysisInputError, TheoryInputError, PeerConfigError, DecompositionError, DriverError)
+
+
+#: Folders :func:`prepare_out` created in this process, removed again (when still
+#: empty) if the run fails.
+_CREATED: list = []
+
+
+def _remove_created() -> None:
+    while _CREATED:
+        folder = _CREATED.pop()
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+def run_main(main, prog: str, argv=None) -> int:
+    """Run a driver's ``main(argv)`` and turn its outcome into an exit status.
+
+    ``main`` returns the status (None counts as 0). Bad input raised while it
+    runs (an invalid configuration, input the analysis or the theory cannot
+    use, a failed worker: :func:`input_errors`) and a file that cannot be
+    written (``OSError``) end as one line ``PROG: error: MESSAGE`` on stderr
+    and status 2, never a traceback; argparse's own usage errors (status 2)
+    pass through. Folders created at startup and left empty are removed.
+    """
+    try:
+        status = main(argv)
+    except input_errors() + (OSError,) as exc:
+        message = str(exc) or type(exc).__name__
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        _remove_created()
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        _remove_created()
+        return EXIT_INTERRUPTED
+    if status == EXIT_ERROR:
+        _remove_created()
+    return EXIT_PASSED if status is None else int(status)
+
+
+def command_line(prog: str, argv=None) -> str:
+    """The command as the user typed it (``python drivers/PROG ARGS``), for the JSON."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return shlex.join(["python", f"drivers/{prog}", *map(str, args)])
+
+
+def exit_status(checks) -> int:
+    """0 when every check passed, 1 when any failed; None entries (not run) do not count."""
+    return EXIT_FAILED if any(c is False for c in checks) else EXIT_PASSED
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number (got {text})")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer: {text!r}") from None
+
+
+def positive(text: str) -> float:
+    """argparse type: a finite number > 0 (durations, factors)."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
+    return value
+
+
+def nonnegative(text: str) -> float:
+    """argparse type: a finite number >= 0 (transients)."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (population sizes, ranks, counts)."""
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (got {text})")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (0 usually means: skip)."""
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
+    return value
+
+
+def seed(text: str) -> int:
+    """argparse type: a seed, an integer in [0, 2**32 - 1] (run.seed)."""
+    value = _whole(text)
+    if not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to {2**32 - 1} (got {text})")
+    return value
+
+
+def refuse_duplicates(p: argparse.ArgumentParser, option: str, values) -> None:
+    """``p.error`` when ``values`` repeats an entry."""
+    if values is None:
+        return
+    seen, repeated = set(), []
+    for v in values:
+        if v in seen and v not in repeated:
+            repeated.append(v)
+        seen.add(v)
+    if repeated:
+        shown = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in repeated)
+        p.error(f"argument {option}: repeated value(s) {shown}")
+
+
+def check_config(p: argparse.ArgumentParser, source, overrides=(), what: str = "--config/--set"):
+    """Load and validate ``source`` with ``overrides`` before any run, including the
+    coupling kernels against the lattice (the stencils, cheap to build); ``p.error``
+    if anything is invalid. Returns the :class:`Config`."""
+    from meshfield.config import ConfigError
+    from meshfield.coupling import build_stencils
+
+    try:
+        config = load(source, list(overrides))
+        build_stencils(config)
+    except ConfigError as exc:
+        p.error(f"{what}: {exc}")
+    return config
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the docstring's layout; wider option column."""
+
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=32)
+
+
+def epilog(writes: str, default_run: str, exit_status: str = EXIT_STATUS) -> str:
+    """The --help epilog: outputs, cost of the default run, exit status, threads."""
+    paragraphs = [f"Writes: {writes}", f"Default run: {default_run}", exit_status, THREADS]
+    return "\n\n".join(textwrap.fill(par, 79) for par in paragraphs)
+
+
+def parser(study: str, description: str, *, prog: str, writes: str, default_run: str,
+           out_default: Path | None = None) -> argparse.ArgumentParser:
+    """Command-line parser with the option every driver shares (``--out``).
+
+    The help prints ``description`` (the driver's docstring) as written, and an
+    epilog with the files written, the cost of the default run and the exit
+    status.
+    """
+    p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter,
+                                epilog=epilog(writes, default_run))
+    default = out_default if out_default is not None else Path("out") / study
+    p.add_argument("--out", type=Path, default=default, metavar="FOLDER",
+                   help=f"folder for {study}.json and the figures; created if missing (default {default})")
     return p
+
+
+def _matching(folder: Path, owned) -> set:
+    """Names of the files in ``folder`` that match one of the patterns ``owned``."""
+    if not folder.is_dir():
+        return set()
+    names = {entry.name for entry in folder.iterdir() if entry.is_file() or entry.is_symlink()}
+    return {n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in owned)}
+
+
+def prepare_out(p: argparse.ArgumentParser, folder, planned, owned=None, option: str = "--out") -> Path:
+    """Create ``folder`` if needed and check that files can be written in it, before any run.
+
+    ``planned`` are the file names this run will write, ``owned`` the names or
+    glob patterns of every file the study can write (default: ``planned``).
+    Files of an earlier run are announced on stderr: those in ``planned`` will
+    be replaced, the others matching ``owned`` (outputs the current options do
+    not produce) removed once the new outputs are in place (:class:`Outputs`).
+    Any problem is a usage error (``p.error``, exit status 2).
+    """
+    folder = Path(folder)
+    owned = list(planned) if owned is None else list(owned)
+    if folder.exists() and not folder.is_dir():
+        p.error(f"argument {option}: {folder} exists and is not a folder")
+    missing = []
+    parent = folder
+    while not parent.exists():
+        missing.append(parent)
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        p.error(f"argument {option}: cannot create the folder {folder}: {exc.strerror or exc}")
+    _CREATED.extend(reversed(missing))
+    probe = folder / f".write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        _remove_created()
+        p.error(f"argument {option}: cannot write in the folder {folder}: {exc.strerror or exc}")
+    existing = _matching(folder, owned)
+    replaced = sorted(existing & set(planned))
+    stale = sorted(existing - set(planned))
+    if replaced or stale:
+        parts = []
+        if replaced:
+            parts.append(f"{', '.join(replaced)} will be replaced")
+        if stale:
+            parts.append(f"{', '.join(stale)} (not produced with these options) will be removed")
+        print(f"{p.prog}: warning: {folder} already holds outputs of an earlier run: {'; '.join(parts)} "
+              f"once this run has written its own", file=sys.stderr)
+    return folder
+
+
+class Outputs:
+    """The files one run writes into a folder: all replaced together, or none.
+
+    ``path(name)`` gives a hidden temporary path to write ``name`` to; when the
+    ``with`` block ends without an error every file is renamed into place and
+    the study's other files (``owned`` patterns, outputs of an earlier run that
+    this one did not write) are removed. On an error the temporary files are
+    removed and the folder is left as it was.
+    """
+
+    def __init__(self, folder, owned=()):
+        self.folder = Path(folder)
+        self.owned = list(owned)
+        self.staged: dict = {}
+
+    def path(self, name: str) -> Path:
+        target = self.folder / name
+        partial = target.with_name(f".{target.stem}.staged-{os.getpid()}{target.suffix}")
+        self.staged[target] = partial
+        return partial
+
+    def __enter__(self) -> "Outputs":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        if kind is not None:
+            self.discard()
+            return False
+        try:
+            for target, partial in self.staged.items():
+                os.replace(partial, target)
+        except BaseException:
+            self.discard()
+            raise
+        written = {target.name for target in self.staged}
+        for name in sorted(_matching(self.folder, self.owned) - written):
+            (self.folder / name).unlink(missing_ok=True)
+        return False
+
+    def discard(self) -> None:
+        for partial in self.staged.values():
+            partial.unlink(missing_ok=True)
+
+    @property
+    def names(self) -> list:
+        return [target.name for target in self.staged]
+
+
+def write_outputs(folder, json_name: str, data: dict, figures=(), owned=()) -> list:
+    """Write a study's figures and JSON into ``folder``, all together (:class:`Outputs`).
+
+    ``figures`` is a sequence of ``(file name, draw)`` where ``draw(path)``
+    writes the figure to ``path``; ``owned`` the names or patterns of every file
+    the study can write (earlier outputs this run does not replace are removed).
+    Returns the names written.
+    """
+    with Outputs(folder, owned) as outputs:
+        for name, draw in figures:
+            draw(outputs.path(name))
+        write_json(outputs.path(json_name), data)
+    return outputs.names
+
+
+def wrote(folder, names) -> str:
+    """The closing line of a driver: what it wrote where."""
+    return f"wrote {', '.join(names)} in {folder}"
 
 
 def speedup(micro: dict, meso: dict) -> dict:

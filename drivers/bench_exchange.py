@@ -6,9 +6,10 @@ records of its size (326 records of 3 columns per rank and exchange, as
 `drivers/bench_micro.py` reports), and prints the wall time per call on rank 0,
 with the records sorted (the default of the function) and unsorted (the micro
 level's call). The figure includes the MPI messages and any wait for the other
-ranks, so run it on an otherwise idle machine.
+ranks, so run it on an otherwise idle machine. It prints its figures and writes
+no file (docs/micro.md quotes them).
 
-    python drivers/bench_exchange.py            # 2 ranks
+    python drivers/bench_exchange.py            # 2 ranks, about 10 seconds
     python drivers/bench_exchange.py --ranks 4
 """
 
@@ -18,8 +19,14 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-from _bench import mpiexec, worker_env
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _validation as val  # noqa: E402
+from _bench import WorkerError, last_line, mpiexec, worker_env  # noqa: E402
+
+PROG = "bench_exchange.py"
 
 WORKER = r"""
 import json, sys, time
@@ -53,24 +60,39 @@ if d.rank == 0:
 """
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=val.HelpFormatter,
+        epilog=val.epilog("nothing; the figures are printed.",
+                          "about 10 seconds on 2 ranks (2 x 4000 exchanges of about 1 ms or less, plus "
+                          "start-up and compilation; docs/micro.md).", val.BENCH_EXIT_STATUS))
+    p.add_argument("--ranks", type=val.positive_int, default=2, metavar="N",
+                   help="MPI ranks, >= 1 (default 2: process grid (2, 1); 4 gives (2, 2))")
+    p.add_argument("--records", type=val.positive_int, default=326, metavar="N",
+                   help="spike records per rank and exchange, >= 1 (default 326, as bench_micro.py reports)")
+    p.add_argument("--calls", type=val.positive_int, default=4000, metavar="N",
+                   help="timed exchanges per variant (sorted, unsorted), >= 1 (default 4000)")
+    return p
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ranks", type=int, default=2)
-    p.add_argument("--records", type=int, default=326, help="spike records per rank and exchange")
-    p.add_argument("--calls", type=int, default=4000)
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     cmd = [mpiexec(), "-n", str(args.ranks), sys.executable, "-c", WORKER, str(args.records), str(args.calls)]
-    run = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), check=False)
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), check=False)
+    except OSError as exc:
+        raise WorkerError(f"cannot start {cmd[0]}: {exc.strerror or exc}") from None
     if run.returncode != 0:
-        raise SystemExit(f"bench_exchange: worker failed:\n{run.stderr[-3000:]}")
+        raise WorkerError(f"worker failed on {args.ranks} rank(s) (exit status {run.returncode}): "
+                          f"{last_line(run.stderr)}\n{run.stderr[-3000:]}")
     res = json.loads(run.stdout.strip().splitlines()[-1])
     print(f"bench_exchange: lattice (8, 8), halo 3, {res['ranks']} rank(s) {tuple(res['dims'])}, "
           f"{res['records_per_rank']} records per rank, {res['calls']} calls")
     for key in ("sorted", "unsorted"):
         r = res[key]
         print(f"  {key:8s}: {r['ms_per_call']:.3f} ms per exchange ({r['received_per_call']:.0f} halo records received)")
-    return 0
+    return val.EXIT_PASSED
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(val.run_main(main, PROG))

@@ -12,23 +12,31 @@ to 1 s, so K is in the thousands) is run
 
 Printed: population-steps per second per core for both and their ratio (at the
 same K), memory per population, bytes communicated per step, 1 -> 2 rank speedup.
-A JSON of the numbers goes to ``--json``.
+A JSON of the numbers goes to ``--json`` (default out/bench_meso.json, the file
+docs/performance.md quotes; ``make bench`` runs this driver and replaces it).
 
 Usage::
 
-    python drivers/bench_meso.py                      # full comparison (a few minutes)
+    python drivers/bench_meso.py                      # full comparison (about 3.5 minutes)
     python drivers/bench_meso.py --t-sim 50 --skip-nest --ranks 1
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import bench_parser, run_worker  # noqa: E402
+import _validation as val  # noqa: E402
+from _bench import bench_parser, check_bench_args, run_worker  # noqa: E402
+
+PROG = "bench_meso.py"
+
+#: Cost of the default run, estimated from the throughputs in docs/performance.md.
+DEFAULT_RUN = ("about 3.5 minutes on an idle 2-core machine, estimated from the throughputs in "
+               "docs/performance.md: meshfield about 30 s on 1 rank and 15 s on 2, NEST about "
+               "2.5 minutes (200 ms of the 2048 populations).")
 
 WORKER = r"""
 import json, sys, time
@@ -80,16 +88,19 @@ def run_nest(config: str, t_sim: float, overrides) -> dict:
     return time_gif_pop_lattice(cfg, t_sim)
 
 
-def main(argv=None) -> int:
-    p = bench_parser(__doc__.split("\n\n")[0], "bench_meso", "out/bench_meso.json")
-    args = p.parse_args(argv)
+def build_parser():
+    return bench_parser(__doc__, "bench_meso", "out/bench_meso.json", prog=PROG, default_run=DEFAULT_RUN)
 
-    import meshfield
-    cfg = meshfield.load_config(args.config, args.set)
+
+def main(argv=None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    cfg = check_bench_args(p, args)
     n_pop = int(__import__("numpy").prod(cfg.lattice.shape)) * len(cfg.types)
     print(f"bench_meso: lattice {tuple(cfg.lattice.shape)} x {len(cfg.types)} types = {n_pop} populations, "
           f"dt = {cfg.run.dt} ms, timed {args.t_sim} ms", flush=True)
-    results = {"config": args.config, "overrides": args.set, "t_sim": args.t_sim, "meshfield": {}}
+    results = {"command": val.command_line(PROG, argv), "config": args.config, "overrides": args.set,
+               "t_sim": args.t_sim, "meshfield": {}}
     for r in args.ranks:
         m = run_meshfield(args.config, args.t_sim, r, args.set)
         results["meshfield"][r] = m
@@ -113,11 +124,10 @@ def main(argv=None) -> int:
         one = results["meshfield"][args.ranks[0]]["pop_steps_per_s"] / args.ranks[0]
         results["ratio_per_core"] = one / n["pop_steps_per_second"]
         print(f"ratio meshfield/NEST per core: {results['ratio_per_core']:.2f}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=2))
+    val.write_json(args.json, results)
     print(f"wrote {args.json}")
-    return 0
+    return val.EXIT_PASSED
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(val.run_main(main, PROG))

@@ -16,22 +16,29 @@ Printed: neuron-steps per second per core, synapses built per second, memory per
 synapse, spikes and bytes sent per exchange, the meshfield/NEST ratios of
 simulation and construction speed, and the 1 -> 2 rank speedup. Wall times on a
 machine shared with other work fluctuate; the process CPU times are printed
-beside them. A JSON of the numbers goes to ``--json``.
+beside them. A JSON of the numbers goes to ``--json`` (default
+out/bench_micro.json).
 
 Usage::
 
-    python drivers/bench_micro.py                          # full comparison (minutes)
+    python drivers/bench_micro.py                          # full comparison (about 1.5 minutes)
     python drivers/bench_micro.py --t-sim 50 --skip-nest --ranks 1
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench import bench_parser, run_worker  # noqa: E402
+import _validation as val  # noqa: E402
+from _bench import bench_parser, check_bench_args, run_worker  # noqa: E402
+
+PROG = "bench_micro.py"
+
+#: Cost of the default run, estimated from the measurements in docs/micro.md.
+DEFAULT_RUN = ("about 1.5 minutes, estimated from docs/micro.md: NEST's connection build (about 70 s) "
+               "dominates; meshfield takes a few seconds per rank count.")
 
 WORKER = r"""
 import json, sys, time
@@ -103,15 +110,18 @@ def run_nest(config: str, t_sim: float, overrides) -> dict:
     return time_gif_psc_exp_lattice(meshfield.load_config(config, overrides), t_sim)
 
 
-def main(argv=None) -> int:
-    p = bench_parser(__doc__.split("\n\n")[0], "bench_micro", "out/bench_micro.json")
-    args = p.parse_args(argv)
+def build_parser():
+    return bench_parser(__doc__, "bench_micro", "out/bench_micro.json", prog=PROG, default_run=DEFAULT_RUN)
 
-    import meshfield
-    cfg = meshfield.load_config(args.config, args.set)
+
+def main(argv=None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    cfg = check_bench_args(p, args)
     print(f"bench_micro: lattice {tuple(cfg.lattice.shape)}, types {', '.join(cfg.types)}, "
           f"dt = {cfg.run.dt} ms, timed {args.t_sim} ms", flush=True)
-    results = {"config": args.config, "overrides": args.set, "t_sim": args.t_sim, "meshfield": {}}
+    results = {"command": val.command_line(PROG, argv), "config": args.config, "overrides": args.set,
+               "t_sim": args.t_sim, "meshfield": {}}
     for r in args.ranks:
         m = run_meshfield(args.config, args.t_sim, r, args.set)
         results["meshfield"][r] = m
@@ -150,11 +160,10 @@ def main(argv=None) -> int:
         print(f"ratio meshfield/NEST per core: simulation {results['ratio_simulation_per_core']:.2f}, "
               f"construction {results['ratio_construction']:.2f} (wall time); per CPU second: simulation "
               f"{results['ratio_simulation_cpu']:.2f}, construction {results['ratio_construction_cpu']:.2f}")
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=2))
+    val.write_json(args.json, results)
     print(f"wrote {args.json}")
-    return 0
+    return val.EXIT_PASSED
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(val.run_main(main, PROG))

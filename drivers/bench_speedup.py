@@ -24,7 +24,7 @@ It prints a table and writes ``--json`` (default out/bench_speedup.json).
 ``--quick`` divides every duration by 10 (a check that the script works; the
 ratios then weigh the build more).
 
-    python drivers/bench_speedup.py                 # about 7 minutes on one core
+    python drivers/bench_speedup.py                 # about 8 minutes on one core
     python drivers/bench_speedup.py --rows V2 V5
 """
 
@@ -43,6 +43,14 @@ if __name__ == "__main__":
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _validation as val  # noqa: E402
+from _bench import prepare_json  # noqa: E402
+
+PROG = "bench_speedup.py"
+
+#: Cost of the default run: the timed rows of the run in docs/validation_v1356.md
+#: took 450 s in all (its log), plus the untimed 20 ms warm-up runs.
+DEFAULT_RUN = ("about 8 minutes on one core (the timed rows of the run in docs/validation_v1356.md "
+               "took 7.5 minutes, plus the untimed warm-up runs); --quick about 1 minute.")
 
 #: (row, packaged configuration, overrides, seeds). run.t_end is each study's duration.
 ROWS = (
@@ -111,20 +119,30 @@ def table(rows: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    labels = [row[0] for row in ROWS]
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=val.HelpFormatter,
+        epilog=val.epilog("--json (default out/bench_speedup.json): the table's numbers, the command, "
+                          "the machine and the load average, as JSON; an existing file is replaced "
+                          "(a warning says so).", DEFAULT_RUN, val.BENCH_EXIT_STATUS))
     p.add_argument("--rows", nargs="+", default=None, metavar="STUDY",
-                   help="rows to run, by study id (V1 ... V6; default all)")
-    p.add_argument("--quick", action="store_true", help="every duration divided by 10")
-    p.add_argument("--json", type=Path, default=Path("out") / "bench_speedup.json")
+                   help="rows to run, by study id (V1 ... V6; default: all)")
+    p.add_argument("--quick", action="store_true",
+                   help="every duration divided by 10 (default: off, the studies' durations)")
+    p.add_argument("--json", type=Path, default=Path("out") / "bench_speedup.json", metavar="FILE",
+                   help="where the JSON goes; its folder is created if missing (default out/bench_speedup.json)")
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
+    labels = [row[0] for row in ROWS]
     args = p.parse_args(argv)
     if args.rows:
         unknown = sorted(set(args.rows) - {label.split(",")[0] for label in labels})
         if unknown:
             p.error(f"--rows: unknown study {', '.join(unknown)}; allowed: V1 V2 V3 V4 V5 V6")
-    if not args.json.parent.is_dir():
-        p.error(f"--json: folder {args.json.parent} does not exist")
+    prepare_json(p, args.json)
     chosen = [row for row in ROWS if not args.rows or row[0].split(",")[0] in args.rows]
 
     for label, name, overrides, seeds in chosen:      # numba compilation, untimed
@@ -142,15 +160,14 @@ def main(argv=None) -> int:
     print()
     print(table(rows))
     print(f"\nload average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}; "
-          f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
-    command = "python drivers/bench_speedup.py" + (" --quick" if args.quick else "") + (
-        f" --rows {' '.join(args.rows)}" if args.rows else "")
-    val.write_json(args.json, dict(command=command, quick=args.quick, machine=platform.processor() or platform.machine(),
+          f"NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}", flush=True)
+    val.write_json(args.json, dict(command=val.command_line(PROG, argv), quick=args.quick,
+                                   machine=platform.processor() or platform.machine(),
                                    numba_threads=os.environ.get("NUMBA_NUM_THREADS"),
                                    load_average=[load_before[0], load_after[0]], rows=rows))
     print(f"wrote {args.json}")
-    return 0
+    return val.EXIT_PASSED
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(val.run_main(main, PROG))

@@ -1,8 +1,8 @@
-"""Validation study V1 (VALIDATION.md): one site, one uncoupled population.
+"""Validation study V1 (docs/validation.md): one site, one uncoupled population.
 
 Physics. An uncoupled population of N GLIF neurons with escape noise is N
 independent (renewal, or with adaptation quasi-renewal) spike trains. Its
-stationary rate follows from the renewal theory of MODEL.md §6
+stationary rate follows from the renewal theory of docs/theory.md
 (:mod:`meshfield.theory`), and at high frequencies the power spectral density
 of the population activity is that of N independent trains, ``r/N`` (Hz).
 
@@ -14,12 +14,12 @@ threshold adaptation (``adapting``), both in ``meshfield/configs/v1_single.toml`
   microscopic level against the theory: continuous time, and discrete time with
   each level's hazard rule (trapezoid for meso, whose window K is the engine's;
   endpoint for micro);
-* microscopic vs mesoscopic level with the acceptance rules of VALIDATION.md
+* microscopic vs mesoscopic level with the acceptance rules of docs/validation.md
   (``meshfield.analysis.compare_results``: mean rate, PSD in 8 log bands);
 * the high-frequency PSD level of both levels against ``r (1 - r dt) / N`` (the
   level of N Bernoulli spike trains in steps of dt, records at dt);
 * the same comparison at small N (``--weak-n``, default 50), a regime
-  VALIDATION.md lists as weaker for the approximation;
+  docs/validation.md lists as weaker for the approximation;
 * the PSD below 20 Hz of the ``plain`` type at N = 100 over 240 s, at both
   levels and in NEST (``gif_psc_exp``, ``gif_pop_psc_exp``) if installed;
 * a scan of the adaptation strength (micro, meso and the quasi-renewal theory
@@ -27,13 +27,22 @@ threshold adaptation (``adapting``), both in ``meshfield/configs/v1_single.toml`
   grows with adaptation;
 * wall and CPU time of both levels.
 
-Cost: 60 s of biological time per level in well under a minute each on one core
-(meso: K = 208 + 738 cohorts per step; micro: 1000 neurons).
+Cost on one core: about 1.5 minutes in all with the defaults
+(docs/validation_v1356.md). The 60 s per level at N = 500 take about 15 s
+(micro) and 2.5 s (meso; K = 208 + 738 cohorts per step), the N = 50
+comparison about 6 s, the adaptation scan (5 strengths x 2 levels x 20 s) and
+the 240 s low-frequency check at both levels and in NEST most of the rest.
+
+Outputs in ``--out`` (default out/v1/): ``v1.json``, ``v1_rates.png``,
+``v1_psd.png``, ``v1_compare.png`` (and ``v1_compare_N50.png`` for
+``--weak-n 50``), ``v1_adaptation_scan.png`` (unless the scan is skipped) and
+``v1_low_frequency.png`` (unless that check is skipped).
 
 Usage::
 
     python drivers/v1_single_population.py                 # out/v1/
     python drivers/v1_single_population.py --t-sim 20000 --weak-n 0
+    python drivers/v1_single_population.py --t-sim 4000 --weak-n 0 --scan-j --low-frequency-t-sim 0  # ~10 s
 """
 
 from __future__ import annotations
@@ -57,6 +66,21 @@ from meshfield.meso import history_length  # noqa: E402
 from meshfield.theory import stationary_rate, stationary_rate_discrete  # noqa: E402
 
 CONFIG = "v1_single"
+PROG = "v1_single_population.py"
+
+#: Every file the study can write into --out (patterns), for the stale-output check.
+OWNED = ("v1.json", "v1_rates.png", "v1_psd.png", "v1_compare.png", "v1_compare_N*.png",
+         "v1_adaptation_scan.png", "v1_low_frequency.png")
+
+#: PSD segment of the micro-meso comparison and of the high-frequency level (ms):
+#: the statistics need two of them after the transient.
+SEGMENT_MS = 1000.0
+
+#: PSD segment of the low-frequency check (ms); it needs two of them as well.
+LOW_SEGMENT_MS = 4000.0
+
+#: Batch-means blocks of the mean rates (each needs at least one record).
+N_BLOCKS = 20
 
 #: Adaptation strengths J_theta (mV ms, tau_theta = 100 ms) of the scan.
 SCAN_J = (250.0, 500.0, 1000.0, 2000.0, 4000.0)
@@ -70,7 +94,7 @@ HF_BAND = (300.0, 1000.0)
 HF_RELATIVE = 0.05
 
 #: Stated tolerance of each level's mean against the continuous-time theory
-#: (VALIDATION.md's 5 % for means); the discretization error at dt = 0.5 ms is
+#: (docs/validation.md's 5 % for means); the discretization error at dt = 0.5 ms is
 #: below 1 % (see V6).
 CONTINUOUS_RELATIVE = 0.05
 
@@ -330,13 +354,29 @@ def plot_psd(path: Path, run: dict, types, discard: float) -> None:
 
 def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 60000.0, discard: float = 1000.0,
           seed: int = 1, N: int | None = None, weak_n: int = 50, mean_field_t_end: float = 5000.0,
-          scan_J=SCAN_J, scan_t_sim: float = 20000.0, low_frequency_t_sim: float = 240000.0) -> dict:
+          scan_J=SCAN_J, scan_t_sim: float = 20000.0, low_frequency_t_sim: float = 240000.0,
+          command: str | None = None) -> dict:
     """Run V1 and return its numbers (written, with figures, to ``out`` if given).
+
+    The parameters are those of :func:`compute`; ``out`` is the folder for
+    ``v1.json`` and the figures (:func:`_validation.write_outputs`).
+    """
+    data, figures = compute(config=config, t_sim=t_sim, discard=discard, seed=seed, N=N, weak_n=weak_n,
+                            mean_field_t_end=mean_field_t_end, scan_J=scan_J, scan_t_sim=scan_t_sim,
+                            low_frequency_t_sim=low_frequency_t_sim, command=command)
+    if out is not None:
+        val.write_outputs(out, "v1.json", data, figures, OWNED)
+    return data
+
+
+def compute(*, config: str = CONFIG, t_sim: float = 60000.0, discard: float = 1000.0,
+            seed: int = 1, N: int | None = None, weak_n: int = 50, mean_field_t_end: float = 5000.0,
+            scan_J=SCAN_J, scan_t_sim: float = 20000.0, low_frequency_t_sim: float = 240000.0,
+            command: str | None = None) -> tuple[dict, list]:
+    """Run V1 and return its numbers and its figures, not yet drawn.
 
     Parameters
     ----------
-    out : Path, optional
-        Folder for ``v1.json`` and the figures.
     config : str
         Packaged name or TOML path.
     t_sim, discard : float
@@ -356,11 +396,15 @@ def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 60000
     low_frequency_t_sim : float
         Simulated time of the low-frequency check of the ``plain`` type at
         N = 100, per level and in NEST if installed (ms; 0: skip it).
+    command : str, optional
+        The command line recorded in the JSON (default: the plain driver call).
 
     Returns
     -------
-    dict
+    data : dict
         The JSON content (see docs/validation.md).
+    figures : list of (str, callable)
+        File name and ``draw(path)`` of every figure.
     """
     cfg = val.load(config)
     theory = theory_rates(cfg)
@@ -384,7 +428,7 @@ def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 60000
     data = dict(
         study="V1",
         config=val.config_path(config),
-        command="python drivers/v1_single_population.py",
+        command=command or f"python drivers/{PROG}",
         settings=dict(t_sim_ms=t_sim, discard_ms=discard, seed=seed, dt_ms=cfg.run.dt,
                       record_interval_ms=cfg.record.interval, hf_band_hz=list(HF_BAND),
                       hf_relative=HF_RELATIVE, continuous_relative=CONTINUOUS_RELATIVE),
@@ -400,20 +444,16 @@ def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 60000
                         theory=all(c["passed"] for c in main["theory_checks"] + mf_checks),
                         hf_level=all(h["passed"] for per in main["hf_level"].values() for h in per.values())),
     )
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        plot_rates(out / "v1_rates.png", theory, mean_field, runs, cfg.types)
-        plot_psd(out / "v1_psd.png", main, cfg.types, discard)
-        for tag, run in runs.items():
-            suffix = "" if tag == main_tag else f"_{tag.replace('=', '')}"
-            plot_comparison(run["report"], out / f"v1_compare{suffix}.png")
-        if scan:
-            plot_scan(out / "v1_adaptation_scan.png", scan)
-        if low:
-            plot_low_frequency(out / "v1_low_frequency.png", low)
-        val.write_json(out / "v1.json", data)
-    return data
+    figures = [("v1_rates.png", lambda path: plot_rates(path, theory, mean_field, runs, cfg.types)),
+               ("v1_psd.png", lambda path: plot_psd(path, main, cfg.types, discard))]
+    for tag, run in runs.items():
+        suffix = "" if tag == main_tag else f"_{tag.replace('=', '')}"
+        figures.append((f"v1_compare{suffix}.png", lambda path, report=run["report"]: plot_comparison(report, path)))
+    if scan:
+        figures.append(("v1_adaptation_scan.png", lambda path: plot_scan(path, scan)))
+    if low:
+        figures.append(("v1_low_frequency.png", lambda path: plot_low_frequency(path, low)))
+    return data, figures
 
 
 def summary(data: dict) -> str:
@@ -453,29 +493,95 @@ def summary(data: dict) -> str:
         for key in (k for k in low if k.startswith(("meshfield", "nest"))):
             lines.append(f"    {key:18s} " + " ".join(f"{v:.4f}" for v in low[key]["value"])
                          + f"  (mean {low[key]['mean']:.3f} Hz)")
+    acc = data["acceptance"]
+    lines.append("  V1 acceptance (main N): " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in acc.items())
+                 + f"; overall {'PASS' if all(acc.values()) else 'FAIL'}")
     return "\n".join(lines)
 
 
-def main(argv=None) -> None:
-    p = val.parser("v1", __doc__)
+def build_parser():
+    p = val.parser("v1", __doc__, prog=PROG,
+                   writes="v1.json and the figures v1_rates.png, v1_psd.png, v1_compare.png, "
+                          "v1_compare_N<weak-n>.png, v1_adaptation_scan.png, v1_low_frequency.png (the last "
+                          "three only for the parts that run) into --out.",
+                   default_run="about 1.5 minutes on one core (docs/validation_v1356.md).")
     p.add_argument("--config", default=CONFIG, help="packaged name or TOML file (default v1_single)")
-    p.add_argument("--t-sim", type=float, default=60000.0, help="ms of statistics per level (default 60000)")
-    p.add_argument("--discard", type=float, default=1000.0, help="transient, ms (default 1000)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--n", type=int, default=None, help="population size of every type (default: the file's)")
-    p.add_argument("--weak-n", type=int, default=50, help="small-N comparison (0: skip; default 50)")
-    p.add_argument("--scan-j", type=float, nargs="*", default=list(SCAN_J),
-                   help="J_theta values (mV ms) of the adaptation scan (none: skip)")
-    p.add_argument("--scan-t-sim", type=float, default=20000.0, help="ms per level and J_theta (default 20000)")
-    p.add_argument("--low-frequency-t-sim", type=float, default=240000.0,
-                   help="ms of the low-frequency check (plain type, N = 100; 0: skip; default 240000)")
+    p.add_argument("--t-sim", type=val.positive, default=60000.0, metavar="MS",
+                   help=f"ms of statistics per level, at least {2 * SEGMENT_MS:g} (two PSD segments; "
+                        "default 60000)")
+    p.add_argument("--discard", type=val.nonnegative, default=1000.0, metavar="MS",
+                   help="transient before the statistics, ms (>= 0; default 1000)")
+    p.add_argument("--seed", type=val.seed, default=1, help="seed of every run (0 to 2^32-1; default 1)")
+    p.add_argument("--n", type=val.positive_int, default=None, metavar="N",
+                   help="population size of every type (default: the file's, 500)")
+    p.add_argument("--weak-n", type=val.nonnegative_int, default=50, metavar="N",
+                   help="population size of the small-N comparison (0: skip; default 50)")
+    p.add_argument("--scan-j", type=val.positive, nargs="*", default=list(SCAN_J), metavar="J",
+                   help="J_theta values (mV ms, > 0) of the adaptation scan of the 'adapting' type "
+                        "(no values: skip; default " + " ".join(f"{j:g}" for j in SCAN_J) + ")")
+    p.add_argument("--scan-t-sim", type=val.positive, default=20000.0, metavar="MS",
+                   help="ms of statistics per level and J_theta (default 20000)")
+    p.add_argument("--low-frequency-t-sim", type=val.nonnegative, default=240000.0, metavar="MS",
+                   help="ms of the low-frequency check of the 'plain' type at N = 100, at least "
+                        f"{2 * LOW_SEGMENT_MS:g} (0: skip; default 240000)")
+    return p
+
+
+def planned_outputs(args, config) -> list:
+    """The files a run with these options writes."""
+    names = ["v1.json", "v1_rates.png", "v1_psd.png", "v1_compare.png"]
+    main_n = args.n or config.populations[0].N
+    if args.weak_n and args.weak_n != main_n:
+        names.append(f"v1_compare_N{args.weak_n}.png")
+    if args.scan_j:
+        names.append("v1_adaptation_scan.png")
+    if args.low_frequency_t_sim:
+        names.append("v1_low_frequency.png")
+    return names
+
+
+def check_args(p, args):
+    """Every check of the options and the configuration, before any run; returns the configuration."""
+    if args.t_sim < 2 * SEGMENT_MS:
+        p.error(f"argument --t-sim: {args.t_sim:g} ms is too short: the micro-meso comparison needs two PSD "
+                f"segments of {SEGMENT_MS:g} ms after the transient, so at least {2 * SEGMENT_MS:g} ms")
+    if 0 < args.low_frequency_t_sim < 2 * LOW_SEGMENT_MS:
+        p.error(f"argument --low-frequency-t-sim: {args.low_frequency_t_sim:g} ms is too short: the check needs "
+                f"two PSD segments of {LOW_SEGMENT_MS:g} ms, so at least {2 * LOW_SEGMENT_MS:g} ms (or 0 to skip it)")
+    run = [f"run.t_end={args.discard + args.t_sim}", f"run.seed={args.seed}"]
+    cfg = val.check_config(p, args.config, run)
+    for option, n in (("--n", args.n), ("--weak-n", args.weak_n)):
+        if n:
+            val.check_config(p, args.config, run + [f"populations.{name}.N={n}" for name in cfg.types],
+                             what=f"{option} {n}")
+    if args.scan_t_sim < N_BLOCKS * cfg.record.interval:
+        p.error(f"argument --scan-t-sim: {args.scan_t_sim:g} ms is too short for {N_BLOCKS} batch-means blocks "
+                f"of at least one record ({cfg.record.interval:g} ms): at least {N_BLOCKS * cfg.record.interval:g} ms")
+    for option, wanted, name in (("--scan-j", args.scan_j, "adapting"),
+                                 ("--low-frequency-t-sim", args.low_frequency_t_sim, "plain")):
+        if wanted and name not in cfg.types:
+            skip = "--scan-j with no values" if option == "--scan-j" else f"{option} 0"
+            p.error(f"argument {option}: the configuration has no population type {name!r} (types: "
+                    f"{', '.join(cfg.types)}); skip this part ({skip})")
+    for J in args.scan_j:
+        val.check_config(p, args.config, run + [f"populations.adapting.J_theta=[{float(J)}]"],
+                         what=f"--scan-j {J:g}")
+    return cfg
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
-    data = study(args.out, config=args.config, t_sim=args.t_sim, discard=args.discard, seed=args.seed,
-                 N=args.n, weak_n=args.weak_n, scan_J=args.scan_j, scan_t_sim=args.scan_t_sim,
-                 low_frequency_t_sim=args.low_frequency_t_sim)
-    print(summary(data))
-    print(f"wrote {args.out / 'v1.json'} and figures")
+    cfg = check_args(p, args)
+    out = val.prepare_out(p, args.out, planned_outputs(args, cfg), OWNED)
+    data, figures = compute(config=args.config, t_sim=args.t_sim, discard=args.discard, seed=args.seed, N=args.n,
+                            weak_n=args.weak_n, scan_J=args.scan_j, scan_t_sim=args.scan_t_sim,
+                            low_frequency_t_sim=args.low_frequency_t_sim, command=val.command_line(PROG, argv))
+    print(summary(data), flush=True)
+    names = val.write_outputs(out, "v1.json", data, figures, OWNED)
+    print(val.wrote(out, names))
+    return val.exit_status(data["acceptance"].values())
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(val.run_main(main, PROG))

@@ -1,4 +1,4 @@
-"""Control experiment for V3: the field where MODEL.md's two approximations are small.
+"""Control experiment for V3: the field where the model's two approximations are small.
 
 V3 (drivers/v3_field_async.py) fails the 3 SE part of the mean-rate rule, and its
 lattice in-degree scan splits the gap into the identical-input approximation
@@ -15,11 +15,15 @@ it predicts a small gap: the same lattice, seed and statistics as V3, with
 
 It prints the two levels' means, the prediction (discrete theory at this dt and
 window, plus b / factor with b from V3's lattice scan, ``--b-percent``), and
-VALIDATION.md's comparison. This is a diagnosis, not an acceptance study: V3's
+docs/validation.md's comparison. This is a diagnosis, not an acceptance study: V3's
 configuration and verdict are V3's.
 
-Cost on one core (measured): 633 s (micro) and 151 s (meso) of CPU time; the
-micro network has 205 million synapses (1.2 GB resident).
+Cost on one core (measured): 633 s (micro) and 151 s (meso) of CPU time, about
+13 minutes in all; the micro network has 205 million synapses (1.2 GB resident).
+
+Outputs in ``--out`` (default out/v3_control/): ``v3_control.json`` and
+``v3_control_compare.png``. The exit status follows the acceptance rules'
+verdict (1 when any quantity fails them), like every driver's.
 
     python drivers/v3_control.py                       # out/v3_control/
 """
@@ -46,6 +50,11 @@ from meshfield.theory import stationary_rates_network  # noqa: E402
 #: b of the lattice scan in docs/validation_v1356.md (b / factor at factor).
 B_PERCENT = (-0.541, -1.194)
 B_SE_PERCENT = (0.140, 0.037)
+
+PROG = "v3_control.py"
+
+#: Every file the control writes into --out.
+OWNED = ("v3_control.json", "v3_control_compare.png")
 
 #: History windows (ms) per type: past the decay of the interval distributions,
 #: where the discrete theory no longer changes with K (checked at 100-300 ms).
@@ -81,9 +90,19 @@ def predicted_gap(config, factor: float, b_percent=B_PERCENT, b_se_percent=B_SE_
 
 
 def study(out: Path | None = None, *, factor: float = 64.0, dt: float = 0.1, seed: int = 1,
-          t_sim: float = 10000.0, discard: float = 500.0) -> dict:
+          t_sim: float = 10000.0, discard: float = 500.0, command: str | None = None) -> dict:
     """Run both levels of the control, compare them, and return the numbers
     (written with the comparison figure to ``out`` if given)."""
+    data, figures = compute(factor=factor, dt=dt, seed=seed, t_sim=t_sim, discard=discard, command=command)
+    if out is not None:
+        val.write_outputs(out, "v3_control.json", data, figures, OWNED)
+    return data
+
+
+def compute(*, factor: float = 64.0, dt: float = 0.1, seed: int = 1, t_sim: float = 10000.0,
+            discard: float = 500.0, command: str | None = None) -> tuple[dict, list]:
+    """Run both levels of the control and compare them: the numbers and the
+    comparison figure, not yet drawn (file name, ``draw(path)``)."""
     cfg = control_config(factor, dt, seed, discard + t_sim)
     prediction = predicted_gap(cfg, factor)
     results, timing = {}, {}
@@ -95,7 +114,7 @@ def study(out: Path | None = None, *, factor: float = 64.0, dt: float = 0.1, see
     gap_se = np.hypot(micro.mean_se, meso.mean_se) / micro.mean
     data = dict(
         study="V3 control",
-        command="python drivers/v3_control.py",
+        command=command or f"python drivers/{PROG}",
         settings=dict(factor=factor, dt_ms=dt, seed=seed, t_sim_ms=t_sim, discard_ms=discard,
                       K=[p.K for p in cfg.populations], C={f"{c.target}<-{c.source}": c.C for c in cfg.couplings}),
         types=list(cfg.types),
@@ -107,12 +126,7 @@ def study(out: Path | None = None, *, factor: float = 64.0, dt: float = 0.1, see
         compare=val.report_dict(report),
         timing=timing,
     )
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        plot_comparison(report, out / "v3_control_compare.png")
-        val.write_json(out / "v3_control.json", data)
-    return data
+    return data, [("v3_control_compare.png", lambda path: plot_comparison(report, path))]
 
 
 def summary(data: dict) -> str:
@@ -129,7 +143,7 @@ def summary(data: dict) -> str:
             f"(step rules {100 * p['step_rule'][t]:+.3f}, in-degree {100 * p['indegree'][t]:+.3f}); measured - "
             f"predicted {100 * data['gap_minus_prediction'][t]:+.3f} +- {100 * data['gap_minus_prediction_se'][t]:.3f} %")
     rows = data["compare"]["rows"]
-    lines.append(f"  VALIDATION.md rules: {'PASS' if data['compare']['passed'] else 'FAIL'} "
+    lines.append(f"  acceptance rules (docs/validation.md): {'PASS' if data['compare']['passed'] else 'FAIL'} "
                  f"({sum(r['passed'] for r in rows)}/{len(rows)})")
     for r in rows:
         if r["quantity"] == "mean" or not r["passed"]:
@@ -140,17 +154,48 @@ def summary(data: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> None:
-    p = val.parser("v3_control", __doc__)
-    p.add_argument("--factor", type=float, default=64.0, help="in-degree factor (default 64)")
-    p.add_argument("--dt", type=float, default=0.1, help="time step, ms (default 0.1)")
-    p.add_argument("--t-sim", type=float, default=10000.0, help="ms of statistics per level (default 10000)")
-    p.add_argument("--seed", type=int, default=1)
+#: PSD segment of the comparison (ms): the statistics need two after the transient.
+SEGMENT_MS = 1000.0
+
+#: Transient of the control (ms), as in V3.
+DISCARD_MS = 500.0
+
+
+def build_parser():
+    p = val.parser("v3_control", __doc__, prog=PROG,
+                   writes="v3_control.json and the figure v3_control_compare.png into --out.",
+                   default_run="about 13 minutes on one core (633 s micro, 151 s meso CPU; 1.2 GB).")
+    p.add_argument("--factor", type=val.positive, default=64.0,
+                   help="in-degree factor, > 0 (J divided by it, J C fixed; default 64)")
+    p.add_argument("--dt", type=val.positive, default=0.1, metavar="MS",
+                   help="time step, ms; must divide the record interval (default 0.1)")
+    p.add_argument("--t-sim", type=val.positive, default=10000.0, metavar="MS",
+                   help=f"ms of statistics per level after a {DISCARD_MS:g} ms transient, at least "
+                        f"{2 * SEGMENT_MS:g} (two PSD segments; default 10000)")
+    p.add_argument("--seed", type=val.seed, default=1, help="seed of both levels (0 to 2^32-1; default 1)")
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
-    data = study(args.out, factor=args.factor, dt=args.dt, seed=args.seed, t_sim=args.t_sim)
-    print(summary(data))
-    print(f"wrote {args.out / 'v3_control.json'}")
+    if args.t_sim < 2 * SEGMENT_MS:
+        p.error(f"argument --t-sim: {args.t_sim:g} ms is too short: the comparison needs two PSD segments of "
+                f"{SEGMENT_MS:g} ms after the transient, so at least {2 * SEGMENT_MS:g} ms")
+    from meshfield.config import ConfigError
+
+    try:
+        control_config(args.factor, args.dt, args.seed, DISCARD_MS + args.t_sim)
+    except ConfigError as exc:
+        p.error(f"--factor/--dt/--t-sim/--seed: {exc}")
+    out = val.prepare_out(p, args.out, list(OWNED), OWNED)
+    data, figures = compute(factor=args.factor, dt=args.dt, seed=args.seed, t_sim=args.t_sim, discard=DISCARD_MS,
+                            command=val.command_line(PROG, argv))
+    print(summary(data), flush=True)
+    names = val.write_outputs(out, "v3_control.json", data, figures, OWNED)
+    print(val.wrote(out, names))
+    return val.EXIT_PASSED if data["compare"]["passed"] else val.EXIT_FAILED
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(val.run_main(main, PROG))

@@ -1,4 +1,4 @@
-"""Validation study V3 (VALIDATION.md): a 2-D E/I field in the asynchronous regime.
+"""Validation study V3 (docs/validation.md): a 2-D E/I field in the asynchronous regime.
 
 Physics. On a periodic lattice every site holds an excitatory and an inhibitory
 population coupled to nearby sites by Gaussian kernels with distance-dependent
@@ -13,7 +13,7 @@ What is compared (``meshfield/configs/v3_field.toml``: 8 x 8 sites, N = 400 E +
 100 I per site):
 
 * microscopic (reference) vs mesoscopic level with the acceptance rules of
-  VALIDATION.md (``meshfield.analysis.compare_results``): per-type mean rate,
+  docs/validation.md (``meshfield.analysis.compare_results``): per-type mean rate,
   PSD of site activity in 8 log bands from 1 Hz to the Nyquist rate, and the
   correlation of fluctuations at lattice distances 0, 1, 2;
 * the mean-field limit on the same lattice (homogeneous and stationary: its
@@ -37,11 +37,19 @@ What is compared (``meshfield/configs/v3_field.toml``: 8 x 8 sites, N = 400 E +
 Cost on one core (shared 2-core machine): about 1 s (meso) and 9-12 s (micro)
 of CPU per simulated second; the in-degree scans add about 2 minutes (one
 site) and 4-5 minutes (lattice, x4 and x16; x16 has 51 million synapses, 0.9 GB).
+The default run took 7 minutes (docs/validation_v1356.md).
+
+Outputs in ``--out`` (default out/v3/): ``v3.json``, ``v3_compare.png``,
+``v3_activity.png``, ``v3_indegree_scan.png`` (unless ``--scan`` is given no
+values) and ``v3_lattice_indegree_scan.png`` (likewise ``--lattice-scan``).
 
 Usage::
 
     python drivers/v3_field_async.py                          # out/v3/
-    python drivers/v3_field_async.py --t-sim 4000 --shape 6 6
+    # a quick check (about 20 s): the smallest lattice the kernels allow
+    # (7 x 7), smaller populations, no in-degree scans
+    python drivers/v3_field_async.py --t-sim 3000 --shape 7 7 --scan --lattice-scan \\
+        --set populations.E.N=100 --set populations.I.N=25 --out out/v3_quick
 """
 
 from __future__ import annotations
@@ -64,6 +72,16 @@ from meshfield.meso import history_length  # noqa: E402
 from meshfield.theory import stationary_rates_network  # noqa: E402
 
 CONFIG = "v3_field"
+PROG = "v3_field_async.py"
+
+#: Every file the study can write into --out.
+OWNED = ("v3.json", "v3_compare.png", "v3_activity.png", "v3_indegree_scan.png", "v3_lattice_indegree_scan.png")
+
+#: PSD segment of the comparison (ms): the statistics need two after the transient.
+SEGMENT_MS = 1000.0
+
+#: Batch-means blocks of the mean rates (each needs at least one record).
+N_BLOCKS = 20
 
 #: Factors of the in-degrees (weights scaled inversely) of the single-site scan.
 SCAN_FACTORS = (0.25, 1.0, 4.0)
@@ -72,7 +90,7 @@ SCAN_FACTORS = (0.25, 1.0, 4.0)
 LATTICE_SCAN_FACTORS = (4.0, 16.0)
 
 #: Stated tolerance of each level's mean against the network theory, which
-#: neglects the input fluctuations (VALIDATION.md's 5 % for means).
+#: neglects the input fluctuations (docs/validation.md's 5 % for means).
 THEORY_RELATIVE = 0.05
 
 #: A deterministic run at a stable homogeneous state: the relative spread over
@@ -295,13 +313,29 @@ def plot_scan(path: Path, rows: list, types, fit: dict | None = None,
 def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 10000.0, discard: float = 500.0,
           seed: int = 1, shape=None, mean_field_t_end: float = 2000.0, scan_factors=SCAN_FACTORS,
           scan_t_sim: float = 20000.0, lattice_scan_factors=(), overrides=(),
-          continuous_theory: bool = True) -> dict:
+          continuous_theory: bool = True, command: str | None = None) -> dict:
     """Run V3 and return its numbers (written, with figures, to ``out`` if given).
+
+    The parameters are those of :func:`compute`; ``out`` is the folder for
+    ``v3.json`` and the figures (:func:`_validation.write_outputs`).
+    """
+    data, figures = compute(config=config, t_sim=t_sim, discard=discard, seed=seed, shape=shape,
+                            mean_field_t_end=mean_field_t_end, scan_factors=scan_factors, scan_t_sim=scan_t_sim,
+                            lattice_scan_factors=lattice_scan_factors, overrides=overrides,
+                            continuous_theory=continuous_theory, command=command)
+    if out is not None:
+        val.write_outputs(out, "v3.json", data, figures, OWNED)
+    return data
+
+
+def compute(*, config: str = CONFIG, t_sim: float = 10000.0, discard: float = 500.0,
+            seed: int = 1, shape=None, mean_field_t_end: float = 2000.0, scan_factors=SCAN_FACTORS,
+            scan_t_sim: float = 20000.0, lattice_scan_factors=(), overrides=(),
+            continuous_theory: bool = True, command: str | None = None) -> tuple[dict, list]:
+    """Run V3 and return its numbers and its figures, not yet drawn.
 
     Parameters
     ----------
-    out : Path, optional
-        Folder for ``v3.json`` and the figures.
     config : str
         Packaged name or TOML path.
     t_sim, discard : float
@@ -323,11 +357,15 @@ def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 10000
     continuous_theory : bool
         Also solve the continuous-time network theory (the levels' means are
         checked against it; otherwise against the discrete trapezoid theory).
+    command : str, optional
+        The command line recorded in the JSON (default: the plain driver call).
 
     Returns
     -------
-    dict
+    data : dict
         The JSON content (see docs/validation.md).
+    figures : list of (str, callable)
+        File name and ``draw(path)`` of every figure.
     """
     overrides = [*overrides, f"run.t_end={discard + t_sim}", f"run.seed={seed}"]
     if shape is not None:
@@ -372,7 +410,7 @@ def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 10000
     data = dict(
         study="V3",
         config=val.config_path(config),
-        command="python drivers/v3_field_async.py",
+        command=command or f"python drivers/{PROG}",
         settings=dict(t_sim_ms=t_sim, discard_ms=discard, seed=seed, shape=list(cfg.lattice.shape),
                       dt_ms=cfg.run.dt, record_interval_ms=cfg.record.interval,
                       N=[p.N for p in cfg.populations], n_neurons=n_sites * sum(p.N for p in cfg.populations),
@@ -397,19 +435,15 @@ def study(out: Path | None = None, *, config: str = CONFIG, t_sim: float = 10000
         acceptance=dict(micro_vs_meso=report.passed,
                         theory=all(c["passed"] for c in checks + mf_checks)),
     )
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        plot_comparison(report, out / "v3_compare.png")
-        plot_activity(out / "v3_activity.png", stationary, cfg.types)
-        if scan:
-            plot_scan(out / "v3_indegree_scan.png", scan, cfg.types)
-        if lattice_scan:
-            plot_scan(out / "v3_lattice_indegree_scan.png", lattice_scan["rows"], cfg.types,
-                      fit=lattice_scan["fit"], title="lattice: micro at scaled in-degrees vs one meso run",
-                      predicted=theory.get("hazard_rule_gap"))
-        val.write_json(out / "v3.json", data)
-    return data
+    figures = [("v3_compare.png", lambda path: plot_comparison(report, path)),
+               ("v3_activity.png", lambda path: plot_activity(path, stationary, cfg.types))]
+    if scan:
+        figures.append(("v3_indegree_scan.png", lambda path: plot_scan(path, scan, cfg.types)))
+    if lattice_scan:
+        figures.append(("v3_lattice_indegree_scan.png", lambda path: plot_scan(
+            path, lattice_scan["rows"], cfg.types, fit=lattice_scan["fit"],
+            title="lattice: micro at scaled in-degrees vs one meso run", predicted=theory.get("hazard_rule_gap"))))
+    return data, figures
 
 
 def summary(data: dict) -> str:
@@ -457,30 +491,81 @@ def summary(data: dict) -> str:
             f"{name} a {100 * fit['a'][t]:+.3f} +- {100 * fit['a_se'][t]:.3f} %, b {100 * fit['b'][t]:+.3f} +- "
             f"{100 * fit['b_se'][t]:.3f} %, chi2 {fit['chi2'][t]:.2f} ({fit['dof']} dof)"
             for t, name in enumerate(data["types"])))
+    acc = data["acceptance"]
+    lines.append("  V3 acceptance: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in acc.items())
+                 + f"; overall {'PASS' if all(acc.values()) else 'FAIL'}")
     return "\n".join(lines)
 
 
-def main(argv=None) -> None:
-    p = val.parser("v3", __doc__)
+def build_parser():
+    p = val.parser("v3", __doc__, prog=PROG,
+                   writes="v3.json and the figures v3_compare.png, v3_activity.png, v3_indegree_scan.png, "
+                          "v3_lattice_indegree_scan.png (the last two only for the scans that run) into --out.",
+                   default_run="about 7 minutes on one core (docs/validation_v1356.md), most of it the micro "
+                               "level on the lattice at in-degrees x1, x4 and x16.")
     p.add_argument("--config", default=CONFIG, help="packaged name or TOML file (default v3_field)")
-    p.add_argument("--t-sim", type=float, default=10000.0, help="ms of statistics per level (default 10000)")
-    p.add_argument("--discard", type=float, default=500.0, help="transient, ms (default 500)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--shape", type=int, nargs=2, default=None, help="lattice shape override")
+    p.add_argument("--t-sim", type=val.positive, default=10000.0, metavar="MS",
+                   help=f"ms of statistics per level, at least {2 * SEGMENT_MS:g} (two PSD segments; default 10000)")
+    p.add_argument("--discard", type=val.nonnegative, default=500.0, metavar="MS",
+                   help="transient, ms (>= 0; default 500)")
+    p.add_argument("--seed", type=val.seed, default=1, help="seed of every run (0 to 2^32-1; default 1)")
+    p.add_argument("--shape", type=val.positive_int, nargs=2, default=None, metavar=("NX", "NY"),
+                   help="lattice shape override; the kernels need at least 7 x 7 (default: the file's, 8 8)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="configuration override, e.g. populations.E.N=200 (repeatable)")
-    p.add_argument("--scan", type=float, nargs="*", default=list(SCAN_FACTORS),
-                   help="in-degree factors of the single-site scan (none: skip)")
-    p.add_argument("--scan-t-sim", type=float, default=20000.0, help="ms per level and factor (default 20000)")
-    p.add_argument("--lattice-scan", type=float, nargs="*", default=list(LATTICE_SCAN_FACTORS),
-                   help="in-degree factors of the micro level on the lattice (default 4 16; none: skip)")
+                   help="configuration override, e.g. populations.E.N=200 (repeatable; default: none)")
+    p.add_argument("--scan", type=val.positive, nargs="*", default=list(SCAN_FACTORS), metavar="FACTOR",
+                   help="in-degree factors (> 0) of the single-site scan (no values: skip; default "
+                        + " ".join(f"{f:g}" for f in SCAN_FACTORS) + ")")
+    p.add_argument("--scan-t-sim", type=val.positive, default=20000.0, metavar="MS",
+                   help="ms of statistics per level and factor of the single-site scan (default 20000)")
+    p.add_argument("--lattice-scan", type=val.positive, nargs="*", default=list(LATTICE_SCAN_FACTORS),
+                   metavar="FACTOR",
+                   help="in-degree factors (> 0) of the micro level on the lattice (no values: skip; default "
+                        + " ".join(f"{f:g}" for f in LATTICE_SCAN_FACTORS) + ")")
+    return p
+
+
+def planned_outputs(args) -> list:
+    """The files a run with these options writes."""
+    names = ["v3.json", "v3_compare.png", "v3_activity.png"]
+    if args.scan:
+        names.append("v3_indegree_scan.png")
+    if args.lattice_scan:
+        names.append("v3_lattice_indegree_scan.png")
+    return names
+
+
+def check_args(p, args):
+    """Every check of the options and the configuration, before any run; returns the configuration."""
+    if args.t_sim < 2 * SEGMENT_MS:
+        p.error(f"argument --t-sim: {args.t_sim:g} ms is too short: the micro-meso comparison needs two PSD "
+                f"segments of {SEGMENT_MS:g} ms after the transient, so at least {2 * SEGMENT_MS:g} ms")
+    val.refuse_duplicates(p, "--scan", args.scan)
+    val.refuse_duplicates(p, "--lattice-scan", args.lattice_scan)
+    overrides = [*args.overrides, f"run.t_end={args.discard + args.t_sim}", f"run.seed={args.seed}"]
+    if args.shape is not None:
+        overrides.append(f"lattice.shape=[{args.shape[0]}, {args.shape[1]}]")
+    cfg = val.check_config(p, args.config, overrides, what="--config/--set" + ("/--shape" if args.shape else ""))
+    if args.scan and args.scan_t_sim < N_BLOCKS * cfg.record.interval:
+        p.error(f"argument --scan-t-sim: {args.scan_t_sim:g} ms is too short for {N_BLOCKS} batch-means blocks "
+                f"of at least one record ({cfg.record.interval:g} ms): at least {N_BLOCKS * cfg.record.interval:g} ms")
+    return cfg
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
-    data = study(args.out, config=args.config, t_sim=args.t_sim, discard=args.discard, seed=args.seed,
-                 shape=args.shape, scan_factors=args.scan, scan_t_sim=args.scan_t_sim,
-                 lattice_scan_factors=args.lattice_scan, overrides=args.overrides)
-    print(summary(data))
-    print(f"wrote {args.out / 'v3.json'} and figures")
+    check_args(p, args)
+    out = val.prepare_out(p, args.out, planned_outputs(args), OWNED)
+    data, figures = compute(config=args.config, t_sim=args.t_sim, discard=args.discard, seed=args.seed,
+                            shape=args.shape, scan_factors=args.scan, scan_t_sim=args.scan_t_sim,
+                            lattice_scan_factors=args.lattice_scan, overrides=args.overrides,
+                            command=val.command_line(PROG, argv))
+    print(summary(data), flush=True)
+    names = val.write_outputs(out, "v3.json", data, figures, OWNED)
+    print(val.wrote(out, names))
+    return val.exit_status(data["acceptance"].values())
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(val.run_main(main, PROG))

@@ -1,4 +1,4 @@
-"""Validation study V5 (VALIDATION.md): meshfield against an independent peer, NEST.
+"""Validation study V5 (docs/validation.md): meshfield against an independent peer, NEST.
 
 Physics. NEST's ``gif_pop_psc_exp`` implements the same mesoscopic population
 equation (Schwalger, Deger & Gerstner 2017) in C++, written by other people, and
@@ -7,7 +7,7 @@ equation (Schwalger, Deger & Gerstner 2017) in C++, written by other people, and
 N = 800 E + 200 I, in-degrees 160 / 40, two adaptation timescales of 100 ms and
 1 s) the two simulators must produce the same statistics at each level.
 
-What is compared (acceptance rules of VALIDATION.md, ``compare_results``: mean
+What is compared (acceptance rules of docs/validation.md, ``compare_results``: mean
 rate per type within 3 SE and 5 %, PSD in 8 log bands from 1 Hz to the Nyquist
 rate within 3 SE or 20 %):
 
@@ -26,16 +26,22 @@ per step; it is averaged to meshfield's record interval.
 (so NEST's and numba's OpenMP runtimes never share a process); its CPU time is
 counted through the children's resource usage.
 
-Cost: about 25 s per seed on one core (all four simulators, 11 s each).
+Cost: about 25 s per seed on one core (all four simulators, 11 s each); about
+3 minutes for the default 8 seeds (docs/validation_v1356.md). Needs NEST
+(``nest-simulator``).
+
+Outputs in ``--out`` (default out/v5/): ``v5.json``, ``v5_overview.png``,
+``v5_compare_meso.png`` and ``v5_compare_micro.png``.
 
 Usage::
 
     python drivers/v5_peer_nest.py                       # 8 seeds, out/v5/
-    python drivers/v5_peer_nest.py --seeds 1 2 --t-end 6000
+    python drivers/v5_peer_nest.py --seeds 1 2 --t-end 6000 --block 1000   # about 40 s
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -49,10 +55,19 @@ if __name__ == "__main__":
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import numpy as np  # noqa: E402
+
 import _validation as val  # noqa: E402
 from meshfield.analysis import compare_results, plot_comparison, psd  # noqa: E402
 
 CONFIG = "nest_example"
+PROG = "v5_peer_nest.py"
+
+#: Every file the study writes into --out.
+OWNED = ("v5.json", "v5_overview.png", "v5_compare_meso.png", "v5_compare_micro.png")
+
+#: PSD segment of the comparisons (ms): the joined records need two of them.
+SEGMENT_MS = 1000.0
 
 #: simulator key -> (label, level) in the order they are run
 MESHFIELD = {"meshfield_meso": "meso", "meshfield_micro": "micro"}
@@ -137,13 +152,24 @@ def plot_overview(path: Path, records: dict, reports: dict, types) -> None:
 
 
 def study(out: Path | None = None, *, config: str = CONFIG, seeds=tuple(range(1, 9)), t_end: float = 11000.0,
-          discard: float = 1000.0, block: float = 5000.0) -> dict:
+          discard: float = 1000.0, block: float = 5000.0, command: str | None = None) -> dict:
     """Run V5 and return its numbers (written, with figures, to ``out`` if given).
+
+    The parameters are those of :func:`compute`; ``out`` is the folder for
+    ``v5.json`` and the figures (:func:`_validation.write_outputs`).
+    """
+    data, figures = compute(config=config, seeds=seeds, t_end=t_end, discard=discard, block=block, command=command)
+    if out is not None:
+        val.write_outputs(out, "v5.json", data, figures, OWNED)
+    return data
+
+
+def compute(*, config: str = CONFIG, seeds=tuple(range(1, 9)), t_end: float = 11000.0,
+            discard: float = 1000.0, block: float = 5000.0, command: str | None = None) -> tuple[dict, list]:
+    """Run V5 and return its numbers and its figures, not yet drawn.
 
     Parameters
     ----------
-    out : Path, optional
-        Folder for ``v5.json`` and the figures.
     config : str
         Packaged name or TOML path of a single-site configuration NEST can represent.
     seeds : sequence of int
@@ -153,11 +179,15 @@ def study(out: Path | None = None, *, config: str = CONFIG, seeds=tuple(range(1,
         discard`` must be a whole number of blocks.
     block : float
         Batch-means block (ms).
+    command : str, optional
+        The command line recorded in the JSON (default: the plain driver call).
 
     Returns
     -------
-    dict
+    data : dict
         The JSON content (see docs/validation.md).
+    figures : list of (str, callable)
+        File name and ``draw(path)`` of every figure.
     """
     stationary = t_end - discard
     per_run = stationary / block
@@ -178,7 +208,7 @@ def study(out: Path | None = None, *, config: str = CONFIG, seeds=tuple(range(1,
     data = dict(
         study="V5",
         config=val.config_path(config),
-        command="python drivers/v5_peer_nest.py",
+        command=command or f"python drivers/{PROG}",
         settings=dict(seeds=list(seeds), t_end_ms=t_end, discard_ms=discard, block_ms=block, n_blocks=n_blocks,
                       dt_ms=cfg.run.dt, record_interval_ms=cfg.record.interval,
                       N=[p.N for p in cfg.populations]),
@@ -191,14 +221,11 @@ def study(out: Path | None = None, *, config: str = CONFIG, seeds=tuple(range(1,
                      nest=timing["nest_gif_psc_exp"]["cpu_s"] / timing["nest_gif_pop"]["cpu_s"]),
         acceptance={f"{test} vs {ref}": reports[(ref, test)].passed for ref, test in PAIRS[:2]},
     )
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        plot_overview(out / "v5_overview.png", records, reports, cfg.types)
-        for ref, test in PAIRS[:2]:
-            plot_comparison(reports[(ref, test)], out / f"v5_compare_{test.split('_')[1]}.png")
-        val.write_json(out / "v5.json", data)
-    return data
+    figures = [("v5_overview.png", lambda path: plot_overview(path, records, reports, cfg.types))]
+    for ref, test in PAIRS[:2]:
+        figures.append((f"v5_compare_{test.split('_')[1]}.png",
+                        lambda path, report=reports[(ref, test)]: plot_comparison(report, path)))
+    return data, figures
 
 
 def summary(data: dict) -> str:
@@ -221,22 +248,88 @@ def summary(data: dict) -> str:
                      f"{t['wall_s']:7.1f} s wall")
     lines.append(f"  speedup meso over micro (CPU): meshfield {data['speedup']['meshfield']:.2f}x, "
                  f"NEST {data['speedup']['nest']:.2f}x")
+    acc = data["acceptance"]
+    lines.append("  V5 acceptance: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in acc.items())
+                 + f"; overall {'PASS' if all(acc.values()) else 'FAIL'}")
     return "\n".join(lines)
 
 
-def main(argv=None) -> None:
-    p = val.parser("v5", __doc__)
-    p.add_argument("--config", default=CONFIG, help="packaged name or TOML file (default nest_example)")
-    p.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 9)), help="one run per seed (default 1..8)")
-    p.add_argument("--t-end", type=float, default=11000.0, help="ms per run (default 11000)")
-    p.add_argument("--discard", type=float, default=1000.0, help="transient per run, ms (default 1000)")
-    p.add_argument("--block", type=float, default=5000.0, help="batch-means block, ms (default 5000)")
+def build_parser():
+    p = val.parser("v5", __doc__, prog=PROG,
+                   writes="v5.json and the figures v5_overview.png, v5_compare_meso.png, v5_compare_micro.png "
+                          "into --out.",
+                   default_run="about 3 minutes on one core (8 seeds x 11 s per simulator; "
+                               "docs/validation_v1356.md).")
+    p.add_argument("--config", default=CONFIG,
+                   help="packaged name or TOML file of a single-site configuration NEST can represent "
+                        "(default nest_example)")
+    p.add_argument("--seeds", type=val.seed, nargs="+", default=list(range(1, 9)), metavar="SEED",
+                   help="one run per seed and simulator, no repeats (default 1 2 3 4 5 6 7 8)")
+    p.add_argument("--t-end", type=val.positive, default=11000.0, metavar="MS",
+                   help="ms per run: --discard plus a whole number of blocks (default 11000)")
+    p.add_argument("--discard", type=val.nonnegative, default=1000.0, metavar="MS",
+                   help="transient dropped from each run, ms (>= 0; default 1000)")
+    p.add_argument("--block", type=val.positive, default=5000.0, metavar="MS",
+                   help="batch-means block, ms; the seeds together need at least 2 (default 5000)")
+    return p
+
+
+def minimum_t_end(n_seeds: int, discard: float, block: float) -> float:
+    """The shortest run that gives the statistics enough data: at least one block per
+    run, two blocks and two PSD segments over all seeds."""
+    per_run = max(1, math.ceil(2 / n_seeds), math.ceil(2 * SEGMENT_MS / (n_seeds * block) - 1e-9))
+    return discard + per_run * block
+
+
+def check_args(p, args):
+    """Every check of the options and the configuration, before any run; returns the configuration."""
+    from meshfield.peers import nest as peer
+
+    val.refuse_duplicates(p, "--seeds", args.seeds)
+    n = len(args.seeds)
+    shortest = minimum_t_end(n, args.discard, args.block)
+    if args.t_end < shortest - 1e-9:
+        p.error(f"argument --t-end: {args.t_end:g} ms is too short for {n} seed(s): each run needs --discard "
+                f"{args.discard:g} ms plus whole blocks of {args.block:g} ms, and all seeds together at least 2 "
+                f"blocks and 2 PSD segments of {SEGMENT_MS:g} ms: at least {shortest:g} ms")
+    per_run = (args.t_end - args.discard) / args.block
+    if abs(per_run - round(per_run)) > 1e-9:
+        lower = args.discard + math.floor(per_run) * args.block
+        upper = args.discard + math.ceil(per_run) * args.block
+        choices = " or ".join(f"{t:g}" for t in (lower, upper) if t >= shortest - 1e-9)
+        p.error(f"argument --t-end: t_end - discard = {args.t_end - args.discard:g} ms must be a whole number of "
+                f"blocks of {args.block:g} ms (--t-end {choices})")
+    cfg = val.check_config(p, args.config, [f"run.t_end={args.t_end}"])
+    problems = []
+    if int(np.prod(cfg.lattice.shape)) != 1:
+        problems.append(f"lattice.shape = {list(cfg.lattice.shape)}: the NEST peer needs a single site")
+    if cfg.run.mean_field:
+        problems.append("run.mean_field = true: NEST has no mean-field mode")
+    if cfg.stimuli:
+        problems.append("stimuli: the NEST peer supports only the constant drive mu")
+    for name in cfg.types:
+        for translate in (peer.config_to_gif_pop_params, peer.config_to_gif_psc_exp_params):
+            try:
+                translate(cfg, name)
+            except peer.PeerConfigError as exc:
+                problems.append(str(exc))
+    if problems:
+        p.error(f"--config: NEST cannot represent this configuration: {problems[0]}")
+    return cfg
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
-    data = study(args.out, config=args.config, seeds=args.seeds, t_end=args.t_end, discard=args.discard,
-                 block=args.block)
-    print(summary(data))
-    print(f"wrote {args.out / 'v5.json'} and figures")
+    check_args(p, args)
+    out = val.prepare_out(p, args.out, list(OWNED), OWNED)
+    data, figures = compute(config=args.config, seeds=args.seeds, t_end=args.t_end, discard=args.discard,
+                            block=args.block, command=val.command_line(PROG, argv))
+    print(summary(data), flush=True)
+    names = val.write_outputs(out, "v5.json", data, figures, OWNED)
+    print(val.wrote(out, names))
+    return val.exit_status(data["acceptance"].values())
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(val.run_main(main, PROG))

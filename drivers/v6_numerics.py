@@ -1,4 +1,4 @@
-"""Validation study V6 (VALIDATION.md): numerics.
+"""Validation study V6 (docs/validation.md): numerics.
 
 Part 1, convergence as dt -> 0 (0.5, 0.25, 0.1 ms). Both levels follow the
 step conventions of docs/model.md: the mesoscopic firing probability uses the
@@ -32,7 +32,14 @@ ranks writing the next, 130 -> 200 ms restarted on 1 rank. The three segments'
 records, joined along their time axes, must equal the uninterrupted run bit for
 bit.
 
-Cost: about 2 minutes on one core (the dt = 0.1 ms runs dominate).
+Cost: about 3 minutes on one core (the run in docs/validation_v1356.md took
+3 min 5 s; the dt = 0.1 ms runs and the MPI subprocesses of parts 2 and 3
+dominate). ``--skip-ranks`` leaves out parts 2 and 3.
+
+A failed MPI worker (parts 2 and 3) is reported as ``ERROR (worker failed:
+...)``, not as a difference, and makes the exit status 2.
+
+Outputs in ``--out`` (default out/v6/): ``v6.json`` and ``v6_convergence.png``.
 
 Usage::
 
@@ -59,13 +66,20 @@ if __name__ == "__main__":
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _validation as val  # noqa: E402
-from _bench import mpiexec, worker_env  # noqa: E402
+from _bench import last_line, mpiexec, worker_env  # noqa: E402
 from meshfield.meso import history_length  # noqa: E402
 from meshfield.theory import stationary_rate, stationary_rate_discrete, stationary_rates_network  # noqa: E402
 
 DTS = (0.5, 0.25, 0.1)
 SINGLE = "v1_single"
 NETWORK = "v3_field"
+PROG = "v6_numerics.py"
+
+#: Every file the study writes into --out.
+OWNED = ("v6.json", "v6_convergence.png")
+
+#: Batch-means blocks of the finite-size means (each needs at least one record).
+N_BLOCKS = 20
 
 #: The mean-field run must reproduce the discrete theory at its dt to this relative accuracy.
 MEAN_FIELD_RELATIVE = 1e-6
@@ -224,18 +238,30 @@ def rank_invariance(source: str = NETWORK, ranks=RANKS, shape=RANK_SHAPE, t_end:
                 with np.load(target) as z:
                     entries.append(dict(run=label, ranks=n, threads=int(threads), dims=z["dims"].tolist(),
                                         A=z["A"], Abar=z["Abar"]))
-            reference = entries[0]
+            # A failed worker is an error, not a difference: identical is None for it,
+            # and for every run when the 1-rank reference itself failed.
+            reference = None if "error" in entries[0] else entries[0]
             for e in entries:
                 if "error" in e:
-                    e["identical"] = False
+                    e["identical"] = None
                     continue
-                e["identical"] = bool(np.array_equal(e["A"], reference["A"]) and
-                                      np.array_equal(e["Abar"], reference["Abar"]))
+                e["identical"] = None if reference is None else bool(
+                    np.array_equal(e["A"], reference["A"]) and np.array_equal(e["Abar"], reference["Abar"]))
                 e["digest"] = _digest((e["A"], e["Abar"]))
                 e["mean_rate"] = e["A"].mean(axis=(0, 2, 3))
             out[level] = [{k: v for k, v in e.items() if k not in ("A", "Abar")} for e in entries]
+    every = [e for entries in out.values() for e in entries]
     return dict(config=path, shape=list(shape), t_end_ms=t_end, levels=out,
-                passed=all(e["identical"] for entries in out.values() for e in entries))
+                worker_errors=sum("error" in e for e in every), passed=_verdict(e["identical"] for e in every))
+
+
+def _verdict(identical) -> bool | None:
+    """False when any comparison differs, None when none differs but some could not be
+    made (a worker failed), True when every one was made and is identical."""
+    identical = list(identical)
+    if any(v is False for v in identical):
+        return False
+    return None if any(v is None for v in identical) else True
 
 
 def restart_invariance(source: str = NETWORK, shape=RANK_SHAPE, segments=SEGMENTS) -> dict:
@@ -267,7 +293,7 @@ def restart_invariance(source: str = NETWORK, shape=RANK_SHAPE, segments=SEGMENT
                 parts.append(output)
                 previous = ckpt
             if error is not None:
-                out[level] = dict(segments=rows, identical=False, error=error)
+                out[level] = dict(segments=rows, identical=None, error=error)
                 continue
             from meshfield.io import open_result
             with open_result(whole) as w:
@@ -282,7 +308,8 @@ def restart_invariance(source: str = NETWORK, shape=RANK_SHAPE, segments=SEGMENT
             out[level] = dict(segments=rows, identical=bool(np.array_equal(jA, A) and np.array_equal(jE, Abar)
                                                             and np.array_equal(jt, times)),
                               digest_whole=_digest((A, Abar)), digest_joined=_digest((jA, jE)))
-    return dict(config=path, shape=list(shape), levels=out, passed=all(v["identical"] for v in out.values()))
+    return dict(config=path, shape=list(shape), levels=out, worker_errors=sum("error" in v for v in out.values()),
+                passed=_verdict(v["identical"] for v in out.values()))
 
 
 def plot_convergence(path: Path, mean_field: dict, finite: dict) -> None:
@@ -324,13 +351,24 @@ def plot_convergence(path: Path, mean_field: dict, finite: dict) -> None:
 
 
 def study(out: Path | None = None, *, dts=DTS, t_sim: float = 20000.0, discard: float = 1000.0, seed: int = 1,
-          ranks: bool = True) -> dict:
+          ranks: bool = True, command: str | None = None) -> dict:
     """Run V6 and return its numbers (written, with a figure, to ``out`` if given).
+
+    The parameters are those of :func:`compute`; ``out`` is the folder for
+    ``v6.json`` and the figure (:func:`_validation.write_outputs`).
+    """
+    data, figures = compute(dts=dts, t_sim=t_sim, discard=discard, seed=seed, ranks=ranks, command=command)
+    if out is not None:
+        val.write_outputs(out, "v6.json", data, figures, OWNED)
+    return data
+
+
+def compute(*, dts=DTS, t_sim: float = 20000.0, discard: float = 1000.0, seed: int = 1,
+            ranks: bool = True, command: str | None = None) -> tuple[dict, list]:
+    """Run V6 and return its numbers and its figure, not yet drawn.
 
     Parameters
     ----------
-    out : Path, optional
-        Folder for ``v6.json`` and the figure.
     dts : sequence of float
         Step sizes (ms), largest first; each must divide the record interval.
     t_sim, discard : float
@@ -338,11 +376,15 @@ def study(out: Path | None = None, *, dts=DTS, t_sim: float = 20000.0, discard: 
     seed : int
     ranks : bool
         Run parts 2 and 3 (rank and restart invariance, MPI subprocesses).
+    command : str, optional
+        The command line recorded in the JSON (default: the plain driver call).
 
     Returns
     -------
-    dict
+    data : dict
         The JSON content (see docs/validation.md).
+    figures : list of (str, callable)
+        File name and ``draw(path)`` of the figure.
     """
     dts = tuple(float(d) for d in dts)
     mean_field = {SINGLE: mean_field_convergence(SINGLE, dts),
@@ -353,7 +395,7 @@ def study(out: Path | None = None, *, dts=DTS, t_sim: float = 20000.0, discard: 
     data = dict(
         study="V6",
         config=dict(single=val.config_path(SINGLE), network=val.config_path(NETWORK)),
-        command="python drivers/v6_numerics.py",
+        command=command or f"python drivers/{PROG}",
         settings=dict(dts_ms=list(dts), t_sim_ms=t_sim, discard_ms=discard, seed=seed),
         mean_field=mean_field,
         finite_size=finite,
@@ -366,12 +408,7 @@ def study(out: Path | None = None, *, dts=DTS, t_sim: float = 20000.0, discard: 
             bitwise_across_restarts=None if restarts is None else restarts["passed"],
         ),
     )
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        plot_convergence(out / "v6_convergence.png", mean_field, finite)
-        val.write_json(out / "v6.json", data)
-    return data
+    return data, [("v6_convergence.png", lambda path: plot_convergence(path, mean_field, finite))]
 
 
 def summary(data: dict) -> str:
@@ -404,30 +441,96 @@ def summary(data: dict) -> str:
         for level, entries in inv["levels"].items():
             for e in entries:
                 lines.append(f"  {level} {e['run']}: dims {e.get('dims')}, digest {e.get('digest')}, "
-                             f"{'identical' if e['identical'] else 'DIFFERENT'}")
+                             f"{_outcome(e)}")
     rs = data["restarts"]
     if rs is not None:
         for level, v in rs["levels"].items():
             plan = " -> ".join(f"{r['t_end_ms']:g} ms on {r['ranks']} rank(s)" for r in v["segments"])
-            lines.append(f"  restarts {level}: {plan}: digest {v.get('digest_joined')} vs uninterrupted "
-                         f"{v.get('digest_whole')}: {'identical' if v['identical'] else 'DIFFERENT'}"
-                         + (f" ({v['error']})" if "error" in v else ""))
+            if "error" in v:
+                lines.append(f"  restarts {level}: {plan or 'uninterrupted run'}: {_outcome(v)}")
+            else:
+                lines.append(f"  restarts {level}: {plan}: digest {v.get('digest_joined')} vs uninterrupted "
+                             f"{v.get('digest_whole')}: {_outcome(v)}")
+    acc = data["acceptance"]
+    parts = [f"mean_field_matches_discrete_theory {'PASS' if acc['mean_field_matches_discrete_theory'] else 'FAIL'}"]
+    for key, part in (("bitwise_across_ranks", inv), ("bitwise_across_restarts", rs)):
+        if part is None:
+            word = "not run (--skip-ranks)"
+        elif acc[key] is False:
+            word = "FAIL" + (" and ERROR" if part["worker_errors"] else "")
+        else:
+            word = "ERROR" if part["worker_errors"] else "PASS"
+        parts.append(f"{key} {word}")
+    lines.append("  V6 acceptance: " + ", ".join(parts) + f"; overall {verdict(data)}")
     return "\n".join(lines)
 
 
-def main(argv=None) -> None:
-    p = val.parser("v6", __doc__)
-    p.add_argument("--dt", type=float, nargs="+", default=list(DTS), help="step sizes, ms (default 0.5 0.25 0.1)")
-    p.add_argument("--t-sim", type=float, default=20000.0, help="ms of statistics per finite-size run")
-    p.add_argument("--discard", type=float, default=1000.0)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--skip-ranks", action="store_true", help="skip the MPI rank-invariance part")
+def _outcome(entry: dict) -> str:
+    """identical / DIFFERENT / ERROR (worker failed: ...) / not compared, for one rank or restart entry."""
+    if "error" in entry:
+        return f"ERROR (worker failed: {last_line(entry['error'])})"
+    if entry["identical"] is None:
+        return "not compared (the 1-rank reference run failed)"
+    return "identical" if entry["identical"] else "DIFFERENT"
+
+
+def worker_errors(data: dict) -> int:
+    """Number of MPI worker runs of parts 2 and 3 that failed."""
+    return sum(part["worker_errors"] for part in (data["rank_invariance"], data["restarts"]) if part is not None)
+
+
+def verdict(data: dict) -> str:
+    """ERROR (a worker failed), FAIL (a check failed) or PASS (every check that ran passed)."""
+    if worker_errors(data):
+        return "ERROR (an MPI worker failed)"
+    return "FAIL" if any(v is False for v in data["acceptance"].values()) else "PASS"
+
+
+def build_parser():
+    p = val.parser("v6", __doc__, prog=PROG, writes="v6.json and the figure v6_convergence.png into --out.",
+                   default_run="about 3 minutes on one core (docs/validation_v1356.md); starts mpiexec -n 1, "
+                               "2 and 3 unless --skip-ranks.")
+    p.add_argument("--dt", type=val.positive, nargs="+", default=list(DTS), metavar="MS",
+                   help="step sizes, ms, largest first, no repeats; each must divide the record interval "
+                        "(default " + " ".join(f"{d:g}" for d in DTS) + ")")
+    p.add_argument("--t-sim", type=val.positive, default=20000.0, metavar="MS",
+                   help="ms of statistics per finite-size run (default 20000)")
+    p.add_argument("--discard", type=val.nonnegative, default=1000.0, metavar="MS",
+                   help="transient of the finite-size runs, ms (>= 0; default 1000)")
+    p.add_argument("--seed", type=val.seed, default=1, help="seed of the finite-size runs (0 to 2^32-1; default 1)")
+    p.add_argument("--skip-ranks", action="store_true",
+                   help="skip parts 2 and 3: the MPI rank-invariance and the restart tests (default: off)")
+    return p
+
+
+def check_args(p, args) -> None:
+    """Every check of the options and the configurations, before any run."""
+    val.refuse_duplicates(p, "--dt", args.dt)
+    for dt in args.dt:
+        single = val.check_config(p, SINGLE, [f"run.dt={dt}", f"run.t_end={args.discard + args.t_sim}",
+                                              f"run.seed={args.seed}"], what=f"--dt {dt:g}")
+        val.check_config(p, network_on_one_site(), [f"run.dt={dt}"], what=f"--dt {dt:g}")
+        if args.t_sim < N_BLOCKS * single.record.interval:
+            p.error(f"argument --t-sim: {args.t_sim:g} ms is too short for {N_BLOCKS} batch-means blocks of at least "
+                    f"one record ({single.record.interval:g} ms): at least {N_BLOCKS * single.record.interval:g} ms")
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
-    data = study(args.out, dts=args.dt, t_sim=args.t_sim, discard=args.discard, seed=args.seed,
-                 ranks=not args.skip_ranks)
-    print(summary(data))
-    print(f"wrote {args.out / 'v6.json'} and figures")
+    check_args(p, args)
+    out = val.prepare_out(p, args.out, list(OWNED), OWNED)
+    data, figures = compute(dts=args.dt, t_sim=args.t_sim, discard=args.discard, seed=args.seed,
+                            ranks=not args.skip_ranks, command=val.command_line(PROG, argv))
+    print(summary(data), flush=True)
+    names = val.write_outputs(out, "v6.json", data, figures, OWNED)
+    print(val.wrote(out, names))
+    if worker_errors(data):
+        print(f"{PROG}: error: {worker_errors(data)} MPI worker run(s) failed (ERROR lines above; "
+              f"their stderr is in v6.json)", file=sys.stderr)
+        return val.EXIT_ERROR
+    return val.exit_status(data["acceptance"].values())
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(val.run_main(main, PROG))
