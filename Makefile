@@ -57,7 +57,7 @@ test-mpi: $(STAMP)
 	$(MPIEXEC) $(MPIFLAGS) -n 4 $(PY) -m pytest -m mpi -q tests
 
 bench: $(STAMP)
-	$(PY) drivers/bench_meso.py
+	$(PY) drivers/bench_meso.py --json $(OUT)/bench_meso.json
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info
