@@ -41,6 +41,7 @@ Usage::
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import sys
@@ -285,6 +286,9 @@ def check_args(p, args):
     """Every check of the options and the configuration, before any run; returns the configuration."""
     from meshfield.peers import nest as peer
 
+    if importlib.util.find_spec("nest") is None:
+        p.error("V5 compares with NEST, which is not installed here: pip install nest-simulator "
+                "(make test installs it into .venv)")
     val.refuse_duplicates(p, "--seeds", args.seeds)
     n = len(args.seeds)
     shortest = minimum_t_end(n, args.discard, args.block)

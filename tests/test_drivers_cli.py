@@ -378,3 +378,14 @@ def test_v6_verdict_separates_differences_from_errors():
     assert v6._verdict([None, False]) is False
     assert v6._outcome(dict(identical=False)) == "DIFFERENT"
     assert v6._outcome(dict(identical=True)) == "identical"
+
+
+def test_v5_without_nest_is_refused_before_any_run(tmp_path, capsys, monkeypatch):
+    v5 = driver("v5_peer_nest")
+    real = v5.importlib.util.find_spec
+    monkeypatch.setattr(v5.importlib.util, "find_spec", lambda name, *a: None if name == "nest" else real(name, *a))
+    with pytest.raises(SystemExit) as exc:
+        v5.main(["--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    assert "NEST, which is not installed here: pip install nest-simulator" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
