@@ -98,6 +98,13 @@ def test_bad_input_gets_one_clear_message(call, message):
         call()
 
 
+def test_lattice_ndim_must_agree_with_a_result():
+    result = stand_in(FIELD)
+    with pytest.raises(AnalysisInputError, match=r"lattice_ndim = 1 contradicts the result's 2-D lattice \[4, 4\]"):
+        spatial_spectrum(result, lattice_ndim=1)
+    np.testing.assert_array_equal(spatial_spectrum(result, lattice_ndim=2).power, spatial_spectrum(result).power)
+
+
 def test_type_by_index_must_be_whole():
     result = stand_in(FIELD[:, :, :, 0])
     with pytest.raises(AnalysisInputError, match=r"type 1.9: must be a type name \(E, I\) or an index"):

@@ -287,8 +287,13 @@ def spatial_spectrum(
     -------
     SpatialSpectrum
     """
-    if lattice_ndim is not None and not is_result(A):
+    if lattice_ndim is not None:
         lattice_ndim = whole("lattice_ndim", lattice_ndim, 1)
+        if is_result(A) and lattice_ndim != len(A.shape):
+            raise AnalysisInputError(
+                f"lattice_ndim = {lattice_ndim} contradicts the result's {len(A.shape)}-D lattice "
+                f"{list(A.shape)}; leave it out for results"
+            )
     if is_result(A) or lattice_ndim is not None:
         if not is_result(A) and np.ndim(A) != lattice_ndim + 2:
             raise AnalysisInputError(
