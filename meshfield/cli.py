@@ -88,6 +88,9 @@ def cmd_run(args) -> int:
     if args.checkpoint is not None:  # written; --restart is only read
         _check_file_option("--checkpoint", args.checkpoint)
     dims = _dims_option(args.dims) if args.dims else None
+    if _rank() == 0 and not args.quiet:
+        for warning in stimuli_after_the_end(config):
+            print(f"meshfield run: warning: {warning}", file=sys.stderr)
     result = run(config, output=out, overwrite=args.overwrite, progress=not args.quiet, dims=dims,
                  checkpoint=args.checkpoint, restart=args.restart)
     result.close()
@@ -137,6 +140,12 @@ def describe(config, ranks: int = 1) -> str:
                      f"delays {s.delays.min()}..{s.delays.max()} steps")
     if not st:
         lines.append("  none")
+    lines.append("stimuli:")
+    for i, stim in enumerate(config.stimuli):
+        lines.append(f"  [{i}] {stim.kind} on {', '.join(stim.types)}, amplitude {stim.amplitude:g} mV, "
+                     f"{_stimulus_timing(config, stim)}")
+    if not config.stimuli:
+        lines.append("  none")
     lines.append(f"halo width {h} sites, d_min = {dmin} steps ({dmin * config.run.dt:g} ms): "
                  f"ranks exchange once every {dmin or '-'} step(s)")
     lines.append(f"process grid for {ranks} rank(s): {tuple(dims)}, largest block {largest} "
@@ -165,6 +174,25 @@ def describe(config, ranks: int = 1) -> str:
             lines.append(f"spike traffic per exchange: <= {r['spikes_per_exchange_per_hz']:.1f} spikes "
                          "per Hz of mean rate per rank")
     return "\n".join(lines)
+
+
+def _stimulus_timing(config, stim) -> str:
+    """When a stimulus acts, in steps and ms, and whether the run reaches it."""
+    dt, n_steps = config.run.dt, config.n_records * config.record_every
+    first, end = stim.step_window(dt)
+    first = max(first, 0)
+    if first >= n_steps:
+        return f"from step {first} ({first * dt:g} ms): after the end of the run, never acts"
+    until = "to the end" if end >= n_steps else f"to step {end - 1} (until {end * dt:g} ms)"
+    return f"from step {first} ({first * dt:g} ms) {until}"
+
+
+def stimuli_after_the_end(config) -> list[str]:
+    """Warnings for the stimuli that start at or after the end of the run."""
+    return [f"stimuli[{i}] ({stim.kind}) starts at {max(stim.step_window(config.run.dt)[0], 0) * config.run.dt:g} "
+            f"ms, at or after the end of the run (run.t_end = {config.run.t_end:g} ms): it never acts"
+            for i, stim in enumerate(config.stimuli)
+            if stim.step_window(config.run.dt)[0] >= config.n_records * config.record_every]
 
 
 def _expected_rate(config, solver):

@@ -87,6 +87,10 @@ class ConfigError(ValueError):
 # --------------------------------------------------------------------------- helpers
 
 
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def _fail(key: str, value: Any, allowed: str) -> None:
     raise ConfigError(f"{key} = {value!r} is invalid: {allowed}")
 
@@ -452,6 +456,24 @@ class StimulusConfig:
     frequency: float = 0.0
     tau: float = 0.0
 
+    #: the keys each kind uses (besides kind, amplitude, types, t_start, duration)
+    KEYS = {
+        "pulse": ("center", "width"),
+        "moving_spot": ("center", "width", "velocity"),
+        "grating": ("wavelength", "direction", "frequency"),
+        "step": (),
+        "ou": ("tau",),
+    }
+
+    def step_window(self, dt: float) -> tuple[int, float]:
+        """The steps ``first <= s < end`` at whose start ``s dt`` the stimulus is on
+        (``t_start <= s dt < t_start + duration``, decided on whole steps with the
+        tolerance of :func:`to_steps`, not by rounding-prone float comparisons);
+        ``end`` is ``inf`` for an unlimited duration."""
+        first = math.ceil(self.t_start / dt - 1e-9)
+        end = math.inf if math.isinf(self.duration) else math.ceil((self.t_start + self.duration) / dt - 1e-9)
+        return first, end
+
     @classmethod
     def from_dict(cls, i: int, d: dict, types: tuple[str, ...], ndim: int) -> "StimulusConfig":
         sec = f"stimuli[{i}]"
@@ -459,6 +481,14 @@ class StimulusConfig:
         if "kind" not in d:
             raise ConfigError(f"{sec}.kind is missing; allowed: " + ", ".join(STIMULUS_KINDS))
         kind = _choice(f"{sec}.kind", d["kind"], STIMULUS_KINDS)
+        uses = ("kind", "amplitude", "types", "t_start", "duration", *cls.KEYS[kind])
+        unused = [k for k in d if k not in uses]
+        if unused:
+            other = [other for other, keys in cls.KEYS.items() if unused[0] in keys]
+            hint = f" (it belongs to kind = {' or '.join(map(repr, other))})" if other else ""
+            raise ConfigError(
+                f"{sec}.{unused[0]} is not used by a {kind!r} stimulus{hint}; a {kind!r} stimulus takes "
+                + ", ".join(uses))
         if "amplitude" not in d:
             raise ConfigError(f"{sec}.amplitude is missing (mV)")
         kw: dict[str, Any] = {"kind": kind, "amplitude": _number(f"{sec}.amplitude", d["amplitude"])}
@@ -489,7 +519,10 @@ class StimulusConfig:
         }[kind]
         for k in need:
             if k not in kw:
-                raise ConfigError(f"{sec}.{k} is missing; a {kind!r} stimulus needs " + ", ".join(need))
+                raise ConfigError(f"{sec}.{k} is missing; {_article(kind)} {kind!r} stimulus needs "
+                                  + ", ".join(need))
+        if kind == "ou" and kw["amplitude"] < 0:
+            _fail(f"{sec}.amplitude", kw["amplitude"], "the standard deviation of the noise (mV) must be >= 0")
         return cls(**kw)
 
 
@@ -594,6 +627,20 @@ class Config:
             if to_steps(c.delay.d0, dt) < 1:
                 _fail(f"couplings[{i}].delay.d0", c.delay.d0,
                       f"delays are rounded to whole steps and must be >= one step (run.dt = {dt} ms)")
+        for i, st in enumerate(self.stimuli):
+            first, end = st.step_window(dt)
+            if end <= max(first, 0):
+                raise ConfigError(
+                    f"stimuli[{i}]: the window t_start = {st.t_start:g} ms .. t_start + duration = "
+                    f"{st.t_start + st.duration:g} ms holds no step start on the grid of run.dt = {dt:g} ms "
+                    "(the drive of a step is evaluated at its start), so the stimulus would never act")
+            if st.kind == "grating":
+                k = 2.0 * math.pi / st.wavelength
+                along = [abs(k * math.cos(st.direction)), abs(k * math.sin(st.direction))][:len(self.lattice.shape)]
+                if not math.isfinite(k) or any(ka * self.lattice.dx > math.pi * (1 + 1e-12) for ka in along):
+                    _fail(f"stimuli[{i}].wavelength", st.wavelength,
+                          f"the grating's period along a lattice axis must be at least 2 dx = "
+                          f"{2 * self.lattice.dx:g} mm, or the lattice cannot represent it (aliasing)")
 
     def _check_sizes(self) -> None:
         """Upper bounds that involve several sections: history lengths, recorded

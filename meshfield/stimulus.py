@@ -53,6 +53,7 @@ class Stimulus:
         self.local_shape = tuple(int(n) for n in local_shape)
         self.stimuli = config.stimuli
         self.masks = [np.array([t in s.types for t in self.types]) for s in self.stimuli]
+        self.windows = [s.step_window(self.dt) for s in self.stimuli]
         # Ornstein-Uhlenbeck states start from their stationary distribution
         self.ou_state = {}
         for i, s in enumerate(self.stimuli):
@@ -89,7 +90,8 @@ class Stimulus:
 
     def _profile(self, i: int, s, step: int) -> np.ndarray | float:
         t = step * self.dt
-        if not (s.t_start <= t < s.t_start + s.duration):
+        first, end = self.windows[i]
+        if not first <= step < end:
             return 0.0
         if s.kind == "ou":
             return self.ou_state[i]

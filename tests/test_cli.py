@@ -270,3 +270,18 @@ def test_cgroup_memory_limit_of_a_batch_job(tmp_path):
     text = "4:memory:/slurm/uid_1/job_7\n3:cpuset:/\n"
     assert cgroup_memory_limit(text, str(tmp_path)) == 3 * 2**30
     assert cgroup_memory_limit("4:memory:/elsewhere\n", str(tmp_path / "none")) is None
+
+
+def test_a_stimulus_after_the_end_is_warned_about_and_listed_by_info(tmp_path):
+    """The packaged default's pulse starts at 500 ms; a 20-ms run never reaches it."""
+    i = TINY.index("stimuli=[]")
+    with_pulse = TINY[:i - 1] + TINY[i + 1:]          # TINY without its "--set stimuli=[]"
+    p = cli("run", *with_pulse, "-o", str(tmp_path / "r.h5"))
+    assert p.returncode == 0, p.stderr
+    assert ("meshfield run: warning: stimuli[0] (pulse) starts at 500 ms, at or after the end of the run "
+            "(run.t_end = 20 ms): it never acts") in p.stderr
+    info = cli("info", *with_pulse)
+    assert "[0] pulse on E, amplitude 6 mV, from step 1000 (500 ms): after the end of the run, never acts" \
+        in info.stdout
+    info = cli("info")
+    assert "[0] pulse on E, amplitude 6 mV, from step 1000 (500 ms) to step 1199 (until 600 ms)" in info.stdout

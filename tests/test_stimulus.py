@@ -76,3 +76,55 @@ def test_ou_noise_has_its_variance_and_correlation_time():
     # sites are independent
     c = np.corrcoef(x[:, 0], x[:, 1])[0, 1]
     assert abs(c) < 5 / math.sqrt(4000 / 20)
+
+
+def on_steps(dt, t_start, duration, steps=200):
+    cfg = load_config(None, ["lattice.shape=[4]", "couplings=[]", f"run.dt={dt}", f"record.interval={dt}",
+                             f"stimuli=[{{kind='step', amplitude=1.0, t_start={t_start}, duration={duration}}}]"])
+    s = Stimulus(cfg, Lattice.from_config(cfg.lattice), (0,), (4,))
+    mu = s.mu_block(0, steps)[:, 0, 0] - s.mu0[0]
+    return np.flatnonzero(mu).tolist()
+
+
+@pytest.mark.parametrize("dt, t_start, duration, expected", [
+    (0.1, 16.1, 0.1, [161]),          # the float test t < t_start + duration also took step 162
+    (0.1, 8.3, 0.3, [83, 84, 85]),    # ... 4 steps
+    (0.3, 0.9, 0.3, [3]),             # ... no step: 3 * 0.3 = 0.8999999999999999 < 0.9
+    (0.5, 7.3, 1.0, [15, 16]),        # an onset between grid points acts from the next step start
+])
+def test_stimulus_window_is_decided_on_whole_steps(dt, t_start, duration, expected):
+    assert on_steps(dt, t_start, duration) == expected
+
+
+@pytest.mark.parametrize("override, message", [
+    ("stimuli=[{kind='step', amplitude=1.0, t_start=10.1, duration=0.2}]",
+     r"stimuli\[0\]: the window t_start = 10.1 ms .. t_start \+ duration = 10.3 ms holds no step start"),
+    ("stimuli=[{kind='step', amplitude=1.0, t_start=-50.0, duration=10.0}]", "holds no step start"),
+    ("stimuli=[{kind='pulse', amplitude=1.0, center=[0.5, 0.5], width=0.1, velocity=[0.1, 0.0]}]",
+     r"stimuli\[0\].velocity is not used by a 'pulse' stimulus \(it belongs to kind = 'moving_spot'\)"),
+    ("stimuli=[{kind='step', amplitude=1.0, width=0.1}]", "stimuli\\[0\\].width is not used by a 'step'"),
+    ("stimuli=[{kind='ou', amplitude=-2.0, tau=5.0}]", "standard deviation of the noise"),
+    ("stimuli=[{kind='ou', amplitude=1.0}]", "an 'ou' stimulus needs tau"),
+    ("stimuli=[{kind='grating', amplitude=1.0, wavelength=0.15}]",
+     r"stimuli\[0\].wavelength = 0.15 is invalid: the grating's period along a lattice axis must be at least 2 dx"),
+    ("stimuli=[{kind='grating', amplitude=1.0, wavelength=0.19, direction=0.1}]", "aliasing"),
+])
+def test_stimulus_configuration_errors(override, message):
+    from meshfield.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, ["lattice.shape=[8, 8]", "lattice.dx=0.1", "couplings=[]", override])
+
+
+def test_diagonal_grating_finer_than_two_spacings_is_allowed():
+    """Along the diagonal, a period of 0.15 mm projects to 0.21 mm on each axis: representable."""
+    load_config(None, ["lattice.shape=[8, 8]", "lattice.dx=0.1", "couplings=[]",
+                       "stimuli=[{kind='grating', amplitude=1.0, wavelength=0.15, direction=0.7853981634}]"])
+
+
+def test_grating_at_twice_the_spacing_is_allowed():
+    cfg = load_config(None, ["lattice.shape=[8, 8]", "lattice.dx=0.1", "couplings=[]",
+                             "stimuli=[{kind='grating', amplitude=1.0, wavelength=0.2}]"])
+    s = Stimulus(cfg, Lattice.from_config(cfg.lattice), (0, 0), (8, 8))
+    row = (s.mu_block(0, 1)[0, 0] - s.mu0[0]).reshape(8, 8)[:, 0]
+    np.testing.assert_allclose(row, [1.0, -1.0] * 4, atol=1e-12)
