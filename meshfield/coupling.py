@@ -136,14 +136,14 @@ def build_stencil(config: Config, index: int) -> Stencil:
     keep = weights > 0
     offsets, weights = offsets[keep], weights[keep]
     if weights.sum() <= 0:
-        raise ConfigError(f"{key}.kernel has no positive weight within r_max = {k.r_max} mm "
+        raise ConfigError(f"{key}.kernel has no positive weight within r_max = {k.r_max:.12g} mm "
                           f"on a lattice with dx = {lattice.dx} mm; increase r_max")
     if lattice.periodic:
         radius = np.abs(offsets).max(axis=0)
         for axis, (r, n) in enumerate(zip(radius, lattice.shape)):
             if 2 * r + 1 > n:
                 raise ConfigError(
-                    f"{key}.kernel.r_max = {k.r_max} mm is too large for the lattice: it reaches "
+                    f"{key}.kernel.r_max = {k.r_max:.12g} mm is too large for the lattice: it reaches "
                     f"{r} sites along axis {axis}, but a periodic axis of {n} sites allows at most "
                     f"{(n - 1) // 2} (r_max < {((n - 1) // 2 + 1) * lattice.dx:g} mm) so that no "
                     "offset wraps onto another")

@@ -516,7 +516,8 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             recorder.abort()
         raise
     if verbose:
-        say(f"[meshfield] done: {n_steps} steps in {wall:.2f} s wall "
+        resumed = f" (steps {step0}..{n_steps - 1}, resumed from {restart})" if step0 else ""
+        say(f"[meshfield] done: {n_steps - step0} steps{resumed} in {wall:.2f} s wall "
             f"(first block incl. compilation {t_first_block:.2f} s)")
         if output is not None:
             say(f"[meshfield] wrote {output}")
