@@ -233,15 +233,17 @@ def cmd_plot(args) -> int:
     from .plot import (PlotInputError, animate, check_figure_target, check_plot_options, overview,
                        plot_psd, raster)
     out = args.output or str(Path(args.result).with_suffix(".png"))
-    # Refuse every unwritable or shared target before drawing anything.
-    targets = {}
+    # Refuse every unwritable or shared target before drawing anything; the result
+    # itself (a master file may have any name, even one ending in .png) is never a target.
+    targets = {str(Path(args.result).resolve()): f"the result {args.result!r}"}
     for option, path in (("-o", out), ("--psd", args.psd), ("--raster", args.raster), ("--animate", args.animate)):
         if path is None:
             continue
         check_figure_target(path, option, animation=option == "--animate")
         key = str(Path(path).resolve())
         if key in targets:
-            raise PlotInputError(f"{option} {path!r} is also the file of {targets[key]}; give each figure its own file")
+            raise PlotInputError(f"{option} {path!r} is also the file of {targets[key]}; give each figure "
+                                 "its own file, other than the result")
         targets[key] = option
     with open_result(args.result) as res:
         for option, value in (("--time", dict(time=args.time)), ("--every", dict(every=args.every)),

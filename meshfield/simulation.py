@@ -114,6 +114,13 @@ def _restart_step(config: Config, path, dec) -> int:
     def check():
         attrs = read_checkpoint_attrs(path)
         here_config = config.to_dict()
+        # The state is stored by position along the type axis, so the order of the
+        # populations must match too (the comparison by key below ignores it).
+        here_types, stored_types = list(here_config["populations"]), list(attrs["config"].get("populations", {}))
+        if sorted(here_types) == sorted(stored_types) and here_types != stored_types:
+            raise CheckpointError(
+                f"--restart {path}: the populations are in the order {here_types} here and {stored_types} "
+                "in the checkpoint, whose state is stored in that order; list them in the checkpoint's order")
         diff = config_differences(here_config, attrs["config"])
         if diff:
             key = diff[0][0]
@@ -490,16 +497,6 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         wall = time.perf_counter() - t_start
         report(n_steps * config.run.dt, force=True)
         wall = dec.allreduce_max(wall)
-        if checkpoint is not None:
-            from .io.checkpoint import write_checkpoint
-            write_checkpoint(checkpoint, dec, model.state_dict(),
-                             dict(config=config.to_dict(), level=config.run.level, step=n_steps,
-                                  time_ms=n_steps * config.run.dt, dt=config.run.dt, seed=config.run.seed,
-                                  meshfield_version=__version__,
-                                  result=os.path.abspath(output) if output else ""),
-                             overwrite=overwrite)
-            if verbose:
-                say(f"[meshfield] wrote the checkpoint {checkpoint} (t = {n_steps * config.run.dt:g} ms)")
         extra = dict(first_block_seconds=float(t_first_block or 0.0), build_seconds=float(t_build),
                      history_lengths=[int(k) for k in getattr(model, "history_lengths", [])])
         if recorder is not None:
@@ -511,6 +508,18 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
                                      {"units": "mV", "axes": ["step", "type", "*local_site", "neuron"],
                                       "local_start": list(dec.local_start)})
             recorder.close(wall, extra)
+            # The result is published: a checkpoint that fails below leaves it in place.
+            recorder = None
+        if checkpoint is not None:
+            from .io.checkpoint import write_checkpoint
+            write_checkpoint(checkpoint, dec, model.state_dict(),
+                             dict(config=config.to_dict(), level=config.run.level, step=n_steps,
+                                  time_ms=n_steps * config.run.dt, dt=config.run.dt, seed=config.run.seed,
+                                  meshfield_version=__version__,
+                                  result=os.path.abspath(output) if output else ""),
+                             overwrite=overwrite)
+            if verbose:
+                say(f"[meshfield] wrote the checkpoint {checkpoint} (t = {n_steps * config.run.dt:g} ms)")
     except BaseException:
         if recorder is not None:
             recorder.abort()

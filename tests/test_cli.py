@@ -285,3 +285,19 @@ def test_a_stimulus_after_the_end_is_warned_about_and_listed_by_info(tmp_path):
         in info.stdout
     info = cli("info")
     assert "[0] pulse on E, amplitude 6 mV, from step 1000 (500 ms) to step 1199 (until 600 ms)" in info.stdout
+
+
+def test_plot_never_writes_over_its_result(tmp_path):
+    """A master file may have any name; one ending in .png must not be replaced by its figure."""
+    out = tmp_path / "r.h5"
+    assert cli("run", *TINY, "-o", str(out)).returncode == 0
+    renamed = tmp_path / "r.png"
+    out.rename(renamed)
+    before = renamed.read_bytes()
+    for extra in ([], ["-o", str(renamed)], ["--psd", str(renamed)]):
+        p = cli("plot", str(renamed), *extra)
+        assert p.returncode == 2, p.stderr
+        assert "is also the file of the result" in p.stderr
+    assert renamed.read_bytes() == before
+    with meshfield.open_result(renamed) as res:
+        assert res.A.shape == (20, 2, 6, 6)

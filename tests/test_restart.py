@@ -180,3 +180,62 @@ def test_cli_checkpoint_and_restart(tmp_path, capsys):
     assert main(["run", str(cfg), "-q", "-o", str(tmp_path / "z.h5"), "--checkpoint",
                  str(tmp_path / "no" / "c.h5")]) == 2
     assert not os.path.exists(tmp_path / "z.h5")
+
+
+def test_restart_refuses_populations_in_another_order(tmp_path):
+    """The checkpoint stores the state by position along the type axis: the same
+    populations listed in another order would load E's state into I."""
+    _, _, _, ckpt = split_run(OPEN_1D, tmp_path, "meso")
+    swapped = with_run(OPEN_1D, level="meso")
+    swapped["populations"] = dict(reversed(list(OPEN_1D["populations"].items())))
+    with pytest.raises(CheckpointError, match=r"populations are in the order \['I', 'E'\] here and \['E', 'I'\] "
+                                              r"in the checkpoint"):
+        meshfield.run(swapped, comm=MPI.COMM_SELF, restart=ckpt)
+
+
+def test_a_failing_checkpoint_leaves_the_finished_result(tmp_path, monkeypatch):
+    """The result is published before the checkpoint is written, so a checkpoint
+    that fails at the end (a full disk) does not take the finished run with it."""
+    import meshfield.io.checkpoint as checkpoint
+
+    def full_disk(*args, **kwargs):
+        raise CheckpointError("cannot write the checkpoint: No space left on device")
+
+    monkeypatch.setattr(checkpoint, "write_checkpoint", full_disk)
+    out = str(tmp_path / "r.h5")
+    cfg = with_run(OPEN_1D, level="meso", t_end=10.0)
+    with pytest.raises(CheckpointError, match="No space left"):
+        meshfield.run(cfg, output=out, checkpoint=str(tmp_path / "c.h5"), comm=MPI.COMM_SELF)
+    reference = meshfield.run(cfg, comm=MPI.COMM_SELF)
+    with open_result(out) as res:
+        assert res.A.shape[0] == 20 and np.array_equal(res.A, reference.A)
+
+
+def test_an_unwritable_checkpoint_folder_is_refused_before_the_run(tmp_path, monkeypatch):
+    import meshfield.io.checkpoint as checkpoint
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(checkpoint.tempfile, "NamedTemporaryFile", read_only)
+    with pytest.raises(CheckpointError, match=r"the folder .* is not writable \(Permission denied\)"):
+        checkpoint.check_checkpoint_target(str(tmp_path / "c.h5"))
+
+
+def test_overwrite_replaces_a_file_only_with_one_of_its_kind(tmp_path):
+    """--overwrite covers the result and the checkpoint; a slip that names the
+    previous segment's result as the checkpoint (or the reverse) is refused."""
+    _, _, _, ckpt = split_run(OPEN_1D, tmp_path, "meso")
+    result = str(tmp_path / "seg0.h5")
+    meshfield.run(with_run(OPEN_1D, level="meso", t_end=5.0), output=result, comm=MPI.COMM_SELF).close()
+    cfg = with_run(OPEN_1D, level="meso", t_end=5.0)
+    with pytest.raises(CheckpointError, match="the file is a meshfield result"):
+        meshfield.run(cfg, output=str(tmp_path / "new.h5"), checkpoint=result, overwrite=True,
+                      comm=MPI.COMM_SELF)
+    from meshfield.io.recorder import RecorderError
+
+    with pytest.raises(RecorderError, match="the file is a meshfield checkpoint"):
+        meshfield.run(cfg, output=ckpt, overwrite=True, comm=MPI.COMM_SELF)
+    with open_result(result) as res:
+        assert res.A.shape[0] == 10
+    assert read_checkpoint_attrs(ckpt)["step"] == int(round(T_SPLIT / OPEN_1D["run"]["dt"]))

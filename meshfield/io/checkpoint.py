@@ -54,6 +54,7 @@ import json
 import math
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 
 import h5py
@@ -124,7 +125,41 @@ def check_checkpoint_target(path, overwrite: bool = False) -> str:
     if os.path.lexists(path) and not overwrite:
         raise CheckpointError(f"{path} exists; refusing to overwrite it (use --overwrite, "
                               f"or overwrite=True, to replace the checkpoint)")
+    if os.path.lexists(path) and _is_result_file(path):
+        raise CheckpointError(f"cannot write the checkpoint {path}: the file is a meshfield result, "
+                              "which --overwrite replaces only with another result; choose another name")
+    # Write to the folder now rather than find out after the whole run.
+    try:
+        probe = tempfile.NamedTemporaryFile(dir=parent, prefix=".meshfield-write-test-")
+        probe.close()
+    except OSError as exc:
+        raise CheckpointError(f"cannot write the checkpoint {path}: the folder {parent} is not "
+                              f"writable ({exc.strerror or exc})") from None
     return path
+
+
+def _is_result_file(path: str) -> bool:
+    """True if ``path`` is the master file of a meshfield result (HDF5 with the
+    result's ``A`` dataset and ``meta`` group)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return "A" in f and "meta" in f
+    except OSError:
+        return False
+
+
+def _text(value) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value if isinstance(value, str) else None
+
+
+def is_checkpoint_file(path: str) -> bool:
+    """True if ``path`` is a meshfield checkpoint (an HDF5 file with the checkpoint's
+    attributes), so a result may not replace it."""
+    try:
+        with h5py.File(path, "r") as f:
+            return _text(f.attrs.get("format")) == FORMAT
+    except OSError:
+        return False
 
 
 # -- writing -----------------------------------------------------------------

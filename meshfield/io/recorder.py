@@ -272,6 +272,10 @@ class Recorder:
                 raise RecorderError(f"{target} exists; refusing to overwrite it (use "
                                     f"--overwrite, or overwrite=True, to replace the result)")
         _check_replaceable_blocks(blocks_dirname(path))
+        from meshfield.io.checkpoint import is_checkpoint_file
+        if os.path.lexists(path) and is_checkpoint_file(path):
+            raise RecorderError(f"cannot write the result {path}: the file is a meshfield checkpoint, "
+                                "which --overwrite replaces only with another checkpoint; choose another name")
         if (not isinstance(types, (list, tuple)) or not types
                 or not all(isinstance(name, str) and name for name in types)
                 or len(set(types)) != len(types)):
