@@ -144,6 +144,21 @@ def _restart_step(config: Config, path, dec) -> int:
     return dec.root_decides(check, CheckpointError)
 
 
+def _check_state(path, expected: dict, state: dict) -> None:
+    """Refuse a checkpoint whose arrays are not the ones this model stores (names and
+    shapes depend on the configuration only, so every rank decides alike)."""
+    from .io.checkpoint import CheckpointError
+
+    for name, want in expected.items():
+        if name not in state:
+            raise CheckpointError(f"--restart {path}: damaged or foreign checkpoint: it lacks the array "
+                                  f"{name!r} that this model's state holds")
+        have = np.shape(state[name])
+        if have != np.shape(want):
+            raise CheckpointError(f"--restart {path}: damaged or foreign checkpoint: the array {name!r} has "
+                                  f"shape {have} here, this model's state needs {np.shape(want)}")
+
+
 def make_decomposition(config: Config, comm=None, dims=None, stencils=None) -> Decomposition:
     """The block decomposition of ``config``'s lattice over ``comm``. Collective."""
     if comm is None:
@@ -408,7 +423,9 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     model = build_model(config, dec, stencils)
     if restart is not None:
         from .io.checkpoint import read_checkpoint
-        model.load_state_dict(read_checkpoint(restart, dec)[0])
+        state = read_checkpoint(restart, dec)[0]
+        _check_state(restart, model.state_dict(), state)
+        model.load_state_dict(state)
     t_build = time.perf_counter() - t_build
     n_types = len(config.types)
     n_records = (n_steps - step0) // R

@@ -239,3 +239,32 @@ def test_overwrite_replaces_a_file_only_with_one_of_its_kind(tmp_path):
     with open_result(result) as res:
         assert res.A.shape[0] == 10
     assert read_checkpoint_attrs(ckpt)["step"] == int(round(T_SPLIT / OPEN_1D["run"]["dt"]))
+
+
+def test_damaged_checkpoint_arrays_are_refused_by_name(tmp_path):
+    """A checkpoint whose list of arrays matches its datasets but not the model's state
+    (an array removed, or one of another trailing shape) used to end in a KeyError or
+    a reshape traceback."""
+    import json
+    import shutil
+
+    import h5py
+
+    _, _, _, ckpt = split_run(OPEN_1D, tmp_path, "meso")
+    cfg = with_run(OPEN_1D, level="meso")
+    names = read_checkpoint_attrs(ckpt)["names"]
+    removed = str(tmp_path / "removed.h5")
+    shutil.copy(ckpt, removed)
+    with h5py.File(removed, "r+") as f:
+        del f[names[0]]
+        f.attrs["names"] = json.dumps(names[1:])
+    with pytest.raises(CheckpointError, match=rf"damaged or foreign checkpoint: it lacks the array '{names[0]}'"):
+        meshfield.run(cfg, comm=MPI.COMM_SELF, restart=removed)
+    reshaped = str(tmp_path / "reshaped.h5")
+    shutil.copy(ckpt, reshaped)
+    with h5py.File(reshaped, "r+") as f:
+        data = f[names[0]][()]
+        del f[names[0]]
+        f[names[0]] = np.concatenate([data, data], axis=-1) if data.ndim > 1 else np.stack([data, data], axis=-1)
+    with pytest.raises(CheckpointError, match=rf"the array '{names[0]}' has shape .* this model's state needs"):
+        meshfield.run(cfg, comm=MPI.COMM_SELF, restart=reshaped)
