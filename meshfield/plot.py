@@ -168,7 +168,8 @@ def _row(A: np.ndarray) -> tuple[np.ndarray, str]:
 
 def overview(result, path, type_index: int | None = None, time: float | None = None) -> str:
     """Write a PNG with, per type: a snapshot of the activity field at ``time`` (ms;
-    default: the record of largest spatial variance), the space-time plot of one
+    default: the record of largest spatial variance, each type's relative to its
+    mean over the record, summed over the types), the space-time plot of one
     lattice row, and the lattice-averaged activity over time.
 
     Parameters
@@ -185,7 +186,12 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
     types = list(result.types)
     which = range(len(types)) if type_index is None else [type_index]
     if time is None:
-        spatial_var = A.reshape(A.shape[0], -1).var(axis=1)
+        # the spatial variance within each type shown, relative to its mean over the
+        # record and summed over the types (pooling the types would count the
+        # difference of their mean rates as structure, and without the scaling the
+        # type with the largest shot noise would decide alone)
+        var = A[:, list(which)].reshape(A.shape[0], len(which), -1).var(axis=2)
+        spatial_var = (var / np.where(var.mean(axis=0) > 0, var.mean(axis=0), 1.0)).sum(axis=1)
         rec = int(np.argmax(spatial_var)) if A.ndim > 2 and np.prod(A.shape[2:]) > 1 else len(times) - 1
     else:
         rec = _snapshot_record(result, time)
@@ -196,7 +202,8 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
         ax = axes[row, 0]
         snap = a[rec]
         if snap.ndim == 1:
-            ax.plot(np.arange(len(snap)) * dx, snap)
+            # markers keep a few sites (a single one is a line of length 0) visible
+            ax.plot(np.arange(len(snap)) * dx, snap, marker="o" if len(snap) <= 32 else None, ms=4)
             ax.set_xlabel("position (mm)")
             ax.set_ylabel("A (Hz)")
         else:
@@ -205,7 +212,7 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
             fig.colorbar(im, ax=ax, label="A (Hz)")
             ax.set_xlabel("x (mm)")
             ax.set_ylabel("y (mm)")
-        ax.set_title(f"{types[ti]}: field at t = {times[rec]:.0f} ms")
+        ax.set_title(f"{types[ti]}: field at t = {times[rec]:g} ms")
         ax = axes[row, 1]
         st, label = _row(a)
         if st.shape[1] > 1:
@@ -214,14 +221,15 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
             fig.colorbar(im, ax=ax, label="A (Hz)")
             ax.set_ylabel(f"position (mm), {label}")
         else:
-            ax.plot(times, st[:, 0], lw=0.5)
+            ax.plot(times, st[:, 0], lw=0.5, marker="o" if len(times) == 1 else None)
             ax.set_ylabel("A (Hz)")
         ax.set_xlabel("t (ms)")
         ax.set_title(f"{types[ti]}: space-time")
         ax = axes[row, 2]
-        ax.plot(times, a.mean(axis=tuple(range(1, a.ndim))), lw=0.6, label="A")
+        one = "o" if len(times) == 1 else None
+        ax.plot(times, a.mean(axis=tuple(range(1, a.ndim))), lw=0.6, label="A", marker=one)
         Abar = np.asarray(result.Abar)[:, ti]
-        ax.plot(times, Abar.mean(axis=tuple(range(1, Abar.ndim))), lw=0.6, label="Ā")
+        ax.plot(times, Abar.mean(axis=tuple(range(1, Abar.ndim))), lw=0.6, label="Ā", marker=one)
         ax.set_xlabel("t (ms)")
         ax.set_ylabel("lattice mean (Hz)")
         ax.legend(loc="upper right", fontsize=8)
@@ -239,24 +247,31 @@ def animate(result, path, type_index: int = 0, every: int = 1, fps: int = 25) ->
     A = np.asarray(result.A)[::every, type_index]
     times = np.asarray(result.times)[::every]
     fig, ax = plt.subplots(figsize=(5, 4))
-    vmin, vmax = float(np.percentile(A, 1)), float(np.percentile(A, 99))
+    dx = result.config.get("lattice", {}).get("dx", 1.0)
     if A.ndim == 2:
-        (line,) = ax.plot(A[0])
+        # the whole range, so no peak leaves the frame
+        vmin, vmax = float(A.min()), float(A.max())
+        (line,) = ax.plot(np.arange(A.shape[1]) * dx, A[0], marker="o" if A.shape[1] <= 32 else None, ms=4)
         ax.set_ylim(vmin, vmax if vmax > vmin else vmin + 1)
-        ax.set_xlabel("site")
+        ax.set_xlabel("position (mm)")
         ax.set_ylabel("A (Hz)")
 
         def draw(i):
             line.set_ydata(A[i])
-            ax.set_title(f"{result.types[type_index]}  t = {times[i]:.0f} ms")
+            ax.set_title(f"{result.types[type_index]}  t = {times[i]:g} ms")
             return (line,)
     else:
-        im = ax.imshow(A[0].T, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax)
+        # percentiles, so that a few extreme sites do not wash out the colours
+        vmin, vmax = float(np.percentile(A, 1)), float(np.percentile(A, 99))
+        im = ax.imshow(A[0].T, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax,
+                       extent=(0, A.shape[1] * dx, 0, A.shape[2] * dx))
         fig.colorbar(im, ax=ax, label="A (Hz)")
+        ax.set_xlabel("x (mm)")
+        ax.set_ylabel("y (mm)")
 
         def draw(i):
             im.set_data(A[i].T)
-            ax.set_title(f"{result.types[type_index]}  t = {times[i]:.0f} ms")
+            ax.set_title(f"{result.types[type_index]}  t = {times[i]:g} ms")
             return (im,)
     anim = animation.FuncAnimation(fig, draw, frames=len(A), blit=False)
     writer = ANIMATION_FORMATS.get(Path(path).suffix.lower(), "pillow")
