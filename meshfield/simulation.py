@@ -106,8 +106,9 @@ def _accumulate(counts, expected, step, R, acc_n, acc_e, to_hz, out_A, out_E, fi
     return done
 
 
-def _restart_step(config: Config, path, dec) -> int:
-    """The step a checkpoint was written at, after checking that it fits ``config``.
+def _restart_step(config: Config, path, dec) -> tuple[int, list]:
+    """The step a checkpoint was written at, after checking that it fits ``config``,
+    and the chain of checkpoints it descends from (oldest first, itself last).
     Collective."""
     from .io.checkpoint import CheckpointError, read_checkpoint_attrs
 
@@ -139,7 +140,7 @@ def _restart_step(config: Config, path, dec) -> int:
             raise CheckpointError(
                 f"--restart {path}: {ends} must be later than the checkpoint's time {t_ckpt:g} ms "
                 f"by at least one record interval (set it with --set run.t_end=...)")
-        return step
+        return step, [str(p) for p in attrs.get("restart_chain", [])] + [os.path.abspath(path)]
 
     return dec.root_decides(check, CheckpointError)
 
@@ -414,7 +415,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
 
     R = config.record_every
     n_steps = config.n_records * R
-    step0 = _restart_step(config, restart, dec) if restart is not None else 0
+    step0, chain = _restart_step(config, restart, dec) if restart is not None else (0, [])
     if checkpoint is not None:
         from .io.checkpoint import CheckpointError, check_checkpoint_target
         checkpoint = dec.root_decides(lambda: check_checkpoint_target(checkpoint, overwrite), CheckpointError)
@@ -439,6 +440,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
                 mean_field=config.run.mean_field)
     if restart is not None:
         meta["restart"] = os.path.abspath(restart)
+        meta["restart_chain"] = chain
     recorder = None
     if output is not None:
         from .io import Recorder
@@ -532,7 +534,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             write_checkpoint(checkpoint, dec, model.state_dict(),
                              dict(config=config.to_dict(), level=config.run.level, step=n_steps,
                                   time_ms=n_steps * config.run.dt, dt=config.run.dt, seed=config.run.seed,
-                                  meshfield_version=__version__,
+                                  meshfield_version=__version__, restart_chain=chain,
                                   result=os.path.abspath(output) if output else ""),
                              overwrite=overwrite)
             if verbose:

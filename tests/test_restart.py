@@ -93,6 +93,12 @@ def test_a_restart_chain_equals_one_run_in_a_result_file(tmp_path):
     A = np.concatenate([a for _, a in parts])
     assert np.array_equal(times, whole.times)
     assert np.array_equal(A, whole.A)
+    # the last segment's result and checkpoint name the whole chain, oldest first
+    chain = [str(tmp_path / f"seg{k}.ckpt.h5") for k in range(2)]
+    with open_result(tmp_path / "seg2.h5") as res:
+        assert res.meta["restart"] == chain[-1] and list(res.meta["restart_chain"]) == chain
+    assert read_checkpoint_attrs(str(tmp_path / "seg2.ckpt.h5"))["restart_chain"] == chain
+    assert read_checkpoint_attrs(chain[0])["restart_chain"] == []
 
 
 def test_restart_refuses_a_different_configuration(tmp_path):
