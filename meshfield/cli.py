@@ -246,7 +246,9 @@ def cmd_plot(args) -> int:
                                  "its own file, other than the result")
         targets[key] = option
     with open_result(args.result) as res:
-        for option, value in (("--time", dict(time=args.time)), ("--every", dict(every=args.every)),
+        # --every matters only for --animate
+        for option, value in (("--time", dict(time=args.time)),
+                              ("--every", dict(every=args.every if args.animate else 1)),
                               ("--raster", dict(raster=bool(args.raster)))):
             try:
                 check_plot_options(res, **value)
