@@ -444,3 +444,15 @@ def test_membrane_potential_checks_ages():
     u = membrane_potential(population(), [[1.0, 24.0], [4.0, 1e9]])
     assert u.shape == (2, 2) and u[0, 0] == u[1, 0] == 0.0 and u[1, 1] == pytest.approx(24.0)
     assert u[0, 1] == pytest.approx(24.0 * (1.0 - math.exp(-1.0)))
+
+
+def test_quiescent_one_type_network_and_unbounded_rate():
+    """A population far below threshold has a rate that underflows to 0; the one-type
+    search must not take log(0) (meshfield info crashed on such a model)."""
+    pop = population(mu=-500.0, delta_u=0.5)
+    for dt in (None, 0.5):
+        state = stationary_rates_network([pop], [[0.1]], [[10]], dt=dt)
+        assert state.rates[0] == pytest.approx(0.0, abs=1e-200) and not state.multiple
+    # no refractoriness and a diverging hazard: no finite rate, and a message instead of ZeroDivisionError
+    with pytest.raises(TheoryInputError, match="unbounded"):
+        stationary_rate(population(t_ref=0.0, mu=20.0, tau_theta=[100.0], J_theta=[-1000.0]))

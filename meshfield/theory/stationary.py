@@ -430,6 +430,10 @@ def _renewal_quadrature(
     else:
         remainder = math.inf if survival_end > 0.0 else 0.0
     mean_interval = start + integral + remainder
+    if not mean_interval > 0.0:
+        raise TheoryInputError(
+            f"the stationary rate is unbounded: without refractoriness (t_ref = {nrn.t_ref:g} ms) the hazard "
+            f"at mu_eff = {mu_eff:g} mV exceeds double precision from age 0; give t_ref > 0")
 
     position = np.clip(np.searchsorted(grid_edges, ages), 0, grid_edges.size - 1)
     on_grid = (ages >= start) & (ages <= end)
@@ -583,6 +587,8 @@ def _self_consistent(rate_of: Callable[[float], float], nrn: _Neuron, max_rate: 
     if not np.any(nrn.J_theta < 0.0):
         return optimize.brentq(residual, 0.0, r0, xtol=1e-15 * r0, rtol=4.0 * np.finfo(float).eps, maxiter=200)
     roots = _roots(residual, max_rate)
+    if not roots:
+        raise TheoryInputError(f"no stationary rate found below the largest possible rate {max_rate:g} Hz")
     if len(roots) > 1:
         raise TheoryInputError(
             f"several stationary rates solve the self-consistency with facilitation (J_theta < 0): "
@@ -1133,7 +1139,7 @@ def stationary_rates_network(
 
     solutions: list[np.ndarray] = []
     primary_solution = None
-    closest = (math.inf, None)
+    closest = (math.inf, np.full(T, np.nan))
     for k, start in enumerate(starts):
         result = optimize.root(residual, np.log(start), method="hybr", options={"xtol": 1e-13})
         size = float(np.max(np.abs(residual(result.x))))
@@ -1182,7 +1188,7 @@ def _one_type_network(
         roots = _roots(residual, _max_rate_hz(nrn, dt))
     if not roots:
         raise TheoryInputError("no stationary state found (check J, C and the drive)")
-    distance = [abs(math.log(max(r, 1e-300)) - math.log(start_hz)) for r in roots]
+    distance = [abs(math.log(max(r, 1e-300)) - math.log(max(start_hz, 1e-300))) for r in roots]
     primary = np.array([roots[int(np.argmin(distance))]])
     return NetworkStationaryState(
         rates=primary,
