@@ -462,6 +462,14 @@ def _guarded(func, args) -> int:
     except _input_errors() as exc:
         if _rank() == 0:
             print(f"meshfield: error: {exc}", file=sys.stderr)
+        from .io import recorder
+        if recorder.HDF5_WRITE_FAILED:
+            # HDF5 holds data it could not write (a full disk) and crashes when its
+            # exit handler tries again; the output is already discarded, so leave
+            # without that cleanup, with the documented status.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_USAGE)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("meshfield: interrupted", file=sys.stderr)

@@ -316,3 +316,34 @@ def test_large_config_round_trips(tmp_path):
     recorder.close(wall_time=1.0)
     with open_result(tmp_path / "out.h5") as result:
         assert result.config == config
+
+
+FULL_DISK = ("Can't decrement id ref count (file write failed: time = now, filename = 'x', file descriptor = 18, "
+             "errno = 28, error message = 'No space left on device', buf = 0x0, total write size = 9)")
+
+FULL_DISK_RUN = f"""
+import sys, h5py
+import meshfield.cli
+def close(self):
+    if 'blocks.tmp' in self.filename:
+        raise RuntimeError({FULL_DISK!r})
+    return original(self)
+original = h5py.File.close
+h5py.File.close = close
+sys.exit(meshfield.cli.main(['run', 'bistable_pair', '--set', 'run.t_end=20', '-o', sys.argv[1], '-q']))
+"""
+
+
+def test_a_full_disk_at_the_end_is_one_line_and_exit_2_with_nothing_left(tmp_path):
+    """HDF5 reports a full disk (or quota) when the block file is closed; it used to
+    end in h5py tracebacks and a segfault (exit 139) when HDF5 retried at exit."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.h5"
+    p = subprocess.run([sys.executable, "-c", FULL_DISK_RUN, str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write the block file" in lines[0]
+    assert lines[0].endswith("No space left on device; the output is discarded")
+    assert list(tmp_path.iterdir()) == []

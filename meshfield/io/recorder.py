@@ -39,9 +39,17 @@ from meshfield.io.result import (
     FORMAT_NAME,
     FORMAT_VERSION,
     RECORD_NAMES,
+    _one_line,
     blocks_dirname,
     rank_filename,
 )
+
+#: set when HDF5 failed to write a block file (a full disk or quota); see
+#: :meth:`Recorder._write_failed` and ``meshfield.cli``
+HDF5_WRITE_FAILED = False
+# The handles of such a file: kept alive, because HDF5 crashes when it releases
+# them with data it cannot write.
+_UNWRITABLE = []
 
 # Target size of one HDF5 chunk of one record array on one rank: large enough for
 # efficient I/O, small enough to fit HDF5's default 1 MiB chunk cache.
@@ -392,6 +400,20 @@ class Recorder:
         self._n_flushed = stop
         self._n_buffered = 0
 
+    def _write_failed(self, exc: BaseException) -> RecorderError:
+        """A RecorderError naming the block file and the system's reason (e.g. no space
+        left). HDF5 keeps data it could not write in its cache and crashes when it
+        tries again at interpreter exit, so the failure is noted in
+        :data:`HDF5_WRITE_FAILED` for the command line to exit without that cleanup."""
+        global HDF5_WRITE_FAILED
+        HDF5_WRITE_FAILED = True
+        _UNWRITABLE.append((self._file, self._datasets))
+        self._file, self._datasets = None, []
+        text = str(exc)
+        reason = next((m.group(1) for m in [re.search(r"error message = '([^']*)'", text)] if m), None)
+        return RecorderError(f"cannot write the block file {self._rank_path}: "
+                             f"{reason or _one_line(exc)}; the output is discarded")
+
     def write_extra(self, name: str, array, attrs: dict | None = None) -> None:
         """Store an additional array of this rank (e.g. micro spike trains).
 
@@ -457,7 +479,10 @@ class Recorder:
             raise RecorderError(f"rank {self._decomposition.rank} wrote {n_recorded} of "
                                 f"n_records = {self.n_records} records; output discarded")
         self._flush()
-        self._file.close()
+        try:
+            self._file.close()
+        except (OSError, RuntimeError) as exc:
+            raise self._write_failed(exc) from exc
         self._file = None
         _fsync(self._rank_path)
 
