@@ -350,36 +350,30 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid integer: {text!r}") from None
 
 
-def positive(text: str) -> float:
-    """argparse type: a finite number > 0 (durations, factors)."""
-    value = _number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0 (got {text})")
-    return value
+def _at_least(parse, minimum: float, strict: bool, doc: str):
+    """An argparse type: ``parse`` (:func:`_number` or :func:`_whole`), then the
+    bound ``> minimum`` (``strict``) or ``>= minimum``."""
+    def check(text: str):
+        value = parse(text)
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum:g} (got {text})")
+        return value
+    check.__doc__ = doc
+    return check
 
 
-def nonnegative(text: str) -> float:
-    """argparse type: a finite number >= 0 (transients)."""
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
-    return value
+positive = _at_least(_number, 0, True, "argparse type: a finite number > 0 (durations, factors).")
+nonnegative = _at_least(_number, 0, False, "argparse type: a finite number >= 0 (transients).")
+positive_int = _at_least(_whole, 1, False, "argparse type: an integer >= 1 (population sizes, ranks, counts).")
+nonnegative_int = _at_least(_whole, 0, False, "argparse type: an integer >= 0 (0 usually means: skip).")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (population sizes, ranks, counts)."""
-    value = _whole(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1 (got {text})")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    """argparse type: an integer >= 0 (0 usually means: skip)."""
-    value = _whole(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (got {text})")
-    return value
+def require_segments(p: argparse.ArgumentParser, t_sim: float, segment_ms: float,
+                     what: str = "the micro-meso comparison") -> None:
+    """``p.error`` unless ``--t-sim`` holds the two PSD segments the comparison needs."""
+    if t_sim < 2 * segment_ms:
+        p.error(f"argument --t-sim: {t_sim:g} ms is too short: {what} needs two PSD segments of "
+                f"{segment_ms:g} ms after the transient, so at least {2 * segment_ms:g} ms")
 
 
 def seed(text: str) -> int:

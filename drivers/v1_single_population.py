@@ -542,9 +542,7 @@ def planned_outputs(args, config) -> list:
 
 def check_args(p, args):
     """Every check of the options and the configuration, before any run; returns the configuration."""
-    if args.t_sim < 2 * SEGMENT_MS:
-        p.error(f"argument --t-sim: {args.t_sim:g} ms is too short: the micro-meso comparison needs two PSD "
-                f"segments of {SEGMENT_MS:g} ms after the transient, so at least {2 * SEGMENT_MS:g} ms")
+    val.require_segments(p, args.t_sim, SEGMENT_MS)
     if 0 < args.low_frequency_t_sim < 2 * LOW_SEGMENT_MS:
         p.error(f"argument --low-frequency-t-sim: {args.low_frequency_t_sim:g} ms is too short: the check needs "
                 f"two PSD segments of {LOW_SEGMENT_MS:g} ms, so at least {2 * LOW_SEGMENT_MS:g} ms (or 0 to skip it)")

@@ -179,9 +179,7 @@ def build_parser():
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    if args.t_sim < 2 * SEGMENT_MS:
-        p.error(f"argument --t-sim: {args.t_sim:g} ms is too short: the comparison needs two PSD segments of "
-                f"{SEGMENT_MS:g} ms after the transient, so at least {2 * SEGMENT_MS:g} ms")
+    val.require_segments(p, args.t_sim, SEGMENT_MS, "the comparison")
     from meshfield.config import ConfigError
 
     try:

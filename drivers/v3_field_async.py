@@ -537,9 +537,7 @@ def planned_outputs(args) -> list:
 
 def check_args(p, args):
     """Every check of the options and the configuration, before any run; returns the configuration."""
-    if args.t_sim < 2 * SEGMENT_MS:
-        p.error(f"argument --t-sim: {args.t_sim:g} ms is too short: the micro-meso comparison needs two PSD "
-                f"segments of {SEGMENT_MS:g} ms after the transient, so at least {2 * SEGMENT_MS:g} ms")
+    val.require_segments(p, args.t_sim, SEGMENT_MS)
     val.refuse_duplicates(p, "--scan", args.scan)
     val.refuse_duplicates(p, "--lattice-scan", args.lattice_scan)
     overrides = [*args.overrides, f"run.t_end={args.discard + args.t_sim}", f"run.seed={args.seed}"]
