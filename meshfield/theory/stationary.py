@@ -140,6 +140,12 @@ class _Neuron:
         return bool(np.any(self.J_theta != 0.0))
 
     @property
+    def facilitating(self) -> bool:
+        """Some threshold kernel is negative: the rate may grow with the population's
+        own activity, and the self-consistency may have several solutions."""
+        return bool(np.any(self.J_theta < 0.0))
+
+    @property
     def active_tau_theta(self) -> np.ndarray:
         """Adaptation timescales with a non-zero amplitude (ms)."""
         return self.tau_theta[self.J_theta != 0.0]
@@ -581,10 +587,10 @@ def _self_consistent(rate_of: Callable[[float], float], nrn: _Neuron, max_rate: 
     (:func:`_roots`), and more than one is an error naming them.
     """
     r0 = rate_of(0.0)
-    if not nrn.adapting or r0 == 0.0 and not np.any(nrn.J_theta < 0.0):
+    if not nrn.adapting or (r0 == 0.0 and not nrn.facilitating):
         return r0
     residual = lambda A: A - rate_of(A)  # noqa: E731
-    if not np.any(nrn.J_theta < 0.0):
+    if not nrn.facilitating:
         return optimize.brentq(residual, 0.0, r0, xtol=1e-15 * r0, rtol=4.0 * np.finfo(float).eps, maxiter=200)
     roots = _roots(residual, max_rate)
     if not roots:
@@ -713,15 +719,8 @@ def _history_length(nrn: _Neuron, dt: float, mu_eff: float, K: int | None, hazar
         return K
     if hazard_rule != "trapezoid":
         raise TheoryInputError("K (the mesoscopic history window) applies only to hazard_rule='trapezoid'")
-    try:
-        whole = not isinstance(K, (bool, str, bytes)) and math.isfinite(float(K)) and int(K) == K
-    except (TypeError, ValueError, OverflowError):
-        whole = False
-    if not whole or not n_ref < int(K) <= _MAX_THEORY_K:
-        raise TheoryInputError(
-            f"K = {K!r} must be a whole number of steps from n_ref + 1 = {n_ref + 1} to {_MAX_THEORY_K}"
-        )
-    return int(K)
+    return int(_number("K", K, f"a whole number of steps from n_ref + 1 = {n_ref + 1} to {_MAX_THEORY_K}",
+                       lambda k: k == int(k) and n_ref < k <= _MAX_THEORY_K))
 
 
 @dataclass(frozen=True)
@@ -1178,7 +1177,7 @@ def _one_type_network(
     primary solution is the one nearest ``start_hz`` in log rate."""
     coupling = nrn.tau_m * float(JC[0, 0]) * 1e-3
     residual = lambda A: A - rate_of(nrn.mu + coupling * A, A)  # noqa: E731
-    if coupling <= 0.0 and not np.any(nrn.J_theta < 0.0):
+    if coupling <= 0.0 and not nrn.facilitating:
         # Self-inhibition and adaptation only lower the rate as A grows: the
         # residual increases strictly, so its one root lies in [0, F(0)].
         r0 = rate_of(nrn.mu, 0.0)
