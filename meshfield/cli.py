@@ -176,11 +176,17 @@ def describe(config, ranks: int = 1) -> str:
     return "\n".join(lines)
 
 
+def _acting_steps(config, stim) -> tuple[int, float, int]:
+    """The first step a stimulus acts in (not before 0), the step it stops at (inf
+    for never), and the steps the run simulates (whole records)."""
+    first, end = stim.step_window(config.run.dt)
+    return max(first, 0), end, config.n_records * config.record_every
+
+
 def _stimulus_timing(config, stim) -> str:
     """When a stimulus acts, in steps and ms, and whether the run reaches it."""
-    dt, n_steps = config.run.dt, config.n_records * config.record_every
-    first, end = stim.step_window(dt)
-    first = max(first, 0)
+    dt = config.run.dt
+    first, end, n_steps = _acting_steps(config, stim)
     if first >= n_steps:
         return f"from step {first} ({first * dt:g} ms): after the end of the run, never acts"
     until = "to the end" if end >= n_steps else f"to step {end - 1} (until {end * dt:g} ms)"
@@ -189,10 +195,13 @@ def _stimulus_timing(config, stim) -> str:
 
 def stimuli_after_the_end(config) -> list[str]:
     """Warnings for the stimuli that start at or after the end of the run."""
-    return [f"stimuli[{i}] ({stim.kind}) starts at {max(stim.step_window(config.run.dt)[0], 0) * config.run.dt:g} "
-            f"ms, at or after the end of the run (run.t_end = {config.run.t_end:g} ms): it never acts"
-            for i, stim in enumerate(config.stimuli)
-            if stim.step_window(config.run.dt)[0] >= config.n_records * config.record_every]
+    warnings = []
+    for i, stim in enumerate(config.stimuli):
+        first, _, n_steps = _acting_steps(config, stim)
+        if first >= n_steps:
+            warnings.append(f"stimuli[{i}] ({stim.kind}) starts at {first * config.run.dt:g} ms, at or after "
+                            f"the end of the run (run.t_end = {config.run.t_end:g} ms): it never acts")
+    return warnings
 
 
 def _expected_rate(config, solver):
