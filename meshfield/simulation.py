@@ -471,12 +471,15 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     buf_first, buf_len = 0, 0
     memory_A, memory_E = [], []
 
-    def flush():
+    def flush(t_ms):
         nonlocal buf_len
         if buf_len == 0:
             return
         if recorder is not None:
             recorder.write(buf_first, buf_A[:buf_len], buf_E[:buf_len])
+            # collective (every rank flushes at the same step): a full disk stops
+            # the run here, not after computing to the end
+            recorder.sync(t_ms)
         else:
             memory_A.append(buf_A[:buf_len].copy())
             memory_E.append(buf_E[:buf_len].copy())
@@ -502,7 +505,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             if record_voltage:
                 voltages.append(model.recorded_voltage()[1])
             if buf_len + min(per_block, chunk) > chunk:
-                flush()
+                flush(step * config.run.dt)
             if buf_len == 0:
                 buf_first = (step - step0) // R  # the next record to complete
             buf_len += _accumulate(counts[:nb], expected[:nb], step, R, acc_n, acc_e, to_hz,
@@ -512,7 +515,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             if t_first_block is None:
                 t_first_block = time.perf_counter() - t_start
             report(step * config.run.dt)
-        flush()
+        flush(n_steps * config.run.dt)
         wall = time.perf_counter() - t_start
         report(n_steps * config.run.dt, force=True)
         wall = dec.allreduce_max(wall)

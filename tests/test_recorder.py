@@ -5,9 +5,11 @@ The MPI twin, tests/test_recorder_mpi.py, reuses ``known_records`` and
 """
 
 import os
+import re
 import shutil
 
 import h5py
+
 import numpy as np
 import pytest
 
@@ -332,6 +334,39 @@ original = h5py.File.close
 h5py.File.close = close
 sys.exit(meshfield.cli.main(['run', 'bistable_pair', '--set', 'run.t_end=20', '-o', sys.argv[1], '-q']))
 """
+
+
+FULL_DISK_MID_RUN = f"""
+import sys, h5py
+import meshfield.cli
+def flush(self):
+    if 'blocks.tmp' in self.filename:
+        raise RuntimeError({FULL_DISK!r})
+    return original(self)
+original = h5py.File.flush
+h5py.File.flush = flush
+sys.exit(meshfield.cli.main(['run', '--set', 'run.t_end=2000', '-o', sys.argv[1], '-q']))
+"""
+
+
+def test_a_full_disk_stops_the_run_at_the_first_chunk_of_records(tmp_path):
+    """The packaged default writes 2000 records in chunks of 256: a disk that is
+    full from the start stops the run at the first chunk (t <= 256 ms), not after
+    computing to t_end."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.h5"
+    p = subprocess.run([sys.executable, "-c", FULL_DISK_MID_RUN, str(out)], capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    found = re.search(r"cannot write the block file \S+rank00000\.h5 at t = (\d+) ms: "
+                      r"No space left on device; the output is discarded$", lines[0])
+    assert found, lines[0]
+    assert 200 <= int(found.group(1)) <= 256  # the first chunk, not t_end = 2000 ms
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_full_disk_at_the_end_is_one_line_and_exit_2_with_nothing_left(tmp_path):

@@ -90,10 +90,53 @@ def test_failure_on_one_rank_fails_close_everywhere(shared_tmp, decompose):
     n_written = 2 if COMM.rank == COMM.size - 1 else 3
     ones = np.ones((n_written, len(TYPES), *decomposition.local_shape))
     recorder.write(0, ones, ones)
-    expected = ("wrote 2 of n_records = 3" if COMM.rank == COMM.size - 1
-                else "failed on 1 other rank")
+    last = COMM.size - 1
+    # Only rank 0 prints errors: the others' messages carry the failing rank's.
+    expected = (f"rank {last} wrote 2 of n_records = 3" if COMM.rank == last
+                else f"finishing the block file failed on rank {last}: rank {last} wrote 2 of")
     with pytest.raises(RecorderError, match=expected):
         recorder.close(wall_time=1.0)
+    COMM.Barrier()
+    assert leftovers(shared_tmp) == []
+
+
+FULL_DISK = ("Can't write data (file write failed: errno = 28, "
+             "error message = 'No space left on device', buf = 0x0, total write size = 9)")
+
+
+@pytest.mark.parametrize("where", ["flush", "write"])
+def test_a_full_disk_on_one_rank_stops_every_rank_at_the_next_sync(shared_tmp, decompose,
+                                                                   monkeypatch, where):
+    """HDF5's flush (or a chunk write) fails on the last rank only: sync() raises on
+    every rank, with that rank's reason, and the output is discarded."""
+    import h5py
+
+    from meshfield.io import recorder as recorder_module
+
+    # The flag makes the command line leave with os._exit; later tests in this
+    # process must not see it.
+    monkeypatch.setattr(recorder_module, "HDF5_WRITE_FAILED", False)
+    decomposition = decompose((7,))
+    recorder = Recorder(shared_tmp / "out.h5", decomposition, TYPES, 6, 0.5, 0.5, CONFIG,
+                        META, flush_every=2)
+    last = COMM.size - 1
+    if COMM.rank == last:
+        if where == "flush":
+            monkeypatch.setattr(h5py.File, "flush", lambda self: (_ for _ in ()).throw(RuntimeError(FULL_DISK)))
+        else:
+            def setitem(self, key, value):
+                raise OSError(FULL_DISK)
+            monkeypatch.setattr(h5py.Dataset, "__setitem__", setitem)
+    ones = np.ones((2, len(TYPES), *decomposition.local_shape))
+    recorder.write(0, ones, ones)  # a full buffer: written to HDF5 (and failing there)
+    reason = f"rank{last:05d}.h5 at t = 1 ms: No space left on device; the output is discarded"
+    expected = "cannot write the block file" if COMM.rank == last else \
+        f"writing the block file failed on rank {last}: cannot write the block file"
+    with pytest.raises(RecorderError, match=expected) as raised:
+        recorder.sync(1.0)
+    assert str(raised.value).endswith(reason)
+    assert recorder_module.HDF5_WRITE_FAILED == (COMM.rank == last)
+    monkeypatch.undo()  # the set-aside handles of the failed file stay alive
     COMM.Barrier()
     assert leftovers(shared_tmp) == []
 

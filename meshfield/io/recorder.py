@@ -45,7 +45,7 @@ from meshfield.io.result import (
 )
 
 #: set when HDF5 failed to write a block file (a full disk or quota); see
-#: :meth:`Recorder._write_failed` and ``meshfield.cli``
+#: :meth:`Recorder._set_aside` and ``meshfield.cli``
 HDF5_WRITE_FAILED = False
 # The handles of such a file: kept alive, because HDF5 crashes when it releases
 # them with data it cannot write.
@@ -246,19 +246,24 @@ class Recorder:
     def _all_succeed(self, action, what: str) -> None:
         """Run ``action`` on every rank; raise on every rank if any failed.
 
-        Collective.
+        The ranks where ``action`` succeeded raise a RecorderError that carries the
+        message of the first rank that failed: only rank 0 prints errors, and its
+        own message must say what went wrong elsewhere. Collective.
         """
         failure = None
         try:
             action()
         except Exception as exc:  # any failure must be counted, or the others hang
             failure = exc
-        n_failed = self._decomposition.allreduce_sum(int(failure is not None))
+        # A sum of lists concatenates them in rank order.
+        failed = self._decomposition.allreduce_sum(
+            [] if failure is None else [(self._decomposition.rank, str(failure) or type(failure).__name__)])
         if failure is not None:
             raise failure
-        if n_failed:
-            raise RecorderError(f"{self.path}: {what} failed on {n_failed} other rank(s); "
-                                f"see their errors")
+        if failed:
+            rank, message = failed[0]
+            more = f" (and on {len(failed) - 1} more rank(s))" if len(failed) > 1 else ""
+            raise RecorderError(f"{what} failed on rank {rank}{more}: {message}")
 
     # -- construction ------------------------------------------------------
 
@@ -344,6 +349,7 @@ class Recorder:
                                 dtype=np.float32)
         self._n_buffered = 0
         self._n_flushed = 0
+        self._failure = None  # the exception of a failed write of the block file
 
     # -- writing -------------------------------------------------------------
 
@@ -395,24 +401,61 @@ class Recorder:
 
     def _flush(self) -> None:
         start, stop = self._n_flushed, self._n_flushed + self._n_buffered
-        for dataset, buffer in zip(self._datasets, self._buffer):
-            dataset[start:stop] = buffer[:self._n_buffered]
+        if self._failure is None:
+            # Not collective: a failure is kept for the next sync(), where every
+            # rank learns of it (raising here would leave the other ranks waiting).
+            try:
+                for dataset, buffer in zip(self._datasets, self._buffer):
+                    dataset[start:stop] = buffer[:self._n_buffered]
+            except (OSError, RuntimeError) as exc:
+                self._set_aside(exc)
         self._n_flushed = stop
         self._n_buffered = 0
 
-    def _write_failed(self, exc: BaseException) -> RecorderError:
-        """A RecorderError naming the block file and the system's reason (e.g. no space
-        left). HDF5 keeps data it could not write in its cache and crashes when it
-        tries again at interpreter exit, so the failure is noted in
-        :data:`HDF5_WRITE_FAILED` for the command line to exit without that cleanup."""
+    def sync(self, t_ms: float | None = None) -> None:
+        """Push the records written so far to the disk; raise on every rank if any
+        rank's block file could not be written (a full disk or an exceeded quota).
+
+        A long run thus stops at the first unwritable chunk instead of computing to
+        its end and discarding the output then. Collective; call it at the same
+        point of the run on every rank (the simulation does, after each chunk of
+        records). ``t_ms``, the simulated time, goes into the message.
+        """
+        self._require_open()
+
+        def push() -> None:
+            if self._failure is None:
+                try:
+                    self._file.flush()
+                except (OSError, RuntimeError) as exc:
+                    self._set_aside(exc)
+            if self._failure is not None:
+                raise self._write_error("" if t_ms is None else f" at t = {t_ms:g} ms")
+
+        try:
+            self._all_succeed(push, "writing the block file")
+        except BaseException:
+            self.abort()
+            raise
+
+    def _set_aside(self, exc: BaseException) -> None:
+        """Note that the block file could not be written. HDF5 keeps data it could not
+        write in its cache and crashes when it releases it, also at interpreter exit:
+        the handles are kept alive, and :data:`HDF5_WRITE_FAILED` tells the command
+        line to exit without that cleanup."""
         global HDF5_WRITE_FAILED
         HDF5_WRITE_FAILED = True
         _UNWRITABLE.append((self._file, self._datasets))
         self._file, self._datasets = None, []
-        text = str(exc)
+        self._failure = exc
+
+    def _write_error(self, when: str = "") -> RecorderError:
+        """A RecorderError naming the block file and the system's reason (e.g. no
+        space left on device)."""
+        text = str(self._failure)
         reason = next((m.group(1) for m in [re.search(r"error message = '([^']*)'", text)] if m), None)
-        return RecorderError(f"cannot write the block file {self._rank_path}: "
-                             f"{reason or _one_line(exc)}; the output is discarded")
+        return RecorderError(f"cannot write the block file {self._rank_path}{when}: "
+                             f"{reason or _one_line(self._failure)}; the output is discarded")
 
     def write_extra(self, name: str, array, attrs: dict | None = None) -> None:
         """Store an additional array of this rank (e.g. micro spike trains).
@@ -435,14 +478,19 @@ class Recorder:
         if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
             raise RecorderError(f"extra dataset name {name!r}: expected a non-empty name "
                                 f"without '/'")
-        group = self._file.require_group("extra")
-        if name in group:
-            raise RecorderError(f"extra dataset {name!r} was already written by rank "
-                                f"{self._decomposition.rank}")
         checked = _check_meta(attrs or {}, f"attrs of extra dataset {name!r}")
-        dataset = group.create_dataset(name, data=np.asarray(array))
-        for key, value in checked.items():
-            dataset.attrs[key] = value
+        if self._failure is not None:
+            return  # the block file is unwritable; close() reports it on every rank
+        try:
+            group = self._file.require_group("extra")
+            if name in group:
+                raise RecorderError(f"extra dataset {name!r} was already written by rank "
+                                    f"{self._decomposition.rank}")
+            dataset = group.create_dataset(name, data=np.asarray(array))
+            for key, value in checked.items():
+                dataset.attrs[key] = value
+        except (OSError, RuntimeError) as exc:  # not collective: close() raises it everywhere
+            self._set_aside(exc)
 
     # -- finishing -------------------------------------------------------------
 
@@ -479,10 +527,13 @@ class Recorder:
             raise RecorderError(f"rank {self._decomposition.rank} wrote {n_recorded} of "
                                 f"n_records = {self.n_records} records; output discarded")
         self._flush()
-        try:
-            self._file.close()
-        except (OSError, RuntimeError) as exc:
-            raise self._write_failed(exc) from exc
+        if self._failure is None:
+            try:
+                self._file.close()
+            except (OSError, RuntimeError) as exc:
+                self._set_aside(exc)
+        if self._failure is not None:
+            raise self._write_error() from self._failure
         self._file = None
         _fsync(self._rank_path)
 
