@@ -364,6 +364,20 @@ def test_overflowing_hazard_gives_the_saturated_rate():
         assert 1e3 / stationary_rate(population(delta_u=delta_u)) == pytest.approx(crossing, rel=1e-3)
 
 
+def test_discrete_theory_saturates_without_overflow_warnings():
+    """The discrete theory's hazard is capped like the continuous one: a huge drive
+    used to warn 'overflow encountered in multiply' (the profile's hazard in Hz)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rate = stationary_rate_discrete(population(u_reset=100.0), 0.5, mu_eff=5000.0, K=208)
+        profile = stationary_profile_discrete(population(u_reset=100.0), 0.5, mu_eff=5000.0, K=208)
+    # fires in the first step after the 4-ms refractory period
+    assert rate == pytest.approx(1e3 / 4.5, rel=1e-12)
+    assert np.all(np.isfinite(profile.hazard))
+
+
 def test_network_of_one_strongly_driven_type():
     pop = population(mu=300.0, delta_u=0.1)
     state = stationary_rates_network([pop], [[0.0]], [[0]])

@@ -748,7 +748,9 @@ class _DiscreteCohorts:
         theta = (
             self.nrn.u_th + self.eps[:length] + A_step * (self.older_in_window[:length] + self.older_than_window)
         )
-        hazard = _exp(_log_hazard_per_ms(self.nrn, self.u[:length], theta))
+        # capped as in the continuous theory: the step's firing probability is 1
+        # either way, and the hazard in Hz of the profile stays finite
+        hazard = _exp(np.minimum(_log_hazard_per_ms(self.nrn, self.u[:length], theta), _LOG_MAX_HAZARD))
         hazard[: self.n_ref + 1] = 0.0
         if self.hazard_rule == "trapezoid":
             step_hazard = 0.5 * (hazard[:-1] + hazard[1:]) * self.dt
