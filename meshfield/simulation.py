@@ -17,6 +17,7 @@ import os
 import platform
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -303,6 +304,21 @@ class MemoryResult:
         return None
 
 
+def _emit(text: str, stream=None) -> None:
+    """Print a log line; a closed reader (``meshfield run ... | head``, a killed
+    ``tee``) silences the log instead of failing the run. The stream's file
+    descriptor then points to /dev/null, so later writes and the flush at exit
+    succeed quietly."""
+    stream = stream or sys.stdout
+    try:
+        print(text, file=stream, flush=True)
+    except BrokenPipeError:
+        with suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+
+
 class _Progress:
     """Progress lines on rank 0: simulated time, wall time, speed, ETA."""
 
@@ -327,9 +343,8 @@ class _Progress:
         wall = now - self.start
         speed = (t_sim - self.t_start) / wall if wall > 0 else float("inf")
         eta = (self.t_end - t_sim) / speed if speed > 0 else float("inf")
-        print(f"[meshfield] t = {t_sim:10.1f} / {self.t_end:.1f} ms ({100 * t_sim / self.t_end:5.1f} %)"
-              f"  wall {wall:8.1f} s  speed {speed:9.1f} ms/s  ETA {eta:8.1f} s",
-              file=self.stream, flush=True)
+        _emit(f"[meshfield] t = {t_sim:10.1f} / {self.t_end:.1f} ms ({100 * t_sim / self.t_end:5.1f} %)"
+              f"  wall {wall:8.1f} s  speed {speed:9.1f} ms/s  ETA {eta:8.1f} s", self.stream)
 
 
 def _shown(tree, key: str) -> str:
@@ -404,7 +419,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     if not isinstance(config, Config):
         config = load_config(config, overrides)
     _check_distinct_files(output, checkpoint, restart)
-    say = log or (lambda msg: print(msg, flush=True))
+    say = log or _emit
     stencils = build_stencils(config)
     dec = make_decomposition(config, comm, dims, stencils)
     root = dec.rank == 0

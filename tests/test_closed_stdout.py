@@ -1,0 +1,22 @@
+"""A reader that goes away (``meshfield run ... | head -1``, a killed ``tee``) must
+not cost the user the run: the log falls silent and the run completes."""
+
+import subprocess
+import sys
+
+
+def _closed_stdout(args, cwd):
+    """Run ``meshfield ARGS`` with a stdout pipe that is closed before it writes."""
+    p = subprocess.Popen([sys.executable, "-m", "meshfield.cli", *args], cwd=cwd,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()
+    _, err = p.communicate(timeout=300)
+    return p.returncode, err
+
+
+def test_run_completes_and_writes_its_result_when_stdout_is_closed(tmp_path):
+    """It used to end in a BrokenPipeError traceback from the progress line, exit
+    status 1 and no result."""
+    code, err = _closed_stdout(["run", "nest_example", "--set", "run.t_end=100", "-o", "ne.h5"], tmp_path)
+    assert (code, err) == (0, "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ne.h5", "ne.h5.blocks"]
