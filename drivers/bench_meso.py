@@ -8,12 +8,13 @@ to 1 s, so K is in the thousands) is run
   ``mpiexec`` subprocess: build, first block (numba compilation, cached after the
   first ever run), then the warm throughput over ``--t-sim`` ms;
 * by NEST (one thread) from ``gif_pop_psc_exp`` nodes, one per site and type,
-  coupled by the same stencils (``meshfield.peers.nest``), in this process.
+  coupled by the same stencils (``meshfield.peers.nest``), in a worker process.
 
 Printed: population-steps per second per core for both and their ratio (at the
 same K), memory per population, bytes communicated per step, 1 -> 2 rank speedup.
-A JSON of the numbers goes to ``--json`` (default out/bench_meso.json, the file
-docs/performance.md quotes; ``make bench`` runs this driver and replaces it).
+A JSON of the numbers goes to ``--json`` (default out/bench_meso.json; ``make
+bench`` runs this driver and replaces it). docs/performance.md quotes a run on
+the idle machine, with its date; a run on a loaded machine gives other figures.
 
 Usage::
 
