@@ -98,15 +98,14 @@ def check_plot_options(result, time: float | None = None, every: int = 1, raster
 
 def _recorded_spikes(result) -> np.ndarray:
     """All ranks' recorded spikes, rows ``(step, global site, type, neuron)``."""
-    if "spikes" not in getattr(result, "extra_names", ()):
-        level = result.config.get("run", {}).get("level", "meso")
-        raise PlotInputError(
-            f"the result holds no spike trains (level {level!r}, record.spikes_per_site = "
-            f"{result.config.get('record', {}).get('spikes_per_site', 0)}); run the micro level with "
-            f"--set record.spikes_per_site=K to record K neurons of every type at every site"
-        )
-    parts = list(result.extra("spikes").values())
-    return np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
+    if "spikes" in getattr(result, "extra_names", ()):
+        return result.spikes()
+    level = result.config.get("run", {}).get("level", "meso")
+    raise PlotInputError(
+        f"the result holds no spike trains (level {level!r}, record.spikes_per_site = "
+        f"{result.config.get('record', {}).get('spikes_per_site', 0)}); run the micro level with "
+        f"--set record.spikes_per_site=K to record K neurons of every type at every site"
+    )
 
 
 def _snapshot_record(result, time: float) -> int:

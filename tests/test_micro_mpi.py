@@ -96,3 +96,17 @@ def test_memory_check_refuses_on_every_rank(monkeypatch):
     messages = WORLD.allgather(message)
     assert all(m is not None and "the micro model needs about" in m for m in messages), messages
     assert len(set(messages)) == 1, messages
+
+
+def test_spikes_and_voltage_read_back_identically_on_any_number_of_ranks(shared_tmp):
+    """Result.spikes()/voltage() assemble the ranks' blocks into the 1-rank layout."""
+    d = micro_config((9, 7), "open").to_dict()
+    d["record"].update(spikes_per_site=20, voltage_neurons=3)
+    config = Config.from_dict(d)
+    serial = meshfield.run(config, output=shared_tmp / f"serial{WORLD.rank}.h5", comm=MPI.COMM_SELF)
+    world = meshfield.run(config, output=shared_tmp / "world.h5", comm=WORLD)
+    with serial, world:
+        spikes, (times, u) = serial.spikes(), serial.voltage()
+        same = (np.array_equal(world.spikes(), spikes) and len(spikes) > 100
+                and all(np.array_equal(a, b, equal_nan=True) for a, b in zip(world.voltage(), (times, u))))
+    assert all_agree(same), f"spikes or voltage differ on {WORLD.Get_size()} ranks"

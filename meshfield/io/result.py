@@ -186,6 +186,60 @@ class Result:
                                   f"(copy it again together with its block folder, or rerun)") from exc
         return arrays
 
+    def _missing_extra(self, what: str, key: str) -> ResultError:
+        level = self.config.get("run", {}).get("level", "meso")
+        return ResultError(
+            f"{self.path}: the result holds no {what} (level {level!r}, record.{key} = "
+            f"{self.config.get('record', {}).get(key, 0)}); run the micro level with "
+            f"--set record.{key}=K to record neurons i < K of every type at every site")
+
+    def spikes(self) -> np.ndarray:
+        """The recorded spike trains of the microscopic level (``record.spikes_per_site``).
+
+        Returns
+        -------
+        numpy.ndarray, int64, shape (n_spikes, 4)
+            Rows ``(step, global site, type, neuron)``, sorted by step, then site,
+            type and neuron, whatever the number of ranks that wrote them. A
+            spike of step ``step`` fell in ``[step dt, (step + 1) dt)`` ms (it is
+            drawn at the end of that step); the global site is the C-order flat
+            index into ``shape`` (``numpy.unravel_index(site, shape)``).
+        """
+        if "spikes" not in self.extra_names:
+            raise self._missing_extra("spike trains", "spikes_per_site")
+        parts = list(self.extra("spikes").values())
+        rows = np.concatenate(parts) if parts else np.zeros((0, 4), dtype=np.int64)
+        return rows[np.lexsort(rows.T[::-1])] if len(rows) else rows.astype(np.int64)
+
+    def voltage(self) -> tuple[np.ndarray, np.ndarray]:
+        """The recorded membrane potentials of the microscopic level
+        (``record.voltage_neurons``), assembled from the ranks' blocks.
+
+        Returns
+        -------
+        times : numpy.ndarray, float64, shape (n_steps,)
+            ms: the end of each recorded step (after a restart, from the
+            checkpoint's step on).
+        u : numpy.ndarray, float64, shape (n_steps, n_types, *shape, voltage_neurons)
+            ``u`` (mV) of neurons ``i < record.voltage_neurons`` of every type at
+            every site at the end of each step, after a reset; NaN where a type
+            has fewer neurons per site. Needs ``n_steps * n_types * sites *
+            voltage_neurons * 8`` bytes of memory.
+        """
+        if "voltage" not in self.extra_names:
+            raise self._missing_extra("membrane potentials", "voltage_neurons")
+        blocks = self.extra("voltage")
+        attrs = self._file["extra"]["voltage"]
+        first = next(iter(blocks.values()))
+        u = np.full((first.shape[0], first.shape[1], *self.shape, first.shape[-1]), np.nan)
+        for rank, block in blocks.items():
+            start = attrs[rank_filename(rank).removesuffix(".h5")].attrs["local_start"]
+            sites = tuple(slice(int(i), int(i) + n) for i, n in zip(start, block.shape[2:-1]))
+            u[(slice(None), slice(None), *sites)] = block
+        step0 = int(round(float(self.meta.get("t0", 0.0)) / self.dt))
+        times = (step0 + 1 + np.arange(u.shape[0])) * self.dt
+        return times, u
+
     def close(self) -> None:
         """Close the file (arrays already read stay usable)."""
         self._file.close()
