@@ -119,20 +119,24 @@ def describe(config, ranks: int = 1) -> str:
     lines = [
         f"meshfield {__version__}: {config.run.level} level"
         + (" (mean field)" if config.run.mean_field else ""),
-        f"run:      t_end = {config.run.t_end} ms, dt = {config.run.dt} ms ({config.run.n_steps} steps), "
+        # the steps simulated: round(t_end/dt) cut down to whole records (docs/configuration.md)
+        f"run:      t_end = {config.run.t_end} ms, dt = {config.run.dt} ms "
+        f"({config.n_records * config.record_every} steps), "
         f"seed = {config.run.seed}, noise = {config.run.noise}",
         f"lattice:  shape {tuple(lat.shape)} ({int(np.prod(lat.shape))} sites), dx = {lat.dx} mm, "
         f"{lat.boundary}",
         f"record:   every {config.record.interval} ms ({config.n_records} records)",
         "types:",
     ]
-    Ks = []
     for p in config.populations:
-        K = history_length(p, config.run.dt)
-        Ks.append(K)
         adapt = ", ".join(f"{t:g} ms/{j:g} mV ms" for t, j in zip(p.tau_theta, p.J_theta)) or "none"
+        # the history length K exists at the meso level only (docs/configuration.md)
+        history = ""
+        if config.run.level == "meso":
+            K = history_length(p, config.run.dt)
+            history = f"; K = {K} steps ({K * config.run.dt:g} ms)"
         lines.append(f"  {p.name:>6}: N = {p.N}, mu = {p.mu} mV, tau_m = {p.tau_m} ms, t_ref = {p.t_ref} ms, "
-                     f"adaptation {adapt}; K = {K} steps ({K * config.run.dt:g} ms)")
+                     f"adaptation {adapt}{history}")
     lines.append("couplings:")
     for s in st:
         lines.append(f"  {config.types[s.target]:>6} <- {config.types[s.source]:<6} J = {s.J:g} mV, "
@@ -153,7 +157,7 @@ def describe(config, ranks: int = 1) -> str:
     if config.run.level == "meso":
         from .meso.model import resources
         r = resources(config, st, largest, h)
-        sent = r["halo_cells"] * len(Ks) * dmin * 8 if ranks > 1 and h > 0 else 0
+        sent = r["halo_cells"] * len(config.populations) * dmin * 8 if ranks > 1 and h > 0 else 0
         lines.append(f"memory per rank (meso): {r['state_bytes'] / 2**20:.1f} MiB cohort state + "
                      f"{r['history_bytes'] / 2**20:.2f} MiB spike-count history")
         lines.append(f"communication: <= {sent / 1024:.1f} KiB per rank per exchange "

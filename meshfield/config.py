@@ -75,6 +75,15 @@ K_MAX_MS = 1e7
 K_MAX_STEPS = 2**31 - 1
 
 
+def history_limit(dt: float) -> int:
+    """The largest history length K (steps) at step ``dt``: ``min(K_MAX_MS / dt,
+    K_MAX_STEPS)``, for an explicit and an automatic K alike."""
+    steps = K_MAX_MS / dt  # inf for a tiny dt
+    if steps >= K_MAX_STEPS:
+        return K_MAX_STEPS
+    return int(math.floor(steps + 1e-9))
+
+
 def to_steps(t_ms: float, dt: float) -> int:
     """A duration (ms) in whole steps, rounded to the nearest (halves up)."""
     return int(math.floor(t_ms / dt + 0.5 + 1e-9))
@@ -206,11 +215,12 @@ class RunConfig:
         if c.mean_field and c.level == "micro":
             _fail("run.mean_field", True, "the mean-field limit exists only for level = 'meso'")
         n_steps = c.t_end / c.dt  # may be inf for a tiny dt
-        if not n_steps < COUNTER_MAX:
+        if not (math.isfinite(n_steps) and round(n_steps) <= COUNTER_MAX):
+            shown = f"{round(n_steps)}" if n_steps < 1e18 else f"{n_steps:.3g}"
             raise ConfigError(
                 f"run.t_end = {c.t_end!r} with run.dt = {c.dt!r} is invalid: the run would have "
-                f"{n_steps:.3g} steps; at most 2**48 - 1 = {COUNTER_MAX} steps are allowed (the step "
-                "counter of the random numbers)")
+                f"{shown} steps (round(t_end / dt)); at most 2**48 - 1 = {COUNTER_MAX} steps are "
+                "allowed (the step counter of the random numbers)")
         return cls(
             level=c.level, t_end=float(c.t_end), dt=float(c.dt), seed=int(c.seed),
             mean_field=c.mean_field, noise=c.noise, progress_interval=float(c.progress_interval),
@@ -495,6 +505,10 @@ class StimulusConfig:
         stim_types = d.get("types", list(types))
         if not isinstance(stim_types, (list, tuple)):
             _fail(f"{sec}.types", stim_types, "expected a list of type names")
+        if not stim_types:
+            _fail(f"{sec}.types", stim_types,
+                  "expected a non-empty list of type names (allowed: " + ", ".join(map(repr, types))
+                  + "); leave types out for all types, or remove the stimulus")
         kw["types"] = tuple(_choice(f"{sec}.types", t, types) for t in stim_types)
         for k in ("center", "velocity"):
             if k in d:
@@ -624,6 +638,10 @@ class Config:
         if self.n_records < 1:
             _fail("run.t_end", self.run.t_end, f"must cover at least one record interval ({self.record.interval} ms)")
         for i, c in enumerate(self.couplings):
+            if not (math.isfinite(c.delay.d0 / dt) and to_steps(c.delay.d0, dt) <= COUNTER_MAX):
+                _fail(f"couplings[{i}].delay.d0", c.delay.d0,
+                      f"{c.delay.d0 / dt:.3g} steps of run.dt = {dt} ms; a delay may have at most "
+                      f"2**48 - 1 = {COUNTER_MAX} steps (the step counter of the random numbers)")
             if to_steps(c.delay.d0, dt) < 1:
                 _fail(f"couplings[{i}].delay.d0", c.delay.d0,
                       f"delays are rounded to whole steps and must be >= one step (run.dt = {dt} ms)")
@@ -647,7 +665,7 @@ class Config:
         neurons, the kernels of the active couplings and, at the micro level, the
         neuron and synapse counts of the whole network."""
         dt = self.run.dt
-        k_max = min(K_MAX_STEPS, int(math.floor(K_MAX_MS / dt + 1e-9)))
+        k_max = history_limit(dt)
         for p in self.populations:
             if p.K > k_max:
                 _fail(f"populations.{p.name}.K", p.K,
@@ -775,6 +793,12 @@ def _check_table(key: str, text: str, parts: list, i: int, node: Any) -> None:
         f"not a table, so it has no key {parts[i]!r}; set {where}=VALUE instead")
 
 
+def _is_index(part: str) -> bool:
+    """Whether a part of a ``--set`` key is an array index: ASCII digits only
+    (``str.isdigit`` also accepts ``'²'``, which ``int`` refuses)."""
+    return part.isascii() and part.isdigit()
+
+
 def apply_override(d: dict, assignment: str) -> None:
     """Apply ``key.path=value`` (``--set``) to the nested dict ``d`` in place.
 
@@ -796,7 +820,7 @@ def apply_override(d: dict, assignment: str) -> None:
         where = ".".join(parts[: i + 1])
         _check_table(key, text, parts, i, node)
         if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
+            if not _is_index(part) or int(part) >= len(node):
                 raise ConfigError(f"--set {key}: {where} needs an index below {len(node)}")
             node = node[int(part)]
         else:
@@ -809,7 +833,7 @@ def apply_override(d: dict, assignment: str) -> None:
     value = _parse_value(text.strip())
     _check_table(key, text, parts, len(parts) - 1, node)
     if isinstance(node, list):
-        if not last.isdigit() or int(last) >= len(node):
+        if not _is_index(last) or int(last) >= len(node):
             raise ConfigError(f"--set {key}: index must be below {len(node)}")
         node[int(last)] = value
     else:

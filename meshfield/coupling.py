@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import Config, ConfigError, KernelConfig, to_steps
+from .config import COUNTER_MAX, Config, ConfigError, KernelConfig, to_steps
 from .lattice import Lattice
 
 __all__ = ["Stencil", "kernel_profile", "build_stencil", "build_stencils", "halo_width",
@@ -124,12 +124,7 @@ def build_stencil(config: Config, index: int) -> Stencil:
     if k.shape == "delta":
         offsets = np.zeros((1, lattice.ndim), dtype=np.int64)
     elif k.shape == "custom":
-        offsets = np.array([[int(v) for v in row[:-1]] for row in k.weights], dtype=np.int64)
-        if offsets.shape[1] != lattice.ndim:
-            raise ConfigError(f"{key}.kernel.weights has offsets with {offsets.shape[1]} component(s); "
-                              f"the lattice is {lattice.ndim}-D")
-        dist = lattice.distance(offsets)
-        offsets = offsets[dist <= k.r_max * (1 + 1e-12) + 1e-12]
+        offsets = _custom_offsets(k, lattice, key)
     else:
         offsets = lattice.offsets_within(k.r_max)
     weights = kernel_profile(k, offsets, lattice.dx)
@@ -143,10 +138,10 @@ def build_stencil(config: Config, index: int) -> Stencil:
         for axis, (r, n) in enumerate(zip(radius, lattice.shape)):
             if 2 * r + 1 > n:
                 raise ConfigError(
-                    f"{key}.kernel.r_max = {k.r_max:.12g} mm is too large for the lattice: it reaches "
-                    f"{r} sites along axis {axis}, but a periodic axis of {n} sites allows at most "
-                    f"{(n - 1) // 2} (r_max < {((n - 1) // 2 + 1) * lattice.dx:g} mm) so that no "
-                    "offset wraps onto another")
+                    f"{key}.kernel.r_max = {k.r_max:.12g} mm{_r_max_origin(k)} is too large for the "
+                    f"lattice: it reaches {r} sites along axis {axis}, but a periodic axis of {n} sites "
+                    f"allows at most {(n - 1) // 2} (r_max < {((n - 1) // 2 + 1) * lattice.dx:g} mm) "
+                    "so that no offset wraps onto another")
     weights = weights / weights.sum()
     if not lattice.periodic:
         stencil = Stencil(0, 0, c.J, c.C, offsets, weights, np.ones(len(weights), dtype=np.int64))
@@ -158,14 +153,86 @@ def build_stencil(config: Config, index: int) -> Stencil:
                               "or use a wider kernel)")
     dist = lattice.distance(offsets)
     delay_ms = c.delay.d0 + (dist / c.delay.velocity if math.isfinite(c.delay.velocity) else 0.0)
-    delays = np.array([to_steps(d, dt) for d in np.broadcast_to(delay_ms, weights.shape)],
-                      dtype=np.int64)
+    delay_ms = np.broadcast_to(delay_ms, weights.shape)
+    with np.errstate(over="ignore"):
+        too_long = ~np.isfinite(delay_ms / dt) | (delay_ms / dt >= COUNTER_MAX)
+    for j in np.nonzero(too_long)[0]:
+        if not (math.isfinite(delay_ms[j] / dt) and to_steps(delay_ms[j], dt) <= COUNTER_MAX):
+            # (d0 alone is checked when the configuration is loaded)
+            name, value = (("velocity", f"{c.delay.velocity!r} mm/ms") if dist[j] > 0
+                           and math.isfinite(c.delay.velocity) else ("d0", f"{c.delay.d0!r} ms"))
+            raise ConfigError(
+                f"{key}.delay.{name} = {value} is invalid: the delay over offset "
+                f"{tuple(int(v) for v in offsets[j])} (d0 + |o| dx / velocity = {delay_ms[j]:.6g} ms) "
+                f"is {delay_ms[j] / dt:.3g} steps of run.dt = {dt} ms; a delay may have at most "
+                f"2**48 - 1 = {COUNTER_MAX} steps (the step counter of the random numbers)")
+    delays = np.array([to_steps(d, dt) for d in delay_ms], dtype=np.int64)
     if delays.min() < 1:
         raise ConfigError(f"{key}.delay.d0 = {c.delay.d0} ms rounds to {delays.min()} steps; "
                           f"delays must be >= one step (run.dt = {dt} ms)")
     types = config.types
     return Stencil(target=types.index(c.target), source=types.index(c.source), J=c.J, C=c.C,
                    offsets=offsets, weights=weights, delays=delays, key=key, type_names=types)
+
+
+def _row_text(row) -> str:
+    """A ``weights`` row as the user wrote it: integer offsets, then the weight."""
+    return "[" + ", ".join([str(int(v)) for v in row[:-1]] + [repr(row[-1])]) + "]"
+
+
+def _custom_offsets(k: KernelConfig, lattice: Lattice, key: str) -> np.ndarray:
+    """The offsets of a ``custom`` kernel's rows within ``r_max`` and with weight > 0, in
+    row order (int64, shape ``(n_off, ndim)``).
+
+    Raises ConfigError naming the row for an offset with the wrong number of
+    components or one that the lattice cannot hold: on a periodic axis of ``n`` sites
+    at most ``(n - 1)//2`` sites (no offset wraps onto another), on an open axis at
+    most ``n - 1`` (a longer offset never connects two sites).
+    """
+    ndim = lattice.ndim
+    rows = []
+    for j, row in enumerate(k.weights):
+        if len(row) - 1 != ndim:
+            raise ConfigError(
+                f"{key}.kernel.weights[{j}] = {_row_text(row)} is invalid: it has {len(row) - 1} offset "
+                f"component(s); the lattice of shape {tuple(lattice.shape)} is {ndim}-D, so each row "
+                f"is [{', '.join(['offset'] * ndim)}, weight]")
+        rows.append((j, tuple(int(v) for v in row[:-1]), row))
+    if not rows:
+        return np.zeros((0, ndim), dtype=np.int64)
+    with np.errstate(over="ignore"):  # an offset of 1e200 sites is infinitely far
+        dist = lattice.distance(np.array([off for _, off, _ in rows], dtype=float))
+    kept = [r for r, d in zip(rows, dist) if d <= k.r_max * (1 + 1e-12) + 1e-12 and r[2][-1] > 0]
+    for j, off, row in kept:
+        for axis, (o, n) in enumerate(zip(off, lattice.shape)):
+            if lattice.periodic and 2 * abs(o) + 1 > n:
+                raise ConfigError(
+                    f"{key}.kernel.weights[{j}] = {_row_text(row)} is invalid: its offset reaches "
+                    f"{abs(o)} sites along axis {axis}, but a periodic axis of {n} sites (lattice shape "
+                    f"{tuple(lattice.shape)}) allows at most {(n - 1) // 2} so that no offset wraps "
+                    "onto another")
+            if not lattice.periodic and abs(o) >= n:
+                raise ConfigError(
+                    f"{key}.kernel.weights[{j}] = {_row_text(row)} is invalid: its offset reaches "
+                    f"{abs(o)} sites along axis {axis}, but an open axis of {n} sites (lattice shape "
+                    f"{tuple(lattice.shape)}) allows at most {n - 1}: a longer offset never connects "
+                    "two sites")
+    return np.array([off for _, off, _ in kept], dtype=np.int64).reshape(-1, ndim)
+
+
+def _r_max_origin(k: KernelConfig) -> str:
+    """Where a kernel's ``r_max`` comes from when it is its shape's default, for
+    messages (the user may not have written ``r_max``)."""
+    default = {
+        "gaussian": (3.0 * k.sigma, f"3 sigma, sigma = {k.sigma:g} mm"),
+        "exponential": (4.0 * k.length, f"4 length, length = {k.length:g} mm"),
+        "tophat": (k.radius, f"the radius, radius = {k.radius:g} mm"),
+        "dog": (3.0 * max(k.sigma_center, k.sigma_surround),
+                f"3 max(sigma_center, sigma_surround) = 3 x {max(k.sigma_center, k.sigma_surround):g} mm"),
+    }.get(k.shape)
+    if default is None or default[0] != k.r_max:
+        return ""
+    return f" (the default of a {k.shape!r} kernel: {default[1]})"
 
 
 def build_stencils(config: Config) -> tuple[Stencil, ...]:

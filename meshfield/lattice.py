@@ -52,8 +52,8 @@ class Lattice:
         distinct site).
         """
         reach = [n - 1 for n in self.shape]
-        if math.isfinite(r_max):
-            reach = [min(r, int(math.floor(r_max / self.dx + 1e-9))) for r in reach]
+        sites = r_max / self.dx + 1e-9  # inf for an infinite r_max, or when r_max / dx overflows
+        reach = [r if sites >= r else int(math.floor(sites)) for r in reach]
         ranges = [range(-r, r + 1) for r in reach]
         offs = np.array(list(itertools.product(*ranges)), dtype=np.int64).reshape(-1, self.ndim)
         dist = np.sqrt((offs.astype(float) ** 2).sum(axis=1)) * self.dx

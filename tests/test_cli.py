@@ -301,3 +301,34 @@ def test_plot_never_writes_over_its_result(tmp_path):
     assert renamed.read_bytes() == before
     with meshfield.open_result(renamed) as res:
         assert res.A.shape == (20, 2, 6, 6)
+
+
+def test_info_at_the_micro_level_has_no_history_length():
+    """K is meso-only: a micro config that run accepts (K below the refractory steps) passes info."""
+    p = cli("info", *TINY, "--set", "run.level=micro", "--set", "populations.E.K=5")
+    assert p.returncode == 0, p.stderr
+    assert "micro level" in p.stdout and "K =" not in p.stdout
+    p = cli("info", *TINY, "--set", "populations.E.K=5")
+    assert p.returncode == 2 and "populations.E.K = 5 is invalid" in p.stderr
+
+
+def test_info_prints_the_steps_actually_simulated():
+    """round(t_end / dt) = 101 steps, cut down to 50 whole records of 2 steps."""
+    p = cli("info", *TINY, "--set", "run.t_end=50.3")
+    assert p.returncode == 0, p.stderr
+    assert "dt = 0.5 ms (100 steps)" in p.stdout and "(50 records)" in p.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--set", "populations.E.tau_theta=[1e9]", "--set", "populations.E.J_theta=[1e9]"],
+     ["populations.E.tau_theta", "2772588725 steps", "at most 20000000 steps"]),
+    (["--set", "populations.E.tau_m=1e9"], ["populations.E.tau_m", "at most 20000000 steps"]),
+    (["-n", "1000000007"], ["more ranks (1000000007) than sites (6)", "use at most 36 ranks"]),
+])
+def test_info_refuses_in_one_line(args, words):
+    p = cli("info", *TINY, *args)
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("meshfield: error:"), p.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])

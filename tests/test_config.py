@@ -330,3 +330,35 @@ def test_recorded_neurons_per_site_are_at_most_the_largest_population(key):
                             [f"record.{key}", "1000", "400", "E: 400, I: 100"])
     # between the smallest and the largest N: all of I and the first neurons of E
     assert getattr(v3(f"record.{key}=400", "run.level=micro").record, key) == 400
+
+
+def test_step_limit_allows_exactly_2_48_minus_1_steps():
+    """The step counter of the random numbers is < 2**48: steps 0 ... 2**48 - 2 are simulated."""
+    cfg = load_config(None, [f"run.t_end={(2**48 - 1) * 0.5}", "run.dt=0.5"])
+    assert cfg.run.n_steps == 2**48 - 1
+    msg = assert_config_error([f"run.t_end={2**47}", "run.dt=0.5"],
+                              ["run.t_end", "281474976710656 steps", "at most 2**48 - 1 = 281474976710655"],
+                              path="default")
+    assert "inf" not in msg
+
+
+def test_stimulus_types_must_not_be_empty():
+    assert_config_error(["stimuli.0.types=[]"],
+                        ["stimuli[0].types = [] is invalid", "non-empty list of type names", "'E', 'I'"],
+                        path="default")
+    assert load_config(None, ["stimuli.0.types=['I']"]).stimuli[0].types == ("I",)
+
+
+@pytest.mark.parametrize("key", ["couplings.\u00b2", "couplings.\u00b2.J", "couplings.\u0663.J"])
+def test_override_index_must_be_ascii_digits(key):
+    """'²' and Arabic-Indic digits pass str.isdigit() but are no array index."""
+    with pytest.raises(ConfigError, match="index"):
+        load_config(None, [f"{key}=5"])
+
+
+def test_delay_d0_beyond_the_step_counter_is_refused():
+    assert_config_error(["couplings.0.delay.d0=1e300"],
+                        ["couplings[0].delay.d0 = 1e+300", "2e+300 steps", "281474976710655"])
+    # d0 / dt overflows to inf
+    assert_config_error(["run.dt=1e-10", "record.interval=1e-10", "couplings.0.delay.d0=1e300"],
+                        ["couplings[0].delay.d0 = 1e+300", "inf steps", "281474976710655"])

@@ -123,3 +123,84 @@ def test_vexp_matches_math_exp():
     x = np.concatenate([np.linspace(-699, 699, 200001), np.random.default_rng(1).uniform(-50, 10, 100000)])
     np.testing.assert_allclose(apply(x), np.exp(x), rtol=VEXP_MAX_REL_ERROR)
     assert apply(np.array([-1e4]))[0] == pytest.approx(math.exp(-700))
+
+
+def _refused(config, index=0):
+    with pytest.raises(ConfigError) as info:
+        build_stencil(config, index)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("boundary, allowed", [("periodic", "allows at most 10"),
+                                               ("open", "allows at most 20")])
+def test_custom_offsets_beyond_the_lattice_name_the_row(boundary, allowed):
+    # 1e19 does not fit int64: refused by the lattice size, not an OverflowError
+    msg = _refused(cfg("{shape='custom', weights=[[0, 0, 1], [1e19, 0, 1]]}", boundary=boundary))
+    for w in ("couplings[0].kernel.weights[1] = [10000000000000000000, 0, 1.0]", "axis 0", allowed,
+              "lattice shape (21, 21)", boundary):
+        assert w in msg, (w, msg)
+    assert "r_max" not in msg
+
+
+def test_custom_offset_too_long_for_an_open_lattice_is_refused():
+    """It would never connect two sites, yet set the halo width to 100000 sites."""
+    msg = _refused(cfg("{shape='custom', weights=[[0, 0, 1], [100000, 0, 1]]}", shape=(16, 16),
+                       boundary="open"))
+    for w in ("couplings[0].kernel.weights[1] = [100000, 0, 1.0]", "reaches 100000 sites along axis 0",
+              "open axis of 16 sites", "lattice shape (16, 16)", "at most 15"):
+        assert w in msg, (w, msg)
+    # the longest offset an open axis holds is kept; zero weights and rows beyond r_max are dropped
+    st = build_stencil(cfg("{shape='custom', weights=[[0, 0, 1], [15, 0, 1], [1e300, 0, 0]]}",
+                           shape=(16, 16), boundary="open"), 0)
+    assert halo_width([st]) == 15
+    st = build_stencil(cfg("{shape='custom', weights=[[0, 0, 1], [1e300, 0, 1]], r_max=1.0}",
+                           shape=(16, 16), boundary="open"), 0)
+    assert st.offsets.tolist() == [[0, 0]]
+
+
+def test_custom_kernel_too_wide_for_periodic_lattice_names_the_row_not_r_max():
+    msg = _refused(cfg("{shape='custom', weights=[[4, 0, 1]]}", shape=(8, 8)))
+    assert msg.startswith("couplings[0].kernel.weights[0] = [4, 0, 1.0] is invalid: its offset reaches 4 "
+                          "sites along axis 0, but a periodic axis of 8 sites (lattice shape (8, 8)) allows "
+                          "at most 3"), msg
+    assert "r_max" not in msg
+
+
+def test_custom_row_with_the_wrong_number_of_offsets_names_the_row():
+    msg = _refused(cfg("{shape='custom', weights=[[0, 0, 1], [1, 1]]}"))
+    assert "couplings[0].kernel.weights[1] = [1, 1.0] is invalid: it has 1 offset component(s)" in msg
+    assert "2-D" in msg
+
+
+@pytest.mark.parametrize("kernel, dx, words", [
+    ("{shape='gaussian', sigma=0.1, r_max=1e308}", 0.01,
+     ["couplings[0].kernel.r_max = 1e+308 mm is too large"]),
+    ("{shape='gaussian', sigma=1e307}", 0.1,
+     ["couplings[0].kernel.r_max = 3e+307 mm", "3 sigma, sigma = 1e+307"]),
+    ("{shape='tophat', radius=1e308}", 0.1, ["couplings[0].kernel.r_max = 1e+308 mm", "radius = 1e+308"]),
+])
+def test_r_max_that_overflows_in_sites_is_refused_by_name(kernel, dx, words):
+    """r_max / dx overflows to inf: a ConfigError (too wide for the periodic lattice), not an OverflowError."""
+    msg = _refused(cfg(kernel, dx=dx))
+    for w in words + ["allows at most 10"]:
+        assert w in msg, (w, msg)
+
+
+def test_r_max_that_overflows_in_sites_covers_an_open_lattice():
+    st = build_stencil(cfg("{shape='gaussian', sigma=1e307}", shape=(5,), boundary="open"), 0)
+    assert st.offsets[:, 0].tolist() == [-4, -3, -2, -1, 0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("velocity", ["1e-300", "1e-20"])
+def test_delays_beyond_the_step_counter_name_the_velocity(velocity):
+    msg = _refused(cfg("{shape='gaussian', sigma=0.1, r_max=0.3}", delay=f"{{d0=1.0, velocity={velocity}}}"))
+    for w in (f"couplings[0].delay.velocity = {float(velocity)!r} mm/ms", "2**48 - 1 = 281474976710655 steps"):
+        assert w in msg, (w, msg)
+
+
+def test_d0_of_half_a_step_rounds_up_to_one_step():
+    """docs: d0 >= dt/2 (an exact half rounds up)."""
+    st = build_stencil(cfg("{shape='delta'}", delay="{d0=0.25}"), 0)  # dt = 0.5
+    assert st.delays.tolist() == [1]
+    with pytest.raises(ConfigError, match=r"couplings\[0\].delay.d0"):
+        cfg("{shape='delta'}", delay="{d0=0.2499}")

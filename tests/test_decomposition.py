@@ -224,3 +224,34 @@ def test_spike_records_must_be_2d():
     with pytest.raises(ValueError, match="2-D array"):
         exchange_spikes(d, np.array([1, 2, 3]))
     d.free()
+
+
+def test_too_many_ranks_is_refused_without_enumerating_them():
+    """A prime rank count far above the sites is refused at once, with the usual message."""
+    import time
+    start = time.perf_counter()
+    with pytest.raises(DecompositionError) as error:
+        process_grid(1000000007, (16, 16))
+    assert time.perf_counter() - start < 5.0
+    message = str(error.value)
+    assert "more ranks (1000000007) than sites (16) along axis 0" in message
+    assert "use at most 256 ranks" in message
+    # beyond a C int (MPI.Compute_dims): still a DecompositionError, not an OverflowError
+    with pytest.raises(DecompositionError, match=r"more ranks \(3000000000\) than sites \(256\).*at most 256"):
+        process_grid(3000000000, (16, 16))
+    with pytest.raises(DecompositionError, match="at most 2\\*\\*31 - 1 ranks"):
+        process_grid(3000000000, (65536, 65536))
+
+
+def test_factorizations_list_every_ordered_factorization():
+    from meshfield.parallel.decomposition import _factorizations
+
+    def by_enumeration(size, ndim):
+        if ndim == 1:
+            return [(size,)]
+        return [(p, *rest) for p in range(1, size + 1) if size % p == 0
+                for rest in by_enumeration(size // p, ndim - 1)]
+
+    for size in range(1, 200):
+        for ndim in (1, 2, 3):
+            assert list(_factorizations(size, ndim)) == by_enumeration(size, ndim)

@@ -58,6 +58,83 @@ def test_explicit_history_length_must_exceed_refractory_period():
         history_length(pop, 0.5)
 
 
+def _reference_history_length(pop, dt, bound):
+    """The automatic K by its definition, scanning |eps_theta| over 0 ... bound steps at once."""
+    n_ref = int(round(pop.t_ref / dt))
+    k_min = math.ceil((5 * pop.tau_m + pop.t_ref) / dt - 1e-9)
+    eps = np.abs(sum(J / tau * np.exp(-np.arange(bound + 1) * dt / tau)
+                     for tau, J in zip(pop.tau_theta, pop.J_theta)) + np.zeros(bound + 1))
+    above = np.nonzero(eps >= 0.1 * pop.delta_u)[0]
+    return max(k_min, int(above[-1]) + 1 if len(above) else 0, n_ref + 1)
+
+
+@pytest.mark.parametrize("tau_theta, J_theta, delta_u, t_ref", [
+    ([1000.0, 100.0], [1000.0, 300.0], 2.5, 4.0),
+    ([100.0, 1000.0], [1000.0, -1000.0], 2.5, 4.0),     # mixed signs
+    ([50.0, 50.0], [400.0, -400.0], 2.5, 4.0),          # terms that cancel exactly
+    ([30.0, 300.0, 3000.0], [-50.0, 800.0, 5000.0], 0.5, 0.0),
+    ([1e-3], [10.0], 2.5, 4.0),                         # a huge but short kernel
+])
+def test_automatic_history_length_equals_its_definition(tau_theta, J_theta, delta_u, t_ref):
+    pop = Config.from_dict(single(tau_theta=tau_theta, J_theta=J_theta, delta_u=delta_u,
+                                  t_ref=t_ref)).populations[0]
+    for dt in (0.1, 0.5):
+        assert history_length(pop, dt) == _reference_history_length(pop, dt, 200_000)
+
+
+def test_history_length_of_the_packaged_configurations():
+    """Pinned values: the chunked search gives the same K as the plain scan before it."""
+    expected = {("default", 0.5): [208, 104], ("nest_example", 0.5): [2773, 2773],
+                ("nest_example", 0.1): [13864, 13864], ("nest_example", 0.01): [138634, 138634],
+                ("bench_micro", 0.5): [2773, 2773], ("bistable_pair", 0.5): [108, 108]}
+    for (name, dt), Ks in expected.items():
+        assert [history_length(p, dt) for p in meshfield.load_config(name).populations] == Ks
+
+
+@pytest.mark.parametrize("pop, words", [
+    (dict(tau_theta=[1e7], J_theta=[1e7]),
+     ["populations.E.tau_theta = [10000000.0]", "J_theta = [10000000.0]", "K would be 27725888 steps",
+      "at most 20000000 steps", "explicit populations.E.K"]),
+    (dict(tau_theta=[1e9], J_theta=[1e9]),
+     ["populations.E.tau_theta", "K would be 2772588725 steps", "at most 20000000 steps"]),
+    (dict(tau_theta=[1e300], J_theta=[1e308]), ["populations.E.tau_theta", "more than", "20000000"]),
+    (dict(tau_m=1e9), ["populations.E.tau_m = 1000000000.0", "10000000008 steps", "at most 20000000 steps"]),
+    (dict(t_ref=1e10), ["populations.E.t_ref = 10000000000.0", "20000000200 steps", "at most 20000000"]),
+    (dict(t_ref=1e308), ["populations.E.t_ref", "at most 20000000"]),
+])
+def test_automatic_history_length_has_the_bound_of_an_explicit_one(pop, words):
+    import tracemalloc
+    pop = Config.from_dict(single(**pop)).populations[0]
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError) as info:
+            history_length(pop, 0.5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    for w in words:
+        assert w in str(info.value), (w, str(info.value))
+    assert peak < 2**20  # refused before anything large is allocated
+
+
+def test_longest_automatic_history_length_uses_bounded_memory():
+    import tracemalloc
+    pop = Config.from_dict(single(tau_theta=[7e6], J_theta=[7e6])).populations[0]
+    tracemalloc.start()
+    try:
+        K = history_length(pop, 0.5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # eps_theta(t) = exp(-t / 7e6) >= 0.25 up to t = 7e6 ln 4 ms = 19408121.05 steps
+    assert K == math.floor(7e6 * math.log(4.0) / 0.5) + 1 == 19_408_122
+    assert math.exp(-K * 0.5 / 7e6) < 0.25 <= math.exp(-(K - 1) * 0.5 / 7e6)
+    assert peak < 200 * 2**20  # chunks of 2**20 steps, not arrays of K values
+    # an explicit K within the bound is the way to a shorter history
+    pop = Config.from_dict(single(tau_theta=[1e9], J_theta=[1e9], K=20_000_000)).populations[0]
+    assert history_length(pop, 0.5) == 20_000_000
+
+
 # --------------------------------------------------------------------------- kernel vs reference
 
 

@@ -46,31 +46,121 @@ def theta_tilde(pop: PopulationConfig, ages_ms: np.ndarray) -> np.ndarray:
     return pop.delta_u * (1.0 - np.exp(-adaptation_kernel(pop, ages_ms) / pop.delta_u))
 
 
+#: the automatic history length scans the adaptation kernel in chunks of this many
+#: steps, so that its memory stays bounded for any K up to config.K_MAX_STEPS
+K_SCAN_CHUNK = 2**20
+
+
+def _adaptation_bound_above(pop: PopulationConfig, t_ms: float, log_tol: float) -> bool:
+    """Whether ``U(t) (1 + 1e-9) >= tol`` (``log_tol = log(tol)``) for the monotone
+    upper bound ``U(t) = sum_j |J_theta_j| / tau_theta_j exp(-t / tau_theta_j)`` of
+    ``|eps_theta(t)|`` (terms of equal tau_theta merged first), evaluated in
+    logarithms so that no term overflows."""
+    by_tau: dict[float, list[float]] = {}
+    for tau, J in zip(pop.tau_theta, pop.J_theta):
+        by_tau.setdefault(tau, []).append(J)
+    terms = []
+    for tau, Js in by_tau.items():
+        total = sum(Js)
+        for J in ([total] if math.isfinite(total) else Js):  # (a sum may overflow)
+            terms.append((tau, J))
+    logs = [math.log(abs(J)) - math.log(tau) - t_ms / tau for tau, J in terms if J != 0]
+    top = max(logs, default=-math.inf)
+    if top == -math.inf:
+        return False
+    log_u = top + math.log(sum(math.exp(x - top) for x in logs))
+    return log_u + 1e-9 >= log_tol
+
+
+def _first_step_below(pop: PopulationConfig, dt: float, log_tol: float, lo: int, hi: int) -> int:
+    """The first step ``s`` in ``(lo, hi]`` with ``U(s dt) < tol`` (bisection; ``U`` is
+    above at step ``lo`` and below at step ``hi``)."""
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if _adaptation_bound_above(pop, mid * dt, log_tol) else (lo, mid)
+    return hi
+
+
+def _history_limit_error(pop: PopulationConfig, key: str, value, need: str, dt: float, k_max: int,
+                         advice: str):
+    from ..config import K_MAX_MS, ConfigError
+    return ConfigError(
+        f"populations.{pop.name}.{key} = {value!r} is invalid: {need}; the history length K may be at "
+        f"most {k_max} steps (a history of at most {K_MAX_MS:g} ms at run.dt = {dt} ms and at most "
+        f"2**31 - 1 steps); {advice}")
+
+
+def _steps_text(k) -> str:
+    """A step count for a message: exact up to 10**15, else in floating point."""
+    if k < 10**15:
+        return str(math.ceil(k))
+    return f"{float(k):.3g}"
+
+
 def history_length(pop: PopulationConfig, dt: float) -> int:
     """History length K (steps) of a type: ``pop.K`` if set, else the shortest K with
-    ``|eps_theta(K dt)| < 0.1 delta_u`` and ``K dt >= 5 tau_m + t_ref`` (MODEL.md §4)."""
-    n_ref = int(round(pop.t_ref / dt))
+    ``|eps_theta(k dt)| < 0.1 delta_u`` for all ``k >= K`` and ``K dt >= 5 tau_m + t_ref``
+    (MODEL.md §4).
+
+    Raises ConfigError for an explicit K that does not exceed the refractory period,
+    and for an automatic K above the bound of an explicit one,
+    ``config.history_limit(dt)`` steps. Memory stays bounded (chunks of
+    :data:`K_SCAN_CHUNK` steps) whatever the parameters.
+    """
+    from ..config import ConfigError, history_limit
+    ref_steps = pop.t_ref / dt  # inf when t_ref / dt overflows
+    n_ref = int(round(ref_steps)) if math.isfinite(ref_steps) else math.inf
     if pop.K > 0:
         if pop.K <= n_ref:
-            from ..config import ConfigError
             raise ConfigError(f"populations.{pop.name}.K = {pop.K} is invalid: must exceed the "
-                              f"refractory period in steps ({n_ref})")
+                              f"refractory period in steps ({_steps_text(n_ref)})")
         return pop.K
-    k_min = int(math.ceil((K_MIN_TAU_M * pop.tau_m + pop.t_ref) / dt - 1e-9))
+    k_max = history_limit(dt)
+    # K dt >= 5 tau_m + t_ref, and K > n_ref
+    min_steps = (K_MIN_TAU_M * pop.tau_m + pop.t_ref) / dt - 1e-9
+    if not (min_steps <= k_max and n_ref + 1 <= k_max):  # (min_steps may be inf)
+        key, value = ("tau_m", pop.tau_m) if K_MIN_TAU_M * pop.tau_m >= pop.t_ref else ("t_ref", pop.t_ref)
+        raise _history_limit_error(
+            pop, key, value,
+            f"with tau_m = {pop.tau_m:g} ms and t_ref = {pop.t_ref:g} ms the automatic history length "
+            f"needs K >= (5 tau_m + t_ref) / run.dt = {_steps_text(max(min_steps, n_ref + 1))} steps",
+            dt, k_max, "use a shorter tau_m or t_ref")
+    k_min = int(math.ceil(min_steps))
     tol = K_TOLERANCE * pop.delta_u
-    # |eps_theta| falls below tol for good once every term is below tol / n_terms
-    bound = 0
-    for tau, J in zip(pop.tau_theta, pop.J_theta):
-        amp = abs(J) / tau
-        if amp * len(pop.tau_theta) >= tol:
-            bound = max(bound, int(math.ceil(tau * math.log(amp * len(pop.tau_theta) / tol) / dt)) + 1)
+    log_tol = math.log(tol) if tol > 0 else -math.inf
+    # first step s with U(s dt) < tol: |eps_theta| < tol from there on
     k_adapt = 0
-    if bound > 0:
-        eps = np.abs(adaptation_kernel(pop, np.arange(bound + 1) * dt))
-        above = np.nonzero(eps >= tol)[0]
-        k_adapt = int(above[-1]) + 1 if len(above) else 0
-    K = max(k_min, k_adapt, n_ref + 1)
-    return K
+    if _adaptation_bound_above(pop, 0.0, log_tol):
+        if _adaptation_bound_above(pop, k_max * dt, log_tol):
+            lo, hi = k_max, 2 * k_max + 2
+            while hi < 2**1000 and _adaptation_bound_above(pop, hi * dt, log_tol):
+                lo, hi = hi, 2 * hi
+            if hi >= 2**1000:
+                need = f"more than {float(lo):.3g} steps"
+            else:
+                s = _first_step_below(pop, dt, log_tol, lo, hi)
+                # the bound is |eps_theta| itself when the J_theta share a sign
+                same_sign = all(J >= 0 for J in pop.J_theta) or all(J <= 0 for J in pop.J_theta)
+                need = f"{'' if same_sign else 'up to '}{_steps_text(s)} steps ({float(s) * dt:.6g} ms)"
+            raise _history_limit_error(
+                pop, "tau_theta", list(pop.tau_theta),
+                f"with J_theta = {list(pop.J_theta)} the adaptation kernel |eps_theta| (bounded by "
+                f"sum_j |J_theta_j| / tau_theta_j exp(-t / tau_theta_j)) stays above 0.1 delta_u = "
+                f"{tol:g} mV so long that the automatic history length K would be {need}",
+                dt, k_max,
+                f"set an explicit populations.{pop.name}.K (spikes older than K steps still adapt the "
+                "threshold, through exponential filters), or use shorter tau_theta or smaller J_theta")
+        hi = _first_step_below(pop, dt, log_tol, 0, k_max)
+        # the last step with |eps_theta| >= tol lies below hi: scan down in bounded chunks
+        while hi > 0:
+            lo = max(0, hi - K_SCAN_CHUNK)
+            eps = np.abs(adaptation_kernel(pop, np.arange(lo, hi) * dt))
+            above = np.nonzero(eps >= tol)[0]
+            if len(above):
+                k_adapt = lo + int(above[-1]) + 1
+                break
+            hi = lo
+    return max(k_min, k_adapt, n_ref + 1)
 
 
 def history_slots(d_min: int, d_max: int) -> int:

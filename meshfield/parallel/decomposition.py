@@ -85,15 +85,27 @@ def _halo_cost(shape: Sequence[int], dims: Sequence[int]) -> int:
     )
 
 
+def _divisors(size: int) -> list[int]:
+    """The divisors of ``size`` in increasing order (trial division up to its square root)."""
+    low, high = [], []
+    p = 1
+    while p * p <= size:
+        if size % p == 0:
+            low.append(p)
+            if p * p != size:
+                high.append(size // p)
+        p += 1
+    return low + high[::-1]
+
+
 def _factorizations(size: int, ndim: int):
     """All ordered tuples of ``ndim`` positive integers whose product is ``size``."""
     if ndim == 1:
         yield (size,)
         return
-    for p in range(1, size + 1):
-        if size % p == 0:
-            for rest in _factorizations(size // p, ndim - 1):
-                yield (p, *rest)
+    for p in _divisors(size):
+        for rest in _factorizations(size // p, ndim - 1):
+            yield (p, *rest)
 
 
 def _suggest_dims(
@@ -102,6 +114,8 @@ def _suggest_dims(
     """The valid process grid for ``size`` ranks with the least halo traffic, or
     None when none exists (the periodic rule ``2h + 1 <= n`` does not depend on
     the grid and is not considered here)."""
+    if size > math.prod(shape):  # some block would be empty on every grid
+        return None
     best = None
     for dims in _factorizations(size, len(shape)):
         if any(p > n or (p > 1 and halo_width > n // p) for n, p in zip(shape, dims)):
@@ -183,6 +197,14 @@ def process_grid(
                 f"process grid dims={tuple(dims)} does not fit {size} ranks: the "
                 f"product of its entries must equal the number of ranks"
             )
+    if size > 2**31 - 1:  # MPI.Compute_dims takes a C int
+        sites = math.prod(shape)
+        raise DecompositionError(
+            f"more ranks ({size}) than sites ({sites}): {size} ranks on a lattice of shape "
+            f"{shape} would leave empty blocks; every block must hold at least one site (use at "
+            f"most {sites} ranks)" if size > sites else
+            f"{size} ranks on a lattice of shape {shape}: MPI allows at most 2**31 - 1 ranks"
+        )
     dims = tuple(MPI.Compute_dims(size, dims))
     for k, (n, p) in enumerate(zip(shape, dims)):
         if p > n:
