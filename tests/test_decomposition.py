@@ -68,9 +68,34 @@ def test_too_many_ranks_message_1d():
 
 
 def test_too_many_ranks_message_suggests_a_valid_grid():
-    # Compute_dims gives (2, 2), leaving empty blocks along the short axis.
-    with pytest.raises(DecompositionError, match=r"more ranks \(2\) than sites \(1\) along axis 1.*dims=\(4, 1\)"):
-        process_grid(4, (40, 1))
+    # (2, 2) leaves empty blocks along the short axis
+    with pytest.raises(DecompositionError, match=r"more ranks \(2\) than sites \(1\) along axis 1.*use --dims 4,1\)"):
+        process_grid(4, (40, 1), (2, 2))
+
+
+def test_default_grid_fits_the_lattice_and_halo_when_compute_dims_does_not():
+    """Compute_dims's balanced grid ignores the lattice: (2, 2) on 40 x 1 and (3, 1)
+    on 5 x 13 with halo 2 used to be refused although (4, 1) and (1, 3) fit."""
+    assert process_grid(4, (40, 1)) == (4, 1)
+    assert process_grid(3, (5, 13), halo_width=2) == (1, 3)
+    assert process_grid(3, (5, 13)) == (3, 1)  # Compute_dims's grid where it fits
+    assert process_grid(4, (32, 32), halo_width=6) == (2, 2)
+
+
+def test_no_fitting_grid_names_the_nearest_rank_counts_that_fit():
+    """The hint used to ignore the halo (suggesting a grid that then failed) and to
+    say 'use at most 12 ranks' to a request for 5 ranks on 4 x 3."""
+    with pytest.raises(DecompositionError) as error:
+        process_grid(5, (4, 3))
+    assert str(error.value).endswith(
+        "(no process grid of 5 ranks fits the lattice (4, 3) with every block at least one site; "
+        "4 ranks (--dims 4,1) or 6 ranks (--dims 2,3) would fit; at most 12 ranks fit, with --dims 4,3)")
+    with pytest.raises(DecompositionError) as error:
+        process_grid(5, (4, 9), halo_width=2)
+    assert ("every block at least 2 sites (the halo) wide where an axis is split; 4 ranks (--dims 1,4) "
+            "or 6 ranks (--dims 2,3) would fit; at most 8 ranks fit, with --dims 2,4)") in str(error.value)
+    with pytest.raises(DecompositionError, match=r"at most 6 ranks fit, with --dims 6\)$"):
+        process_grid(14, (13,), halo_width=2)
 
 
 @pytest.mark.parametrize(
@@ -96,8 +121,13 @@ def test_process_grid_errors(size, shape, dims, match):
 
 def test_check_halo_periodic_lattice_too_small():
     check_halo((5,), (1,), True, 2)
-    with pytest.raises(DecompositionError, match="lattice too small for the kernel.*at least 7 sites"):
-        check_halo((6,), (1,), True, 3)
+    # the halo of a periodic axis on one rank is a copy of the block's own layers;
+    # that no stencil wraps onto itself is the kernel's check (per axis)
+    check_halo((6,), (1,), True, 3)
+    check_halo((13, 3), (1, 1), True, 3)
+    with pytest.raises(DecompositionError, match=r"lattice too small for the halo: the halo is 3 sites wide on "
+                                                 r"every axis .* periodic axis 1 .* has only 2 site\(s\)"):
+        check_halo((13, 2), (1, 1), True, 3)
     # An open axis has no wrap-around, so any width is fine on one rank.
     check_halo((2,), (1,), False, 5)
 
@@ -106,7 +136,7 @@ def test_check_halo_wider_than_block():
     check_halo((12,), (4,), False, 3)
     with pytest.raises(DecompositionError, match=r"halo width 3 exceeds the smallest block along axis 0 \(2 sites"):
         check_halo((11,), (4,), False, 3)
-    with pytest.raises(DecompositionError, match=r"use dims=\(1, 4\)"):
+    with pytest.raises(DecompositionError, match=r"use --dims 1,4\)"):
         check_halo((8, 20), (4, 1), False, 3)
 
 
@@ -118,7 +148,7 @@ def test_check_halo_rejects_bad_width(h):
 
 def test_decomposition_validates_before_communicating():
     with pytest.raises(DecompositionError, match="lattice too small"):
-        Decomposition(MPI.COMM_SELF, (4, 9), True, 2)
+        Decomposition(MPI.COMM_SELF, (1, 9), True, 2)
 
 
 # -- one rank -----------------------------------------------------------------------
@@ -235,7 +265,7 @@ def test_too_many_ranks_is_refused_without_enumerating_them():
     assert time.perf_counter() - start < 5.0
     message = str(error.value)
     assert "more ranks (1000000007) than sites (16) along axis 0" in message
-    assert "use at most 256 ranks" in message
+    assert "at most 256 ranks fit, with --dims 16,16" in message
     # beyond a C int (MPI.Compute_dims): still a DecompositionError, not an OverflowError
     with pytest.raises(DecompositionError, match=r"more ranks \(3000000000\) than sites \(256\).*at most 256"):
         process_grid(3000000000, (16, 16))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
-from meshfield.parallel import Decomposition, DecompositionError, exchange_spikes
+from meshfield.parallel import Decomposition, DecompositionError, exchange_spikes, halo_cells_sent
 
 pytestmark = pytest.mark.mpi
 
@@ -114,6 +114,10 @@ HALO_CASES = [
     ((9, 5), False, 2),
     ((5, 4, 6), True, 1),
     ((6, 5, 4), False, 2),
+    # a halo wider than half a periodic axis that no stencil reaches along (an
+    # anisotropic kernel); on 4 ranks the default grid (2, 2) does not fit and
+    # (4, 1) is chosen
+    ((13, 3), True, 3),
 ]
 
 
@@ -140,6 +144,23 @@ def test_halo_exchange_explicit_grid(periodic, grid):
 def test_halo_exchange_any_dtype(dtype, periodic):
     # Values stay below 10 * 7 * 6 + 1, exact in every dtype tested.
     assert_halo_exchange(MPI.COMM_WORLD, (10, 7), periodic, 2, dtype=dtype)
+
+
+@pytest.mark.parametrize("case", HALO_CASES, ids=_case_id)
+def test_halo_cells_sent_is_the_most_that_any_rank_sends(case):
+    """meshfield info's communication estimate (halo_cells_sent of the largest
+    block) equals the bytes the busiest rank really sends per exchange."""
+    shape, periodic, h = case
+    comm = MPI.COMM_WORLD
+    d = Decomposition(comm, shape, periodic, h)
+    arr = np.zeros((3,) + d.with_halo_shape)
+    d.exchange(arr)
+    largest = tuple(-(-n // p) for n, p in zip(shape, d.dims))
+    expected = halo_cells_sent(largest, d.dims, periodic, h) * 3 * 8
+    busiest = comm.allreduce(d.bytes_sent, op=MPI.MAX)
+    assert_on_all_ranks(comm, busiest == expected, f"{d}: busiest rank sent {busiest} bytes, "
+                        f"halo_cells_sent gives {expected}")
+    d.free()
 
 
 def test_bytes_sent_counts_messages_only():

@@ -53,6 +53,21 @@ PERIODIC_2D = {
     "record": {"interval": 1.0},
 }
 
+# A kernel that couples along axis 0 only, on a periodic lattice whose axis 1 (3
+# sites) is narrower than 2 h + 1 = 7: legal (no stencil wraps along axis 1); on 4
+# ranks the default grid (2, 2) does not fit the halo and (4, 1) is chosen.
+ALONG_AXIS_0 = dict(shape="custom", weights=[[-3, 0, 0.5], [-1, 0, 1.0], [0, 0, 1.0], [2, 0, 0.7]])
+ANISOTROPIC_2D = {
+    "run": {"t_end": 40.0, "dt": 0.5, "seed": 8},
+    "lattice": {"shape": [13, 3], "dx": 0.1, "boundary": "periodic"},
+    "populations": EI,
+    "couplings": [dict(c, kernel=ALONG_AXIS_0) for c in couplings(0.2, 0.1)],
+    "stimuli": [{"kind": "pulse", "amplitude": 4.0, "center": [0.3, 0.1], "width": 0.15,
+                 "t_start": 5.0, "duration": 10.0, "types": ["E"]}],
+    "record": {"interval": 1.0},
+}
+ANISOTROPIC_2D_MICRO = {**ANISOTROPIC_2D, "run": {**ANISOTROPIC_2D["run"], "level": "micro"}}
+
 world = MPI.COMM_WORLD
 
 
@@ -68,7 +83,8 @@ def sub_communicator(n):
     return world.Split(0 if world.rank < n else MPI.UNDEFINED, world.rank)
 
 
-@pytest.mark.parametrize("cfg", [OPEN_1D, PERIODIC_2D], ids=["open-1d", "periodic-2d"])
+@pytest.mark.parametrize("cfg", [OPEN_1D, PERIODIC_2D, ANISOTROPIC_2D, ANISOTROPIC_2D_MICRO],
+                         ids=["open-1d", "periodic-2d", "anisotropic-2d", "anisotropic-2d-micro"])
 def test_records_bitwise_identical_on_any_rank_count(cfg):
     serial = meshfield.run(cfg, comm=MPI.COMM_SELF)
     assert serial.A[5:].mean() > 1.0  # the network is active, so the comparison means something

@@ -10,6 +10,7 @@ from .decomposition import (
     DecompositionError,
     block_range,
     check_halo,
+    halo_cells_sent,
     process_grid,
     ranks_on_node,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "DecompositionError",
     "block_range",
     "check_halo",
+    "halo_cells_sent",
     "process_grid",
     "ranks_on_node",
     "exchange_spikes",

@@ -15,8 +15,10 @@ conditions, so a bad request raises on every rank instead of hanging):
 * every block holds at least one site: ``dims[k] <= global_shape[k]``;
 * along an axis split over more than one rank, the halo comes from the nearest
   rank only: ``halo_width <= global_shape[k] // dims[k]`` (the smallest block);
-* along a periodic axis a stencil must not reach the same site from both sides:
-  ``2 * halo_width + 1 <= global_shape[k]``.
+* along a periodic axis held by one rank the halo is a copy of the block's own
+  layers: ``halo_width <= global_shape[k]``. (That no stencil reaches the same
+  site from both sides, ``2 r + 1 <= n`` for its reach ``r`` along the axis, is
+  a property of the kernel, checked per axis with the configuration.)
 
 Vocabulary (as in PyClaw): ``local_shape`` is the block without halo, the
 *interior*; ``with_halo_shape`` adds ``halo_width`` cells on each side of every
@@ -36,6 +38,7 @@ __all__ = [
     "block_range",
     "process_grid",
     "check_halo",
+    "halo_cells_sent",
     "Decomposition",
 ]
 
@@ -108,17 +111,49 @@ def _factorizations(size: int, ndim: int):
             yield (p, *rest)
 
 
+def _fits(n: int, p: int, halo_width: int) -> bool:
+    """Whether ``p`` ranks along an axis of ``n`` sites leave every block non-empty
+    and at least ``halo_width`` sites wide (when the axis is split)."""
+    return p <= n and (p == 1 or halo_width <= n // p)
+
+
+def _largest_grid(shape: Sequence[int], halo_width: int) -> tuple[int, ...]:
+    """The grid with the most ranks that fits ``shape`` and ``halo_width``."""
+    return tuple(n if halo_width == 0 else max(1, n // halo_width) for n in shape)
+
+
+def _grid_text(dims: Sequence[int]) -> str:
+    """A process grid as the command line spells it (``dims=`` in Python)."""
+    return f"--dims {','.join(str(p) for p in dims)}"
+
+
+def _no_grid_advice(size: int, shape: Sequence[int], halo_width: int) -> str:
+    """What is allowed when no grid of ``size`` ranks fits: the nearest rank counts
+    that fit (within 64 of ``size``), and the most ranks that fit."""
+    largest = _largest_grid(shape, halo_width)
+    most = math.prod(largest)
+    why = ("every block at least one site" if halo_width == 0
+           else f"every block at least {halo_width} sites (the halo) wide where an axis is split")
+    near = []
+    if size < most:
+        below = next((r for r in range(size - 1, max(size - 65, 0), -1) if _suggest_dims(r, shape, halo_width)), None)
+        above = next((r for r in range(size + 1, min(size + 65, most)) if _suggest_dims(r, shape, halo_width)), None)
+        near = [f"{r} ranks ({_grid_text(_suggest_dims(r, shape, halo_width))})" for r in (below, above) if r]
+    return (f"no process grid of {size} ranks fits the lattice {tuple(shape)} with {why}; "
+            + (f"{' or '.join(near)} would fit; " if near else "")
+            + f"at most {most} ranks fit, with {_grid_text(largest)}")
+
+
 def _suggest_dims(
     size: int, shape: Sequence[int], halo_width: int = 0
 ) -> tuple[int, ...] | None:
     """The valid process grid for ``size`` ranks with the least halo traffic, or
-    None when none exists (the periodic rule ``2h + 1 <= n`` does not depend on
-    the grid and is not considered here)."""
-    if size > math.prod(shape):  # some block would be empty on every grid
+    None when none exists."""
+    if size > math.prod(_largest_grid(shape, halo_width)):  # no grid fits
         return None
     best = None
     for dims in _factorizations(size, len(shape)):
-        if any(p > n or (p > 1 and halo_width > n // p) for n, p in zip(shape, dims)):
+        if not all(_fits(n, p, halo_width) for n, p in zip(shape, dims)):
             continue
         key = (_halo_cost(shape, dims), tuple(-p for p in dims))
         if best is None or key < best[0]:
@@ -142,7 +177,7 @@ def _as_shape(shape: Sequence[int]) -> tuple[int, ...]:
 
 
 def process_grid(
-    size: int, shape: Sequence[int], dims: Sequence[int] | None = None
+    size: int, shape: Sequence[int], dims: Sequence[int] | None = None, halo_width: int = 0
 ) -> tuple[int, ...]:
     """Ranks per axis of the process grid for ``size`` ranks on a lattice of
     ``shape`` sites, checked so that every block holds at least one site.
@@ -157,8 +192,13 @@ def process_grid(
         Global lattice shape ``(n0,)``, ``(n0, n1)``, ...
     dims : sequence of int, optional
         Explicit ranks per axis; entries equal to 0 are chosen by
-        ``MPI.Compute_dims``. Default: all chosen by ``MPI.Compute_dims``
-        (balanced, non-increasing).
+        ``MPI.Compute_dims``. Default: ``MPI.Compute_dims``'s balanced,
+        non-increasing grid when it fits the lattice and the halo, else the
+        fitting grid with the least halo traffic (a 5 x 13 lattice on 3 ranks
+        gets (1, 3)).
+    halo_width : int, optional
+        The halo the grid must fit (see :func:`check_halo`); it is used to
+        choose the default grid and the grid that messages suggest.
 
     Returns
     -------
@@ -205,20 +245,45 @@ def process_grid(
             f"most {sites} ranks)" if size > sites else
             f"{size} ranks on a lattice of shape {shape}: MPI allows at most 2**31 - 1 ranks"
         )
+    automatic = not any(dims)
     dims = tuple(MPI.Compute_dims(size, dims))
+    if automatic and not all(_fits(n, p, halo_width) for n, p in zip(shape, dims)):
+        dims = _suggest_dims(size, shape, halo_width) or dims
     for k, (n, p) in enumerate(zip(shape, dims)):
         if p > n:
-            hint = _suggest_dims(size, shape)
-            allowed = (
-                f"use dims={hint}" if hint is not None
-                else f"use at most {math.prod(shape)} ranks"
-            )
+            hint = _suggest_dims(size, shape, halo_width)
+            allowed = (f"use {_grid_text(hint)}" if hint is not None
+                       else _no_grid_advice(size, shape, halo_width))
             raise DecompositionError(
                 f"more ranks ({p}) than sites ({n}) along axis {k}: {size} ranks on "
                 f"a lattice of shape {shape} with process grid {dims} would leave "
                 f"empty blocks; every block must hold at least one site ({allowed})"
             )
     return dims
+
+
+def halo_cells_sent(local_shape: Sequence[int], dims: Sequence[int], periodic: bool,
+                    halo_width: int) -> int:
+    """Most halo cells one rank sends to other ranks per exchange, for a block of
+    ``local_shape`` on a grid of ``dims`` (pure; pass the largest block).
+
+    As :meth:`Decomposition.exchange` does it: axes held by one rank are filled
+    by a local copy and send nothing; along a split axis a rank sends a slab
+    ``halo_width`` thick to each neighbour (one at an open edge); the slabs span
+    the block along the axes after it and the block plus the halo already
+    received along the axes before it (which carries the corners).
+    """
+    h = int(halo_width)
+
+    def sides(p: int) -> int:  # neighbour ranks of the rank with the most of them
+        return 0 if p == 1 else 2 if periodic or p >= 3 else 1
+
+    cells = 0
+    for k, p in enumerate(dims):
+        if p > 1 and h > 0:
+            across = [m + h * (2 if periodic else sides(q)) for m, q in zip(local_shape[:k], dims[:k])]
+            cells += sides(p) * h * math.prod(across + list(local_shape[k + 1:]))
+    return cells
 
 
 def check_halo(
@@ -229,8 +294,10 @@ def check_halo(
     Pure. Rules, per axis ``k`` with ``n = shape[k]`` sites over ``p = dims[k]``
     ranks:
 
-    * periodic: ``2 * halo_width + 1 <= n``, else a stencil reaching
-      ``halo_width`` sites would see the same site at two offsets;
+    * periodic with ``p = 1``: ``halo_width <= n``, the halo is a copy of the
+      block's own outer layers (the halo has one width on every axis, the
+      largest reach of any stencil; that a stencil does not wrap onto itself
+      along an axis is checked per axis with the configuration);
     * ``p > 1``: ``halo_width <= n // p``, so each halo side lies in the
       nearest rank's block.
 
@@ -243,20 +310,18 @@ def check_halo(
         raise DecompositionError(f"halo_width must be an integer >= 0, got {halo_width}")
     shape = tuple(shape)
     for k, (n, p) in enumerate(zip(shape, dims)):
-        if periodic and 2 * halo_width + 1 > n:
+        if periodic and p == 1 and halo_width > n:
             raise DecompositionError(
-                f"lattice too small for the kernel: a halo of width {halo_width} "
-                f"needs at least {2 * halo_width + 1} sites along periodic axis {k}, "
-                f"the lattice of shape {shape} has {n}; otherwise a site would see "
-                f"the same neighbour at two offsets (use a larger lattice, a shorter "
-                f"kernel range r_max or open boundaries)"
+                f"lattice too small for the halo: the halo is {halo_width} sites wide on "
+                f"every axis (the longest reach of the couplings' stencils along any axis), "
+                f"but periodic axis {k} of the lattice of shape {shape} has only {n} "
+                f"site(s) to copy it from (use at least {halo_width} sites along this axis, "
+                f"or open boundaries)"
             )
         if p > 1 and halo_width > n // p:
             hint = _suggest_dims(math.prod(dims), shape, halo_width)
-            allowed = (
-                f"use dims={hint}" if hint is not None
-                else f"use at most {n // halo_width} ranks along this axis"
-            )
+            allowed = (f"use {_grid_text(hint)}" if hint is not None
+                       else _no_grid_advice(math.prod(dims), shape, halo_width))
             raise DecompositionError(
                 f"halo width {halo_width} exceeds the smallest block along axis {k} "
                 f"({n // p} sites: {n} sites over {p} ranks) for {math.prod(dims)} "
@@ -283,8 +348,8 @@ class Decomposition:
     periodic : bool
         Periodic (torus) boundary on every axis; otherwise open.
     halo_width : int
-        Halo cells ``h >= 0`` on each side of every axis, e.g.
-        ``ceil(r_max / dx)``.
+        Halo cells ``h >= 0`` on each side of every axis: the largest offset of
+        any stencil along any axis (:func:`meshfield.coupling.halo_width`).
     dims : sequence of int, optional
         Explicit process grid (see :func:`process_grid`).
 
@@ -327,7 +392,7 @@ class Decomposition:
     ):
         global_shape = _as_shape(global_shape)
         size = comm.Get_size()
-        dims = process_grid(size, global_shape, dims)
+        dims = process_grid(size, global_shape, dims, halo_width)
         check_halo(global_shape, dims, bool(periodic), halo_width)
 
         self.global_shape = global_shape
