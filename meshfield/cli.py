@@ -8,6 +8,8 @@ Argument parsing only; every command calls a library function. Invalid input
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 import os
 import sys
@@ -100,19 +102,20 @@ def cmd_run(args) -> int:
 # ----------------------------------------------------------------------------- info
 
 
-def describe(config, ranks: int = 1) -> str:
+def describe(config, ranks: int = 1, dims=None) -> str:
     """The resolved model as text: lattice, types, stencils, K, d_min, memory and
-    process grid for ``ranks`` ranks (no MPI communication)."""
+    process grid for ``ranks`` ranks (``dims`` as for ``meshfield run --dims``;
+    no MPI communication)."""
     import numpy as np
     from .coupling import build_stencils, halo_width, min_delay
     from .meso.model import history_length
-    from .parallel import block_range, check_halo, process_grid
+    from .parallel import block_range, check_halo, halo_cells_sent, process_grid
 
     lat = config.lattice
     st = build_stencils(config)
     h = halo_width(st)
     dmin = min_delay(st)
-    dims = process_grid(ranks, lat.shape)
+    dims = process_grid(ranks, lat.shape, dims, h)
     check_halo(lat.shape, dims, lat.boundary == "periodic", h)
     largest = tuple(block_range(n, p, 0)[1] for n, p in zip(lat.shape, dims))
     n_local = int(np.prod(largest))
@@ -157,11 +160,12 @@ def describe(config, ranks: int = 1) -> str:
     if config.run.level == "meso":
         from .meso.model import resources
         r = resources(config, st, largest, h)
-        sent = r["halo_cells"] * len(config.populations) * dmin * 8 if ranks > 1 and h > 0 else 0
+        cells = halo_cells_sent(largest, dims, lat.boundary == "periodic", h)
+        sent = cells * len(config.populations) * dmin * 8
         lines.append(f"memory per rank (meso): {r['state_bytes'] / 2**20:.1f} MiB cohort state + "
                      f"{r['history_bytes'] / 2**20:.2f} MiB spike-count history")
         lines.append(f"communication: <= {sent / 1024:.1f} KiB per rank per exchange "
-                     f"(halo cells x types x d_min x 8 bytes)")
+                     f"({cells} halo cells sent x types x d_min x 8 bytes)")
     else:
         from .micro.model import resources
         from .theory import stationary_rates_network
@@ -233,7 +237,7 @@ def _expected_rate(config, solver):
 def cmd_info(args) -> int:
     config = _load(args)
     if _rank() == 0:
-        print(describe(config, args.ranks))
+        print(describe(config, args.ranks, _dims_option(args.dims) if args.dims else None))
     return 0
 
 
@@ -404,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("info", help="print the resolved model, memory and process grid")
     config_args(q)
     q.add_argument("-n", "--ranks", type=int, default=1, help="rank count for the estimates")
+    q.add_argument("--dims", help="explicit process grid, e.g. 2,2 (as for run)")
     q.set_defaults(func=cmd_info)
 
     q = sub.add_parser("plot", help="figures of a result: snapshot, space-time, mean; PSD; raster; animation")
@@ -450,7 +455,48 @@ def _on_rank_zero(func, args) -> int:
     return status
 
 
+class _PipeSafe:
+    """A stand-in for ``sys.stdout`` that falls silent when the reader goes away
+    (``meshfield info | head -1``, ``meshfield compare ... | head``): the command
+    completes and keeps its exit status, without a BrokenPipeError traceback. The
+    file descriptor is pointed at /dev/null, so later writes and the flush at
+    interpreter exit succeed quietly."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _silence(self) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv=None) -> int:
+    stdout, sys.stdout = sys.stdout, _PipeSafe(sys.stdout)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout = stdout
+
+
+def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "ranks", 1) is not None and getattr(args, "ranks", 1) < 1:
         print("meshfield: error: --ranks must be >= 1", file=sys.stderr)

@@ -323,7 +323,7 @@ def test_info_prints_the_steps_actually_simulated():
     (["--set", "populations.E.tau_theta=[1e9]", "--set", "populations.E.J_theta=[1e9]"],
      ["populations.E.tau_theta", "2772588725 steps", "at most 20000000 steps"]),
     (["--set", "populations.E.tau_m=1e9"], ["populations.E.tau_m", "at most 20000000 steps"]),
-    (["-n", "1000000007"], ["more ranks (1000000007) than sites (6)", "use at most 36 ranks"]),
+    (["-n", "1000000007"], ["more ranks (1000000007) than sites (6)", "at most 9 ranks fit, with --dims 3,3"]),
 ])
 def test_info_refuses_in_one_line(args, words):
     p = cli("info", *TINY, *args)
@@ -332,3 +332,19 @@ def test_info_refuses_in_one_line(args, words):
     assert len(lines) == 1 and lines[0].startswith("meshfield: error:"), p.stderr
     for w in words:
         assert w in lines[0], (w, lines[0])
+
+
+def test_info_takes_the_process_grid_of_run():
+    """info had no --dims, so slurm/run.sbatch refused jobs whose --dims grid fits
+    and described the default grid's blocks for jobs that gave one."""
+    p = cli("info", "default", "-n", "2", "--dims", "1,2")
+    assert p.returncode == 0, p.stderr
+    assert "process grid for 2 rank(s): (1, 2), largest block (16, 8) (128 sites)" in p.stdout
+    # axis 1 split in 2: two slabs of 5 x (16 + 2 x 5) cells (the periodic axis 0
+    # holds its halo already), 2 types, d_min = 2, 8 bytes: 8320 bytes
+    assert "communication: <= 8.1 KiB per rank per exchange (260 halo cells sent" in p.stdout
+    # the default grid (2, 1): 2 x 5 x 16 cells, what the exchange really sends
+    p = cli("info", "default", "-n", "2")
+    assert "communication: <= 5.0 KiB per rank per exchange (160 halo cells sent" in p.stdout
+    p = cli("info", "default", "-n", "4", "--dims", "4,1")
+    assert p.returncode == 2 and "halo width 5 exceeds the smallest block along axis 0" in p.stderr

@@ -20,3 +20,10 @@ def test_run_completes_and_writes_its_result_when_stdout_is_closed(tmp_path):
     code, err = _closed_stdout(["run", "nest_example", "--set", "run.t_end=100", "-o", "ne.h5"], tmp_path)
     assert (code, err) == (0, "")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ne.h5", "ne.h5.blocks"]
+
+
+def test_info_and_compare_keep_their_exit_status_when_stdout_is_closed(tmp_path):
+    """'meshfield info | head -1' used to end in a BrokenPipeError traceback."""
+    assert _closed_stdout(["info", "bench_meso", "-n", "4"], tmp_path) == (0, "")
+    code, err = _closed_stdout(["info", "bench_meso", "-n", "3", "--dims", "1,2"], tmp_path)
+    assert code == 2 and err.startswith("meshfield: error: process grid dims=(1, 2) does not fit 3 ranks")

@@ -199,7 +199,9 @@ def test_run_dry_info_gets_config_options_only(tmp_path):
     assert proc.returncode == 0, proc.stderr
     cmds = _commands(proc.stdout)
     # the overrides in order, then --level (applied last by `meshfield run` too)
-    assert "srun -n 1 meshfield info cfg.toml -n 4 --set run.seed=3 --set run.t_end=5 --set run.level=micro" in cmds
+    # --dims too: info checks and describes the grid the run will use
+    assert ("srun -n 1 meshfield info cfg.toml -n 4 --dims 4,1 --set run.seed=3 --set run.t_end=5 "
+            "--set run.level=micro") in cmds
     assert f"srun -n 4 meshfield run cfg.toml -o out/run-local/result.h5 {' '.join(args[1:])}" in cmds
 
 
@@ -237,11 +239,11 @@ def test_run_local_and_record(tmp_path):
 
 def test_run_dry_abbreviated_set_and_level_reach_info(tmp_path):
     env = _env(tmp_path, DRY_RUN=1, SLURM_NTASKS=2)
-    proc = _bash("run.sbatch", ["cfg.toml", "--lev", "micro", "--se", "run.seed=3", "--s=run.t_end=5"],
+    proc = _bash("run.sbatch", ["cfg.toml", "--lev", "micro", "--se", "run.seed=3", "--s=run.t_end=5", "--di=1,2"],
                  tmp_path, env)
     assert proc.returncode == 0, proc.stderr
-    assert ("srun -n 1 meshfield info cfg.toml -n 2 --set run.seed=3 --set run.t_end=5 --set run.level=micro"
-            in _commands(proc.stdout))
+    assert ("srun -n 1 meshfield info cfg.toml -n 2 --set run.seed=3 --set run.t_end=5 --dims 1,2 "
+            "--set run.level=micro" in _commands(proc.stdout))
 
 
 def test_run_refuses_an_existing_result_before_info(tmp_path):
@@ -503,6 +505,14 @@ def test_chain_dry_submission(tmp_path):
     assert "--dependency=afterok:JOB0 --kill-on-invalid-dep=yes" in subs[1]
     assert "--dependency=afterok:JOB1" in subs[2] and "SEGMENT=2" in subs[2]
     assert subs[2].endswith("chain.sbatch cfg.toml --set run.seed=3")
+
+
+def test_chain_dry_submission_checks_the_given_process_grid(tmp_path):
+    env = _env(tmp_path, DRY_RUN=1, N_SEGMENTS=2)
+    proc = _bash("chain.sbatch", ["cfg.toml", "--dims=1,4", "--set", "run.seed=3"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    assert _commands(proc.stdout)[0] == (f"meshfield info cfg.toml -n {_header_ntasks('chain.sbatch')} "
+                                         "--dims 1,4 --set run.seed=3 --set run.t_end=20000")
 
 
 def test_chain_refuses_arguments_it_sets_itself(tmp_path):
