@@ -290,6 +290,18 @@ def test_spike_list_matches_nonzero():
     np.testing.assert_array_equal(neurons, n)
 
 
+@pytest.mark.parametrize("geometry", [
+    ((6,), True, (2,), (3,), 2), ((5,), True, (0,), (5,), 2), ((13, 3), True, (0, 0), (13, 3), 3),
+    ((9, 7), True, (3, 0), (3, 7), 2), ((9, 7), False, (3, 2), (3, 3), 2), ((4, 5, 3), True, (0, 2, 0), (4, 2, 3), 1)])
+def test_source_cells_match_a_lookup_over_the_whole_lattice(geometry):
+    """source_cells looks the mirrored sites up among the block's own (it used to
+    allocate a table over the whole lattice on every rank)."""
+    g = BlockGeometry(*geometry)
+    owner = {int(site): int(cell) for site, cell in zip(g.global_site(), g.interior_cells())}
+    expected = [owner.get(int(site), i) if site >= 0 else i for i, site in enumerate(g.cell_global_site())]
+    np.testing.assert_array_equal(g.source_cells(), expected)
+
+
 def test_geometry_cells():
     g = BlockGeometry((6,), True, (2,), (3,), 2)
     np.testing.assert_array_equal(g.cell_global_site(), [0, 1, 2, 3, 4, 5, 0])

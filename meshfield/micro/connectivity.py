@@ -103,13 +103,17 @@ class BlockGeometry:
         when this rank owns the site (a halo cell mirroring an own site on a
         periodic axis held by one rank), else the cell itself. Own spikes are
         thus delivered without any exchange, and every synapse stays under one
-        key. Shape ``(prod(with_halo_shape),)``."""
+        key. Shape ``(prod(with_halo_shape),)``. Memory of the order of the
+        block with halo (a lookup in the sorted own sites, not a table over
+        the whole lattice)."""
         site = self.cell_global_site()
-        owner = np.full(int(np.prod(self.global_shape)), -1, dtype=np.int64)
-        owner[self.global_site()] = self.interior_cells()
+        own = self.global_site()
+        order = np.argsort(own, kind="stable")
+        own_sorted = own[order]
+        at = np.minimum(np.searchsorted(own_sorted, site), own.size - 1)
+        mirrored = (site >= 0) & (own_sorted[at] == site)
         cells = np.arange(site.size, dtype=np.int64)
-        mirrored = (site >= 0) & (owner[np.maximum(site, 0)] >= 0)
-        cells[mirrored] = owner[site[mirrored]]
+        cells[mirrored] = self.interior_cells()[order[at[mirrored]]]
         return cells
 
     def cell_global_site(self) -> np.ndarray:
