@@ -91,7 +91,7 @@ def cmd_run(args) -> int:
         _check_file_option("--checkpoint", args.checkpoint)
     dims = _dims_option(args.dims) if args.dims else None
     if _rank() == 0 and not args.quiet:
-        for warning in stimuli_after_the_end(config):
+        for warning in config_warnings(config):
             print(f"meshfield run: warning: {warning}", file=sys.stderr)
     result = run(config, output=out, overwrite=args.overwrite, progress=not args.quiet, dims=dims,
                  checkpoint=args.checkpoint, restart=args.restart)
@@ -201,14 +201,33 @@ def _stimulus_timing(config, stim) -> str:
     return f"from step {first} ({first * dt:g} ms) {until}"
 
 
-def stimuli_after_the_end(config) -> list[str]:
-    """Warnings for the stimuli that start at or after the end of the run."""
+def config_warnings(config) -> list[str]:
+    """Legal settings that probably do not do what was meant: a stimulus that starts
+    at or after the end of the run, a refractory period that is not a whole number
+    of steps, and (meso level) an explicit history length K shorter than the
+    membrane's memory."""
+    from .config import refractory_steps
+    from .meso.model import K_MIN_TAU_M
+    dt = config.run.dt
     warnings = []
     for i, stim in enumerate(config.stimuli):
         first, _, n_steps = _acting_steps(config, stim)
         if first >= n_steps:
-            warnings.append(f"stimuli[{i}] ({stim.kind}) starts at {first * config.run.dt:g} ms, at or after "
+            warnings.append(f"stimuli[{i}] ({stim.kind}) starts at {first * dt:g} ms, at or after "
                             f"the end of the run (run.t_end = {config.run.t_end:g} ms): it never acts")
+    for p in config.populations:
+        n_ref = refractory_steps(p.t_ref, dt)
+        if abs(p.t_ref / dt - n_ref) > 1e-9:
+            warnings.append(f"populations.{p.name}.t_ref = {p.t_ref:g} ms is not a whole number of steps of "
+                            f"run.dt = {dt:g} ms: both levels hold the neuron refractory for {n_ref} step(s) "
+                            f"({n_ref * dt:g} ms)")
+        shortest = K_MIN_TAU_M * p.tau_m + p.t_ref
+        if config.run.level == "meso" and p.K > 0 and p.K * dt < shortest - 1e-9:
+            warnings.append(f"populations.{p.name}.K = {p.K} steps ({p.K * dt:g} ms) is shorter than "
+                            f"5 tau_m + t_ref = {shortest:g} ms, the shortest history the automatic choice "
+                            f"allows: neurons older than K steps join the free pool at its membrane "
+                            f"potential, far from their own, and the rates can be far off (K = 0 chooses "
+                            f"automatically)")
     return warnings
 
 
@@ -238,6 +257,8 @@ def cmd_info(args) -> int:
     config = _load(args)
     if _rank() == 0:
         print(describe(config, args.ranks, _dims_option(args.dims) if args.dims else None))
+        for warning in config_warnings(config):
+            print(f"meshfield info: warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -89,6 +89,14 @@ def to_steps(t_ms: float, dt: float) -> int:
     return int(math.floor(t_ms / dt + 0.5 + 1e-9))
 
 
+def refractory_steps(t_ref: float, dt: float) -> int:
+    """``n_ref``: the absolute refractory period ``t_ref`` (ms) in whole steps of ``dt``,
+    rounded as delays are (:func:`to_steps`: to the nearest, halves up, so that a
+    decimal tie such as 0.35 ms / 0.1 ms, 3.4999... in floating point, gives 4).
+    The one definition of both levels and the theory."""
+    return to_steps(t_ref, dt)
+
+
 class ConfigError(ValueError):
     """An invalid configuration value; the message names key, value and what is allowed."""
 

@@ -348,3 +348,25 @@ def test_info_takes_the_process_grid_of_run():
     assert "communication: <= 5.0 KiB per rank per exchange (160 halo cells sent" in p.stdout
     p = cli("info", "default", "-n", "4", "--dims", "4,1")
     assert p.returncode == 2 and "halo width 5 exceeds the smallest block along axis 0" in p.stderr
+
+
+def test_info_and_run_warn_about_settings_that_probably_do_not_do_what_was_meant(tmp_path):
+    """A t_ref that is not a whole number of steps was rounded silently, and an
+    explicit K far below 5 tau_m + t_ref gave rates 5x too high without a word."""
+    sets = ["--set", "populations.plain.t_ref=1.3", "--set", "populations.plain.K=9"]
+    p = cli("info", "v1_single", *sets)
+    assert p.returncode == 0, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert lines == [
+        "meshfield info: warning: populations.plain.t_ref = 1.3 ms is not a whole number of steps of "
+        "run.dt = 0.5 ms: both levels hold the neuron refractory for 3 step(s) (1.5 ms)",
+        "meshfield info: warning: populations.plain.K = 9 steps (4.5 ms) is shorter than 5 tau_m + t_ref "
+        "= 101.3 ms, the shortest history the automatic choice allows: neurons older than K steps join "
+        "the free pool at its membrane potential, far from their own, and the rates can be far off "
+        "(K = 0 chooses automatically)"]
+    # K belongs to the meso level: no warning about it at the micro level
+    p = cli("info", "v1_single", *sets, "--set", "run.level=micro")
+    assert p.returncode == 0 and "K = 9" not in p.stderr and "t_ref = 1.3" in p.stderr
+    p = cli("run", "v1_single", *sets, "--set", "run.t_end=5", "-o", str(tmp_path / "r.h5"))
+    assert p.returncode == 0 and p.stderr.count("meshfield run: warning:") == 2
+    assert cli("info", "v1_single").stderr == ""

@@ -7,7 +7,7 @@ import pytest
 from mpi4py import MPI
 
 import meshfield
-from meshfield.config import Config, ConfigError
+from meshfield.config import Config, ConfigError, refractory_steps, to_steps
 from meshfield.coupling import build_stencils
 from meshfield.meso import history_length
 from meshfield.meso.kernels import synaptic_input
@@ -60,7 +60,7 @@ def test_explicit_history_length_must_exceed_refractory_period():
 
 def _reference_history_length(pop, dt, bound):
     """The automatic K by its definition, scanning |eps_theta| over 0 ... bound steps at once."""
-    n_ref = int(round(pop.t_ref / dt))
+    n_ref = refractory_steps(pop.t_ref, dt)
     k_min = math.ceil((5 * pop.tau_m + pop.t_ref) / dt - 1e-9)
     eps = np.abs(sum(J / tau * np.exp(-np.arange(bound + 1) * dt / tau)
                      for tau, J in zip(pop.tau_theta, pop.J_theta)) + np.zeros(bound + 1))
@@ -335,3 +335,19 @@ def test_resources_estimate_the_built_model():
         r = resources(cfg, stencils, dec.local_shape, dec.halo_width)
         actual = build_model(cfg, dec, stencils).memory_bytes()
         assert abs(r["memory_bytes"] / actual - 1.0) < 0.005, (name, r, actual)
+
+
+@pytest.mark.parametrize("t_ref, dt, n_ref", [(0.35, 0.1, 4), (0.15, 0.1, 2), (1.25, 0.5, 3), (1.3, 0.5, 3),
+                                              (4.0, 0.5, 8), (0.0, 0.5, 0), (0.24, 0.5, 0)])
+def test_refractory_steps_are_rounded_like_delays_at_both_levels_and_in_the_theory(t_ref, dt, n_ref):
+    """Python's round of t_ref / dt gave 3 for 0.35 / 0.1 (3.4999... in floating
+    point) and 2 for 1.25 / 0.5, where a delay of the same length has 4 and 3 steps."""
+    from meshfield.micro.neurons import neuron_parameters
+    from meshfield.theory.stationary import _neuron, _refractory_steps
+
+    pop = Config.from_dict(dict(run=dict(dt=dt), lattice=dict(shape=[1]),
+                                populations=dict(E=dict(N=10, mu=20.0, t_ref=t_ref)))).populations[0]
+    assert refractory_steps(t_ref, dt) == n_ref == to_steps(t_ref, dt)
+    assert ReferencePopulation(pop, dt, max(n_ref + 1, 5)).n_ref == n_ref
+    assert list(neuron_parameters([pop], np.zeros((1, 1)), dt).n_ref) == [n_ref]
+    assert _refractory_steps(_neuron(pop), dt) == n_ref

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
+from meshfield.config import refractory_steps
 from meshfield.propagators import membrane_propagators
 from meshfield.theory import (
     TheoryInputError,
@@ -54,7 +55,7 @@ def iterate_mean_field(pops, dt, K, steps, JC=None, delay=1):
     tau_s = np.array([p.tau_s for p in pops])
     types = []
     for p in pops:
-        n_ref = int(round(p.t_ref / dt))
+        n_ref = refractory_steps(p.t_ref, dt)
         tau = np.asarray(p.tau_theta, float)
         Jt = np.asarray(p.J_theta, float)
         ages = np.arange(1, K + 1)

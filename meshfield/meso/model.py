@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..config import Config, PopulationConfig
+from ..config import Config, PopulationConfig, refractory_steps
 from ..coupling import Stencil, max_delay, min_delay
 from ..lattice import Lattice
 from ..propagators import membrane_propagators
@@ -109,7 +109,7 @@ def history_length(pop: PopulationConfig, dt: float) -> int:
     """
     from ..config import ConfigError, history_limit
     ref_steps = pop.t_ref / dt  # inf when t_ref / dt overflows
-    n_ref = int(round(ref_steps)) if math.isfinite(ref_steps) else math.inf
+    n_ref = refractory_steps(pop.t_ref, dt) if math.isfinite(ref_steps) else math.inf
     if pop.K > 0:
         if pop.K <= n_ref:
             raise ConfigError(f"populations.{pop.name}.K = {pop.K} is invalid: must exceed the "
@@ -294,7 +294,7 @@ class MesoModel:
             lam_free=np.zeros(nl), g=np.zeros((nl, len(tau))), y=np.zeros((len(incoming), nl)),
         )
         return dict(
-            pop=pop, K=K, n_ref=int(round(pop.t_ref / dt)), incoming=np.array(incoming, dtype=np.int64),
+            pop=pop, K=K, n_ref=refractory_steps(pop.t_ref, dt), incoming=np.array(incoming, dtype=np.int64),
             P_mm=prop.P_mm, in_J=np.array([self.stencils[i].J for i in incoming], dtype=float),
             in_P_ss=prop.P_ss, in_P_sm=prop.P_sm, in_P_im=prop.P_im,
             # ages K, K-1, ..., 1: the order in which the kernel reads them

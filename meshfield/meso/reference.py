@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from ..config import refractory_steps
 from ..random import STREAM_MESO, binomial
 from .model import adaptation_kernel, theta_tilde
 
@@ -30,7 +31,7 @@ class ReferencePopulation:
 
     def __init__(self, pop, dt: float, K: int):
         self.pop, self.dt, self.K = pop, dt, K
-        self.n_ref = int(round(pop.t_ref / dt))
+        self.n_ref = refractory_steps(pop.t_ref, dt)
         self.P_mm = math.exp(-dt / pop.tau_m)
         ages = np.arange(K + 1) * dt
         self.eps = adaptation_kernel(pop, ages)

@@ -20,7 +20,8 @@ One step ``t`` of a non-refractory neuron of type ``a`` (common.md conventions):
 4. hazard ``lambda = c exp((u - theta) / delta_u)`` and firing probability
    ``P = 1 - exp(-lambda dt)``; the neuron fires if ``U < P`` with
    ``U = uniform(seed, STREAM_ESCAPE, global site, ident, t, 0)``;
-5. after a spike ``u = u_reset``, the next ``n_ref = round(t_ref / dt)`` steps are
+5. after a spike ``u = u_reset``, the next ``n_ref`` steps are (``t_ref`` in whole steps,
+   :func:`meshfield.config.refractory_steps`)
    refractory (``u`` clamped, ``P = 0``, no random number drawn), ``q_j`` jumps by
    ``J_theta_j / tau_theta_j``.
 
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from ..config import refractory_steps
 from ..propagators import membrane_propagators
 from ..random import STREAM_ESCAPE, uniform
 
@@ -91,7 +93,7 @@ class NeuronParameters:
     c_per_ms : ndarray, shape (n_types,)
         Hazard at threshold, ``c / 1000`` (1/ms).
     n_ref : ndarray of int64, shape (n_types,)
-        Refractory steps ``round(t_ref / dt)``.
+        Refractory steps (:func:`meshfield.config.refractory_steps`).
     q_decay : ndarray, shape (n_types, n_adapt)
         ``exp(-dt / tau_theta_j)``; 0 in the padding of types with fewer
         timescales.
@@ -161,7 +163,7 @@ def neuron_parameters(populations, J: np.ndarray, dt: float) -> NeuronParameters
         u_th=np.array([p.u_th for p in populations], dtype=np.float64),
         inv_delta_u=1.0 / np.array([p.delta_u for p in populations], dtype=np.float64),
         c_per_ms=np.array([p.c for p in populations], dtype=np.float64) * 1e-3,
-        n_ref=np.array([int(round(p.t_ref / dt)) for p in populations], dtype=np.int64),
+        n_ref=np.array([refractory_steps(p.t_ref, dt) for p in populations], dtype=np.int64),
         q_decay=q_decay, q_jump=q_jump,
     )
 

@@ -648,7 +648,7 @@ class DiscreteProfile:
     dt : float
         Time step (ms).
     n_ref : int
-        Refractory steps, ``round(t_ref/dt)``.
+        Refractory steps (``t_ref`` in whole steps, halves up: :func:`meshfield.config.refractory_steps`).
     K : int
         Length of the history window (steps); ages above K are the free pool.
     u : ndarray, mV
@@ -697,7 +697,8 @@ def _free_stay_over_leave(free_hazard: float, dt: float) -> float:
 
 
 def _refractory_steps(nrn: _Neuron, dt: float) -> int:
-    return int(round(nrn.t_ref / dt))
+    from ..config import refractory_steps
+    return refractory_steps(nrn.t_ref, dt)
 
 
 def _history_length(nrn: _Neuron, dt: float, mu_eff: float, K: int | None, hazard_rule: str) -> int:
@@ -864,7 +865,7 @@ def stationary_rate_discrete(
     Derivation. Let the stationary rate be A (per ms), so a fraction ``A dt`` of the
     population fires in every step and founds a new cohort. Index cohorts by their
     age a in steps at the end of a step. A cohort is refractory for ages
-    ``1..n_ref`` (``n_ref = round(t_ref/dt)``; u held at ``u_reset``, hazard 0);
+    ``1..n_ref`` (``n_ref``: ``t_ref`` in whole steps, halves up; u held at ``u_reset``, hazard 0);
     from ``u_{n_ref} = u_reset`` its membrane follows
     ``u_a = u_{a-1} P_mm + mu_eff (1 - P_mm)`` (the common increment per step with
     synaptic currents at their steady state is ``mu_eff (1 - P_mm)`` because
