@@ -216,6 +216,8 @@ def config_warnings(config) -> list[str]:
             warnings.append(f"stimuli[{i}] ({stim.kind}) starts at {first * dt:g} ms, at or after "
                             f"the end of the run (run.t_end = {config.run.t_end:g} ms): it never acts")
     for p in config.populations:
+        if not p.t_ref / dt < 2**53:  # absurd values are the run's to refuse, by name
+            continue
         n_ref = refractory_steps(p.t_ref, dt)
         if abs(p.t_ref / dt - n_ref) > 1e-9:
             warnings.append(f"populations.{p.name}.t_ref = {p.t_ref:g} ms is not a whole number of steps of "
@@ -510,10 +512,15 @@ class _PipeSafe:
 
 
 def main(argv=None) -> int:
+    if sys.stdout is None:  # started with stdout closed: print() does nothing
+        return _main(argv)
     stdout, sys.stdout = sys.stdout, _PipeSafe(sys.stdout)
     try:
         return _main(argv)
     finally:
+        # what is still buffered must go through the wrapper too: a buffered
+        # stdout (no PYTHONUNBUFFERED) would otherwise fail at interpreter exit
+        sys.stdout.flush()
         sys.stdout = stdout
 
 

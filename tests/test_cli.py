@@ -323,7 +323,7 @@ def test_info_prints_the_steps_actually_simulated():
     (["--set", "populations.E.tau_theta=[1e9]", "--set", "populations.E.J_theta=[1e9]"],
      ["populations.E.tau_theta", "2772588725 steps", "at most 20000000 steps"]),
     (["--set", "populations.E.tau_m=1e9"], ["populations.E.tau_m", "at most 20000000 steps"]),
-    (["-n", "1000000007"], ["more ranks (1000000007) than sites (6)", "at most 9 ranks fit, with --dims 3,3"]),
+    (["-n", "1000000007"], ["more ranks (1000000007) than sites (36)", "at most 9 ranks fit, with --dims 3,3"]),
 ])
 def test_info_refuses_in_one_line(args, words):
     p = cli("info", *TINY, *args)

@@ -155,7 +155,7 @@ def test_uncoupled_population_matches_dead_time_renewal_rate(level):
     lam = c exp((mu - u_th)/delta_u); u_th = -4 mV gives lam = 10 exp(1.6) = 49.5 Hz
     (lam dt / 2 > 0.01, so NEST's small-probability linearization is not used).
     The reference is the discrete-time renewal rate of meshfield.theory: n_ref =
-    round(t_ref/dt) refractory steps, then a firing probability p = 1 - exp(-lam dt)
+    n_ref refractory steps (t_ref/dt rounded, halves up), then a firing probability p = 1 - exp(-lam dt)
     per step, except that the mesoscopic trapezoidal rule uses half the hazard in
     the first free step (the new cohort's previous hazard is 0); mean ISI
     n_ref + 1 + (1 - p1)/p steps.

@@ -413,11 +413,14 @@ class Recorder:
         self._n_buffered = 0
 
     def sync(self, t_ms: float | None = None) -> None:
-        """Push the records written so far to the disk; raise on every rank if any
-        rank's block file could not be written (a full disk or an exceeded quota).
+        """Push what HDF5 holds of this rank's block file to the disk; raise on every
+        rank if any rank's block file could not be written (a full disk or an
+        exceeded quota).
 
-        A long run thus stops at the first unwritable chunk instead of computing to
-        its end and discarding the output then. Collective; call it at the same
+        Records still in the recorder's own buffer (``flush_every`` records, about
+        1 MiB per rank) go to HDF5 when it fills, so a failure shows at the first
+        sync after the buffer that could not be written: a long run stops there
+        instead of computing to its end and discarding the output then. Collective; call it at the same
         point of the run on every rank (the simulation does, after each chunk of
         records). ``t_ms``, the simulated time, goes into the message.
         """
