@@ -19,6 +19,7 @@ from meshfield.analysis import (
     bistable_signal,
     correlation_vs_distance,
     dwell_times,
+    fano_factor,
     log_band_average,
     mean_var,
     psd,
@@ -506,3 +507,42 @@ def test_result_stand_in_matches_arrays():
         psd(result, record_interval=1.0)
     with pytest.raises(AnalysisInputError, match="samples remain"):
         mean_var(result, discard=1e6)
+
+
+# -- fano_factor ---------------------------------------------------------------------
+
+
+def test_fano_factor_of_poisson_binomial_and_regular_counts():
+    rng = np.random.default_rng(7)
+    N, dt = 500, 0.5
+    to_hz = 1.0 / (N * dt * 1e-3)
+    poisson = fano_factor(rng.poisson(2.0, (100_000, 1, 4)) * to_hz, [0.5, 5.0, 25.0], N=N, record_interval=dt)
+    assert np.array_equal(poisson.windows_ms, [0.5, 5.0, 25.0])
+    # counts of independent bins: F = 1 at every window, within 4 standard errors
+    assert np.all(np.abs(poisson.fano - 1.0) < 4 * poisson.se)
+    assert np.all(poisson.se < 0.05)
+    binomial = fano_factor(rng.binomial(10, 0.3, (100_000, 1, 4)) * to_hz, [0.5, 2.0], N=N, record_interval=dt)
+    assert np.all(np.abs(binomial.fano - 0.7) < 4 * binomial.se)
+    # one spike every step: the count in any window is fixed, F = 0
+    regular = fano_factor(np.full((4000, 2, 3), to_hz), [1.0, 10.0], N=[N, N], record_interval=dt)
+    assert np.array_equal(regular.fano, np.zeros((2, 2)))
+
+
+def test_fano_factor_reads_N_from_a_result_and_refuses_unusable_input():
+    class R:  # a result stand-in: A, types, record_interval, shape, config
+        A = np.random.default_rng(1).poisson(1.0, (2000, 2, 3)) / (np.array([100, 20])[:, None] * 0.5e-3)
+        types, record_interval, shape = ["E", "I"], 0.5, (3,)
+        config = dict(populations=dict(E=dict(N=100), I=dict(N=20)), lattice=dict(dx=0.1, boundary="periodic"))
+
+    f = fano_factor(R(), [0.5], n_blocks=4)
+    assert f.types == ("E", "I") and f.n_blocks == 4 and f.block_ms == 250.0
+    assert np.all(np.abs(f.fano - 1.0) < 5 * f.se)
+    A = np.ones((100, 1, 2))
+    with pytest.raises(AnalysisInputError, match="N .* is required for array input"):
+        fano_factor(A, [0.5], record_interval=0.5)
+    with pytest.raises(AnalysisInputError, match="windows_ms = 0.75: must be a whole multiple of the record interval"):
+        fano_factor(A, [0.75], N=10, record_interval=0.5)
+    with pytest.raises(AnalysisInputError, match="expected one neuron count per type"):
+        fano_factor(A, [0.5], N=[10, 10], record_interval=0.5)
+    with pytest.raises(AnalysisInputError, match="fewer than two windows"):
+        fano_factor(A, [5.0], N=10, record_interval=0.5, n_blocks=10)

@@ -38,7 +38,7 @@ from .spatial import (
     wave_speed,
 )
 from .spectra import PSD, BandAverage, log_band_average, psd
-from .stats import MeanVar, mean_var
+from .stats import FanoFactor, MeanVar, fano_factor, mean_var
 
 __all__ = [
     "AnalysisInputError",
@@ -48,6 +48,7 @@ __all__ = [
     "ComparisonReport",
     "CorrelationVsDistance",
     "DwellTimes",
+    "FanoFactor",
     "MeanVar",
     "NotBimodalError",
     "PSD",
@@ -61,6 +62,7 @@ __all__ = [
     "compare_results",
     "correlation_vs_distance",
     "dwell_times",
+    "fano_factor",
     "log_band_average",
     "mean_var",
     "plot_comparison",

@@ -106,3 +106,119 @@ def mean_var(
         block_ms=block_ms,
         types=record.types,
     )
+
+
+@dataclass(frozen=True)
+class FanoFactor:
+    """Fano factor of the population spike counts per type, for several windows.
+
+    Attributes
+    ----------
+    windows_ms : ndarray, shape (n_windows,)
+        Counting windows, ms.
+    fano : ndarray, shape (n_windows, n_types)
+        ``var(n) / mean(n)`` of the spike count ``n`` of one population (one site
+        and type) in a window, averaged over sites and blocks (dimensionless; 1
+        for Poisson counts, ``1 - p`` for binomial ones).
+    se : ndarray, shape (n_windows, n_types)
+        Standard error of ``fano`` from the blocks.
+    n_blocks : int
+    block_ms : float
+    types : tuple of str
+    """
+
+    windows_ms: np.ndarray
+    fano: np.ndarray
+    se: np.ndarray
+    n_blocks: int
+    block_ms: float
+    types: tuple
+
+
+def fano_factor(
+    A,
+    windows_ms,
+    N=None,
+    record_interval: float | None = None,
+    discard: float = 0.0,
+    n_blocks: int = 10,
+) -> FanoFactor:
+    """Fano factor of the population spike counts in windows of ``windows_ms``.
+
+    The count of a population (one site, one type of ``N`` neurons) in a record
+    interval is ``A N record_interval / 1000`` (exact for a record interval of one
+    step; otherwise the spikes of the interval). Counts are summed over
+    consecutive windows; in each of ``n_blocks`` contiguous blocks, the variance
+    over the block's windows divided by their mean is computed per site (sites
+    without spikes are left out) and averaged over the sites; the result is the
+    mean over blocks, with their standard error. Each block should hold many
+    windows: the variance about the block's own mean is low by a factor ``1 -
+    1/n`` for ``n`` windows per block.
+
+    Parameters
+    ----------
+    A : array, shape (n_time, n_types, *lattice) or (n_time,), or a result
+        Activity in Hz.
+    windows_ms : sequence of float
+        Counting windows (ms), each a whole multiple of the record interval.
+    N : int or sequence of int, optional
+        Neurons per population, one per type (a result supplies them).
+    record_interval : float, optional
+        ms; required for arrays.
+    discard : float
+        Initial transient to drop, ms.
+    n_blocks : int
+        Number of blocks for the standard error (>= 2).
+
+    Returns
+    -------
+    FanoFactor
+    """
+    from ._record import AnalysisInputError, is_result, number, whole
+
+    record = as_record(A, record_interval, discard)
+    interval = record.need_interval()
+    if N is None:
+        if not is_result(A):
+            raise AnalysisInputError("N (neurons per population, one per type) is required for array input")
+        N = [A.config["populations"][name]["N"] for name in record.types]
+    N = np.atleast_1d(np.asarray(N))
+    if N.ndim != 1 or len(N) != record.n_types:
+        raise AnalysisInputError(f"N = {N.tolist()!r}: expected one neuron count per type ({record.n_types})")
+    N = np.array([whole(f"N[{i}]", n, 1) for i, n in enumerate(N)], dtype=float)
+    windows = np.atleast_1d(np.asarray(windows_ms, dtype=object))
+    if windows.ndim != 1 or len(windows) == 0:
+        raise AnalysisInputError(f"windows_ms = {windows_ms!r}: expected a non-empty list of windows (ms)")
+    steps = []
+    for w in windows:
+        w = number("windows_ms", w, "a window in ms > 0", minimum=0.0, strict=True)
+        k = w / interval
+        if abs(k - round(k)) > 1e-9 * max(1.0, k):
+            raise AnalysisInputError(f"windows_ms = {w:g}: must be a whole multiple of the record "
+                                     f"interval ({interval:g} ms)")
+        steps.append(int(round(k)))
+    length, blocks = record.blocks(n_blocks)
+    fano = np.empty((len(blocks), len(steps), record.n_types))
+    for b, (i0, i1) in enumerate(blocks):
+        counts = record.read(i0, i1).reshape(length, record.n_types, record.n_sites) \
+            * (N[None, :, None] * interval * 1e-3)
+        for j, k in enumerate(steps):
+            n_win = length // k
+            if n_win < 2:
+                raise AnalysisInputError(
+                    f"windows_ms = {k * interval:g}: a block of {length * interval:g} ms holds fewer than two "
+                    f"windows; use fewer blocks (n_blocks = {len(blocks)}), a longer record or shorter windows")
+            per = counts[:n_win * k].reshape(n_win, k, record.n_types, record.n_sites).sum(axis=1)
+            mean = per.mean(axis=0)
+            var = per.var(axis=0, ddof=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = np.where(mean > 0, var / mean, np.nan)
+            fano[b, j] = np.nanmean(ratio, axis=1) if np.isfinite(ratio).any() else np.nan
+    return FanoFactor(
+        windows_ms=np.array([k * interval for k in steps]),
+        fano=fano.mean(axis=0),
+        se=fano.std(axis=0, ddof=1) / np.sqrt(len(blocks)),
+        n_blocks=len(blocks),
+        block_ms=length * interval,
+        types=record.types,
+    )
