@@ -25,7 +25,7 @@ sys.path.insert(0, str(DRIVERS))
 import _validation as val  # noqa: E402
 
 STUDIES = ["v1_single_population", "v2_bistable", "v3_field_async", "v3_control", "v4_patterns",
-           "v5_peer_nest", "v6_numerics"]
+           "v5_peer_nest", "v6_numerics", "finite_size_fano"]
 BENCHES = ["bench_meso", "bench_micro", "bench_exchange", "bench_speedup"]
 
 
@@ -52,6 +52,7 @@ SCRIPT_CASES = [
     ("v4_patterns", ["--t-end", "0"], "argument --t-end: must be > 0"),
     ("v5_peer_nest", ["--seeds", "1", "--t-end", "6000"], "at least 11000 ms"),
     ("v6_numerics", ["--dt", "0.5", "0.5"], "argument --dt: repeated value(s) 0.5"),
+    ("finite_size_fano", ["--t-sim", "1000"], "the 10 blocks need two 100-ms windows each, at least 2000 ms"),
 ]
 
 
@@ -133,6 +134,8 @@ IN_PROCESS_CASES = [
     ("v6_numerics", ["--dt", "-0.5"], "argument --dt: must be > 0"),
     ("v6_numerics", ["--dt", "0.5", "0.3"], "multiple of run.dt = 0.3"),
     ("v6_numerics", ["--t-sim", "1"], "at least 10 ms"),
+    ("finite_size_fano", ["--sites", "0"], "argument --sites: must be >= 1"),
+    ("finite_size_fano", ["--sites", "5000000000"], "--sites/--t-sim/--seed: "),
 ]
 
 
