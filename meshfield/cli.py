@@ -169,7 +169,7 @@ def describe(config, ranks: int = 1, dims=None) -> str:
     else:
         from .micro.model import resources
         from .theory import stationary_rates_network
-        r = resources(config, st, largest, h)
+        r = resources(config, st, largest, h, dims, lat.boundary == "periodic")
         lines.append(f"micro level per rank: {r['neurons']} neurons, {r['synapses']} synapses, "
                      f"{r['memory_bytes'] / 2**20:.1f} MiB ({r['bytes_per_synapse']:.2f} bytes per synapse), "
                      f"{r['peak_bytes'] / 2**20:.1f} MiB while the connectivity is built")

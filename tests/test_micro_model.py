@@ -59,6 +59,15 @@ def test_resources_match_the_built_model():
     assert r["peak_bytes"] == r["memory_bytes"] + 5 * r["synapses"]
     # a 4 x 3 block with halo 1: the inner sites are 2 x 1
     assert r["edge_neurons"] == (12 - 2) * 40
+    # spikes cross only faces with a neighbour rank: none on one rank; on a (2, 1)
+    # periodic grid the two faces along axis 0 (sites of rows 0 and 3: 6 sites)
+    stencils = build_stencils(config)
+    alone = resources(config, stencils, dec.local_shape, dec.halo_width, (1, 1), True)
+    assert (alone["edge_neurons"], alone["spikes_per_exchange_per_hz"], alone["bytes_per_exchange_per_hz"]) == (0, 0, 0)
+    split = resources(config, stencils, (4, 3), 1, (2, 1), True)
+    assert split["edge_neurons"] == 6 * 40
+    # an open axis split in 2: one neighbour, one face (3 sites)
+    assert resources(config, stencils, (4, 3), 1, (2, 1), False)["edge_neurons"] == 3 * 40
 
 
 def test_advance_rejects_blocks_longer_than_d_min():

@@ -29,7 +29,7 @@ import numpy as np
 from ..config import Config
 from ..coupling import max_delay, min_delay
 from ..lattice import Lattice
-from ..parallel import exchange_spikes
+from ..parallel import exchange_spikes, halo_cells_sent
 from ..stimulus import Stimulus
 from .connectivity import BlockGeometry, build_connectivity, key_dtype
 from .delivery import deliver, spike_list
@@ -41,7 +41,7 @@ __all__ = ["MicroModel", "resources"]
 RECORD_COLUMNS = 3
 
 
-def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
+def resources(config: Config, stencils, local_shape, halo_width: int, dims=None, periodic: bool = True) -> dict:
     """Size of the microscopic model on a block, without building it (``meshfield info``).
 
     Pure function of the configuration and the block shape.
@@ -53,6 +53,12 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
     local_shape : tuple of int
         Sites of the block per axis.
     halo_width : int
+    dims : tuple of int, optional
+        The process grid: spikes cross only the faces of the block that have a
+        neighbour rank (none on one rank). Default: a neighbour on every face.
+    periodic : bool
+        With ``dims``: whether the lattice is periodic (an open axis split over
+        2 ranks gives each block one neighbour along it).
 
     Returns
     -------
@@ -64,8 +70,8 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
         traffic per exchange (every ``d_min`` steps) *per Hz of mean rate*:
         ``edge_neurons`` (neurons whose spikes neighbours may need),
         ``spikes_per_exchange_per_hz`` and ``bytes_per_exchange_per_hz`` (an upper
-        bound: what :func:`meshfield.parallel.exchange_spikes` forwards when every
-        axis has neighbours on both sides).
+        bound: what :func:`meshfield.parallel.exchange_spikes` forwards from the
+        block with the most neighbours on the grid ``dims``).
     """
     local_shape = tuple(int(m) for m in local_shape)
     h = int(halo_width)
@@ -81,14 +87,17 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
     n_adapt = max((len(p.tau_theta) for p in config.populations), default=0)
     table = 8 * (n_keys + 1) + (4 + delay_bytes) * synapses
     state = neurons * 8 * (2 + n_types + n_adapt) + (d_max + 1) * neurons * n_types * 4
-    inner = math.prod(max(m - 2 * h, 0) for m in local_shape)
+    ndim = len(local_shape)
+    if dims is None:
+        dims, periodic = (3,) * ndim, True  # neighbours on every face
+
+    def sides(p: int) -> int:  # faces with a neighbour rank, on the block with the most
+        return 0 if p == 1 else 2 if periodic or p >= 3 else 1
+
+    inner = math.prod(max(m - sides(p) * h, 0) for m, p in zip(local_shape, dims))
     edge_neurons = (n_sites - inner) * n_per_site if h else 0
     block_s = d_min * config.run.dt * 1e-3
-    forwarded_sites = 0
-    ndim = len(local_shape)
-    for k in range(ndim if h else 0):
-        across = math.prod(local_shape[j] + (2 * h if j < k else 0) for j in range(ndim) if j != k)
-        forwarded_sites += 2 * h * across
+    forwarded_sites = halo_cells_sent(local_shape, dims, periodic, h)
     return dict(
         neurons=neurons, synapses=synapses, memory_bytes=table + state,
         peak_bytes=table + state + (np.dtype(key_dtype(n_keys)).itemsize + delay_bytes) * synapses,
