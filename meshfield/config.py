@@ -320,6 +320,10 @@ class PopulationConfig:
         if len(tau_theta) != len(J_theta):
             _fail(f"{sec}.J_theta", list(J_theta),
                   f"needs one entry per adaptation time constant (tau_theta has {len(tau_theta)})")
+        if not math.isfinite(sum(abs(J) / t for J, t in zip(J_theta, tau_theta))):
+            _fail(f"{sec}.J_theta", list(J_theta),
+                  f"the threshold jumps per spike J_theta / tau_theta (tau_theta = {list(tau_theta)}) must "
+                  f"sum to a finite number of mV; these overflow double precision")
         kw["tau_theta"], kw["J_theta"] = tau_theta, J_theta
         kw["K"] = _integer(f"{sec}.K", kw.get("K", 0), 0)  # upper bound: Config._check_sizes (needs dt)
         return cls(name=name, **kw)

@@ -62,6 +62,15 @@ def test_invalid_values_name_key_value_and_what_is_allowed(override, words):
         assert w in str(info.value)
 
 
+def test_threshold_jumps_must_be_finite():
+    """J_theta / tau_theta beyond double precision made the meso kernel's firing
+    probabilities NaN: a RandomArgumentError traceback mid-run."""
+    with pytest.raises(ConfigError, match=r"populations.E.J_theta = \[1e\+300\] is invalid: the threshold jumps "
+                                          r"per spike J_theta / tau_theta \(tau_theta = \[1e-10\]\) must sum to a finite"):
+        load_config(None, ["populations.E.J_theta=[1e300]", "populations.E.tau_theta=[1e-10]"])
+    load_config(None, ["populations.E.J_theta=[1e300]", "populations.E.tau_theta=[1.0]"])
+
+
 def test_mean_field_only_exists_at_the_meso_level():
     with pytest.raises(ConfigError, match="mean-field limit exists only"):
         load_config(None, ["run.level=micro", "run.mean_field=true"])
