@@ -400,15 +400,13 @@ class Recorder:
                 self._flush()
 
     def _flush(self) -> None:
-        start, stop = self._n_flushed, self._n_flushed + self._n_buffered
-        if self._failure is None:
-            # Not collective: a failure is kept for the next sync(), where every
-            # rank learns of it (raising here would leave the other ranks waiting).
-            try:
-                for dataset, buffer in zip(self._datasets, self._buffer):
-                    dataset[start:stop] = buffer[:self._n_buffered]
-            except (OSError, RuntimeError) as exc:
-                self._set_aside(exc)
+        start, stop, n = self._n_flushed, self._n_flushed + self._n_buffered, self._n_buffered
+
+        def write() -> None:
+            for dataset, buffer in zip(self._datasets, self._buffer):
+                dataset[start:stop] = buffer[:n]
+
+        self._write(write)
         self._n_flushed = stop
         self._n_buffered = 0
 
@@ -420,18 +418,14 @@ class Recorder:
         Records still in the recorder's own buffer (``flush_every`` records, about
         1 MiB per rank) go to HDF5 when it fills, so a failure shows at the first
         sync after the buffer that could not be written: a long run stops there
-        instead of computing to its end and discarding the output then. Collective; call it at the same
-        point of the run on every rank (the simulation does, after each chunk of
+        instead of computing to its end and discarding the output then.
+        Collective; call it at the same point of the run on every rank (the simulation does, after each chunk of
         records). ``t_ms``, the simulated time, goes into the message.
         """
         self._require_open()
 
         def push() -> None:
-            if self._failure is None:
-                try:
-                    self._file.flush()
-                except (OSError, RuntimeError) as exc:
-                    self._set_aside(exc)
+            self._write(lambda: self._file.flush())
             if self._failure is not None:
                 raise self._write_error("" if t_ms is None else f" at t = {t_ms:g} ms")
 
@@ -440,6 +434,18 @@ class Recorder:
         except BaseException:
             self.abort()
             raise
+
+    def _write(self, action) -> None:
+        """Run the HDF5 write ``action`` unless the block file already failed; a
+        failure (OSError or RuntimeError from h5py) is set aside, not raised. Not
+        collective: the next :meth:`sync` or :meth:`close` raises it on every rank
+        (raising here on one rank would leave the others waiting)."""
+        if self._failure is not None:
+            return
+        try:
+            action()
+        except (OSError, RuntimeError) as exc:
+            self._set_aside(exc)
 
     def _set_aside(self, exc: BaseException) -> None:
         """Note that the block file could not be written. HDF5 keeps data it could not
@@ -482,9 +488,8 @@ class Recorder:
             raise RecorderError(f"extra dataset name {name!r}: expected a non-empty name "
                                 f"without '/'")
         checked = _check_meta(attrs or {}, f"attrs of extra dataset {name!r}")
-        if self._failure is not None:
-            return  # the block file is unwritable; close() reports it on every rank
-        try:
+
+        def write() -> None:
             group = self._file.require_group("extra")
             if name in group:
                 raise RecorderError(f"extra dataset {name!r} was already written by rank "
@@ -492,8 +497,8 @@ class Recorder:
             dataset = group.create_dataset(name, data=np.asarray(array))
             for key, value in checked.items():
                 dataset.attrs[key] = value
-        except (OSError, RuntimeError) as exc:  # not collective: close() raises it everywhere
-            self._set_aside(exc)
+
+        self._write(write)
 
     # -- finishing -------------------------------------------------------------
 
@@ -530,11 +535,7 @@ class Recorder:
             raise RecorderError(f"rank {self._decomposition.rank} wrote {n_recorded} of "
                                 f"n_records = {self.n_records} records; output discarded")
         self._flush()
-        if self._failure is None:
-            try:
-                self._file.close()
-            except (OSError, RuntimeError) as exc:
-                self._set_aside(exc)
+        self._write(lambda: self._file.close())
         if self._failure is not None:
             raise self._write_error() from self._failure
         self._file = None
