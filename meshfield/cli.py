@@ -8,8 +8,6 @@ Argument parsing only; every command calls a library function. Invalid input
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import math
 import os
 import sys
@@ -489,10 +487,8 @@ class _PipeSafe:
         self._stream = stream
 
     def _silence(self) -> None:
-        with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._stream.fileno())
-            os.close(devnull)
+        from .simulation import silence  # (imported here: rare, and simulation loads numba)
+        silence(self._stream)
 
     def write(self, text: str) -> int:
         try:

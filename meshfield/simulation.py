@@ -313,10 +313,16 @@ def _emit(text: str, stream=None) -> None:
     try:
         print(text, file=stream, flush=True)
     except BrokenPipeError:
-        with suppress(OSError, ValueError, AttributeError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, stream.fileno())
-            os.close(devnull)
+        silence(stream)
+
+
+def silence(stream) -> None:
+    """Point the file descriptor of ``stream`` (whose reader went away) to /dev/null,
+    so that later writes and the flush at interpreter exit succeed quietly."""
+    with suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 class _Progress:
