@@ -29,7 +29,7 @@ import numpy as np
 from ..config import Config
 from ..coupling import max_delay, min_delay
 from ..lattice import Lattice
-from ..parallel import exchange_spikes, halo_cells_sent
+from ..parallel import exchange_spikes, halo_cells_sent, neighbour_faces
 from ..stimulus import Stimulus
 from .connectivity import BlockGeometry, build_connectivity, key_dtype
 from .delivery import deliver, spike_list
@@ -90,11 +90,7 @@ def resources(config: Config, stencils, local_shape, halo_width: int, dims=None,
     ndim = len(local_shape)
     if dims is None:
         dims, periodic = (3,) * ndim, True  # neighbours on every face
-
-    def sides(p: int) -> int:  # faces with a neighbour rank, on the block with the most
-        return 0 if p == 1 else 2 if periodic or p >= 3 else 1
-
-    inner = math.prod(max(m - sides(p) * h, 0) for m, p in zip(local_shape, dims))
+    inner = math.prod(max(m - neighbour_faces(p, periodic) * h, 0) for m, p in zip(local_shape, dims))
     edge_neurons = (n_sites - inner) * n_per_site if h else 0
     block_s = d_min * config.run.dt * 1e-3
     forwarded_sites = halo_cells_sent(local_shape, dims, periodic, h)

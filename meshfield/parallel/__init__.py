@@ -11,6 +11,7 @@ from .decomposition import (
     block_range,
     check_halo,
     halo_cells_sent,
+    neighbour_faces,
     process_grid,
     ranks_on_node,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "block_range",
     "check_halo",
     "halo_cells_sent",
+    "neighbour_faces",
     "process_grid",
     "ranks_on_node",
     "exchange_spikes",

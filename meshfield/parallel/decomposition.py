@@ -39,6 +39,7 @@ __all__ = [
     "process_grid",
     "check_halo",
     "halo_cells_sent",
+    "neighbour_faces",
     "Decomposition",
 ]
 
@@ -282,6 +283,13 @@ def process_grid(
     return dims
 
 
+def neighbour_faces(p: int, periodic: bool) -> int:
+    """Faces of a block with a neighbour rank along an axis split over ``p`` ranks,
+    for the block with the most of them (pure): none on one rank, two on a
+    periodic axis or inside the grid, one on an open axis over two ranks."""
+    return 0 if p == 1 else 2 if periodic or p >= 3 else 1
+
+
 def halo_cells_sent(local_shape: Sequence[int], dims: Sequence[int], periodic: bool,
                     halo_width: int) -> int:
     """Most halo cells one rank sends to other ranks per exchange, for a block of
@@ -294,15 +302,12 @@ def halo_cells_sent(local_shape: Sequence[int], dims: Sequence[int], periodic: b
     received along the axes before it (which carries the corners).
     """
     h = int(halo_width)
-
-    def sides(p: int) -> int:  # neighbour ranks of the rank with the most of them
-        return 0 if p == 1 else 2 if periodic or p >= 3 else 1
-
     cells = 0
     for k, p in enumerate(dims):
         if p > 1 and h > 0:
-            across = [m + h * (2 if periodic else sides(q)) for m, q in zip(local_shape[:k], dims[:k])]
-            cells += sides(p) * h * math.prod(across + list(local_shape[k + 1:]))
+            across = [m + h * (2 if periodic else neighbour_faces(q, periodic))
+                      for m, q in zip(local_shape[:k], dims[:k])]
+            cells += neighbour_faces(p, periodic) * h * math.prod(across + list(local_shape[k + 1:]))
     return cells
 
 
