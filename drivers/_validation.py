@@ -427,15 +427,15 @@ def epilog(writes: str, default_run: str, exit_status: str = EXIT_STATUS) -> str
 
 
 def parser(study: str, description: str, *, prog: str, writes: str, default_run: str,
-           out_default: Path | None = None) -> argparse.ArgumentParser:
+           out_default: Path | None = None, exit_status: str = EXIT_STATUS) -> argparse.ArgumentParser:
     """Command-line parser with the option every driver shares (``--out``).
 
     The help prints ``description`` (the driver's docstring) as written, and an
     epilog with the files written, the cost of the default run and the exit
-    status.
+    status (the studies' by default).
     """
     p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter,
-                                epilog=epilog(writes, default_run))
+                                epilog=epilog(writes, default_run, exit_status))
     default = out_default if out_default is not None else Path("out") / study
     p.add_argument("--out", type=Path, default=default, metavar="FOLDER",
                    help=f"folder for {study}.json and the figures; created if missing (default {default})")

@@ -135,11 +135,9 @@ def summary(data: dict) -> str:
 def build_parser():
     p = val.parser("finite_size_fano", __doc__, prog=PROG,
                    writes="finite_size_fano.json and the figure finite_size_fano.png into --out.",
-                   default_run="about 2 minutes on one core (CPU: micro 69 s, NEST 48 s, meso 7 s; measured).")
-    p.epilog = val.epilog(p.epilog.split("\n\n")[0].removeprefix("Writes: "),
-                          "about 2 minutes on one core (CPU: micro 69 s, NEST 48 s, meso 7 s; measured).",
-                          "Exit status: 0 after a completed run (a diagnosis: no acceptance rule applies), "
-                          "2 for bad input or a failed run, 130 when interrupted.")
+                   default_run="about 2 minutes on one core (CPU: micro 69 s, NEST 48 s, meso 7 s; measured).",
+                   exit_status="Exit status: 0 after a completed run (a diagnosis: no acceptance rule "
+                               "applies), 2 for bad input or a failed run, 130 when interrupted.")
     p.add_argument("--sites", type=val.positive_int, default=8,
                    help="independent sites (populations per type), >= 1 (default 8)")
     p.add_argument("--t-sim", type=val.positive, default=40000.0, metavar="MS",
