@@ -137,9 +137,11 @@ def _no_grid_advice(size: int, shape: Sequence[int], halo_width: int) -> str:
            else f"every block at least {halo_width} sites (the halo) wide where an axis is split")
     near = []
     if size < most:
-        below = next((r for r in range(size - 1, max(size - 65, 0), -1) if _suggest_dims(r, shape, halo_width)), None)
-        above = next((r for r in range(size + 1, min(size + 65, most)) if _suggest_dims(r, shape, halo_width)), None)
-        near = [f"{r} ranks ({_grid_text(_suggest_dims(r, shape, halo_width))})" for r in (below, above) if r]
+        def nearest(counts):  # the first rank count with a fitting grid, and that grid
+            return next(((r, dims) for r in counts if (dims := _suggest_dims(r, shape, halo_width))), None)
+
+        found = (nearest(range(size - 1, max(size - 65, 0), -1)), nearest(range(size + 1, min(size + 65, most))))
+        near = [f"{r} ranks ({_grid_text(dims)})" for r, dims in filter(None, found)]
     return (f"no process grid of {size} ranks fits the lattice {tuple(shape)} with {why}; "
             + (f"{' or '.join(near)} would fit; " if near else "")
             + (f"at most {most} ranks fit, with {_grid_text(largest)}" if most > 1
