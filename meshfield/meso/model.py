@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..config import Config, PopulationConfig, refractory_steps
+from ..config import K_MAX_MS, Config, ConfigError, PopulationConfig, history_limit, refractory_steps
 from ..coupling import Stencil, max_delay, min_delay
 from ..lattice import Lattice
 from ..propagators import membrane_propagators
@@ -83,7 +83,6 @@ def _first_step_below(pop: PopulationConfig, dt: float, log_tol: float, lo: int,
 
 def _history_limit_error(pop: PopulationConfig, key: str, value, need: str, dt: float, k_max: int,
                          advice: str):
-    from ..config import K_MAX_MS, ConfigError
     return ConfigError(
         f"populations.{pop.name}.{key} = {value!r} is invalid: {need}; the history length K may be at "
         f"most {k_max} steps (a history of at most {K_MAX_MS:g} ms at run.dt = {dt} ms and at most "
@@ -107,7 +106,6 @@ def history_length(pop: PopulationConfig, dt: float) -> int:
     ``config.history_limit(dt)`` steps. Memory stays bounded (chunks of
     :data:`K_SCAN_CHUNK` steps) whatever the parameters.
     """
-    from ..config import ConfigError, history_limit
     ref_steps = pop.t_ref / dt  # inf when t_ref / dt overflows
     n_ref = refractory_steps(pop.t_ref, dt) if math.isfinite(ref_steps) else math.inf
     if pop.K > 0:

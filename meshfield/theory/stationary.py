@@ -52,6 +52,8 @@ import numpy as np
 from numpy.polynomial import legendre
 from scipy import optimize
 
+from ..config import refractory_steps
+
 __all__ = [
     "TheoryInputError",
     "DiscreteProfile",
@@ -697,7 +699,6 @@ def _free_stay_over_leave(free_hazard: float, dt: float) -> float:
 
 
 def _refractory_steps(nrn: _Neuron, dt: float) -> int:
-    from ..config import refractory_steps
     return refractory_steps(nrn.t_ref, dt)
 
 
