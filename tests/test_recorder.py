@@ -323,45 +323,36 @@ def test_large_config_round_trips(tmp_path):
 FULL_DISK = ("Can't decrement id ref count (file write failed: time = now, filename = 'x', file descriptor = 18, "
              "errno = 28, error message = 'No space left on device', buf = 0x0, total write size = 9)")
 
-FULL_DISK_RUN = f"""
+def run_on_a_full_disk(tmp_path, method, args, timeout):
+    """``meshfield run ARGS -o tmp_path/r.h5 -q`` in a fresh interpreter whose h5py
+    ``File.<method>`` (close or flush) fails with HDF5's no-space message on the
+    block files; returns the exit status and the lines on stderr."""
+    import subprocess
+    import sys
+
+    script = f"""
 import sys, h5py
 import meshfield.cli
-def close(self):
+original = h5py.File.{method}
+def failing(self):
     if 'blocks.tmp' in self.filename:
         raise RuntimeError({FULL_DISK!r})
     return original(self)
-original = h5py.File.close
-h5py.File.close = close
-sys.exit(meshfield.cli.main(['run', 'bistable_pair', '--set', 'run.t_end=20', '-o', sys.argv[1], '-q']))
+h5py.File.{method} = failing
+sys.exit(meshfield.cli.main(['run', *{list(args)!r}, '-o', sys.argv[1], '-q']))
 """
-
-
-FULL_DISK_MID_RUN = f"""
-import sys, h5py
-import meshfield.cli
-def flush(self):
-    if 'blocks.tmp' in self.filename:
-        raise RuntimeError({FULL_DISK!r})
-    return original(self)
-original = h5py.File.flush
-h5py.File.flush = flush
-sys.exit(meshfield.cli.main(['run', '--set', 'run.t_end=2000', '-o', sys.argv[1], '-q']))
-"""
+    p = subprocess.run([sys.executable, "-c", script, str(tmp_path / "r.h5")], capture_output=True, text=True,
+                       timeout=timeout)
+    return p.returncode, p.stderr.strip().splitlines()
 
 
 def test_a_full_disk_stops_the_run_at_the_first_chunk_of_records(tmp_path):
     """The packaged default writes 2000 records in chunks of 256: a disk that is
     full from the start stops the run at the first chunk (t <= 256 ms), not after
     computing to t_end."""
-    import subprocess
-    import sys
-
-    out = tmp_path / "r.h5"
-    p = subprocess.run([sys.executable, "-c", FULL_DISK_MID_RUN, str(out)], capture_output=True,
-                       text=True, timeout=300)
-    assert p.returncode == 2, p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1, p.stderr
+    code, lines = run_on_a_full_disk(tmp_path, "flush", ["--set", "run.t_end=2000"], timeout=300)
+    assert code == 2, lines
+    assert len(lines) == 1, lines
     found = re.search(r"cannot write the block file \S+rank00000\.h5 at t = (\d+) ms: "
                       r"No space left on device; the output is discarded$", lines[0])
     assert found, lines[0]
@@ -372,13 +363,8 @@ def test_a_full_disk_stops_the_run_at_the_first_chunk_of_records(tmp_path):
 def test_a_full_disk_at_the_end_is_one_line_and_exit_2_with_nothing_left(tmp_path):
     """HDF5 reports a full disk (or quota) when the block file is closed; it used to
     end in h5py tracebacks and a segfault (exit 139) when HDF5 retried at exit."""
-    import subprocess
-    import sys
-
-    out = tmp_path / "r.h5"
-    p = subprocess.run([sys.executable, "-c", FULL_DISK_RUN, str(out)], capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2, p.stderr
-    lines = p.stderr.strip().splitlines()
+    code, lines = run_on_a_full_disk(tmp_path, "close", ["bistable_pair", "--set", "run.t_end=20"], timeout=120)
+    assert code == 2, lines
     assert len(lines) == 1 and "cannot write the block file" in lines[0]
     assert lines[0].endswith("No space left on device; the output is discarded")
     assert list(tmp_path.iterdir()) == []
