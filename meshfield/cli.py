@@ -1,4 +1,4 @@
-"""Command line: ``meshfield run | info | plot | compare``.
+"""Command line: ``meshfield run | info | plot | compare | analyze``.
 
 Argument parsing only; every command calls a library function. Invalid input
 (configuration, decomposition, output path) ends with one line
@@ -395,6 +395,60 @@ def cmd_compare(args) -> int:
     return 0 if report.passed else 1
 
 
+# ----------------------------------------------------------------------------- analyze
+
+
+def _check_json_target(path: str, option: str = "--json") -> Path:
+    """Refuse a JSON output path that names a folder, lacks ``.json`` or lies in a
+    missing or unwritable folder, before any analysis runs."""
+    from .analysis import AnalysisInputError
+    target = Path(path)
+    if path.endswith(("/", "\\")) or target.is_dir():
+        raise AnalysisInputError(f"{option} {path!r} names a folder; give a file name, e.g. summary.json")
+    if target.suffix.lower() != ".json":
+        raise AnalysisInputError(f"{option} {path!r}: the file name must end in .json")
+    folder = target.parent
+    if not folder.is_dir():
+        raise AnalysisInputError(f"{option} {path!r}: the folder {str(folder)!r} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AnalysisInputError(f"{option} {path!r}: the folder {str(folder)!r} is not writable")
+    return target
+
+
+def _write_json(target: Path, data: dict) -> None:
+    """Write ``data`` to ``target`` whole or not at all (a temporary name, then a rename)."""
+    import json
+    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(text)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def cmd_analyze(args) -> int:
+    from . import open_result
+    from .analysis import summarize
+    try:
+        bistable = _bistable_option(args.bistable) if args.bistable else None
+        target = _check_json_target(args.json) if args.json else None
+        with open_result(args.result) as res:
+            if bistable is not None:
+                _check_bistable_types(args.bistable, args.result, res)
+            summary = summarize(res, discard=args.discard, segment_ms=args.segment_ms, n_bands=args.bands,
+                                max_distance=args.max_distance, bistable=bistable, wave_ms=args.wave_ms,
+                                label=args.result)
+    except (OSError, ValueError) as exc:  # every bad-input error of meshfield is a ValueError
+        print(f"meshfield analyze: unusable input: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(summary.format_text())
+    if target is not None:
+        _write_json(target, summary.to_dict())
+        print(f"wrote {target}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -455,12 +509,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "smoothed over WINDOW_MS (see docs/analysis.md)")
     q.add_argument("--figure", metavar="PNG", help="write a comparison figure")
     q.set_defaults(func=cmd_compare)
+
+    q = sub.add_parser("analyze", help="the statistics of one result: moments, spectra, correlations, "
+                                       "patterns, waves, dwell times")
+    q.add_argument("result", help="a result file OUT.h5")
+    q.add_argument("--discard", type=float, default=500.0, help="initial transient to discard (ms)")
+    q.add_argument("--segment-ms", type=float, default=None, metavar="MS",
+                   help="PSD segment length (ms; default 1000, or half the record if shorter than 2 s)")
+    q.add_argument("--bands", type=int, default=8, help="log-spaced PSD bands (default 8)")
+    q.add_argument("--max-distance", type=float, default=2.0, metavar="D",
+                   help="largest lattice distance of the correlations (site spacings; default 2)")
+    q.add_argument("--bistable", metavar="LOW,HIGH,WINDOW_MS",
+                   help="also count switches and dwell times: hysteresis thresholds (Hz) on A_0 - A_1 "
+                        "smoothed over WINDOW_MS")
+    q.add_argument("--wave-ms", type=float, default=None, metavar="MS",
+                   help="duration of the space-time analysis of waves (ms; default: all, within 2**23 "
+                        "samples x sites)")
+    q.add_argument("--json", metavar="OUT.json", help="also write the numbers as JSON")
+    q.set_defaults(func=cmd_analyze)
     return p
 
 
 #: Commands that read results and write figures: serial. Started under mpiexec,
 #: rank 0 does the work and every rank returns its exit status.
-SERIAL_COMMANDS = ("plot", "compare")
+SERIAL_COMMANDS = ("plot", "compare", "analyze")
 
 
 def _on_rank_zero(func, args) -> int:

@@ -5,7 +5,7 @@ The functions on records take plain numpy arrays in the result layout
 result object (``meshfield.io.open_result``) from which the interval, type
 names and lattice geometry are read; ``space_time_spectrum`` and ``wave_speed``
 take one type's field ``[time, *lattice]``, ``spatial_spectrum`` also a
-snapshot, ``auto_thresholds`` a signal array, ``compare_results`` two results.
+snapshot, ``auto_thresholds`` a signal array, ``compare_results`` two results and ``summarize`` one.
 Units: ms, Hz, mm, rad/mm, mm/ms. See docs/analysis.md.
 """
 
@@ -39,6 +39,7 @@ from .spatial import (
 )
 from .spectra import PSD, BandAverage, log_band_average, psd
 from .stats import FanoFactor, MeanVar, fano_factor, mean_var
+from .summary import Quantity, Summary, summarize
 
 __all__ = [
     "AnalysisInputError",
@@ -52,9 +53,11 @@ __all__ = [
     "MeanVar",
     "NotBimodalError",
     "PSD",
+    "Quantity",
     "Row",
     "SpaceTimeSpectrum",
     "SpatialSpectrum",
+    "Summary",
     "Thresholds",
     "WaveSpeed",
     "auto_thresholds",
@@ -70,5 +73,6 @@ __all__ = [
     "smooth",
     "space_time_spectrum",
     "spatial_spectrum",
+    "summarize",
     "wave_speed",
 ]

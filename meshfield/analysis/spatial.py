@@ -504,6 +504,13 @@ class WaveSpeed:
         otherwise).
     method : str
         ``"spectrum"`` or ``"xcorr"``.
+    share : float
+        Fraction of the field's fluctuation power (its mean square over time
+        and sites) in the peak mode ``(f, k)`` and its twin ``(-f, -k)``,
+        which a real field holds equally: 1 for a clean plane wave, 1/2 for a
+        standing wave (its power is split with ``(f, -k)``), about
+        ``2 / (n_time n_sites)`` for white noise (spectrum method; NaN
+        otherwise).
     """
 
     speed: float
@@ -513,6 +520,7 @@ class WaveSpeed:
     lag: float
     directionality: float
     method: str
+    share: float = float("nan")
 
     @property
     def velocity(self) -> np.ndarray:
@@ -596,6 +604,7 @@ def wave_speed(
             lag=float("nan"),
             directionality=float((power[peak] - power[mirror]) / (power[peak] + power[mirror])),
             method=method,
+            share=float(2.0 * power[peak] / power.sum()),
         )
     if len(lattice) != 1 or lattice[0] < 2:
         raise AnalysisInputError(

@@ -1,0 +1,272 @@
+"""The statistics of one result at a glance (``meshfield analyze``).
+
+:func:`summarize` runs the analysis functions of this package on one result
+with the settings of the validation (``discard``, 1-s PSD segments, 8
+log-spaced bands from 1 Hz to the Nyquist rate, 20 blocks) and collects their
+numbers in one table:
+
+* mean and variance of the activity per type, with batch-means SEs;
+* the PSD in log-spaced bands, and its highest peak above the lowest band
+  edge with the peak's ratio to the median of the spectrum there (an
+  oscillation stands out by a large ratio, a smooth noise spectrum gives a
+  few);
+* on lattices of more than one site: the correlation of fluctuations at the
+  lattice distances up to ``max_distance``; the dominant spatial wave number
+  with the share of the spatial variance in its shell; and the travelling
+  wave of largest space-time power, with its share of the fluctuation power
+  and its directionality (1 for a travelling, 0 for a standing wave);
+* with ``bistable``: the number of switches and the mean dwell times.
+
+The shares and ratios say how much a peak stands out; a wave speed or wave
+number is a property of the field only where they do (a noise field has a
+largest mode too).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._record import AnalysisInputError, as_record, is_result, number, whole
+from .bistable import bistable_signal, dwell_times
+from .compare import _bistable_spec, _pair_name
+from .spatial import correlation_vs_distance, spatial_spectrum, wave_speed
+from .spectra import log_band_average, psd
+from .stats import DEFAULT_BLOCKS, mean_var
+
+# The space-time transform of the wave analysis holds the field in float64 and
+# its complex transform: 2**23 entries are about 200 MB in all. Longer records
+# of large lattices are analysed over their first part (see ``wave_ms``).
+WAVE_ENTRIES = 2**23
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One number of the summary.
+
+    Attributes
+    ----------
+    quantity : str
+        E.g. ``"mean"``, ``"psd 1-2.17 Hz"``, ``"corr d=1"``, ``"wave speed"``.
+    type : str
+        Type name (the pair, e.g. ``"E1-E2"``, for dwell times).
+    value : float
+    se : float
+        Standard error (NaN where none is defined).
+    unit : str
+    """
+
+    quantity: str
+    type: str
+    value: float
+    se: float
+    unit: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Result of :func:`summarize`.
+
+    Attributes
+    ----------
+    rows : tuple of Quantity
+    types : tuple of str
+    settings : dict
+        The analysis settings used and what they gave (duration analysed,
+        segments, bands, blocks, the part of the record used for waves).
+    label : str
+        Name of the result in the report.
+    """
+
+    rows: tuple
+    types: tuple
+    settings: dict
+    label: str = "result"
+
+    def value(self, quantity: str, type: str) -> float:
+        """The value of one quantity of one type (``KeyError`` if absent)."""
+        for row in self.rows:
+            if row.quantity == quantity and row.type == type:
+                return row.value
+        raise KeyError(f"{quantity!r} of type {type!r} is not in the summary")
+
+    def format_text(self) -> str:
+        """A plain-text table of all quantities."""
+        settings = ", ".join(f"{k}={v}" for k, v in self.settings.items())
+        lines = [f"result: {self.label}", f"settings: {settings}", ""]
+        header = ("quantity", "type", "value", "SE", "unit")
+        table = [header] + [
+            (row.quantity, row.type, _number(row.value), _number(row.se), row.unit) for row in self.rows
+        ]
+        widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+        lines += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """Plain data for JSON: NaN and infinities become None."""
+        return {
+            "result": self.label,
+            "types": list(self.types),
+            "settings": dict(self.settings),
+            "quantities": [
+                {"quantity": row.quantity, "type": row.type, "value": _finite(row.value),
+                 "se": _finite(row.se), "unit": row.unit}
+                for row in self.rows
+            ],
+        }
+
+
+def _number(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.4g}"
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def summarize(
+    result,
+    discard: float = 500.0,
+    *,
+    segment_ms: float | None = None,
+    n_bands: int = 8,
+    n_blocks: int = DEFAULT_BLOCKS,
+    max_distance: float = 2.0,
+    bistable=None,
+    wave_ms: float | None = None,
+    label: str = "result",
+) -> Summary:
+    """The statistics of one result, with the settings of the validation.
+
+    Parameters
+    ----------
+    result : result
+        As returned by :func:`meshfield.open_result` (either level).
+    discard : float
+        Initial transient to drop, ms.
+    segment_ms : float, optional
+        PSD segment duration, ms. Default: 1000 ms (1 Hz bins), or two halves
+        of a record shorter than 2 s after ``discard`` (as :func:`psd`).
+    n_bands : int
+        Log-spaced PSD bands from ``max(1 Hz, 1000/segment_ms)`` to the
+        Nyquist rate.
+    n_blocks : int
+        Blocks for the batch-means and correlation standard errors.
+    max_distance : float
+        Largest lattice distance (site spacings) of the correlations.
+    bistable : BistableSpec or dict, optional
+        Thresholds (and smoothing, populations) for the dwell times; as for
+        :func:`compare_results`.
+    wave_ms : float, optional
+        Duration (after ``discard``) of the space-time analysis of waves, ms.
+        Default: the whole record, or as much of its beginning as keeps the
+        transform to ``WAVE_ENTRIES`` (2**23) samples times sites.
+    label : str
+        Name of the result in the report.
+
+    Returns
+    -------
+    Summary
+
+    Raises
+    ------
+    AnalysisInputError
+        For a result that cannot be analysed with these settings, naming the
+        parameter.
+    """
+    if not is_result(result):
+        raise AnalysisInputError("result is not a result (needs attributes A, types, record_interval, config)")
+    spec = _bistable_spec(bistable)
+    n_bands = whole("n_bands", n_bands, 1)
+    n_blocks = whole("n_blocks", n_blocks, 2)
+    max_distance = number("max_distance", max_distance, "a distance >= 0 in site spacings", 0.0)
+    if segment_ms is not None:
+        segment_ms = number("segment_ms", segment_ms, "a positive duration in ms", 0.0, strict=True)
+    if wave_ms is not None:
+        wave_ms = number("wave_ms", wave_ms, "a positive duration in ms", 0.0, strict=True)
+    record = as_record(result, discard=discard)
+    types = record.types
+    dt = record.need_interval()
+    rows: list[Quantity] = []
+
+    moments = mean_var(result, discard=discard, n_blocks=n_blocks)
+    for t, name in enumerate(types):
+        rows.append(Quantity("mean", name, float(moments.mean[t]), float(moments.mean_se[t]), "Hz"))
+        rows.append(Quantity("variance", name, float(moments.var[t]), float(moments.var_se[t]), "Hz^2"))
+
+    spectrum = psd(result, discard=discard, segment_ms=segment_ms)
+    f_min = max(1.0, 1000.0 / spectrum.segment_ms)
+    nyquist = 1000.0 / (2.0 * dt)
+    if not f_min < nyquist:
+        raise AnalysisInputError(
+            f"segments of {spectrum.segment_ms:g} ms resolve nothing between {f_min:g} Hz and the Nyquist "
+            f"rate {nyquist:g} Hz; use longer segments (segment_ms) or a longer record"
+        )
+    bands = log_band_average(spectrum, f_min=f_min, f_max=nyquist, n_bands=n_bands)
+    above = spectrum.freqs >= f_min
+    for t, name in enumerate(types):
+        for i in range(n_bands):
+            rows.append(Quantity(f"psd {bands.f_lo[i]:.3g}-{bands.f_hi[i]:.3g} Hz", name,
+                                 float(bands.value[i, t]), float(bands.se[i, t]), "Hz"))
+        S = spectrum.S[above, t]
+        j = int(np.argmax(S))
+        median = float(np.median(S))
+        rows.append(Quantity("psd peak frequency", name, float(spectrum.freqs[above][j]), float("nan"), "Hz"))
+        rows.append(Quantity("psd peak/median", name, float(S[j]) / median if median > 0 else float("nan"),
+                             float("nan"), "1"))
+
+    waves = "-"
+    if record.n_sites > 1:
+        correlations = correlation_vs_distance(result, max_distance=max_distance, discard=discard,
+                                               n_blocks=n_blocks)
+        for t, name in enumerate(types):
+            for d, r, err in zip(correlations.distances, correlations.r[t], correlations.r_err[t]):
+                rows.append(Quantity(f"corr d={d:.3g}", name, float(r), float(err), "1"))
+        space = spatial_spectrum(result, discard=discard)
+        weight = space.power * space.n_modes
+        for t, name in enumerate(types):
+            total = float(weight[t, 1:].sum())
+            m = int(space.k_peak_steps[t])
+            share = float(weight[t, m]) / total if m > 0 and total > 0 else float("nan")
+            rows.append(Quantity("k peak", name, float(space.k_peak[t]), float("nan"), "rad/mm"))
+            rows.append(Quantity("k peak steps", name, float(m) if m > 0 else float("nan"), float("nan"),
+                                 "steps"))
+            rows.append(Quantity("wavelength", name, float(space.wavelength[t]), float("nan"), "mm"))
+            rows.append(Quantity("k peak share", name, share, float("nan"), "1"))
+        most = max(2, WAVE_ENTRIES // record.n_sites) * dt
+        duration = min(wave_ms if wave_ms is not None else most, record.duration)
+        waves = f"{duration:g} ms"
+        for t, name in enumerate(types):
+            try:
+                wave = wave_speed(result, type=t, discard=discard, duration=duration)
+            except AnalysisInputError:  # no fluctuation at f > 0 and k != 0: no wave to measure
+                wave = None
+            nan = float("nan")
+            rows.append(Quantity("wave speed", name, wave.speed if wave else nan, nan, "mm/ms"))
+            rows.append(Quantity("wave frequency", name, wave.frequency if wave else nan, nan, "Hz"))
+            rows.append(Quantity("wave k", name, wave.k if wave else nan, nan, "rad/mm"))
+            rows.append(Quantity("wave share", name, wave.share if wave else nan, nan, "1"))
+            rows.append(Quantity("wave directionality", name, wave.directionality if wave else nan, nan, "1"))
+
+    if spec is not None:
+        signal = bistable_signal(result, populations=spec.populations, window_ms=spec.window_ms, discard=discard)
+        dwell = dwell_times(signal, dt, spec.low, spec.high)
+        pair = _pair_name(record, spec.populations)
+        rows.append(Quantity("switches", pair, float(dwell.n_switches), float("nan"), "1"))
+        rows.append(Quantity("dwell up", pair, dwell.mean_up, dwell.se_up, "ms"))
+        rows.append(Quantity("dwell down", pair, dwell.mean_down, dwell.se_down, "ms"))
+
+    settings = {
+        "discard_ms": f"{discard:g}",
+        "analysed_ms": f"{record.duration:g}",
+        "segment_ms": f"{spectrum.segment_ms:g}",
+        "segments": spectrum.n_segments,
+        "f_min_hz": f"{f_min:g}",
+        "n_bands": n_bands,
+        "blocks": n_blocks,
+        "block_ms": f"{moments.block_ms:g}",
+        "wave_ms": waves,
+    }
+    return Summary(rows=tuple(rows), types=types, settings=settings, label=str(label))
