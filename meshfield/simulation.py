@@ -575,7 +575,9 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             say(f"[meshfield] wrote {output}")
     if output is not None:
         from .io import open_result
-        return open_result(output)
+        # The root has checked the blocks it published; the other ranks leave that
+        # to their first read (R ranks each opening R block files adds up).
+        return open_result(output, check_blocks=dec.is_root)
 
     # in memory: place each block in a zero global array and sum over ranks (exact)
     shape = tuple(config.lattice.shape)

@@ -368,3 +368,88 @@ def test_a_full_disk_at_the_end_is_one_line_and_exit_2_with_nothing_left(tmp_pat
     assert len(lines) == 1 and "cannot write the block file" in lines[0]
     assert lines[0].endswith("No space left on device; the output is discarded")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_later_run_to_the_same_name_is_not_read_under_the_old_metadata(tmp_path):
+    """HDF5 opens the block files by name when A is read: an open result whose
+    block folder a later --overwrite run replaced must refuse to read, not
+    return the new run's numbers under its own times and metadata."""
+    path = tmp_path / "out.h5"
+    A = record_run(path, OneRank((5, 6)), 4)
+    read_before = open_result(path)
+    np.testing.assert_array_equal(read_before.A, A)
+    unread = open_result(path)
+    record_run(path, OneRank((5, 6)), 4, offset=1.0, overwrite=True)
+    with pytest.raises(ResultError, match="rank00000.h5 belongs to another run .*--overwrite"):
+        unread.A
+    with pytest.raises(ResultError, match="belongs to another run"):
+        unread.Abar
+    np.testing.assert_array_equal(read_before.A, A)     # read before the replacement: still its own
+    for result in (read_before, unread):
+        result.close()
+    check_result(path, A + 1.0)
+
+
+def test_a_renamed_master_refuses_the_blocks_of_a_later_run(tmp_path):
+    """Renaming only the master keeps it pointing at OUT.h5.blocks; a later run
+    written to OUT.h5 with --overwrite replaces those blocks."""
+    A = record_run(tmp_path / "a.h5", OneRank((7,)), 3)
+    os.rename(tmp_path / "a.h5", tmp_path / "keep.h5")
+    check_result(tmp_path / "keep.h5", A)
+    record_run(tmp_path / "a.h5", OneRank((7,)), 3, offset=5.0, overwrite=True)
+    with pytest.raises(ResultError, match="keep.h5: block file a.h5.blocks/rank00000.h5 belongs to another run"):
+        open_result(tmp_path / "keep.h5")
+    check_result(tmp_path / "a.h5", A + 5.0)
+
+
+def test_a_block_file_under_another_ranks_name_is_refused(tmp_path):
+    path = tmp_path / "out.h5"
+    record_run(path, OneRank((7,)), 2)
+    with h5py.File(tmp_path / "out.h5.blocks" / "rank00000.h5", "r+") as block:
+        block.attrs["rank"] = 1                    # as if rank 1's file were copied over rank 0's
+    with pytest.raises(ResultError, match="rank00000.h5: it holds rank 1's block, which belongs in rank00001.h5"):
+        open_result(path)
+
+
+def test_blocks_lost_after_opening_are_reported_on_read_not_read_as_nan(tmp_path):
+    """With check_blocks=False (meshfield.run on ranks other than the root) the
+    checks happen at the first read, where HDF5 would fill a missing block
+    with NaN."""
+    path = tmp_path / "out.h5"
+    record_run(path, OneRank((7,)), 2)
+    for check_blocks in (True, False):
+        result = open_result(path, check_blocks=check_blocks)
+        shutil.move(tmp_path / "out.h5.blocks", tmp_path / "elsewhere")
+        with pytest.raises(ResultError, match="block files missing beside it"):
+            result.A
+        shutil.move(tmp_path / "elsewhere", tmp_path / "out.h5.blocks")
+        result.close()
+    shutil.rmtree(tmp_path / "out.h5.blocks")
+    open_result(path, check_blocks=False).close()
+    with pytest.raises(ResultError, match="block files missing beside it"):
+        open_result(path)
+
+
+@pytest.mark.parametrize("name", ["run_50%.h5", "mu22%.h5", "q%b.h5", "a%%b.h5", "%s%d.h5"])
+def test_percent_in_the_output_name(tmp_path, name):
+    """HDF5 reads '%' in a virtual source's file name as a format character;
+    the recorder escapes it, so the data is read back (not NaN, no error)."""
+    A = record_run(tmp_path / name, OneRank((5, 6)), 3)
+    check_result(tmp_path / name, A)
+    with h5py.File(tmp_path / name, "r") as f:        # plain h5py too
+        np.testing.assert_array_equal(f["A"][...], A)
+
+
+def test_nothing_is_written_into_a_block_folder(tmp_path):
+    """A result or a checkpoint inside a result's block folder (or over one of
+    its block files) would corrupt that result, --overwrite or not."""
+    from meshfield.io.checkpoint import CheckpointError, check_checkpoint_target
+    A = record_run(tmp_path / "out.h5", OneRank((7,)), 3)
+    blocks = tmp_path / "out.h5.blocks"
+    for target in (blocks / "rank00000.h5", blocks / "new.h5"):
+        with pytest.raises(RecorderError, match=f"lies in {blocks}, the block folder of another result"):
+            record_run(target, OneRank((7,)), 3, overwrite=True)
+        with pytest.raises(CheckpointError, match=f"lies in {blocks}, the block folder of a result"):
+            check_checkpoint_target(target, overwrite=True)
+    assert leftovers(blocks) == ["rank00000.h5"]
+    check_result(tmp_path / "out.h5", A)

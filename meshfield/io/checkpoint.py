@@ -61,7 +61,7 @@ import h5py
 import numpy as np
 
 from meshfield.io.recorder import _check_attr_key, _discard, _fsync, _json_default
-from meshfield.io.result import _decode_attrs as _plain_attrs
+from meshfield.io.result import _decode_attrs as _plain_attrs, in_block_folder
 
 __all__ = [
     "FORMAT",
@@ -112,8 +112,8 @@ def check_checkpoint_target(path, overwrite: bool = False) -> str:
     Raises
     ------
     CheckpointError
-        If the parent folder does not exist, ``path`` is a folder, or ``path``
-        exists and ``overwrite`` is false.
+        If the parent folder does not exist, ``path`` is a folder, lies in a
+        result's block folder, or exists and ``overwrite`` is false.
     """
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
@@ -122,6 +122,9 @@ def check_checkpoint_target(path, overwrite: bool = False) -> str:
                               f"does not exist")
     if os.path.isdir(path):
         raise CheckpointError(f"cannot write the checkpoint {path}: it is a folder")
+    if in_block_folder(path):
+        raise CheckpointError(f"cannot write the checkpoint {path}: it lies in {in_block_folder(path)}, "
+                              f"the block folder of a result; choose a path outside it")
     if os.path.lexists(path) and not overwrite:
         raise CheckpointError(f"{path} exists; refusing to overwrite it (use --overwrite, "
                               f"or overwrite=True, to replace the checkpoint)")

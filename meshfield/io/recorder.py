@@ -41,6 +41,7 @@ from meshfield.io.result import (
     RECORD_NAMES,
     _one_line,
     blocks_dirname,
+    in_block_folder,
     rank_filename,
 )
 
@@ -280,6 +281,9 @@ class Recorder:
             raise RecorderError(f"cannot write {path}: the folder {parent} does not exist")
         if os.path.isdir(path):
             raise RecorderError(f"cannot write {path}: it is a folder, not a result file")
+        if in_block_folder(path):
+            raise RecorderError(f"cannot write the result {path}: it lies in {in_block_folder(path)}, the "
+                                f"block folder of another result; choose a path outside it")
         for target in (path, blocks_dirname(path)):
             if os.path.lexists(target) and not self._overwrite:
                 raise RecorderError(f"{target} exists; refusing to overwrite it (use "
@@ -310,7 +314,7 @@ class Recorder:
         except (TypeError, ValueError) as exc:
             raise RecorderError(f"config cannot be stored as JSON: {exc}") from exc
         self._meta = _check_meta(meta, "meta", _REQUIRED_META)
-        token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        token = f"{os.getpid()}-{secrets.token_hex(8)}"
         tmp_master = f"{path}.tmp-{token}"
         tmp_blocks = f"{blocks_dirname(path)}.tmp-{token}"
         try:
@@ -336,6 +340,9 @@ class Recorder:
         self._local_shape = local_shape
         self._file = h5py.File(self._rank_path, "w")
         self._file.attrs["rank"] = d.rank
+        # The master carries the same id: a reader can tell this run's blocks from
+        # those of a later run written to the same name (meshfield.io.result).
+        self._file.attrs["run_id"] = self._token
         self._file.attrs["local_start"] = np.array(d.local_start, dtype=np.int64)
         self._file.attrs["local_shape"] = np.array(local_shape, dtype=np.int64)
         self._datasets = []
@@ -576,6 +583,7 @@ class Recorder:
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["types"] = np.array(self.types, dtype=h5py.string_dtype())
             f.attrs["config_json"] = self._config_json
+            f.attrs["run_id"] = self._token
             times = f.create_dataset(
                 "times", data=self.t0 + self.record_interval * np.arange(self.n_records))
             times.attrs["units"] = "ms"
@@ -585,7 +593,8 @@ class Recorder:
                 for rank, (start, shape, _) in enumerate(blocks):
                     # Relative source paths resolve against the master's folder, so
                     # the pair can be moved.
-                    source = h5py.VirtualSource(f"{folder}/{rank_filename(rank)}", name,
+                    # HDF5 reads "%" in a source file name as a format character.
+                    source = h5py.VirtualSource(f"{folder}/{rank_filename(rank)}".replace("%", "%%"), name,
                                                 shape=(self.n_records, n_types, *shape),
                                                 dtype=np.float32)
                     sites = tuple(slice(s, s + n) for s, n in zip(start, shape))

@@ -41,6 +41,15 @@ def blocks_dirname(master_path: str) -> str:
     return master_path + ".blocks"
 
 
+def in_block_folder(path: str) -> str | None:
+    """The result block folder that ``path`` lies in, if any (such a folder
+    belongs to its result: a file written into it, or over one of its block
+    files, would corrupt the result or vanish with the folder)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(parent)
+    return parent if name.endswith(".blocks") or ".blocks.tmp-" in name else None
+
+
 def rank_filename(rank: int) -> str:
     """Return the name of rank ``rank``'s block file inside the block folder."""
     return f"rank{rank:05d}.h5"
@@ -136,7 +145,9 @@ class Result:
         """Read the record dataset ``name`` whole; a read error becomes a ResultError."""
         dataset = self._open_file()[name]
         try:
-            return dataset[()]
+            data = dataset[()]
+            self._check_blocks_current()
+            return data
         except _READ_ERRORS as exc:
             # Name the block file at fault when it can be found.
             folder = os.path.dirname(self.path)
@@ -146,10 +157,23 @@ class Result:
             raise ResultError(f"{self.path}: cannot read dataset {name!r}: {where}; the result is "
                               f"damaged (copy it again together with its block folder, or rerun)") from exc
 
+    def _check_blocks_current(self) -> None:
+        """Raise a ResultError if a block file is now missing, damaged or another run's.
+
+        HDF5 opens the block files by name when data is read and fills what it
+        cannot read with NaN, and a later run written to the same name with
+        ``--overwrite`` (or to the original name of a renamed master) would
+        otherwise be read under this result's times, configuration and
+        metadata. Checked after each read: data read before the blocks changed
+        is then known to be this run's.
+        """
+        _check_blocks(self.path, self._file)
+
     def dataset(self, name: str) -> h5py.Dataset:
         """Return the h5py dataset ``name`` ("A", "Abar" or "times") for lazy slicing.
 
-        Valid while the result is open.
+        Valid while the result is open and its block folder is not replaced (a
+        sliced read does not check the blocks' run id, unlike ``A`` and ``Abar``).
         """
         if name not in (*RECORD_NAMES, "times"):
             raise ResultError(f"no dataset {name!r} in a meshfield result; "
@@ -184,6 +208,7 @@ class Result:
                 raise ResultError(f"{self.path}: cannot read extra dataset {name!r} of {key}"
                                   f"{block}: {_one_line(exc)}; the result is damaged "
                                   f"(copy it again together with its block folder, or rerun)") from exc
+        self._check_blocks_current()
         return arrays
 
     def _missing_extra(self, what: str, key: str) -> ResultError:
@@ -262,8 +287,31 @@ def _block_sources(file: h5py.File, names=RECORD_NAMES) -> dict[str, list[str]]:
     for name in names:
         if file[name].is_virtual:
             for source in file[name].virtual_sources():
-                sources.setdefault(source.file_name, []).append(source.dset_name)
+                # HDF5 reads "%" in a source file name as a format character; the
+                # recorder writes a literal "%" as "%%" (e.g. `-o run_50%.h5`).
+                sources.setdefault(source.file_name.replace("%%", "%"), []).append(source.dset_name)
     return sources
+
+
+def _run_id(file: h5py.File) -> str | None:
+    """The ``run_id`` attribute of a master or block file (None if absent)."""
+    value = _plain(file.attrs.get("run_id"))
+    return value if isinstance(value, str) else None
+
+
+def _foreign_block(folder: str, file_name: str, run_id: str) -> str | None:
+    """A message if the block file ``file_name`` was written by another run than ``run_id``."""
+    try:
+        with h5py.File(os.path.join(folder, file_name), "r") as block:
+            theirs = _run_id(block)
+    except _READ_ERRORS:
+        return None  # an unreadable block is reported as damage, where it is read
+    if theirs == run_id:
+        return None
+    return (f"block file {file_name} belongs to another run (run id {theirs}, this result's is {run_id}): "
+            f"its block folder was replaced, e.g. by a later run written to the same name with "
+            f"--overwrite (or to the old name of this renamed master); open the result that owns "
+            f"the blocks, or rerun this one")
 
 
 def _missing_block_files(path: str, file: h5py.File) -> list[str]:
@@ -290,6 +338,10 @@ def _block_file_problem(folder: str, file_name: str, dset_names, read: bool = Fa
     """
     try:
         with h5py.File(os.path.join(folder, file_name), "r") as block:
+            rank = _plain(block.attrs.get("rank"))
+            if isinstance(rank, int) and os.path.basename(file_name) != rank_filename(rank):
+                return (f"{file_name}: it holds rank {rank}'s block, which belongs in "
+                        f"{rank_filename(rank)}; the block folder was rearranged")
             for dset_name in dset_names:
                 dataset = block.get(dset_name)
                 if not isinstance(dataset, h5py.Dataset):
@@ -404,7 +456,7 @@ def _check_layout(path: str, file: h5py.File) -> None:
         raise ResultError(f"{path}: not a valid meshfield result: {'; '.join(wrong)}")
 
 
-def open_result(path: str | os.PathLike) -> Result:
+def open_result(path: str | os.PathLike, check_blocks: bool = True) -> Result:
     """Open the meshfield result whose master file is ``path``.
 
     Parameters
@@ -412,6 +464,11 @@ def open_result(path: str | os.PathLike) -> Result:
     path : str or os.PathLike
         The master file ``OUT.h5``, or a link to it; its block folder
         ``OUT.h5.blocks`` must lie beside the master file.
+    check_blocks : bool
+        Check the block files now (one open each). ``False`` leaves that to
+        the first read of ``A``, ``Abar`` or an extra, which opens them anyway;
+        :func:`meshfield.run` passes it on all ranks but the root, so that the
+        ranks of a large job do not each open every block file.
 
     Returns
     -------
@@ -425,8 +482,9 @@ def open_result(path: str | os.PathLike) -> Result:
         result, has a ``format_version`` that is not a whole number or is newer
         than this meshfield reads, lacks a dataset, group or attribute that a
         reader needs (or their shapes disagree), or its block files are missing,
-        are not readable HDF5 files or lack their dataset. The message names the
-        file and what is wrong.
+        belong to another run (a later run replaced the block folder), sit
+        under another rank's name, are not readable HDF5 files or lack their
+        dataset. The message names the file and what is wrong.
     """
     # A link to the master file (in another folder) reads the block folder beside
     # the file it points to: HDF5 resolves the blocks relative to the opened path.
@@ -443,16 +501,8 @@ def open_result(path: str | os.PathLike) -> Result:
                               f"{file.attrs.get('format')!r}, expected {FORMAT_NAME!r})")
         _check_version(path, file)
         _check_layout(path, file)
-        missing = _missing_block_files(path, file)
-        if missing:
-            raise ResultError(f"{path}: block files missing beside it: {', '.join(missing)}; "
-                              f"move or copy a result together with its block folder, "
-                              f"keeping that folder's name")
-        unreadable = _unreadable_block_files(path, file)
-        if unreadable:
-            raise ResultError(f"{path}: block file{'s' if len(unreadable) > 1 else ''} "
-                              f"{'; '.join(unreadable)}; the result is damaged "
-                              f"(copy it again together with its block folder, or rerun)")
+        if check_blocks:
+            _check_blocks(path, file)
         return Result(path, file)
     except _READ_ERRORS as exc:
         file.close()
@@ -460,3 +510,24 @@ def open_result(path: str | os.PathLike) -> Result:
     except BaseException:
         file.close()
         raise
+
+
+def _check_blocks(path: str, file: h5py.File) -> None:
+    """The block files are all there, this run's, in their places and readable."""
+    missing = _missing_block_files(path, file)
+    if missing:
+        raise ResultError(f"{path}: block files missing beside it: {', '.join(missing)}; "
+                          f"move or copy a result together with its block folder, "
+                          f"keeping that folder's name")
+    run_id = _run_id(file)
+    if run_id is not None:
+        folder = os.path.dirname(path)
+        for block in sorted(_block_sources(file)):
+            problem = _foreign_block(folder, block, run_id)
+            if problem:
+                raise ResultError(f"{path}: {problem}")
+    unreadable = _unreadable_block_files(path, file)
+    if unreadable:
+        raise ResultError(f"{path}: block file{'s' if len(unreadable) > 1 else ''} "
+                          f"{'; '.join(unreadable)}; the result is damaged "
+                          f"(copy it again together with its block folder, or rerun)")
