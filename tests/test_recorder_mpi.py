@@ -155,3 +155,20 @@ def test_extra_from_some_ranks(shared_tmp, decompose):
     assert sorted(extra) == list(range(1, COMM.size, 2))
     for rank, spikes in extra.items():
         np.testing.assert_array_equal(spikes, np.arange(rank))
+
+
+def test_run_checks_the_blocks_on_the_root_only(shared_tmp, monkeypatch):
+    """meshfield.run hands every rank the opened result; only the root opens the
+    block files (R ranks each opening R files would load a parallel file system
+    at the end of every job); the others check at their first read."""
+    import meshfield
+    from meshfield.io import result as result_module
+    calls = []
+    original = result_module._check_blocks
+    monkeypatch.setattr(result_module, "_check_blocks", lambda *a: (calls.append(1), original(*a)))
+    res = meshfield.run("v1_single", output=str(shared_tmp / "run.h5"), overwrite=True,
+                        overrides=["run.t_end=20", "lattice.shape=[4]"])
+    assert len(calls) == (1 if COMM.rank == 0 else 0)
+    assert res.A.shape == (len(res.times), 2, 4)
+    assert len(calls) == (2 if COMM.rank == 0 else 1)
+    res.close()
