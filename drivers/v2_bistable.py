@@ -252,7 +252,8 @@ def state_levels(result, state: np.ndarray, discard: float, window_ms: float) ->
     """Activity of the dominant and the suppressed population in the detected states (Hz).
 
     ``state`` is the hysteresis state (+1: type 0 dominates, -1: type 1, 0:
-    undetermined) of the samples after ``discard``. ``high``/``low`` are the
+    undetermined) of the samples after ``discard``; levels without a classified
+    sample (a record that never reaches a threshold) are NaN. ``high``/``low`` are the
     means over the classified samples of the dominant / suppressed population's
     activity; ``high_mode``/``low_mode`` the peaks of the histograms of the same
     activities smoothed over ``window_ms`` (the most frequent level, less
@@ -266,12 +267,17 @@ def state_levels(result, state: np.ndarray, discard: float, window_ms: float) ->
     low = np.concatenate((A[up, 1], A[down, 0]))
 
     def mode(x):
+        if x.size == 0:  # no sample in a detected state (no switching at all): no level
+            return float("nan")
         hist, edges = np.histogram(x, bins=LEVEL_BINS, range=(0.0, np.percentile(x, 99.5)))
         hist = np.convolve(hist, np.ones(3) / 3.0, mode="same")
         k = int(np.argmax(hist))
         return 0.5 * (edges[k] + edges[k + 1])
 
-    return dict(high=float(high.mean()), low=float(low.mean()),
+    def mean(x):
+        return float(x.mean()) if x.size else float("nan")
+
+    return dict(high=mean(high), low=mean(low),
                 high_mode=mode(np.concatenate((S[up, 0], S[down, 1]))),
                 low_mode=mode(np.concatenate((S[up, 1], S[down, 0]))),
                 fraction_classified=float(np.mean(state != 0)))

@@ -200,6 +200,23 @@ def test_mean_var_of_ar1_process():
     assert result.mean_se[0] == pytest.approx(expected_se, rel=0.5)
 
 
+def test_batch_means_errors_are_the_sample_sd_of_the_blocks_over_root_n():
+    """Exact on a record whose blocks are constant: 20 blocks of 7 samples with
+    values v_b (the 3 samples left over are dropped). The block means are v_b
+    and the block variances (v_b - mean v)^2, so the SEs are their sample SDs
+    (ddof = 1) over sqrt(20). A population SD (ddof = 0) would be 2.6 % smaller,
+    too little for the statistical tests to see."""
+    v = np.random.default_rng(5).normal(10.0, 2.0, 20)
+    x = np.concatenate((np.repeat(v, 7), [50.0, 50.0, 50.0]))
+    result = mean_var(x, 1.0, n_blocks=20)
+    assert result.block_ms == 7.0
+    assert result.mean[0] == pytest.approx(v.mean(), rel=1e-13)
+    assert result.mean_se[0] == pytest.approx(v.std(ddof=1) / np.sqrt(20), rel=1e-12)
+    block_var = (v - v.mean()) ** 2
+    assert result.var[0] == pytest.approx(block_var.mean(), rel=1e-12)
+    assert result.var_se[0] == pytest.approx(block_var.std(ddof=1) / np.sqrt(20), rel=1e-12)
+
+
 def test_mean_var_per_type_and_sites():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(20_000, 2, 3, 2)) * np.array([1.0, 2.0])[:, None, None] + np.array([3.0, -1.0])[:, None, None]

@@ -83,6 +83,52 @@ def test_small_mean_shift_fails_on_standard_errors():
     assert abs(failed[0].difference) <= 0.05 * failed[0].value_a
 
 
+@pytest.mark.parametrize("n_se, passed", [(2.5, True), (3.5, False)])
+def test_the_mean_rule_allows_three_standard_errors(n_se, passed):
+    """B = A + d with the same fluctuations, so both have the same SE and
+    SE_diff = sqrt(2) SE: d = 2.5 SE_diff passes, 3.5 SE_diff fails (both far
+    inside 5 % of 10 Hz). Deterministic; pins VALIDATION.md's factor 3."""
+    a = field_result(1)
+    se = compare_results(a, a).rows[0].se_a
+    d = n_se * np.sqrt(2.0) * se
+    assert d < 0.05 * 10.0 / 2
+    b = stand_in(a.A + np.array([d, 0.0])[None, :, None, None], 1.0, ("E", "I"))
+    row = compare_results(a, b).rows[0]
+    assert (row.quantity, row.type, row.passed) == ("mean", "E", passed)
+
+
+def test_every_row_states_the_rule_of_validation_md_with_its_numbers():
+    """The limits printed in each row are VALIDATION.md's: 3 SE_diff, 5 % or
+    20 % of the reference, 0.05 absolute, 25 % of the reference dwell, and the
+    verdict follows from them; checked on a comparison with passing and failing
+    rows of every kind (the limits are printed to 3 digits: rel 6e-3)."""
+    import re
+    report = compare_results(field_result(1), field_result(2, means=(10.3, 20.0), scale=1.3))
+    dwell = compare_results(bistable_result(1), bistable_result(2, p_leave=0.005),
+                            bistable=BistableSpec(-5.0, 5.0, window_ms=10.0))
+    rows = report.rows + dwell.rows
+    assert {row.passed for row in rows} == {True, False}
+    for row in rows:
+        limits = dict(re.findall(r"(3SE|5%|20%|25%)=([-+.e\d]+)", row.tolerance))
+        d = abs(row.value_b - row.value_a)
+        if "3SE" in limits:
+            assert float(limits["3SE"]) == pytest.approx(3 * np.hypot(row.se_a, row.se_b), rel=6e-3), row
+        rel = {"mean": ("5%", 0.05), "psd": ("20%", 0.2), "dwell": ("25%", 0.25)}.get(row.quantity.split()[0])
+        if rel:
+            assert float(limits[rel[0]]) == pytest.approx(rel[1] * abs(row.value_a), rel=6e-3), row
+        if row.quantity == "mean":
+            assert row.passed == (d <= 3 * np.hypot(row.se_a, row.se_b) and d <= 0.05 * abs(row.value_a))
+        elif row.quantity.startswith("psd"):
+            assert row.passed == (d <= 3 * np.hypot(row.se_a, row.se_b) or d <= 0.2 * abs(row.value_a))
+        elif row.quantity.startswith("corr"):
+            assert "|d|<=0.05" in row.tolerance
+            assert row.passed == (d <= 3 * np.hypot(row.se_a, row.se_b) or d <= 0.05)
+        elif row.quantity.startswith("dwell"):
+            assert row.passed == (d <= 0.25 * abs(row.value_a))
+        else:
+            assert row.quantity == "switches" and row.passed == (min(row.value_a, row.value_b) >= 30)
+
+
 def test_mean_beyond_five_percent_fails_even_within_standard_errors():
     # Noisy short records (SE ~ 0.7 Hz) and B = A + 1 Hz exactly (same seed):
     # the 10 % shift is inside 3 SE_diff but outside 5 % of the reference,

@@ -136,3 +136,13 @@ def test_high_frequency_psd_agrees(data):
     high = [r for r in rows if float(r["quantity"].split()[1].split("-")[0]) >= 10.0]
     assert len(high) == 10
     assert all(r["passed"] for r in high), [r for r in high if not r["passed"]]
+
+
+def test_state_levels_of_a_record_that_never_switches_are_nan():
+    """A pair that never reaches a threshold (state 0 throughout) has no levels:
+    NaN in the numbers, not an IndexError that ends the study before its report."""
+    from types import SimpleNamespace
+    result = SimpleNamespace(A=np.full((100, 2, 1), 5.0), record_interval=1.0)
+    levels = v2.state_levels(result, np.zeros(100, dtype=int), 0.0, 10.0)
+    assert all(np.isnan(levels[k]) for k in ("high", "low", "high_mode", "low_mode"))
+    assert levels["fraction_classified"] == 0.0
