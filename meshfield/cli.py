@@ -399,32 +399,22 @@ def cmd_compare(args) -> int:
 
 
 def _check_json_target(path: str, option: str = "--json") -> Path:
-    """Refuse a JSON output path that names a folder, lacks ``.json`` or lies in a
+    """Refuse a JSON output path that lacks ``.json``, names a folder or lies in a
     missing or unwritable folder, before any analysis runs."""
     from .analysis import AnalysisInputError
-    target = Path(path)
-    if path.endswith(("/", "\\")) or target.is_dir():
-        raise AnalysisInputError(f"{option} {path!r} names a folder; give a file name, e.g. summary.json")
-    if target.suffix.lower() != ".json":
+    from .plot import check_output_file
+    if Path(path).suffix.lower() != ".json":
         raise AnalysisInputError(f"{option} {path!r}: the file name must end in .json")
-    folder = target.parent
-    if not folder.is_dir():
-        raise AnalysisInputError(f"{option} {path!r}: the folder {str(folder)!r} does not exist; create it first")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise AnalysisInputError(f"{option} {path!r}: the folder {str(folder)!r} is not writable")
-    return target
+    return check_output_file(path, option, AnalysisInputError)
 
 
 def _write_json(target: Path, data: dict) -> None:
     """Write ``data`` to ``target`` whole or not at all (a temporary name, then a rename)."""
     import json
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        partial.write_text(text)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+
+    from .plot import published
+    with published(target) as partial:
+        partial.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def cmd_analyze(args) -> int:
@@ -432,19 +422,24 @@ def cmd_analyze(args) -> int:
     from .analysis import summarize
     try:
         bistable = _bistable_option(args.bistable) if args.bistable else None
-        target = _check_json_target(args.json) if args.json else None
+        target = _check_json_target(args.json) if args.json is not None else None
         with open_result(args.result) as res:
             if bistable is not None:
                 _check_bistable_types(args.bistable, args.result, res)
             summary = summarize(res, discard=args.discard, segment_ms=args.segment_ms, n_bands=args.bands,
-                                max_distance=args.max_distance, bistable=bistable, wave_ms=args.wave_ms,
-                                label=args.result)
+                                n_blocks=args.blocks, max_distance=args.max_distance, bistable=bistable,
+                                wave_ms=args.wave_ms, label=args.result)
     except (OSError, ValueError) as exc:  # every bad-input error of meshfield is a ValueError
         print(f"meshfield analyze: unusable input: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(summary.format_text())
     if target is not None:
-        _write_json(target, summary.to_dict())
+        try:
+            _write_json(target, summary.to_dict())
+        except OSError as exc:  # a name too long for the temporary, a full disk, ...
+            print(f"meshfield analyze: cannot write --json {args.json!r}: {exc.strerror or exc}; "
+                  f"nothing was written", file=sys.stderr)
+            return EXIT_USAGE
         print(f"wrote {target}")
     return 0
 
@@ -517,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--segment-ms", type=float, default=None, metavar="MS",
                    help="PSD segment length (ms; default 1000, or half the record if shorter than 2 s)")
     q.add_argument("--bands", type=int, default=8, help="log-spaced PSD bands (default 8)")
+    q.add_argument("--blocks", type=int, default=20, metavar="N",
+                   help="time blocks for the standard errors (default 20; fewer for short records)")
     q.add_argument("--max-distance", type=float, default=2.0, metavar="D",
                    help="largest lattice distance of the correlations (site spacings; default 2)")
     q.add_argument("--bistable", metavar="LOW,HIGH,WINDOW_MS",

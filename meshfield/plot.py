@@ -75,13 +75,20 @@ def check_figure_target(path, option: str = "path", animation: bool = False) -> 
                 f"{option} {str(path)!r}: unknown image format {suffix or '(no suffix)'!r}; "
                 f"allowed: {', '.join(allowed)}"
             )
+    return check_output_file(path, option)
+
+
+def check_output_file(path, option: str = "path", error: type[ValueError] = PlotInputError) -> Path:
+    """Check that a file can be written at ``path``: its folder exists and is
+    writable, and ``path`` is not a folder. Raises ``error`` naming ``option``."""
+    target = Path(path)
     folder = target.resolve().parent
     if not folder.is_dir():
-        raise PlotInputError(f"{option} {str(path)!r}: the output folder {str(folder)!r} does not exist")
+        raise error(f"{option} {str(path)!r}: the output folder {str(folder)!r} does not exist")
     if not os.access(folder, os.W_OK):
-        raise PlotInputError(f"{option} {str(path)!r}: the output folder {str(folder)!r} is not writable")
-    if target.is_dir():
-        raise PlotInputError(f"{option} {str(path)!r} is a folder, not a file name")
+        raise error(f"{option} {str(path)!r}: the output folder {str(folder)!r} is not writable")
+    if target.is_dir() or str(path).endswith(("/", "\\")):
+        raise error(f"{option} {str(path)!r} is a folder, not a file name")
     return target
 
 

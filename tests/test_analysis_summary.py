@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from test_analysis_compare import bistable_result, field_result, stand_in
+from scipy.signal import lfilter
 from test_cli import TINY, cli
 
 import meshfield
@@ -19,7 +20,7 @@ def test_white_noise_moments_and_flat_spectrum():
     """Mean m and variance s^2 of independent Gaussian samples, within a few SE
     of the known values; the SEs agree with s/sqrt(n) and with the spread of a
     sample variance; the PSD is flat at s^2 dt in every band, with no peak that
-    stands out (peak/median ~ 1 + a few / sqrt(segments))."""
+    stands out (prominence ~ 1 + a few / sqrt(segments x sites))."""
     rng = np.random.default_rng(3)
     m, s, dt, n_time, shape = 10.0, 2.0, 1.0, 40_500, (4, 4)
     n = (n_time - 500) * 16
@@ -36,8 +37,9 @@ def test_white_noise_moments_and_flat_spectrum():
     assert len(bands) == 8
     for row in bands:
         assert abs(row.value - level) < 4 * row.se, row
-    # 40 segments of 16 sites: bins scatter by 1/sqrt(640) ~ 4 %; the largest of 500 bins stays < 1.3 median
-    assert summary.value("psd peak/median", "E") < 1.3
+    # 40 segments of 16 sites: bins scatter by 1/sqrt(640) ~ 4 %; the largest of 500 bins over
+    # its neighbourhood's median stays below 1 + 5 x 4 %
+    assert summary.value("psd peak prominence", "E") < 1.2
     # independent sites: no correlation beyond d = 0
     assert summary.value("corr d=0", "E") == 1.0
     for d in ("1", "1.41", "2"):
@@ -75,9 +77,36 @@ def test_sine_gives_its_frequency_and_stands_out():
     A = 20.0 + 5.0 * np.sin(2 * np.pi * 40.0 * t * 1e-3) + 0.1 * rng.normal(size=t.size)
     summary = summarize(stand_in(A[:, None, None], 0.5, ("E",)))
     assert summary.value("psd peak frequency", "E") == 40.0
-    assert summary.value("psd peak/median", "E") > 1e3
+    assert summary.value("psd peak prominence", "E") > 1e3
     assert not [row for row in summary.rows if row.quantity.startswith(("corr", "k peak", "wave"))]
     assert summary.settings["wave_ms"] == "-"
+
+
+def test_a_low_pass_spectrum_has_no_prominent_peak():
+    """An Ornstein-Uhlenbeck process (tau = 20 ms) has its largest PSD values at
+    the lowest frequencies, but no rhythm: each bin is within the scatter of
+    its neighbourhood (half to twice its frequency), whose spectrum falls by at
+    most 4x. 40 segments x 16 sites: bins scatter by ~4 %."""
+    rng = np.random.default_rng(9)
+    a = np.exp(-1.0 / 20.0)
+    noise = lfilter([np.sqrt(1 - a * a)], [1, -a], rng.normal(size=(40_500, 1, 4, 4)), axis=0)
+    summary = summarize(stand_in(10.0 + noise, 1.0, ("E",)))
+    assert summary.value("psd peak prominence", "E") < 1.4
+
+
+def test_an_oscillation_stands_out_of_low_pass_noise():
+    """A 25-Hz rhythm of amplitude 1 in OU noise (SD 3, tau = 50 ms) whose low
+    frequencies hold more power than the rhythm's bin: the most prominent peak
+    is the rhythm's. Two-sided PSD in 1-Hz bins: the rhythm adds 1/4 Hz to the
+    noise's 2 s^2 tau / (1 + (2 pi f tau)^2) = 0.014 Hz, a prominence of ~18
+    (noise bins of 20 segments scatter by ~22 %)."""
+    rng = np.random.default_rng(10)
+    a = np.exp(-1.0 / 50.0)
+    t = np.arange(20_500)
+    noise = 3.0 * lfilter([np.sqrt(1 - a * a)], [1, -a], rng.normal(size=t.size))
+    summary = summarize(stand_in((10.0 + noise + np.sin(2 * np.pi * 25e-3 * t))[:, None, None], 1.0, ("E",)))
+    assert summary.value("psd peak frequency", "E") == 25.0
+    assert summary.value("psd peak prominence", "E") > 10.0
 
 
 @pytest.mark.parametrize("direction", [1, -1])
@@ -147,6 +176,8 @@ def test_wave_analysis_is_bounded_and_json_is_strict(monkeypatch):
     (dict(max_distance=-1), ["max_distance", "-1"]),
     (dict(segment_ms=0), ["segment_ms"]),
     (dict(wave_ms=float("nan")), ["wave_ms"]),
+    (dict(wave_ms=1.5), ["wave_ms = 1.5 ms holds fewer than 2 records of 1 ms"]),
+    (dict(n_bands=600), ["PSD band", "holds no frequency bin", "fewer bands"]),
     (dict(discard=1e6), ["samples remain"]),
     (dict(bistable={"low": 5, "high": 1}), ["low < high"]),
 ])
@@ -175,7 +206,9 @@ def test_analyze_command(tmp_path):
     for args, words in ((["--json", str(tmp_path / "no" / "s.json")], ["--json", "does not exist"]),
                         (["--json", str(tmp_path / "s.txt")], ["--json", ".json"]),
                         (["--bistable", "1,2"], ["--bistable '1,2'", "LOW,HIGH,WINDOW_MS"]),
-                        (["--bands", "0"], ["n_bands = 0"])):
+                        (["--bands", "0"], ["n_bands = 0"]),
+                        (["--json", ""], ["--json ''", ".json"]),
+                        (["--blocks", "1000"], ["n_blocks = 1000", "samples left"])):
         before = sorted(tmp_path.iterdir())
         p = cli("analyze", str(out), "--discard", "100", *args)
         lines = p.stderr.strip().splitlines()
@@ -187,6 +220,15 @@ def test_analyze_command(tmp_path):
     junk.write_text("not hdf5")
     p = cli("analyze", str(junk))
     assert p.returncode == 2 and "unusable input" in p.stderr
+    # a legal name whose temporary twin is too long for the file system: after the
+    # table, one line and status 2, nothing written
+    long_name = "a" * 245 + ".json"
+    before = sorted(tmp_path.iterdir())
+    p = cli("analyze", str(out), "--discard", "100", "--json", long_name, cwd=tmp_path)
+    assert p.returncode == 2 and p.stdout.startswith("result: "), p.stderr
+    assert p.stderr.strip().splitlines() == [
+        f"meshfield analyze: cannot write --json {long_name!r}: File name too long; nothing was written"]
+    assert sorted(tmp_path.iterdir()) == before
 
 
 def test_standing_wave_splits_its_power():

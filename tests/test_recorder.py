@@ -453,3 +453,8 @@ def test_nothing_is_written_into_a_block_folder(tmp_path):
             check_checkpoint_target(target, overwrite=True)
     assert leftovers(blocks) == ["rank00000.h5"]
     check_result(tmp_path / "out.h5", A)
+    # a folder of the user's whose name merely ends in .blocks is no block folder
+    mine = tmp_path / "my.blocks"
+    mine.mkdir()
+    check_result(mine / "x.h5", record_run(mine / "x.h5", OneRank((7,)), 3))
+    assert check_checkpoint_target(mine / "c.h5") == str(mine / "c.h5")

@@ -29,6 +29,7 @@ from .compare import (
 )
 from .spatial import (
     CorrelationVsDistance,
+    NoWaveError,
     SpaceTimeSpectrum,
     SpatialSpectrum,
     WaveSpeed,
@@ -51,6 +52,7 @@ __all__ = [
     "DwellTimes",
     "FanoFactor",
     "MeanVar",
+    "NoWaveError",
     "NotBimodalError",
     "PSD",
     "Quantity",

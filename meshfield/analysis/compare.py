@@ -28,7 +28,7 @@ import numpy as np
 from ._record import AnalysisInputError, as_record, is_result, number, whole
 from .bistable import bistable_signal, dwell_times
 from .spatial import correlation_vs_distance
-from .spectra import log_band_average, psd
+from .spectra import psd, validation_bands
 from .stats import DEFAULT_BLOCKS, mean_var
 
 MEAN_SE_FACTOR = 3.0
@@ -324,7 +324,6 @@ def compare_results(
     _check_compatible(records, labels)
     types = records[0].types
     dt = records[0].record_interval
-    nyquist = 1000.0 / (2.0 * dt)
     if f_min is None:
         f_min = max(1.0, 1000.0 / segment_ms)
     for label, record in zip(labels, records):
@@ -360,16 +359,9 @@ def compare_results(
 
     try:
         psds = tuple(psd(res, discard=discard, segment_ms=segment_ms) for res in (res_a, res_b))
-        bands = tuple(log_band_average(p, f_min=f_min, f_max=nyquist, n_bands=n_bands) for p in psds)
+        bands = tuple(validation_bands(p, dt, n_bands, f_min)[0] for p in psds)
     except AnalysisInputError as error:
-        raise CompareInputError(f"PSD: {error}") from error
-    empty = [i for i in range(n_bands) if bands[0].n_bins[i] == 0 or bands[1].n_bins[i] == 0]
-    if empty:
-        i = empty[0]
-        raise CompareInputError(
-            f"PSD band {bands[0].f_lo[i]:.3g}-{bands[0].f_hi[i]:.3g} Hz holds no frequency bin with "
-            f"segments of {psds[0].segment_ms} ms; use longer segments (segment_ms) or fewer bands"
-        )
+        raise CompareInputError(str(error)) from error
     band_passed = np.zeros((n_bands, len(types)), dtype=bool)
     for t, name in enumerate(types):
         for i in range(n_bands):

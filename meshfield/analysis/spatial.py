@@ -478,6 +478,10 @@ def space_time_spectrum(
     )
 
 
+class NoWaveError(AnalysisInputError):
+    """A field without fluctuations at f > 0 and k != 0: no wave to measure."""
+
+
 @dataclass(frozen=True)
 class WaveSpeed:
     """Speed and direction of a travelling wave.
@@ -501,16 +505,21 @@ class WaveSpeed:
     directionality : float
         ``(P(f, k) - P(f, -k)) / (P(f, k) + P(f, -k))`` at the peak: 1 for a
         pure travelling wave, 0 for a standing wave (spectrum method; NaN
-        otherwise).
+        otherwise). Between 0 and 1, since the peak is the larger of the two,
+        and typically 0.5-1 for noise too: it means something only where
+        ``share`` stands out. A peak at the spatial Nyquist wave number is its
+        own mirror and gives 0.
     method : str
         ``"spectrum"`` or ``"xcorr"``.
     share : float
         Fraction of the field's fluctuation power (its mean square over time
         and sites) in the peak mode ``(f, k)`` and its twin ``(-f, -k)``,
         which a real field holds equally: 1 for a clean plane wave, 1/2 for a
-        standing wave (its power is split with ``(f, -k)``), about
-        ``2 / (n_time n_sites)`` for white noise (spectrum method; NaN
-        otherwise).
+        standing wave (its power is split with ``(f, -k)``). White noise gives
+        about ``2 (ln(n/2) + 0.6) / n`` with ``n = n_time n_sites`` (the
+        largest of ``n/2`` exponentially distributed mode powers of mean
+        ``1/n``); coloured noise, with its power at low ``f`` and ``k``, more
+        (spectrum method; NaN otherwise).
     """
 
     speed: float
@@ -592,7 +601,7 @@ def wave_speed(
         candidates = np.where((freqs > 0)[(slice(None),) + (None,) * len(lattice)] & k_nonzero, power, -1.0)
         peak = np.unravel_index(np.argmax(candidates), power.shape)
         if candidates[peak] <= 0:
-            raise AnalysisInputError("the field has no power at f > 0 and k != 0: no wave to measure")
+            raise NoWaveError("the field has no power at f > 0 and k != 0: no wave to measure")
         k_vector = np.array([k[i] for k, i in zip(ks, peak[1:])])
         k_abs = float(np.sqrt(k_vector @ k_vector))
         mirror = (peak[0],) + tuple((-i) % n for i, n in zip(peak[1:], lattice))

@@ -299,3 +299,86 @@ def log_band_average(
         elif S_err is not None:
             se[b] = np.sqrt((S_err[members] ** 2).sum(axis=0)) / n_bins[b]
     return BandAverage(edges[:-1], edges[1:], np.sqrt(edges[:-1] * edges[1:]), value, se, n_bins)
+
+
+def validation_bands(spectrum: PSD, record_interval: float, n_bands: int = 8,
+                     f_min: float | None = None) -> tuple[BandAverage, float]:
+    """The PSD bands of VALIDATION.md: ``n_bands`` log-spaced bands from ``f_min``
+    to the Nyquist rate, each of which must hold a frequency bin.
+
+    Parameters
+    ----------
+    spectrum : PSD
+    record_interval : float
+        ms (the Nyquist rate is ``1000 / (2 record_interval)`` Hz).
+    n_bands : int
+    f_min : float, optional
+        Lowest band edge, Hz. Default: 1 Hz (VALIDATION.md), or the lowest
+        resolved frequency ``1000 / segment_ms`` when segments are shorter than
+        1 s.
+
+    Returns
+    -------
+    bands : BandAverage
+    f_min : float
+        The lowest band edge used, Hz.
+
+    Raises
+    ------
+    AnalysisInputError
+        If the segments resolve nothing below the Nyquist rate, or a band holds
+        no frequency bin (too many bands for the segment length).
+    """
+    nyquist = 1000.0 / (2.0 * record_interval)
+    if f_min is None:
+        f_min = max(1.0, 1000.0 / spectrum.segment_ms)
+    if not f_min < nyquist:
+        raise AnalysisInputError(
+            f"segments of {spectrum.segment_ms:g} ms resolve nothing between {f_min:g} Hz and the Nyquist "
+            f"rate {nyquist:g} Hz; use longer segments (segment_ms)"
+        )
+    bands = log_band_average(spectrum, f_min=f_min, f_max=nyquist, n_bands=n_bands)
+    empty = np.flatnonzero(bands.n_bins == 0)
+    if empty.size:
+        i = int(empty[0])
+        raise AnalysisInputError(
+            f"PSD band {bands.f_lo[i]:.3g}-{bands.f_hi[i]:.3g} Hz holds no frequency bin with segments "
+            f"of {spectrum.segment_ms:g} ms; use longer segments (segment_ms) or fewer bands (n_bands)"
+        )
+    return bands, f_min
+
+
+def peak_prominence(spectrum: PSD, f_min: float) -> tuple[np.ndarray, np.ndarray]:
+    """The most prominent peak of each type's spectrum at or above ``f_min``.
+
+    The prominence of bin ``f`` is ``S(f)`` over the median of ``S`` from
+    ``f/2`` to ``2 f`` (within ``f_min`` and the Nyquist rate), sampled at 201
+    log-spaced frequencies so that the median of a power law is its value at
+    ``f``: a rhythm stands out of its neighbourhood, while a smooth spectrum,
+    white or low-pass, stays near 1.
+
+    Returns
+    -------
+    freqs : ndarray, shape (n_types,)
+        Frequency of the most prominent bin, Hz.
+    prominence : ndarray, shape (n_types,)
+        Its prominence (NaN where the neighbourhood's median is 0).
+    """
+    freqs = spectrum.freqs
+    above = np.flatnonzero(freqs >= f_min)
+    S = spectrum.S[above]
+    f = freqs[above]
+    ratio = np.full(S.shape, np.nan)
+    octave = 2.0 ** np.linspace(-1.0, 1.0, 201)
+    for j in range(f.size):
+        # the bin nearest each log-spaced frequency; the same bin counts once per frequency it is
+        # nearest to, so that the median weighs the window evenly in log f
+        near = np.clip(np.searchsorted(f, f[j] * octave), 1, f.size - 1)
+        near -= (f[j] * octave - f[near - 1]) < (f[near] - f[j] * octave)
+        inside = (f[j] * octave >= f[0]) & (f[j] * octave <= f[-1])
+        median = np.median(S[near[inside]], axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio[j] = np.where(median > 0, S[j] / median, np.nan)
+    best = np.argmax(np.where(np.isnan(ratio), -np.inf, ratio), axis=0)
+    types = np.arange(S.shape[1])
+    return f[best], ratio[best, types]

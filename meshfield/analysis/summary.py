@@ -6,10 +6,11 @@ log-spaced bands from 1 Hz to the Nyquist rate, 20 blocks) and collects their
 numbers in one table:
 
 * mean and variance of the activity per type, with batch-means SEs;
-* the PSD in log-spaced bands, and its highest peak above the lowest band
-  edge with the peak's ratio to the median of the spectrum there (an
-  oscillation stands out by a large ratio, a smooth noise spectrum gives a
-  few);
+* the PSD in log-spaced bands, and its most prominent peak above the lowest
+  band edge: the bin that stands out most from the median of its
+  neighbourhood (half to twice its frequency), with that ratio (a rhythm
+  stands out by a large ratio; a smooth spectrum, white or low-pass, gives
+  about 1);
 * on lattices of more than one site: the correlation of fluctuations at the
   lattice distances up to ``max_distance``; the dominant spatial wave number
   with the share of the spatial variance in its shell; and the travelling
@@ -17,9 +18,10 @@ numbers in one table:
   and its directionality (1 for a travelling, 0 for a standing wave);
 * with ``bistable``: the number of switches and the mean dwell times.
 
-The shares and ratios say how much a peak stands out; a wave speed or wave
-number is a property of the field only where they do (a noise field has a
-largest mode too).
+The shares and ratios say how much a peak stands out; a wave speed, wave
+number or directionality is a property of the field only where they do (a
+noise field has a largest mode too; see docs/analysis.md for their noise
+levels).
 """
 
 from __future__ import annotations
@@ -27,17 +29,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from ._record import AnalysisInputError, as_record, is_result, number, whole
 from .bistable import bistable_signal, dwell_times
 from .compare import _bistable_spec, _pair_name
-from .spatial import correlation_vs_distance, spatial_spectrum, wave_speed
-from .spectra import log_band_average, psd
+from .spatial import NoWaveError, correlation_vs_distance, spatial_spectrum, wave_speed
+from .spectra import peak_prominence, psd, validation_bands
 from .stats import DEFAULT_BLOCKS, mean_var
 
-# The space-time transform of the wave analysis holds the field in float64 and
-# its complex transform: 2**23 entries are about 200 MB in all. Longer records
+# The space-time transform of the wave analysis holds the field in float64, its
+# complex transform and the power: 2**23 entries are about 400 MB in all. Longer records
 # of large lattices are analysed over their first part (see ``wave_ms``).
 WAVE_ENTRIES = 2**23
 
@@ -197,25 +197,14 @@ def summarize(
         rows.append(Quantity("variance", name, float(moments.var[t]), float(moments.var_se[t]), "Hz^2"))
 
     spectrum = psd(result, discard=discard, segment_ms=segment_ms)
-    f_min = max(1.0, 1000.0 / spectrum.segment_ms)
-    nyquist = 1000.0 / (2.0 * dt)
-    if not f_min < nyquist:
-        raise AnalysisInputError(
-            f"segments of {spectrum.segment_ms:g} ms resolve nothing between {f_min:g} Hz and the Nyquist "
-            f"rate {nyquist:g} Hz; use longer segments (segment_ms) or a longer record"
-        )
-    bands = log_band_average(spectrum, f_min=f_min, f_max=nyquist, n_bands=n_bands)
-    above = spectrum.freqs >= f_min
+    bands, f_min = validation_bands(spectrum, dt, n_bands)
+    peak_f, prominence = peak_prominence(spectrum, f_min)
     for t, name in enumerate(types):
         for i in range(n_bands):
             rows.append(Quantity(f"psd {bands.f_lo[i]:.3g}-{bands.f_hi[i]:.3g} Hz", name,
                                  float(bands.value[i, t]), float(bands.se[i, t]), "Hz"))
-        S = spectrum.S[above, t]
-        j = int(np.argmax(S))
-        median = float(np.median(S))
-        rows.append(Quantity("psd peak frequency", name, float(spectrum.freqs[above][j]), float("nan"), "Hz"))
-        rows.append(Quantity("psd peak/median", name, float(S[j]) / median if median > 0 else float("nan"),
-                             float("nan"), "1"))
+        rows.append(Quantity("psd peak frequency", name, float(peak_f[t]), float("nan"), "Hz"))
+        rows.append(Quantity("psd peak prominence", name, float(prominence[t]), float("nan"), "1"))
 
     waves = "-"
     if record.n_sites > 1:
@@ -237,11 +226,14 @@ def summarize(
             rows.append(Quantity("k peak share", name, share, float("nan"), "1"))
         most = max(2, WAVE_ENTRIES // record.n_sites) * dt
         duration = min(wave_ms if wave_ms is not None else most, record.duration)
+        if duration < 2 * dt:
+            raise AnalysisInputError(f"wave_ms = {wave_ms:g} ms holds fewer than 2 records of "
+                                     f"{dt:g} ms; give at least {2 * dt:g} ms")
         waves = f"{duration:g} ms"
         for t, name in enumerate(types):
             try:
                 wave = wave_speed(result, type=t, discard=discard, duration=duration)
-            except AnalysisInputError:  # no fluctuation at f > 0 and k != 0: no wave to measure
+            except NoWaveError:  # no fluctuation at f > 0 and k != 0
                 wave = None
             nan = float("nan")
             rows.append(Quantity("wave speed", name, wave.speed if wave else nan, nan, "mm/ms"))

@@ -36,6 +36,7 @@ import numpy as np
 
 import meshfield
 from meshfield.io.result import (
+    _RANK_FILE,
     FORMAT_NAME,
     FORMAT_VERSION,
     RECORD_NAMES,
@@ -135,9 +136,6 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
-_BLOCK_FILE = re.compile(r"rank\d{5}\.h5")
-
-
 def _check_replaceable_blocks(folder: str) -> None:
     """Refuse to replace a block folder that holds anything but rank block files.
 
@@ -146,7 +144,7 @@ def _check_replaceable_blocks(folder: str) -> None:
     """
     if not os.path.isdir(folder) or os.path.islink(folder):
         return
-    foreign = sorted(name for name in os.listdir(folder) if not _BLOCK_FILE.fullmatch(name))
+    foreign = sorted(name for name in os.listdir(folder) if not _RANK_FILE.fullmatch(name))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise RecorderError(f"{folder} holds files that are not result blocks ({shown}); "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import cached_property
 
 import h5py
@@ -44,10 +45,26 @@ def blocks_dirname(master_path: str) -> str:
 def in_block_folder(path: str) -> str | None:
     """The result block folder that ``path`` lies in, if any (such a folder
     belongs to its result: a file written into it, or over one of its block
-    files, would corrupt the result or vanish with the folder)."""
+    files, would corrupt the result or vanish with the folder).
+
+    A block folder is ``OUT.h5.blocks`` beside a master ``OUT.h5``, one holding
+    rank block files, or a run's temporary ``OUT.h5.blocks.tmp-<id>``; another
+    folder whose name ends in ``.blocks`` is the user's."""
     parent = os.path.dirname(os.path.abspath(path))
     name = os.path.basename(parent)
-    return parent if name.endswith(".blocks") or ".blocks.tmp-" in name else None
+    if ".blocks.tmp-" in name:
+        return parent
+    if not name.endswith(".blocks"):
+        return None
+    if os.path.isfile(parent.removesuffix(".blocks")):
+        return parent
+    try:
+        return parent if any(_RANK_FILE.fullmatch(entry) for entry in os.listdir(parent)) else None
+    except OSError:
+        return None
+
+
+_RANK_FILE = re.compile(r"rank\d{5}\.h5")
 
 
 def rank_filename(rank: int) -> str:
@@ -151,7 +168,7 @@ class Result:
         except _READ_ERRORS as exc:
             # Name the block file at fault when it can be found.
             folder = os.path.dirname(self.path)
-            culprit = next((problem for block, datasets in _block_sources(self._file, (name,)).items()
+            culprit = next((problem[1] for block, datasets in _block_sources(self._file, (name,)).items()
                             if (problem := _block_file_problem(folder, block, datasets, read=True))), None)
             where = f"block file {culprit}" if culprit else _one_line(exc)
             raise ResultError(f"{self.path}: cannot read dataset {name!r}: {where}; the result is "
@@ -167,7 +184,7 @@ class Result:
         metadata. Checked after each read: data read before the blocks changed
         is then known to be this run's.
         """
-        _check_blocks(self.path, self._file)
+        _check_blocks(self.path, self._file, datasets=False)  # the read found them
 
     def dataset(self, name: str) -> h5py.Dataset:
         """Return the h5py dataset ``name`` ("A", "Abar" or "times") for lazy slicing.
@@ -299,21 +316,6 @@ def _run_id(file: h5py.File) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _foreign_block(folder: str, file_name: str, run_id: str) -> str | None:
-    """A message if the block file ``file_name`` was written by another run than ``run_id``."""
-    try:
-        with h5py.File(os.path.join(folder, file_name), "r") as block:
-            theirs = _run_id(block)
-    except _READ_ERRORS:
-        return None  # an unreadable block is reported as damage, where it is read
-    if theirs == run_id:
-        return None
-    return (f"block file {file_name} belongs to another run (run id {theirs}, this result's is {run_id}): "
-            f"its block folder was replaced, e.g. by a later run written to the same name with "
-            f"--overwrite (or to the old name of this renamed master); open the result that owns "
-            f"the blocks, or rerun this one")
-
-
 def _missing_block_files(path: str, file: h5py.File) -> list[str]:
     # HDF5 fills a virtual dataset silently where a source file is missing; a
     # reader must instead be told that the block folder did not travel along.
@@ -321,9 +323,11 @@ def _missing_block_files(path: str, file: h5py.File) -> list[str]:
     return sorted(block for block in _block_sources(file) if not os.path.isfile(os.path.join(folder, block)))
 
 
-def _block_file_problem(folder: str, file_name: str, dset_names, read: bool = False) -> str | None:
-    """Return ``"FILE_NAME: reason"`` if the block file cannot serve the datasets
-    ``dset_names``, else None. Opens the file once.
+def _block_file_problem(folder: str, file_name: str, dset_names, read: bool = False,
+                        run_id: str | None = None) -> tuple[bool, str] | None:
+    """``(foreign, "FILE_NAME: reason")`` if the block file cannot serve the
+    datasets ``dset_names`` (``foreign``: it belongs to another run), else None.
+    Opens the file once.
 
     Parameters
     ----------
@@ -335,31 +339,31 @@ def _block_file_problem(folder: str, file_name: str, dset_names, read: bool = Fa
         The datasets of that file behind the record datasets.
     read : bool
         Also read the datasets whole (finds damage beyond the file's header).
+    run_id : str, optional
+        The master's run id, which the block must carry too (results written
+        before run ids existed have none and are not checked).
     """
     try:
         with h5py.File(os.path.join(folder, file_name), "r") as block:
+            theirs = _run_id(block)
+            if run_id is not None and theirs != run_id:
+                return True, (f"{file_name} belongs to another run (run id {theirs}, this result's is "
+                              f"{run_id}): its block folder was replaced, e.g. by a later run written to the "
+                              f"same name with --overwrite (or to the old name of this renamed master); open "
+                              f"the result that owns the blocks, or rerun this one")
             rank = _plain(block.attrs.get("rank"))
             if isinstance(rank, int) and os.path.basename(file_name) != rank_filename(rank):
-                return (f"{file_name}: it holds rank {rank}'s block, which belongs in "
-                        f"{rank_filename(rank)}; the block folder was rearranged")
+                return False, (f"{file_name}: it holds rank {rank}'s block, which belongs in "
+                               f"{rank_filename(rank)}; the block folder was rearranged")
             for dset_name in dset_names:
                 dataset = block.get(dset_name)
                 if not isinstance(dataset, h5py.Dataset):
-                    return f"{file_name}: it has no dataset {dset_name.lstrip('/')!r}"
+                    return False, f"{file_name}: it has no dataset {dset_name.lstrip('/')!r}"
                 if read:
                     dataset[()]
     except _READ_ERRORS as exc:
-        return f"{file_name}: not a readable HDF5 file ({_one_line(exc)})"
+        return False, f"{file_name}: not a readable HDF5 file ({_one_line(exc)})"
     return None
-
-
-def _unreadable_block_files(path: str, file: h5py.File) -> list[str]:
-    """Block files that exist but cannot be opened or lack their datasets (cheap:
-    opens each file once, reads no data)."""
-    folder = os.path.dirname(path)
-    problems = (_block_file_problem(folder, block, datasets)
-                for block, datasets in sorted(_block_sources(file).items()))
-    return [problem for problem in problems if problem is not None]
 
 
 def _plain(value):
@@ -512,21 +516,23 @@ def open_result(path: str | os.PathLike, check_blocks: bool = True) -> Result:
         raise
 
 
-def _check_blocks(path: str, file: h5py.File) -> None:
-    """The block files are all there, this run's, in their places and readable."""
+def _check_blocks(path: str, file: h5py.File, datasets: bool = True) -> None:
+    """The block files are all there, this run's, in their places and (with
+    ``datasets``) hold their datasets. One open per block file, no data read."""
     missing = _missing_block_files(path, file)
     if missing:
         raise ResultError(f"{path}: block files missing beside it: {', '.join(missing)}; "
                           f"move or copy a result together with its block folder, "
                           f"keeping that folder's name")
-    run_id = _run_id(file)
-    if run_id is not None:
-        folder = os.path.dirname(path)
-        for block in sorted(_block_sources(file)):
-            problem = _foreign_block(folder, block, run_id)
-            if problem:
-                raise ResultError(f"{path}: {problem}")
-    unreadable = _unreadable_block_files(path, file)
+    folder, run_id = os.path.dirname(path), _run_id(file)
+    unreadable = []
+    for block, dset_names in sorted(_block_sources(file).items()):
+        problem = _block_file_problem(folder, block, dset_names if datasets else (), run_id=run_id)
+        if problem is not None:
+            foreign, message = problem
+            if foreign:
+                raise ResultError(f"{path}: block file {message}")
+            unreadable.append(message)
     if unreadable:
         raise ResultError(f"{path}: block file{'s' if len(unreadable) > 1 else ''} "
                           f"{'; '.join(unreadable)}; the result is damaged "
