@@ -165,7 +165,7 @@ def test_run_checks_the_blocks_on_the_root_only(shared_tmp, monkeypatch):
     from meshfield.io import result as result_module
     calls = []
     original = result_module._check_blocks
-    monkeypatch.setattr(result_module, "_check_blocks", lambda *a: (calls.append(1), original(*a)))
+    monkeypatch.setattr(result_module, "_check_blocks", lambda *a, **k: (calls.append(1), original(*a, **k)))
     res = meshfield.run("v1_single", output=str(shared_tmp / "run.h5"), overwrite=True,
                         overrides=["run.t_end=20", "lattice.shape=[4]"])
     assert len(calls) == (1 if COMM.rank == 0 else 0)
