@@ -164,8 +164,7 @@ class ComparisonReport:
             )
             for row in self.rows
         ]
-        widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-        lines += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
+        lines += _aligned(table)
         failures = self.failures
         lines.append("")
         if failures:
@@ -174,6 +173,12 @@ class ComparisonReport:
         else:
             lines.append(f"PASS: all {len(self.rows)} quantities within tolerance")
         return "\n".join(lines)
+
+
+def _aligned(table: list[tuple]) -> list[str]:
+    """The rows of a table of strings (header first) as lines, columns padded to a common width."""
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
 
 
 def _number(value: float) -> str:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from ._record import AnalysisInputError, as_record, is_result, number, whole
 from .bistable import bistable_signal, dwell_times
-from .compare import _bistable_spec, _pair_name
+from .compare import _aligned, _bistable_spec, _number, _pair_name
 from .spatial import NoWaveError, correlation_vs_distance, spatial_spectrum, wave_speed
 from .spectra import peak_prominence, psd, validation_bands
 from .stats import DEFAULT_BLOCKS, mean_var
@@ -100,9 +100,7 @@ class Summary:
         table = [header] + [
             (row.quantity, row.type, _number(row.value), _number(row.se), row.unit) for row in self.rows
         ]
-        widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-        lines += ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
-        return "\n".join(lines)
+        return "\n".join(lines + _aligned(table))
 
     def to_dict(self) -> dict:
         """Plain data for JSON: NaN and infinities become None."""
@@ -116,10 +114,6 @@ class Summary:
                 for row in self.rows
             ],
         }
-
-
-def _number(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.4g}"
 
 
 def _finite(value: float) -> float | None:

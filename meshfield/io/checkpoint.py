@@ -122,8 +122,8 @@ def check_checkpoint_target(path, overwrite: bool = False) -> str:
                               f"does not exist")
     if os.path.isdir(path):
         raise CheckpointError(f"cannot write the checkpoint {path}: it is a folder")
-    if in_block_folder(path):
-        raise CheckpointError(f"cannot write the checkpoint {path}: it lies in {in_block_folder(path)}, "
+    if (blocks := in_block_folder(path)) is not None:
+        raise CheckpointError(f"cannot write the checkpoint {path}: it lies in {blocks}, "
                               f"the block folder of a result; choose a path outside it")
     if os.path.lexists(path) and not overwrite:
         raise CheckpointError(f"{path} exists; refusing to overwrite it (use --overwrite, "

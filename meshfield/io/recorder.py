@@ -279,8 +279,8 @@ class Recorder:
             raise RecorderError(f"cannot write {path}: the folder {parent} does not exist")
         if os.path.isdir(path):
             raise RecorderError(f"cannot write {path}: it is a folder, not a result file")
-        if in_block_folder(path):
-            raise RecorderError(f"cannot write the result {path}: it lies in {in_block_folder(path)}, the "
+        if (blocks := in_block_folder(path)) is not None:
+            raise RecorderError(f"cannot write the result {path}: it lies in {blocks}, the "
                                 f"block folder of another result; choose a path outside it")
         for target in (path, blocks_dirname(path)):
             if os.path.lexists(target) and not self._overwrite:

@@ -316,13 +316,6 @@ def _run_id(file: h5py.File) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _missing_block_files(path: str, file: h5py.File) -> list[str]:
-    # HDF5 fills a virtual dataset silently where a source file is missing; a
-    # reader must instead be told that the block folder did not travel along.
-    folder = os.path.dirname(path)
-    return sorted(block for block in _block_sources(file) if not os.path.isfile(os.path.join(folder, block)))
-
-
 def _block_file_problem(folder: str, file_name: str, dset_names, read: bool = False,
                         run_id: str | None = None) -> tuple[bool, str] | None:
     """``(foreign, "FILE_NAME: reason")`` if the block file cannot serve the
@@ -519,14 +512,17 @@ def open_result(path: str | os.PathLike, check_blocks: bool = True) -> Result:
 def _check_blocks(path: str, file: h5py.File, datasets: bool = True) -> None:
     """The block files are all there, this run's, in their places and (with
     ``datasets``) hold their datasets. One open per block file, no data read."""
-    missing = _missing_block_files(path, file)
+    folder, run_id = os.path.dirname(path), _run_id(file)
+    sources = sorted(_block_sources(file).items())
+    # HDF5 fills a virtual dataset silently where a source file is missing; a
+    # reader must instead be told that the block folder did not travel along.
+    missing = [block for block, _ in sources if not os.path.isfile(os.path.join(folder, block))]
     if missing:
         raise ResultError(f"{path}: block files missing beside it: {', '.join(missing)}; "
                           f"move or copy a result together with its block folder, "
                           f"keeping that folder's name")
-    folder, run_id = os.path.dirname(path), _run_id(file)
     unreadable = []
-    for block, dset_names in sorted(_block_sources(file).items()):
+    for block, dset_names in sources:
         problem = _block_file_problem(folder, block, dset_names if datasets else (), run_id=run_id)
         if problem is not None:
             foreign, message = problem
