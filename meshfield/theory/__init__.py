@@ -2,7 +2,9 @@
 
 The stationary renewal theory (:mod:`meshfield.theory.stationary`) is the
 independent reference that the mesoscopic and microscopic engines are validated
-against.
+against; the linear theory (:mod:`meshfield.theory.linear`, static, and
+:mod:`meshfield.theory.response`, growth rates and frequencies from the
+population's transfer function) predicts the patterns that form.
 """
 
 from meshfield.theory.stationary import (
@@ -29,6 +31,12 @@ from meshfield.theory.linear import (
     static_gain,
     stencil_fourier,
 )
+from meshfield.theory.response import (
+    GrowthRates,
+    ImpulseResponse,
+    growth_rates,
+    impulse_response,
+)
 
 __all__ = [
     "Dispersion",
@@ -51,4 +59,8 @@ __all__ = [
     "lattice_wave_vectors",
     "static_gain",
     "stencil_fourier",
+    "GrowthRates",
+    "ImpulseResponse",
+    "growth_rates",
+    "impulse_response",
 ]

@@ -35,19 +35,16 @@ of the emerging stationary pattern (bumps, stripes, spots) near onset. Complex
 eigenvalues of ``G(k)`` (an E/I loop whose inhibition dominates, or an
 asymmetric stencil) do not give a static bifurcation and are not counted.
 
-What the static theory leaves out. Delays, the synaptic filters ``1/(1 + i
-omega tau_s)`` and the population's dynamic response all reduce to 1 at zero
-frequency, so they drop out here. Oscillatory (Turing-Hopf, travelling-wave,
-synchronous) instabilities need the full frequency-dependent gain
-``G_ab(k, omega) = chi_a(omega) tau_m_a J_ab C_ab / (1 + i omega tau_s,b) sum_o
-kappa_ab(o) exp(i k.o dx - i omega Delta_ab(o)) / 1000`` with the linear response
-``chi_a(omega)`` of the population activity to a modulation of its input (for
-the discrete-time mesoscopic model: the z-transform of the linearized cohort
-update of MODEL.md §4 around its stationary profile, cf. Deger et al. 2014), and
-the roots of ``det(I - G(k, omega)) = 0`` in the complex frequency plane. The
-static theory therefore predicts the onset and wave number of a stationary
-pattern only where no oscillatory instability comes first; a simulation is the
-check. Finite-size noise is absent from both versions.
+What the static theory leaves out. Delays, the synaptic filters and the
+population's dynamic response all reduce to 1 at zero frequency, so they drop
+out here. Growth rates in time and oscillatory (Turing-Hopf, travelling-wave,
+synchronous) instabilities need the frequency-dependent gain ``G(k, z)`` built
+from the population's transfer function; :mod:`meshfield.theory.response`
+computes it for the discrete-time mesoscopic model and locates the roots of
+``det(I - G(k, z)) = 0`` (at ``z = 1`` its ``G`` is this module's). The static
+theory alone predicts the onset and wave number of a stationary pattern only
+where no oscillatory instability comes first. Finite-size noise is absent from
+both.
 
 Only periodic lattices. On an open lattice the Fourier modes are not
 eigenmodes (the edge renormalization of the stencil breaks translation
@@ -399,8 +396,8 @@ def dispersion(config: Any, *, level: str | None = None, rates0: np.ndarray | No
 
     Static theory only: ``G(k)`` is the zero-frequency gain, whose leading real
     eigenvalue locates the onset and wave number of a stationary pattern; it
-    gives no growth rates in time (the frequency-dependent transfer function of
-    MODEL.md §6 is not implemented). The lattice must be periodic (the theory of
+    gives no growth rates in time (those, and oscillatory instabilities, come
+    from the transfer function: :func:`meshfield.theory.growth_rates`). The lattice must be periodic (the theory of
     a homogeneous field); an open lattice is refused.
 
     Parameters
