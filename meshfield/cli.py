@@ -444,6 +444,29 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- steady
+
+
+def cmd_steady(args) -> int:
+    from .theory import stability
+    try:
+        target = _check_json_target(args.json) if args.json is not None else None
+        report = stability(_load(args), name=args.config or "default")
+    except (OSError, ValueError) as exc:  # ConfigError and TheoryInputError are ValueErrors
+        print(f"meshfield steady: unusable input: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(report.format_text())
+    if target is not None:
+        try:
+            _write_json(target, report.to_dict())
+        except OSError as exc:
+            print(f"meshfield steady: cannot write --json {args.json!r}: {exc.strerror or exc}; "
+                  f"nothing was written", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"wrote {target}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -524,12 +547,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "samples x sites)")
     q.add_argument("--json", metavar="OUT.json", help="also write the numbers as JSON")
     q.set_defaults(func=cmd_analyze)
+
+    q = sub.add_parser("steady", help="the homogeneous steady state and its linear stability: growth rate, "
+                                      "frequency and wave number of the fastest mode (mean-field theory)")
+    config_args(q)
+    q.add_argument("--json", metavar="OUT.json", help="also write the numbers as JSON")
+    q.set_defaults(func=cmd_steady)
     return p
 
 
 #: Commands that read results and write figures: serial. Started under mpiexec,
 #: rank 0 does the work and every rank returns its exit status.
-SERIAL_COMMANDS = ("plot", "compare", "analyze")
+SERIAL_COMMANDS = ("plot", "compare", "analyze", "steady")
 
 
 def _on_rank_zero(func, args) -> int:

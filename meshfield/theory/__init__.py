@@ -31,6 +31,7 @@ from meshfield.theory.linear import (
     static_gain,
     stencil_fourier,
 )
+from meshfield.theory.stability import StabilityReport, stability
 from meshfield.theory.response import (
     GrowthRates,
     ImpulseResponse,
@@ -63,4 +64,6 @@ __all__ = [
     "ImpulseResponse",
     "growth_rates",
     "impulse_response",
+    "StabilityReport",
+    "stability",
 ]

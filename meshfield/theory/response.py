@@ -467,6 +467,9 @@ class GrowthRates:
         complex conjugates).
     sigma_floor : float, 1/s
         Slowest growth rate resolved (see :attr:`ImpulseResponse.sigma_floor`).
+    n_distinct : int
+        Distinct modes computed (wave vectors whose stencil transforms coincide
+        share one).
     rates : ndarray, shape (T,), Hz
     mu_eff : ndarray, shape (T,), mV
     responses : tuple of ImpulseResponse
@@ -480,6 +483,7 @@ class GrowthRates:
     frequency: np.ndarray
     n_unstable: np.ndarray
     sigma_floor: float
+    n_distinct: int
     rates: np.ndarray
     mu_eff: np.ndarray
     responses: tuple
@@ -617,6 +621,6 @@ def growth_rates(config: Any, *, rates0: np.ndarray | None = None) -> GrowthRate
     return GrowthRates(
         types=tuple(p.name for p in pops), k_vectors=k_vectors, k_norm=k_norm, k_step=k_step,
         sigma=sigma_u[inverse].reshape(shape), frequency=freq_u[inverse].reshape(shape),
-        n_unstable=count_u[inverse].reshape(shape), sigma_floor=floor,
+        n_unstable=count_u[inverse].reshape(shape), sigma_floor=floor, n_distinct=len(first),
         rates=np.asarray(state.rates, dtype=float), mu_eff=np.asarray(state.mu_eff, dtype=float),
         responses=responses)
