@@ -326,7 +326,13 @@ def silence(stream) -> None:
 
 
 class _Progress:
-    """Progress lines on rank 0: simulated time, wall time, speed, ETA."""
+    """Progress lines on rank 0: simulated time, wall time, speed, ETA.
+
+    The speed (and so the ETA) is measured from :meth:`mark`, called after the
+    first block: that block includes numba compilation on a first run (a minute
+    or more), which would make the early estimates absurd. Until a block after
+    the mark has run, speed and ETA print as ``-``.
+    """
 
     def __init__(self, t_end: float, interval: float, enabled: bool, stream=None, t_start: float = 0.0):
         self.t_end = t_end
@@ -337,6 +343,12 @@ class _Progress:
         self.start = time.perf_counter()
         self.last = self.start
         self.last_t = None
+        self.mark_time = None
+        self.mark_t = None
+
+    def mark(self, t_sim: float) -> None:
+        """Measure the speed from here on (simulated time ``t_sim``, ms)."""
+        self.mark_time, self.mark_t = time.perf_counter(), t_sim
 
     def __call__(self, t_sim: float, force: bool = False) -> None:
         if not self.enabled or (force and t_sim == self.last_t):
@@ -347,10 +359,17 @@ class _Progress:
         self.last = now
         self.last_t = t_sim
         wall = now - self.start
-        speed = (t_sim - self.t_start) / wall if wall > 0 else float("inf")
-        eta = (self.t_end - t_sim) / speed if speed > 0 else float("inf")
+        if self.mark_time is None:
+            since, elapsed = t_sim - self.t_start, wall
+        else:
+            since, elapsed = t_sim - self.mark_t, now - self.mark_time
+        if since > 0 and elapsed > 0:
+            speed = since / elapsed
+            rates = f"speed {speed:9.1f} ms/s  ETA {(self.t_end - t_sim) / speed:8.1f} s"
+        else:
+            rates = f"speed {'-':>9} ms/s  ETA {'-':>8} s"
         _emit(f"[meshfield] t = {t_sim:10.1f} / {self.t_end:.1f} ms ({100 * t_sim / self.t_end:5.1f} %)"
-              f"  wall {wall:8.1f} s  speed {speed:9.1f} ms/s  ETA {eta:8.1f} s", self.stream)
+              f"  wall {wall:8.1f} s  {rates}", self.stream)
 
 
 def _shown(tree, key: str) -> str:
@@ -535,6 +554,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             model.exchange()
             if t_first_block is None:
                 t_first_block = time.perf_counter() - t_start
+                report.mark(step * config.run.dt)
             report(step * config.run.dt)
         flush(n_steps * config.run.dt)
         wall = time.perf_counter() - t_start
