@@ -506,8 +506,8 @@ class WaveSpeed:
         ``(P(f, k) - P(f, -k)) / (P(f, k) + P(f, -k))`` at the peak: 1 for a
         pure travelling wave, 0 for a standing wave (spectrum method; NaN
         otherwise). Between 0 and 1, since the peak is the larger of the two,
-        and typically 0.5-1 for noise too: it means something only where
-        ``share`` stands out. A peak at the spatial Nyquist wave number is its
+        and anywhere in that range for noise too (0.8 on average for white
+        noise): it means something only where ``share`` stands out. A peak at the spatial Nyquist wave number is its
         own mirror and gives 0.
     method : str
         ``"spectrum"`` or ``"xcorr"``.
