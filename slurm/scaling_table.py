@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -161,7 +162,11 @@ def main(argv=None) -> int:
     if not rows:
         print(f"scaling_table: {args.csv} has no rows", file=sys.stderr)
         return 2
-    print(format_table(rows, args.time))
+    try:
+        print(format_table(rows, args.time))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `scaling_table.py out.csv | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -669,3 +669,28 @@ def test_scaling_table_bad_input(tmp_path, capsys):
     assert scaling_table.main([str(empty)]) == 2
     assert scaling_table.main(["--record", "weak", str(tmp_path / "x.csv"), str(tmp_path / "nope.h5")]) == 2
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("script", ["run.sbatch", "sweep.sbatch", "chain.sbatch", "scaling.sbatch"])
+def test_scripts_stop_with_a_message_without_a_venv(script, tmp_path):
+    # `source` of a missing activate script failed silently (status 1, no ERR trap)
+    env = _env(tmp_path, venv=tmp_path / "no_venv", DRY_RUN=1, OUTDIR=tmp_path / "out")
+    r = _bash(script, ["default"], tmp_path, env)
+    assert r.returncode == 2
+    assert f"{script}: stopped: MESHFIELD_VENV = {tmp_path / 'no_venv'} is no virtual environment" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_scaling_table_into_a_closed_pipe(tmp_path):
+    # `scaling_table.py table.csv | head -1` ended in a BrokenPipeError traceback;
+    # here the reader is gone before the table is written
+    table = tmp_path / "scaling.csv"
+    rows = [dict(mode="strong", ranks=r, dims=f"{r}x1", sites=4096, steps=1000, wall_time=10.0 / r,
+                 first_block_seconds=0.5, result="") for r in (1, 2, 4, 8)]
+    scaling_table.append_rows(str(table), rows)
+    p = subprocess.Popen([sys.executable, str(SLURM / "scaling_table.py"), str(table)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 0
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
