@@ -154,3 +154,24 @@ def test_uncoupled_neurons_fire_at_the_dead_time_renewal_rate():
     se = per_neuron.std(ddof=1) / np.sqrt(500)
     assert se < 0.005 * expected  # the check must be able to fail
     assert abs(per_neuron.mean() - expected) < 3 * se, (per_neuron.mean(), expected, se)
+
+
+def test_serial_twin_equals_the_threaded_kernel_bitwise():
+    """A block with fewer sites than threads uses the serial compilation of the
+    neuron kernel (the thread pool made a one-site network 3-5x slower on 2
+    threads); both must give the same numbers."""
+    import numba
+
+    from meshfield.micro.neurons import advance_neurons, advance_neurons_serial
+    records = []
+    for kernel in (advance_neurons, advance_neurons_serial):
+        _, _, model = build(config_dict())
+        model._advance_neurons = kernel
+        records.append(run_blocks(model, 0, 80, 2))
+    assert records[0][0].sum() > 50  # the network fires
+    for a, b in zip(records[0], records[1]):
+        assert np.array_equal(a, b)
+    # one site: serial whatever the thread count; 12 sites: threaded with 2 threads
+    assert build(config_dict(shape=(1,), couplings=False))[2]._advance_neurons is advance_neurons_serial
+    many = build(config_dict())[2]._advance_neurons
+    assert many is (advance_neurons if numba.get_num_threads() >= 2 else advance_neurons_serial)

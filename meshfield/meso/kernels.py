@@ -18,7 +18,7 @@ import types
 import numpy as np
 from numba import njit, prange
 
-from ..numerics import vexp
+from ..numerics import serial_twin, vexp
 from ..random import STREAM_MESO, binomial, poisson_clipped
 
 NOISE_BINOMIAL = 0
@@ -248,24 +248,8 @@ def population_block(step0, nsteps, type_index, N, dt, n_ref, u_reset, u_th, c_p
             expected_out[k, l] = n_bar
 
 
-def _serial_twin(kernel, name: str):
-    """``kernel`` compiled without the thread pool, under its own name.
-
-    A block with fewer sites than threads cannot use the pool, and starting it
-    costs more than one site's work: on one site (V2, blocks of d_min steps) the
-    pool made the run about 1.2x slower with one thread and 1.6x with two. The
-    arithmetic per site is the same, so the results are bitwise identical. The
-    name matters: numba's on-disk cache files are named after the function.
-    """
-    f = kernel.py_func
-    twin = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
-    twin.__qualname__ = name
-    twin.__doc__ = f"Serial twin of :func:`{f.__name__}` (same arguments)."
-    return njit(cache=True)(twin)
-
-
-population_block_serial = _serial_twin(population_block, "population_block_serial")
-synaptic_input_serial = _serial_twin(synaptic_input, "synaptic_input_serial")
+population_block_serial = serial_twin(population_block, "population_block_serial")
+synaptic_input_serial = serial_twin(synaptic_input, "synaptic_input_serial")
 
 
 #: the kernels that _advance calls; _bind compiles it with each pair

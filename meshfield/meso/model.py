@@ -242,7 +242,7 @@ class MesoModel:
         self._build_stencil_tables(decomposition)
         self.stimulus = Stimulus(config, self.lattice, decomposition.local_start, self.local_shape)
         self.pops = [self._build_population(i, p, dt) for i, p in enumerate(config.populations)]
-        # the thread pool pays only when every thread gets sites (kernels._serial_twin)
+        # the thread pool pays only when every thread gets sites (numerics.serial_twin)
         import numba
         serial = self.n_local < max(2, numba.get_num_threads())
         self._advance = kernels.advance_fused_serial if serial else kernels.advance_fused

@@ -33,7 +33,7 @@ from ..parallel import exchange_spikes, halo_cells_sent, neighbour_faces
 from ..stimulus import Stimulus
 from .connectivity import BlockGeometry, build_connectivity, key_dtype
 from .delivery import deliver, spike_list
-from .neurons import NeuronLayout, NeuronState, advance_neurons, neuron_parameters
+from .neurons import NeuronLayout, NeuronState, advance_neurons, advance_neurons_serial, neuron_parameters
 
 __all__ = ["MicroModel", "resources"]
 
@@ -148,6 +148,10 @@ class MicroModel:
         self.d_max = max_delay(self.stencils)
         self.connectivity = build_connectivity(self.seed, self.stencils, self.layout, self.geometry)
         self.ring = np.zeros((self.d_max + 1, self.layout.n_local * self.n_types), dtype=np.int32)
+        # the thread pool pays only when every thread gets sites (numerics.serial_twin)
+        import numba
+        serial = self.layout.n_sites < max(2, numba.get_num_threads())
+        self._advance_neurons = advance_neurons_serial if serial else advance_neurons
         self.stimulus = Stimulus(config, Lattice.from_config(config.lattice),
                                  decomposition.local_start, self.local_shape)
         self.spikes_per_site = config.record.spikes_per_site
@@ -210,7 +214,7 @@ class MicroModel:
         counts = np.empty((nsteps, self.n_types, n_sites))
         expected = np.empty((nsteps, self.n_types, n_sites))
         volt = np.full((nsteps, self.n_types, n_sites, self.voltage_neurons), np.nan)
-        advance_neurons(step0, nsteps, self.seed, lay.global_site, lay.type_offset, st.u, st.y, st.q,
+        self._advance_neurons(step0, nsteps, self.seed, lay.global_site, lay.type_offset, st.u, st.y, st.q,
                         st.ref, self.ring, mu, p.P_mm, p.P_ss, p.P_sm, p.P_im, p.J_over_dt, p.u_reset,
                         p.u_th, p.inv_delta_u, p.c_per_ms, p.n_ref, p.q_decay, p.q_jump, p.dt, spiked,
                         counts, expected, volt)

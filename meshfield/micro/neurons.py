@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..config import refractory_steps
+from ..numerics import serial_twin
 from ..propagators import membrane_propagators
 from ..random import STREAM_ESCAPE, uniform
 
@@ -397,3 +398,6 @@ def advance_neurons_reference(step0, nsteps, seed, layout: NeuronLayout, params:
             expected[k, a[n], s[n]] += P[n]
         volt[k] = state.u
     return spiked, counts, expected, volt
+
+
+advance_neurons_serial = serial_twin(advance_neurons, "advance_neurons_serial")
