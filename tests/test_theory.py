@@ -471,3 +471,55 @@ def test_quiescent_one_type_network_and_unbounded_rate():
     # no refractoriness and a diverging hazard: no finite rate, and a message instead of ZeroDivisionError
     with pytest.raises(TheoryInputError, match="unbounded"):
         stationary_rate(population(t_ref=0.0, mu=20.0, tau_theta=[100.0], J_theta=[-1000.0]))
+
+
+@pytest.mark.parametrize("delta_u", [0.1, 2.5])
+def test_a_long_membrane_time_constant_with_a_strong_drive(delta_u):
+    # tau_m = mu = 1e8: the membrane is a ramp from the end of the refractory period,
+    # u(a) = a - t_ref (1 mV/ms; exact to 1e-8 over the ~100-ms intervals), and the
+    # hazard c exp((u - u_th)/delta_u) has the closed-form cumulative
+    # c delta_u (exp((a - t_ref - u_th)/delta_u) - exp(-u_th/delta_u)). The whole rise
+    # of the hazard lies inside the first tau_m-long coarse panel, which the
+    # quadrature used to leave unresolved (250 Hz = 1/t_ref at delta_u = 2.5).
+    pop = population(mu=1e8, tau_m=1e8, delta_u=delta_u)
+    c = pop.c * 1e-3
+
+    def survivor(a):
+        return math.exp(-c * delta_u * (math.exp((a - pop.t_ref - pop.u_th) / delta_u)
+                                        - math.exp(-pop.u_th / delta_u)))
+
+    edge = pop.t_ref + pop.u_th + delta_u * math.log(1.0 / (c * delta_u))  # where the hazard takes over
+    interval = pop.t_ref + sum(integrate.quad(survivor, lo, hi, epsabs=0, epsrel=1e-12, limit=200)[0]
+                               for lo, hi in ((pop.t_ref, edge), (edge, edge + 50 * delta_u + 50)))
+    assert stationary_rate(pop) == pytest.approx(1000.0 / interval, rel=1e-6)
+
+
+def test_a_huge_adaptation_amplitude_is_followed_to_its_end():
+    # J_theta/tau_theta = 1e20 mV: 40 timescales leave e^-40 1e20 ~ 4e2 mV of
+    # threshold, far from constant; the window must grow with ln(amplitude/delta_u).
+    # Reference: the discrete theory with the engine's automatic K (which follows the
+    # kernel until it is below 0.1 delta_u) at the same dt.
+    from meshfield.meso import history_length
+    pop = population(tau_theta=[100.0], J_theta=[1e22], name="E", K=0)
+    K = history_length(pop, 0.5)
+    reference = stationary_rate_discrete(pop, 0.5, K=K)
+    assert stationary_rate_discrete(pop, 0.5) == pytest.approx(reference, rel=0.01)
+    # the continuous theory agrees with the fine-step discrete one (O(dt) apart)
+    assert stationary_rate(pop) == pytest.approx(stationary_rate_discrete(pop, 0.05), rel=0.05)
+
+
+def test_silent_population_has_everyone_in_the_free_pool():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 0 * inf used to give NaN with a RuntimeWarning
+        profile = stationary_profile_discrete(population(mu=10.0, delta_u=0.001), 0.5)
+    assert profile.rate_hz == 0.0
+    assert profile.free_fraction == 1.0
+
+
+@pytest.mark.parametrize("J, expected", [(-1e50, (1e-53, 1e-51)), (-1e100, (1e-103, 1e-101)), (-1e300, (0.0, 0.0))])
+def test_extreme_self_inhibition(J, expected):
+    # a root far below the starting bracket made Brent's method give up after 200
+    # halvings (a raw scipy RuntimeError); J C tau_m / 1000 = J 2e4 mV per Hz here
+    rates = stationary_rates_network([population()], [[J]], [[10**6]], dt=0.5).rates
+    assert expected[0] <= rates[0] <= expected[1]

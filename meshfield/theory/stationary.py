@@ -79,7 +79,8 @@ class TheoryInputError(ValueError):
 
 # The hazard and the threshold relax as exp(-age/tau) for the membrane and every
 # adaptation timescale; after 40 timescales the remainder (e^-40 ~ 4e-18, times
-# amplitudes of order delta_u) is below double precision, so the hazard is constant.
+# amplitudes of order delta_u) is below double precision, so the hazard is constant
+# (larger amplitudes get ln(amplitude/delta_u) timescales more: _relaxations).
 _CONVERGED_TIMESCALES = 40.0
 
 # Beyond a cumulative hazard of 100 the survivor function is below 4e-44; later
@@ -95,6 +96,10 @@ _MAX_LOG_HAZARD_RANGE = 2.0
 
 # A panel whose hazard overflows (S = 0 inside it) needs no finer resolution.
 _MAX_REFINEMENT = 4096
+# Refined panels are checked again (a rise hidden between the coarse nodes shows
+# only on the finer grid), up to this many times and this many nodes.
+_REFINEMENT_PASSES = 4
+_MAX_NODES = 4_000_000
 
 # Upper end of the rates a network solver may try: log(1e7 Hz).
 _LOG_MAX_RATE = math.log(1e7)
@@ -357,7 +362,8 @@ def _renewal_quadrature(
     tau_theta_j only. A coarse grid (panels no longer than the shortest timescale
     still active) resolves the threshold tail and the cumulative hazard Lambda;
     every panel is then split so that exp(-Lambda), which varies on the scale
-    1/lambda, is resolved too. Beyond t_ref + 40 max(tau) the hazard is constant
+    1/lambda, is resolved too. Beyond t_ref + 40 max(tau) (more for large amplitudes:
+    :func:`_relaxations`) the hazard is constant
     and the remaining integral of S is exp(-Lambda)/lambda.
     """
     A = rate_hz * 1e-3
@@ -365,10 +371,8 @@ def _renewal_quadrature(
     if np.any(~(ages >= 0.0)) or not np.all(np.isfinite(ages)):
         raise TheoryInputError("ages must be finite and >= 0 ms")
 
-    timescales = list(nrn.active_tau_theta)
-    if nrn.u_reset != mu_eff:
-        timescales.append(nrn.tau_m)
-    ends = np.array([nrn.t_ref + _CONVERGED_TIMESCALES * tau for tau in timescales])
+    timescales, spans = _relaxations(nrn, mu_eff)
+    ends = np.array([nrn.t_ref + span for span in spans])
     horizon = ends.max(initial=nrn.t_ref)
     start = min(nrn.t_ref, ages.min(initial=nrn.t_ref))
     inside = ages[(ages > start) & (ages < horizon)]
@@ -410,10 +414,24 @@ def _renewal_quadrature(
             )
         counts = np.nan_to_num(np.minimum(counts, _MAX_REFINEMENT), nan=_MAX_REFINEMENT)
         fine = _subdivide(coarse.edges[: keep + 1], counts)
-        x = fine.nodes
-        tail_nodes, tail_edges = fine.backward(_theta_tilde(nrn, _epsilon(nrn, x)), tail_edges[keep])
-        _, hazard = threshold_hazard(x, tail_nodes)
-        cumulative_nodes, cumulative = fine.forward(hazard, 0.0)
+        tail_end = tail_edges[keep]
+        for refinement in range(_REFINEMENT_PASSES + 1):
+            x = fine.nodes
+            tail_nodes, tail_edges = fine.backward(_theta_tilde(nrn, _epsilon(nrn, x)), tail_end)
+            log_hazard, hazard = threshold_hazard(x, tail_nodes)
+            cumulative_nodes, cumulative = fine.forward(hazard, 0.0)
+            # A coarse panel (tau_m long) can hide the whole rise of the hazard
+            # between two of its nodes (a strong drive with a long tau_m): check the
+            # refined panels with the same criteria while S still matters there.
+            with np.errstate(invalid="ignore"):
+                more = np.maximum(np.ceil(hazard.max(axis=1) * 2.0 * fine.half / _MAX_HAZARD_TIMES_PANEL),
+                                  np.ceil(np.ptp(log_hazard, axis=1) / _MAX_LOG_HAZARD_RANGE))
+            more = np.nan_to_num(more, nan=_MAX_REFINEMENT)
+            more[(fine.edges[1:] <= nrn.t_ref) | (cumulative[:-1] > _NEGLIGIBLE_CUMULATIVE_HAZARD)] = 1.0
+            if more.max() <= 1.0 or fine.nodes.size * 2 > _MAX_NODES or refinement == _REFINEMENT_PASSES:
+                break
+            more = np.minimum(more, max(1.0, _MAX_NODES / fine.nodes.size))
+            fine = _subdivide(fine.edges, np.maximum(more, 1.0))
         # Lambda never decreases. A panel still too coarse for a hazard that jumps
         # by hundreds of orders of magnitude (delta_u below ~1e-3 mV: a sharp
         # threshold) makes the interpolant overshoot below the previous value, even
@@ -702,20 +720,34 @@ def _refractory_steps(nrn: _Neuron, dt: float) -> int:
     return refractory_steps(nrn.t_ref, dt)
 
 
+def _relaxations(nrn: _Neuron, mu_eff: float) -> tuple[list[float], list[float]]:
+    """The relaxing timescales (ms: each active tau_theta, and tau_m unless u starts
+    at its fixed point) and the age span (ms) after which each has converged: 40
+    timescales, plus ln(amplitude/delta_u) more for an amplitude (J_theta/tau_theta
+    or |mu_eff - u_reset|, mV) above delta_u, so that what is left of it in the log
+    hazard stays below e^-40."""
+    taus = [float(t) for t in nrn.active_tau_theta]
+    amplitudes = [abs(float(J)) / float(t) for J, t in zip(nrn.J_theta[nrn.J_theta != 0.0], taus)]
+    if nrn.u_reset != mu_eff:
+        taus.append(nrn.tau_m)
+        amplitudes.append(abs(mu_eff - nrn.u_reset))
+    spans = [tau * (_CONVERGED_TIMESCALES + max(0.0, math.log(amp / nrn.delta_u)) if amp > 0 else
+                    _CONVERGED_TIMESCALES) for tau, amp in zip(taus, amplitudes)]
+    return taus, spans
+
+
 def _history_length(nrn: _Neuron, dt: float, mu_eff: float, K: int | None, hazard_rule: str) -> int:
     n_ref = _refractory_steps(nrn, dt)
     if hazard_rule not in _HAZARD_RULES:
         raise TheoryInputError(f"hazard_rule = {hazard_rule!r}; allowed: {', '.join(_HAZARD_RULES)}")
     if K is None:
-        timescales = list(nrn.active_tau_theta)
-        if nrn.u_reset != mu_eff:
-            timescales.append(nrn.tau_m)
-        longest = max(timescales, default=0.0)
-        K = n_ref + 1 + int(math.ceil(_CONVERGED_TIMESCALES * longest / dt))
+        _, spans = _relaxations(nrn, mu_eff)
+        longest = max(spans, default=0.0)
+        K = n_ref + 1 + int(math.ceil(longest / dt))
         if K > _MAX_THEORY_K:
             raise TheoryInputError(
-                f"the default window K = {K} steps (40 x {longest:g} ms, the longest of tau_m and tau_theta, "
-                f"at dt = {dt:g} ms) exceeds the {_MAX_THEORY_K} steps the discrete theory builds; "
+                f"the default window K = {K} steps ({longest:g} ms: 40 or more times the longest of tau_m and "
+                f"tau_theta, at dt = {dt:g} ms) exceeds the {_MAX_THEORY_K} steps the discrete theory builds; "
                 "pass an explicit K (the engine's window) or a larger dt"
             )
         return K
@@ -793,7 +825,9 @@ class _DiscreteCohorts:
         survival = np.exp(np.concatenate(([0.0], -np.cumsum(step_hazard))))
         free_hazard = self._free_hazard(rate_hz)
         free_fraction = 0.0
-        if survival[-1] > 0.0:
+        if A_step == 0.0:
+            free_fraction = 1.0  # silent: every neuron is in the free pool
+        elif survival[-1] > 0.0:
             free_fraction = A_step * survival[-1] * (1.0 + _free_stay_over_leave(free_hazard, self.dt))
         return DiscreteProfile(
             rate_hz=rate_hz,
@@ -1172,6 +1206,21 @@ def stationary_rates_network(
     )
 
 
+def _root_below(residual: Callable[[float], float], r0: float) -> float:
+    """The root of an increasing ``residual`` in ``[0, r0]`` (Hz): by Brent's method,
+    or in log rate when it lies so far below ``r0`` (extreme self-inhibition) that
+    halving toward it does not converge; 0 below 1e-300 Hz."""
+    tiny = 1e-300
+    if residual(tiny) >= 0.0:
+        return 0.0
+    try:
+        return optimize.brentq(residual, 0.0, r0, xtol=1e-300, rtol=4.0 * np.finfo(float).eps, maxiter=200)
+    except RuntimeError:
+        pass
+    x = optimize.brentq(lambda x: residual(math.exp(x)), math.log(tiny), math.log(r0), xtol=1e-13, maxiter=500)
+    return math.exp(x)
+
+
 def _one_type_network(
     nrn: _Neuron, JC: np.ndarray, start_hz: float, rate_of: Callable[[float, float], float], dt: float | None
 ) -> NetworkStationaryState:
@@ -1185,8 +1234,7 @@ def _one_type_network(
         # Self-inhibition and adaptation only lower the rate as A grows: the
         # residual increases strictly, so its one root lies in [0, F(0)].
         r0 = rate_of(nrn.mu, 0.0)
-        roots = [r0 if r0 == 0.0 or residual(r0) == 0.0 else
-                 optimize.brentq(residual, 0.0, r0, xtol=1e-300, rtol=4.0 * np.finfo(float).eps, maxiter=200)]
+        roots = [r0 if r0 == 0.0 or residual(r0) == 0.0 else _root_below(residual, r0)]
     else:
         roots = _roots(residual, _max_rate_hz(nrn, dt))
     if not roots:
