@@ -226,3 +226,14 @@ def test_v4_growth_rates_and_onset():
     # m = 5 at -0.06/s) bends the log by < 0.01/s over the fit; measured: 0.003/s
     assert measured == pytest.approx(gr.sigma_max, abs=0.02)
     assert gr.sigma_max == pytest.approx(3.25, abs=0.02)
+
+
+def test_a_population_that_oscillates_on_its_own_is_refused_quickly():
+    # at 1800 mV every neuron fires as soon as it leaves refractoriness: the mean-field
+    # population fires all at once every n_ref + 1 steps and never settles (the
+    # warm-up used to run all 4e6 steps and then report a phase sample, "last 0 Hz")
+    pop = load_config(_raw("v1_single")).populations[0]
+    # 20 chunks of 2000 steps (0.5 ms): refused after 20 s of simulated time, not 2e6 ms
+    with pytest.raises(TheoryInputError, match=r"does not settle: after 20000 ms it still swings between "
+                                               r"0 and 2000 Hz"):
+        impulse_response(pop, 0.5, mu_eff=1800.0)

@@ -250,18 +250,23 @@ def impulse_response(pop: Any, dt: float, mu_eff: float | None = None, K: int | 
     step = 0
     steady = np.full((chunk, 3), float(mu))
     previous = None
+    swings = []  # peak-to-peak activity per chunk: a sustained oscillation keeps it
     while True:
         A = advance(step, steady)[:, 0]
         step += chunk
         level = float(A[-1])
+        swings.append(float(np.ptp(A)))
         if previous is not None and abs(level - previous) <= _STATIONARY * max(abs(level), 1e-300) \
                 and np.ptp(A[-K:]) <= _STATIONARY * max(abs(level), 1e-300):
             break
-        if step >= _MAX_STEPS:
+        sustained = len(swings) >= 20 and swings[-1] > 0.99 * swings[-10] and swings[-1] > 1e-6 * A.max()
+        if sustained or step >= _MAX_STEPS:
             raise TheoryInputError(
-                f"populations.{pop.name}: the mean-field activity at mu_eff = {mu:g} mV did not become "
-                f"stationary within {_MAX_STEPS} steps ({_MAX_STEPS * dt:g} ms; last {level:.6g} Hz): the "
-                f"population oscillates on its own, so it has no stable stationary state to linearize about")
+                f"populations.{pop.name}: the mean-field activity at mu_eff = {mu:g} mV (threshold u_th = "
+                f"{pop.u_th:g} mV) does not settle: after {step * dt:g} ms it still swings between "
+                f"{A.min():.4g} and {A.max():.4g} Hz. The population oscillates on its own (e.g. "
+                f"refractory-locked firing at a drive far above threshold), so there is no stable stationary "
+                f"state to linearize about")
         previous = level
 
     eps = _EPS * pop.delta_u
@@ -310,8 +315,11 @@ class _Loop:
 
     The synaptic filter of a source with ``P_ss > 0`` has a pole at ``z = P_ss``;
     column b of ``I - G`` is multiplied by ``s_b(z) = 1 - P_ss/z``, which removes
-    it (the determinant gains the factor ``prod_b s_b``, nonzero off the poles)
-    so that the winding number counts zeros only, wherever the circle lies.
+    it, so that the winding number counts zeros only, wherever the circle lies.
+    The scaled determinant is that of the full linear system including the
+    synaptic currents: where a mode barely couples to source b (its stencil
+    transform near 0), it has a root near ``z = P_ss``, the current's own decay at
+    ``-1/tau_s``, and reports it.
     """
 
     def __init__(self, h: np.ndarray, terms: list):

@@ -125,15 +125,17 @@ class StabilityReport:
                     + (f", oscillating at {self.frequency:.3g} Hz" if self.frequency > 0 else ""))
         rate = f"grows at {self.sigma:.3g}/s"
         if self.kind == "uniform stationary instability":
-            return (f"UNSTABLE: the uniform state {rate} away from itself without oscillating "
-                    "(toward another stationary state, e.g. one of a bistable pair)")
+            return (f"UNSTABLE: a perturbation that is the same at every site (k = 0) {rate} without "
+                    "oscillating: the homogeneous state gives way to another stationary state (e.g. one "
+                    "population of a bistable pair winning, or a runaway)")
         if self.kind == "stationary pattern":
             return f"UNSTABLE: a stationary pattern of wavelength {self.wavelength:.4g} mm {rate}"
         if self.kind == "synchronous oscillation":
             return f"UNSTABLE: a synchronous oscillation at {self.frequency:.4g} Hz {rate}"
         speed = 2.0 * math.pi * self.frequency / 1000.0 / self.k
-        return (f"UNSTABLE: an oscillatory pattern (standing or travelling waves) of wavelength "
-                f"{self.wavelength:.4g} mm at {self.frequency:.4g} Hz (phase speed {speed:.3g} mm/ms) {rate}")
+        return (f"UNSTABLE: an oscillatory pattern of wavelength {self.wavelength:.4g} mm at "
+                f"{self.frequency:.4g} Hz {rate}; standing or travelling (the linear theory cannot tell: "
+                f"waves would travel at {speed:.3g} mm/ms)")
 
     def to_dict(self) -> dict:
         """JSON-ready numbers (``None`` for -inf and NaN)."""
