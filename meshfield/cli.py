@@ -152,7 +152,7 @@ def describe(config, ranks: int = 1, dims=None) -> str:
     if not config.stimuli:
         lines.append("  none")
     lines.append(f"halo width {h} sites, d_min = {dmin} steps ({dmin * config.run.dt:g} ms): "
-                 f"ranks exchange once every {dmin or '-'} step(s)")
+                 + (f"ranks exchange once every {dmin} step(s)" if dmin else "no couplings, no exchange"))
     lines.append(f"process grid for {ranks} rank(s): {tuple(dims)}, largest block {largest} "
                  f"({n_local} sites)")
     if config.run.level == "meso":

@@ -523,3 +523,14 @@ def test_extreme_self_inhibition(J, expected):
     # halvings (a raw scipy RuntimeError); J C tau_m / 1000 = J 2e4 mV per Hz here
     rates = stationary_rates_network([population()], [[J]], [[10**6]], dt=0.5).rates
     assert expected[0] <= rates[0] <= expected[1]
+
+
+def test_a_silent_type_has_rate_zero():
+    # with delta_u = 0.001 mV the E type's drive stays below threshold: its rate
+    # underflows, and the solver's log-rate floor (1e-300 Hz) was reported as the rate
+    import meshfield
+    from meshfield.theory import dispersion
+    d = dispersion(meshfield.load_config("default", ["populations.E.delta_u=0.001",
+                                                     "populations.I.delta_u=0.001"]))
+    assert d.rates[0] == 0.0
+    assert d.rates[1] == pytest.approx(20.241, abs=1e-3)

@@ -1197,6 +1197,9 @@ def stationary_rates_network(
         )
     if primary_solution is None:
         primary_solution = solutions[0]
+    # a rate at the solver's floor is a silent type: 0, not 1e-300
+    primary_solution = np.where(primary_solution <= 2.0 * tiny, 0.0, primary_solution)
+    solutions = [np.where(s <= 2.0 * tiny, 0.0, s) for s in solutions]
     ordered = np.array(sorted(solutions, key=lambda s: tuple(s)))
     return NetworkStationaryState(
         rates=primary_solution,
