@@ -432,12 +432,18 @@ def cmd_analyze(args) -> int:
     except (OSError, ValueError) as exc:  # every bad-input error of meshfield is a ValueError
         print(f"meshfield analyze: unusable input: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(summary.format_text())
+    return _report(summary, "analyze", target, args.json)
+
+
+def _report(report, command: str, target: Path | None, option: str | None) -> int:
+    """Print ``report.format_text()`` and write ``report.to_dict()`` to the JSON
+    ``target`` (already checked) if one was asked for; the exit status."""
+    print(report.format_text())
     if target is not None:
         try:
-            _write_json(target, summary.to_dict())
+            _write_json(target, report.to_dict())
         except OSError as exc:  # a name too long for the temporary, a full disk, ...
-            print(f"meshfield analyze: cannot write --json {args.json!r}: {exc.strerror or exc}; "
+            print(f"meshfield {command}: cannot write --json {option!r}: {exc.strerror or exc}; "
                   f"nothing was written", file=sys.stderr)
             return EXIT_USAGE
         print(f"wrote {target}")
@@ -455,16 +461,7 @@ def cmd_steady(args) -> int:
     except (OSError, ValueError) as exc:  # ConfigError and TheoryInputError are ValueErrors
         print(f"meshfield steady: unusable input: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(report.format_text())
-    if target is not None:
-        try:
-            _write_json(target, report.to_dict())
-        except OSError as exc:
-            print(f"meshfield steady: cannot write --json {args.json!r}: {exc.strerror or exc}; "
-                  f"nothing was written", file=sys.stderr)
-            return EXIT_USAGE
-        print(f"wrote {target}")
-    return 0
+    return _report(report, "steady", target, args.json)
 
 
 # ----------------------------------------------------------------------------- main
