@@ -1,4 +1,4 @@
-"""The serial commands (plot, compare) started under ``mpiexec``: rank 0 does the
+"""The serial commands (plot, compare, steady) started under ``mpiexec``: rank 0 does the
 work, every rank returns the same exit status, nothing is written twice.
 Run under ``mpiexec -n 2`` and ``-n 4``; every rank asserts."""
 
@@ -36,3 +36,16 @@ def test_plot_and_compare_run_once_under_mpiexec(shared_tmp, capsys):
 
     # a record of 60 ms is too short for VALIDATION.md's PSD bands: unusable input on every rank
     assert main(["compare", result, result, "--discard", "0"]) == 2
+
+
+def test_steady_reports_once_under_mpiexec(shared_tmp, capsys):
+    out = os.path.join(shared_tmp, "steady.json")
+    assert main(["steady", "bistable_pair", "--json", out]) == 0
+    printed = capsys.readouterr()
+    world.Barrier()
+    assert printed.out.count("verdict: UNSTABLE") == (1 if world.rank == 0 else 0)
+    assert os.path.exists(out)
+    # bad input: status 2 on every rank, one message
+    assert main(["steady", "bistable_pair", "--set", "lattice.boundary=open"]) == 2
+    printed = capsys.readouterr()
+    assert printed.err.count("unusable input") == (1 if world.rank == 0 else 0)
