@@ -115,3 +115,15 @@ def test_stable_report_names_the_slowest_mode():
     assert -25.0 < report.sigma < 0.0 and 10.0 < report.frequency < 15.0
     assert report.verdict().startswith("STABLE: every mode decays; the slowest at -18")
     assert math.isfinite(report.sigma_floor) and report.sigma_floor < report.sigma
+
+
+def test_a_silent_type_does_not_break_the_analysis():
+    # E below threshold with a sharp threshold: rate 0, no response at all (its
+    # impulse response is zero, which made the floor 0/0 and argmin of nothing)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = stability(load_config("default", ["populations.E.delta_u=0.001", "populations.E.mu=10.0"]))
+    assert report.rates[0] == 0.0 and report.gains[0] == 0.0
+    assert report.rates[1] == pytest.approx(13.424, abs=1e-3)
+    assert report.kind == "stable" and math.isfinite(report.sigma_floor)

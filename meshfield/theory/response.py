@@ -148,6 +148,8 @@ def _floor(h: np.ndarray, dt: float) -> tuple[float, int]:
     """``(sigma_floor, L)``: the lowest floor over truncation lengths L, and L."""
     a = np.abs(h)
     peak = a.max()
+    if peak == 0.0:  # a silent population: no response, nothing to resolve
+        return -math.inf, 1
     # largest value beyond each L, never below the round-off of the difference
     beyond = np.maximum.accumulate(a[::-1])[::-1][1:] / peak
     beyond = np.maximum(beyond, _ROUNDOFF)
@@ -264,7 +266,7 @@ def impulse_response(pop: Any, dt: float, mu_eff: float | None = None, K: int | 
             raise TheoryInputError(
                 f"populations.{pop.name}: the mean-field activity at mu_eff = {mu:g} mV (threshold u_th = "
                 f"{pop.u_th:g} mV) does not settle: after {step * dt:g} ms it still swings between "
-                f"{A.min():.4g} and {A.max():.4g} Hz. The population oscillates on its own (e.g. "
+                f"{A.min():.4g} and {A.max():.4g} Hz (by {np.ptp(A):.3g} Hz). The population oscillates on its own (e.g. "
                 f"refractory-locked firing at a drive far above threshold), so there is no stable stationary "
                 f"state to linearize about")
         previous = level
@@ -602,7 +604,9 @@ def growth_rates(config: Any, *, rates0: np.ndarray | None = None) -> GrowthRate
     h = np.zeros((T, L))
     for a, r in enumerate(responses):
         h[a, :len(r.h)] = r.h
-    floor = max(r.sigma_floor for r in responses)
+    # silent populations (no response) set no floor; with none responding, ten steps
+    floor = max((r.sigma_floor for r in responses if math.isfinite(r.sigma_floor)),
+                default=1000.0 * math.log(_TRUNCATION) / (10 * dt))
     r_floor = math.exp(floor * dt / 1000.0)
 
     shape = tuple(config.lattice.shape)
