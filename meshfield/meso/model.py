@@ -205,6 +205,31 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
                 peak_bytes=state + history, halo_cells=with_halo - n_local)
 
 
+def population_tables(pop: PopulationConfig, dt: float, K: int, n_local: int, n_in: int) -> dict:
+    """The kernel's per-type constants and the initial state of one type at
+    ``n_local`` sites with ``n_in`` incoming stencils (all N neurons in the free
+    pool at ``u_reset``, MODEL.md §4): ``K``, ``n_ref``, ``eps_rev``,
+    ``theta_tilde_rev``, ``adapt_w``, ``adapt_decay``, ``adapt_enter`` and
+    ``state`` (the arrays of :func:`kernels.population_block`)."""
+    ages = np.arange(K + 1) * dt
+    tau = np.array(pop.tau_theta, dtype=float)
+    J = np.array(pop.J_theta, dtype=float)
+    state = dict(
+        m=np.zeros((n_local, K)), v=np.zeros((n_local, K)), u=np.full((n_local, K), pop.u_reset),
+        lam=np.zeros((n_local, K)), n=np.zeros((n_local, K)),
+        x=np.full(n_local, float(pop.N)), z=np.zeros(n_local), h=np.full(n_local, pop.u_reset),
+        lam_free=np.zeros(n_local), g=np.zeros((n_local, len(tau))), y=np.zeros((n_in, n_local)),
+    )
+    return dict(
+        K=K, n_ref=refractory_steps(pop.t_ref, dt),
+        # ages K, K-1, ..., 1: the order in which the kernel reads them
+        eps_rev=adaptation_kernel(pop, ages[:0:-1]), theta_tilde_rev=theta_tilde(pop, ages[:0:-1]),
+        adapt_w=J / tau if len(tau) else np.zeros(0),
+        adapt_decay=np.exp(-dt / tau), adapt_enter=np.exp(-(K + 1) * dt / tau),
+        state=state,
+    )
+
+
 class MesoModel:
     """Mesoscopic populations of all types at the sites of one block.
 
@@ -276,30 +301,14 @@ class MesoModel:
                                                    self.local_shape).ravel()
 
     def _build_population(self, index: int, pop: PopulationConfig, dt: float) -> dict:
-        K = history_length(pop, dt)
         incoming = [i for i, s in enumerate(self.stencils) if s.target == index]
         tau_s = np.array([self.config.populations[self.stencils[i].source].tau_s for i in incoming])
         prop = membrane_propagators(pop.tau_m, tau_s, dt)
-        ages = np.arange(K + 1) * dt
-        tau = np.array(pop.tau_theta, dtype=float)
-        J = np.array(pop.J_theta, dtype=float)
-        nl = self.n_local
-        state = dict(
-            m=np.zeros((nl, K)), v=np.zeros((nl, K)), u=np.full((nl, K), pop.u_reset),
-            lam=np.zeros((nl, K)), n=np.zeros((nl, K)),
-            # all N neurons start in the free pool at u = u_reset (MODEL.md §4)
-            x=np.full(nl, float(pop.N)), z=np.zeros(nl), h=np.full(nl, pop.u_reset),
-            lam_free=np.zeros(nl), g=np.zeros((nl, len(tau))), y=np.zeros((len(incoming), nl)),
-        )
+        tables = population_tables(pop, dt, history_length(pop, dt), self.n_local, len(incoming))
         return dict(
-            pop=pop, K=K, n_ref=refractory_steps(pop.t_ref, dt), incoming=np.array(incoming, dtype=np.int64),
-            P_mm=prop.P_mm, in_J=np.array([self.stencils[i].J for i in incoming], dtype=float),
+            tables, pop=pop, incoming=np.array(incoming, dtype=np.int64), P_mm=prop.P_mm,
+            in_J=np.array([self.stencils[i].J for i in incoming], dtype=float),
             in_P_ss=prop.P_ss, in_P_sm=prop.P_sm, in_P_im=prop.P_im,
-            # ages K, K-1, ..., 1: the order in which the kernel reads them
-            eps_rev=adaptation_kernel(pop, ages[:0:-1]), theta_tilde_rev=theta_tilde(pop, ages[:0:-1]),
-            adapt_w=J / tau if len(tau) else np.zeros(0),
-            adapt_decay=np.exp(-dt / tau), adapt_enter=np.exp(-(K + 1) * dt / tau),
-            state=state,
         )
 
     def _per_type_arguments(self) -> tuple:

@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -159,31 +160,6 @@ def _floor(h: np.ndarray, dt: float) -> tuple[float, int]:
     return min(float(floors[i]), 0.0), int(lengths[i])
 
 
-def _population_arrays(pop, dt: float, K: int, n_sites: int) -> tuple[dict, dict]:
-    """Constants and initial state of ``n_sites`` copies of one population, as
-    :class:`meshfield.meso.MesoModel` builds them, without inputs."""
-    from ..config import refractory_steps
-    from ..meso.model import adaptation_kernel, theta_tilde
-
-    ages = np.arange(K + 1) * dt
-    tau = np.array(pop.tau_theta, dtype=float)
-    J = np.array(pop.J_theta, dtype=float)
-    const = dict(
-        n_ref=refractory_steps(pop.t_ref, dt), P_mm=math.exp(-dt / pop.tau_m),
-        eps_rev=adaptation_kernel(pop, ages[:0:-1]), theta_tilde_rev=theta_tilde(pop, ages[:0:-1]),
-        adapt_w=J / tau if len(tau) else np.zeros(0),
-        adapt_decay=np.exp(-dt / tau), adapt_enter=np.exp(-(K + 1) * dt / tau),
-    )
-    state = dict(
-        y=np.zeros((0, n_sites)), g=np.zeros((n_sites, len(tau))),
-        m=np.zeros((n_sites, K)), v=np.zeros((n_sites, K)), u=np.full((n_sites, K), pop.u_reset),
-        lam=np.zeros((n_sites, K)), n=np.zeros((n_sites, K)),
-        x=np.full(n_sites, float(pop.N)), z=np.zeros(n_sites), h=np.full(n_sites, pop.u_reset),
-        lam_free=np.zeros(n_sites),
-    )
-    return const, state
-
-
 def impulse_response(pop: Any, dt: float, mu_eff: float | None = None, K: int | None = None) -> ImpulseResponse:
     """Impulse response of a mesoscopic population in the mean-field limit.
 
@@ -219,7 +195,8 @@ def impulse_response(pop: Any, dt: float, mu_eff: float | None = None, K: int | 
         linearize about).
     """
     from ..meso import kernels
-    from ..meso.model import history_length
+    from ..meso.model import history_length, population_tables
+    from ..propagators import membrane_propagators
 
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise TheoryInputError(f"dt = {dt!r} must be a finite number > 0 (ms)")
@@ -227,8 +204,9 @@ def impulse_response(pop: Any, dt: float, mu_eff: float | None = None, K: int | 
     if not (isinstance(mu, (int, float)) and math.isfinite(mu)):
         raise TheoryInputError(f"mu_eff = {mu_eff!r} must be a finite potential in mV")
     K = history_length(pop, dt) if K is None else int(K)
-    const, state = _population_arrays(pop, dt, K, 3)
-    P_mm = const["P_mm"]
+    const = population_tables(pop, dt, K, 3, 0)
+    state = const["state"]
+    P_mm = membrane_propagators(pop.tau_m, np.zeros(0), dt).P_mm
     N = int(pop.N)
     to_hz = 1000.0 / (N * dt)
     sites = np.arange(3, dtype=np.int64)
@@ -404,10 +382,11 @@ def _leading_root(loop: _Loop, dt: float, r_floor: float) -> tuple[float, float,
             return None
 
     unstable = count(0.0)
+    just_outside = count(tol)
     if unstable is None:  # a root on the unit circle: count the ones just outside
-        unstable = count(tol) or 0
+        unstable = just_outside or 0
     found = None
-    if count(tol) not in (0,):
+    if just_outside != 0:
         # a growing root (or one on the unit circle): bracket it from above
         lo, hi = 0.0, dt / 1000.0  # log r of the growth rates 0 and 1/s
         while True:
@@ -620,8 +599,8 @@ def growth_rates(config: Any, *, rates0: np.ndarray | None = None) -> GrowthRate
         fourier = []
         for d in delays:
             sel = s.delays == d
-            sub = type("Sub", (), {"offsets": s.offsets[sel], "weights": s.weights[sel]})
-            fourier.append(np.conj(stencil_fourier(sub, shape, dx)).ravel())
+            part = SimpleNamespace(offsets=s.offsets[sel], weights=s.weights[sel])
+            fourier.append(np.conj(stencil_fourier(part, shape, dx)).ravel())
         per_term.append((s.target, s.source, s.J * s.C * 1e-3, float(prop.P_im[0]), float(prop.P_sm[0]),
                          float(prop.P_ss[0]), delays, np.array(fourier)))
     n_modes = int(np.prod(shape))
