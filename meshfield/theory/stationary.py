@@ -353,6 +353,19 @@ class _RenewalQuadrature:
     threshold_tail: np.ndarray  # int_a^inf theta_tilde at the requested ages (mV ms)
 
 
+def _panel_splits(panels: _Panels, hazard: np.ndarray, log_hazard: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """Pieces (>= 1) to split each panel into so that lambda h <= 8 and the log
+    hazard changes by at most 2 across each piece; a hazard that overflowed (NaN)
+    asks for the most, and the ``whole`` panels (refractory, or where S is already
+    negligible) stay whole."""
+    with np.errstate(invalid="ignore"):
+        splits = np.maximum(np.ceil(hazard.max(axis=1) * 2.0 * panels.half / _MAX_HAZARD_TIMES_PANEL),
+                            np.ceil(np.ptp(log_hazard, axis=1) / _MAX_LOG_HAZARD_RANGE))
+    splits = np.nan_to_num(splits, nan=_MAX_REFINEMENT)
+    splits[whole] = 1.0
+    return np.maximum(splits, 1.0)
+
+
 def _renewal_quadrature(
     nrn: _Neuron, mu_eff: float, rate_hz: float, ages: np.ndarray | None = None
 ) -> _RenewalQuadrature:
@@ -402,18 +415,8 @@ def _renewal_quadrature(
         )[0]
         if negligible.size:
             keep = int(negligible[0])
-        refractory = coarse.edges[1:] <= nrn.t_ref
-        range_log = np.where(refractory, 0.0, np.ptp(log_hazard, axis=1))
-        with np.errstate(invalid="ignore"):
-            counts = np.maximum.reduce(
-                [
-                    np.ones(keep),
-                    np.ceil(hazard.max(axis=1) * 2.0 * coarse.half / _MAX_HAZARD_TIMES_PANEL)[:keep],
-                    np.ceil(range_log / _MAX_LOG_HAZARD_RANGE)[:keep],
-                ]
-            )
-        counts = np.nan_to_num(np.minimum(counts, _MAX_REFINEMENT), nan=_MAX_REFINEMENT)
-        fine = _subdivide(coarse.edges[: keep + 1], counts)
+        splits = _panel_splits(coarse, hazard, log_hazard, coarse.edges[1:] <= nrn.t_ref)
+        fine = _subdivide(coarse.edges[: keep + 1], np.minimum(splits[:keep], _MAX_REFINEMENT))
         tail_end = tail_edges[keep]
         for refinement in range(_REFINEMENT_PASSES + 1):
             x = fine.nodes
@@ -423,15 +426,11 @@ def _renewal_quadrature(
             # A coarse panel (tau_m long) can hide the whole rise of the hazard
             # between two of its nodes (a strong drive with a long tau_m): check the
             # refined panels with the same criteria while S still matters there.
-            with np.errstate(invalid="ignore"):
-                more = np.maximum(np.ceil(hazard.max(axis=1) * 2.0 * fine.half / _MAX_HAZARD_TIMES_PANEL),
-                                  np.ceil(np.ptp(log_hazard, axis=1) / _MAX_LOG_HAZARD_RANGE))
-            more = np.nan_to_num(more, nan=_MAX_REFINEMENT)
-            more[(fine.edges[1:] <= nrn.t_ref) | (cumulative[:-1] > _NEGLIGIBLE_CUMULATIVE_HAZARD)] = 1.0
+            more = _panel_splits(fine, hazard, log_hazard, (fine.edges[1:] <= nrn.t_ref)
+                                 | (cumulative[:-1] > _NEGLIGIBLE_CUMULATIVE_HAZARD))
             if more.max() <= 1.0 or fine.nodes.size * 2 > _MAX_NODES or refinement == _REFINEMENT_PASSES:
                 break
-            more = np.minimum(more, max(1.0, _MAX_NODES / fine.nodes.size))
-            fine = _subdivide(fine.edges, np.maximum(more, 1.0))
+            fine = _subdivide(fine.edges, np.minimum(more, max(1.0, _MAX_NODES / fine.nodes.size)))
         # Lambda never decreases. A panel still too coarse for a hazard that jumps
         # by hundreds of orders of magnitude (delta_u below ~1e-3 mV: a sharp
         # threshold) makes the interpolant overshoot below the previous value, even
