@@ -78,3 +78,14 @@ class Lattice:
     def flat_index(self, index: tuple[np.ndarray, ...]) -> np.ndarray:
         """Global C-order flat index of sites given by per-axis integer arrays."""
         return np.ravel_multi_index(tuple(np.asarray(i) for i in index), self.shape)
+
+
+def wave_number_shell(k_norm, k_step: float) -> np.ndarray:
+    """Shell index ``m = round(|k| / k_step)`` of wave numbers (rad/mm), the
+    grouping of the spatial spectrum and of the linear theory per ``|k|``.
+
+    Halves round up (``np.rint`` would round them to even, putting 1.5 and 2.5
+    steps into the same shell); on a rectangular lattice ``|k|`` can fall on a
+    half step.
+    """
+    return np.floor(np.asarray(k_norm, dtype=float) / k_step + 0.5).astype(int)

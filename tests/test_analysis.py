@@ -28,6 +28,7 @@ from meshfield.analysis import (
     spatial_spectrum,
     wave_speed,
 )
+from meshfield.lattice import wave_number_shell
 
 
 def stand_in(A, dt, types=None, dx=0.1, boundary="periodic"):
@@ -360,6 +361,17 @@ def test_spatial_spectrum_of_stripes(mode):
     assert result.wavelength[0] == pytest.approx(n * dx / steps, rel=0.01)
     assert np.allclose(np.abs(result.k_vector_peak[0]) / result.k_step, mode)
     assert result.power[0, 0] == pytest.approx(0.0, abs=1e-20)
+
+
+def test_shells_round_half_steps_up():
+    assert wave_number_shell([0.0, 0.49, 0.5, 1.5, 2.5, 4.5], 1.0).tolist() == [0, 0, 1, 2, 3, 5]
+    # On 24 x 16 sites the steps are 1 (axis 0) and 1.5 (axis 1) shells: three
+    # stripes along axis 1 lie at 4.5 steps, which np.rint put into shell 4
+    # beside 4-step modes; they now lead shell 5.
+    x, y = np.meshgrid(np.arange(24), np.arange(16), indexing="ij")
+    result = spatial_spectrum(np.cos(2 * np.pi * 3 * y / 16), 0.1)
+    assert result.k_peak_steps[0] == 5
+    assert result.k_peak[0] == pytest.approx(2 * np.pi * 3 / 1.6)
 
 
 def test_spatial_spectrum_of_result_per_type():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..lattice import wave_number_shell
 from ._record import AnalysisInputError, Record, as_record, is_result, number, real_array, type_index, whole
 from .stats import DEFAULT_BLOCKS
 
@@ -340,7 +341,7 @@ def spatial_spectrum(
     # The step of the longest axis: every non-zero wave vector of any axis is at
     # least one step long, so shell 0 holds k = 0 alone.
     k_step = 2.0 * np.pi / (max(long_axes) * dx)
-    shell = np.rint(k_norm / k_step).astype(int).ravel()
+    shell = wave_number_shell(k_norm, k_step).ravel()
     n_modes = np.bincount(shell)
     flat = power.reshape(len(types), -1)
     shell_power = np.stack([np.bincount(shell, weights=row, minlength=n_modes.size) for row in flat])

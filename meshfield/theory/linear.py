@@ -64,6 +64,7 @@ from typing import Any
 
 import numpy as np
 
+from ..lattice import wave_number_shell
 from .stationary import (
     TheoryInputError,
     _neuron,
@@ -357,7 +358,7 @@ class Dispersion:
     @property
     def k_peak_steps(self) -> int:
         """``k_peak`` in lattice wave-number steps (rounded; the shell index of spatial_spectrum)."""
-        return int(np.rint(self.k_peak / self.k_step))
+        return int(wave_number_shell(self.k_peak, self.k_step))
 
     @property
     def wavelength(self) -> float:
@@ -376,7 +377,7 @@ class Dispersion:
             (``-inf`` for a shell without lattice wave vectors or without a
             real eigenvalue).
         """
-        shell = np.rint(self.k_norm / self.k_step).astype(int).ravel()
+        shell = wave_number_shell(self.k_norm, self.k_step).ravel()
         out = np.full(shell.max() + 1, -np.inf)
         np.maximum.at(out, shell, self.leading.ravel())
         if out.size == 1:  # a single site: only k = 0 (and k_step is infinite)

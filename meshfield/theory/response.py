@@ -71,6 +71,7 @@ from typing import Any
 
 import numpy as np
 
+from ..lattice import wave_number_shell
 from .stationary import TheoryInputError
 
 __all__ = ["GrowthRates", "ImpulseResponse", "growth_rates", "impulse_response"]
@@ -517,7 +518,7 @@ class GrowthRates:
     def shells(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per shell ``m = round(|k| / k_step)``: ``(k, sigma, frequency)``, the
         fastest mode of the shell (``-inf``/NaN for a shell without modes)."""
-        shell = np.rint(self.k_norm / self.k_step).astype(int).ravel() if np.isfinite(self.k_step) \
+        shell = wave_number_shell(self.k_norm, self.k_step).ravel() if np.isfinite(self.k_step) \
             else np.zeros(self.sigma.size, dtype=int)
         sig = np.full(shell.max() + 1, -np.inf)
         freq = np.full(shell.max() + 1, np.nan)
