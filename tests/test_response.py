@@ -22,7 +22,7 @@ from meshfield.theory import (
     static_gain,
     stationary_rate_discrete,
 )
-from meshfield.theory.response import _Loop, _leading_root, growth_rates, impulse_response
+from meshfield.theory.response import _Loop, _leading_root, _OnRoot, growth_rates, impulse_response
 
 try:
     import tomllib
@@ -122,6 +122,20 @@ def test_pure_delay_loop():
     assert sigma == pytest.approx(1000 * math.log(0.8 ** 0.5) / dt, abs=1e-3)
     # below the floor: not resolved
     assert _leading_root(_loop(0.1, 1), dt, r_floor=0.5)[0] == -math.inf
+
+
+def test_winding_number_on_circles_grazing_the_roots():
+    # Circles 1e-9 inside and outside the three roots of 1 - g z^-3 (at 120
+    # degrees, one on an FFT point): the phase steps next to the roots are
+    # subdivided until they resolve, where doubling the whole circle five times
+    # (the earlier rule) gave up; on the roots themselves nothing can be told.
+    g, d = 1.2, 3
+    loop = _loop(g, d)
+    radius = g ** (1 / d)
+    assert loop.count_outside(radius * (1 - 1e-9)) == d
+    assert loop.count_outside(radius * (1 + 1e-9)) == 0
+    with pytest.raises(_OnRoot):
+        loop.count_outside(radius)
 
 
 def test_synaptic_pole_is_not_counted():

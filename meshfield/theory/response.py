@@ -286,6 +286,11 @@ def impulse_response(pop: Any, dt: float, mu_eff: float | None = None, K: int | 
 # ---------------------------------------------------------------------------
 
 
+#: halvings of one step of the phase along a circle before it counts as on a
+#: root: 2**-40 of a step (about 1e-16 of the circle) is at rounding level
+_ARC_DEPTH = 40
+
+
 class _OnRoot(Exception):
     """The circle passes so close to a root that its phase cannot be resolved."""
 
@@ -307,6 +312,7 @@ class _Loop:
         # terms: (a, b, c, P_im, P_sm, P_ss, delays (n,), weights (n,) complex):
         # G_ab += H_a(z) [P_im + P_sm (1-P_ss)/(z-P_ss)] c sum_j weights_j z^-delays_j
         self.h = h
+        self.lags = np.arange(h.shape[1])
         self.T = h.shape[0]
         self.terms = terms
         self.d_max = max((int(t[6].max()) for t in terms if len(t[6])), default=0)
@@ -351,23 +357,48 @@ class _Loop:
 
     def at(self, z: complex) -> complex:
         w = 1.0 / complex(z)
-        H = np.array([np.polyval(self.h[a, ::-1], w) for a in range(self.T)])
+        H = self.h @ w ** self.lags  # one vectorized sum per type (np.polyval loops in Python)
         return complex(self._det(H, np.array(z, dtype=np.complex128)))
 
     def count_outside(self, r: float) -> int:
         """Number of roots with ``|z| > r`` (winding number along ``|z| = r``);
-        :class:`_OnRoot` if a root lies too close to the circle to tell."""
+        :class:`_OnRoot` if a root lies too close to the circle to tell.
+
+        The phase of the determinant is followed at the FFT points, and each
+        step that turns by a quarter or more is subdivided until every part
+        turns by less. Such steps lie next to a root near the circle, which
+        the bisection of :func:`_leading_root` approaches on purpose: refining
+        those few arcs instead of the whole circle keeps its last circles as
+        cheap as its first.
+        """
         M = self._points()
-        for _ in range(5):
-            _, D = self.on_circle(r, M)
-            if not np.all(np.isfinite(D)):
-                raise TheoryInputError(f"the characteristic function is not finite on |z| = {r:.9g}")
-            step = np.angle(np.roll(D, -1) / D)
-            if np.abs(step).max() < np.pi / 2:
-                # z runs counterclockwise, w = 1/z clockwise: roots inside |w| < 1/r
-                return int(round(-step.sum() / (2 * np.pi)))
-            M *= 2
-        raise _OnRoot
+        _, D = self.on_circle(r, M)
+        if not np.all(np.isfinite(D)):
+            raise TheoryInputError(f"the characteristic function is not finite on |z| = {r:.9g}")
+        step = np.angle(np.roll(D, -1) / D)
+        turn = float(step.sum())
+        for j in np.flatnonzero(np.abs(step) >= np.pi / 2):
+            angles = 2.0 * np.pi * np.array([j, j + 1]) / M
+            turn += self._arc_turn(r, *angles, D[j], D[(j + 1) % M], _ARC_DEPTH) - step[j]
+        # z runs counterclockwise, w = 1/z clockwise: roots inside |w| < 1/r
+        return int(round(-turn / (2 * np.pi)))
+
+    def _arc_turn(self, r: float, a0: float, a1: float, D0: complex, D1: complex, depth: int) -> float:
+        """Phase turn of the determinant along ``|z| = r`` from angle ``a0`` to
+        ``a1`` (its values ``D0``, ``D1`` there), halving the arc until every
+        part turns by less than a quarter; :class:`_OnRoot` after ``depth``
+        halvings."""
+        step = float(np.angle(D1 / D0))
+        if abs(step) < np.pi / 2:
+            return step
+        if depth == 0:
+            raise _OnRoot
+        middle = 0.5 * (a0 + a1)
+        Dm = self.at(r * np.exp(1j * middle))
+        if not (np.isfinite(Dm) and Dm != 0):
+            raise _OnRoot
+        return (self._arc_turn(r, a0, middle, D0, Dm, depth - 1)
+                + self._arc_turn(r, middle, a1, Dm, D1, depth - 1))
 
 
 def _leading_root(loop: _Loop, dt: float, r_floor: float) -> tuple[float, float, int]:
