@@ -11,6 +11,7 @@ import argparse
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -453,11 +454,37 @@ def _report(report, command: str, target: Path | None, option: str | None) -> in
 # ----------------------------------------------------------------------------- steady
 
 
+class _ModeProgress:
+    """Progress of ``meshfield steady`` on stderr: one line every ``interval``
+    seconds while the modes are computed (none for a lattice that takes less).
+    The ETA is measured from the first mode on, after the homogeneous state."""
+
+    def __init__(self, interval: float = 10.0, stream=None):
+        from .simulation import _emit
+        self.emit = _emit
+        self.interval = interval
+        self.stream = stream or sys.stderr
+        self.start = self.last = time.perf_counter()
+        self.first = None
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if self.first is None:
+            self.first = now
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        eta = f"{(now - self.first) * (total - done) / (done - 1):8.1f} s" if done > 1 else f"{'-':>8} s"
+        self.emit(f"[meshfield steady] mode {done} / {total} ({100 * done / total:5.1f} %)  "
+                  f"wall {now - self.start:8.1f} s  ETA {eta}", self.stream)
+
+
 def cmd_steady(args) -> int:
     from .theory import stability
     try:
         target = _check_json_target(args.json) if args.json is not None else None
-        report = stability(_load(args), name=args.config or "default")
+        progress = None if args.quiet else _ModeProgress()
+        report = stability(_load(args), name=args.config or "default", progress=progress)
     except (OSError, ValueError) as exc:  # ConfigError and TheoryInputError are ValueErrors
         print(f"meshfield steady: unusable input: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -549,6 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "frequency and wave number of the fastest mode (mean-field theory)")
     config_args(q)
     q.add_argument("--json", metavar="OUT.json", help="also write the numbers as JSON")
+    q.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress lines (otherwise one on stderr every 10 s on a large lattice)")
     q.set_defaults(func=cmd_steady)
     return p
 

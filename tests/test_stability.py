@@ -3,6 +3,7 @@ and its linear stability, checked against mean-field simulations."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 import meshfield
+import meshfield.cli as cli_module
 from meshfield.config import load_config, packaged_config
 from meshfield.theory import stability
 from meshfield.theory.stability import _kind
@@ -56,7 +58,9 @@ def test_bistable_pair_symmetric_state_splits_at_the_predicted_rate():
 
 
 def test_report_of_the_v4_pattern():
-    report = stability("v4_pattern")
+    calls = []
+    report = stability("v4_pattern", progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 33) for i in range(1, 34)]  # once per distinct mode, in order
     assert report.kind == "stationary pattern"
     assert report.wavelength == pytest.approx(3.2 / 6, rel=1e-12)  # 6 periods on a 3.2-mm ring
     assert report.sigma == pytest.approx(3.255, abs=0.002)
@@ -83,10 +87,27 @@ def test_kinds(unstable, k, f, kind):
     assert _kind(unstable, k, f) == kind
 
 
+def test_mode_progress_lines(monkeypatch):
+    # a fake clock: the homogeneous state takes 5 s, then every mode 3 s; a line
+    # whenever 10 s have passed since the last one, the ETA from the modes alone
+    clock = iter([0.0, 5.0] + [5.0 + 3.0 * i for i in range(1, 20)])
+    monkeypatch.setattr(cli_module.time, "perf_counter", lambda: next(clock))
+    stream = io.StringIO()
+    progress = cli_module._ModeProgress(interval=10.0, stream=stream)
+    for done in range(1, 21):
+        progress(done, 20)
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[3] for line in lines] == ["3", "7", "11", "15", "19"]  # at 11, 23, 35, 47, 59 s
+    # ETA after mode 3: 2 modes in 6 s, 17 to go
+    assert lines[0] == "[meshfield steady] mode 3 / 20 ( 15.0 %)  wall     11.0 s  ETA     51.0 s"
+    assert lines[-1].endswith("ETA      3.0 s")
+
+
 def test_cli_steady(tmp_path):
     out = tmp_path / "v4.json"
     r = cli("steady", "v4_pattern", "--json", str(out))
     assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # done in less than the progress interval
     assert "verdict: UNSTABLE: a stationary pattern" in r.stdout
     d = json.loads(out.read_text())
     assert d["growth_rate_per_s"] == pytest.approx(3.255, abs=0.002)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -156,7 +156,8 @@ class StabilityReport:
         )
 
 
-def stability(config: Any, name: str | None = None) -> StabilityReport:
+def stability(config: Any, name: str | None = None,
+              progress: Callable[[int, int], None] | None = None) -> StabilityReport:
     """The homogeneous steady state of ``config`` and its linear stability.
 
     Parameters
@@ -164,6 +165,9 @@ def stability(config: Any, name: str | None = None) -> StabilityReport:
     config : Config, or anything :func:`meshfield.config.load_config` accepts.
     name : str, optional
         How the report names the configuration (default: ``config`` if a string).
+    progress : callable, optional
+        Passed to :func:`meshfield.theory.growth_rates`: ``progress(done, total)``
+        after each distinct mode.
 
     Returns
     -------
@@ -183,7 +187,7 @@ def stability(config: Any, name: str | None = None) -> StabilityReport:
     if not isinstance(config, Config):
         config = load_config(config)
     d = dispersion(config, level="meso")
-    gr = growth_rates(config)
+    gr = growth_rates(config, progress=progress)
     i = int(np.argmax(gr.sigma))
     f = float(gr.frequency.ravel()[i])
     k = float(gr.k_norm.ravel()[i])
