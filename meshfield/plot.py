@@ -19,6 +19,8 @@ __all__ = ["overview", "animate", "plot_psd", "raster", "check_figure_target", "
 
 #: animation suffixes and the matplotlib writer each needs
 ANIMATION_FORMATS = {".gif": "pillow", ".mp4": "ffmpeg"}
+#: the default snapshot of the overview is chosen after this much of the record (ms)
+SNAPSHOT_DISCARD_MS = 200.0
 
 
 class PlotInputError(ValueError):
@@ -172,10 +174,34 @@ def _row(A: np.ndarray) -> tuple[np.ndarray, str]:
     return A[:, mid, :], f"site along axis 1 (row {mid} of axis 0)"
 
 
+def _site_extent(shape, dx: float) -> tuple:
+    """``imshow`` extent (per axis: first and last pixel edge, mm) that centres
+    the pixel of site i on its position ``i dx``, as in the line plots."""
+    return tuple(edge for n in shape for edge in (-0.5 * dx, (n - 0.5) * dx))
+
+
+def _default_snapshot(A: np.ndarray, times: np.ndarray, which: list) -> int:
+    """Index of the record of largest spatial variance of the types ``which``,
+    after the first ``SNAPSHOT_DISCARD_MS`` (all of a shorter record); the last
+    record of a single site."""
+    if A.ndim < 3 or np.prod(A.shape[2:]) == 1:
+        return len(times) - 1
+    first = int(np.searchsorted(times, times[0] + SNAPSHOT_DISCARD_MS))
+    first = first if first < len(times) else 0
+    # each type's variance relative to its mean over those records, summed over
+    # the types (pooling the types would count the difference of their mean rates
+    # as structure, and without the scaling the type with the largest shot noise
+    # would decide alone); the onset transient's fronts would otherwise win
+    var = A[first:, which].reshape(len(times) - first, len(which), -1).var(axis=2)
+    spatial_var = (var / np.where(var.mean(axis=0) > 0, var.mean(axis=0), 1.0)).sum(axis=1)
+    return first + int(np.argmax(spatial_var))
+
+
 def overview(result, path, type_index: int | None = None, time: float | None = None) -> str:
     """Write a PNG with, per type: a snapshot of the activity field at ``time`` (ms;
     default: the record of largest spatial variance, each type's relative to its
-    mean over the record, summed over the types), the space-time plot of one
+    mean over the record, summed over the types, after the first
+    ``SNAPSHOT_DISCARD_MS`` of a longer record), the space-time plot of one
     lattice row, and the lattice-averaged activity over time.
 
     Parameters
@@ -192,13 +218,7 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
     types = list(result.types)
     which = range(len(types)) if type_index is None else [type_index]
     if time is None:
-        # the spatial variance within each type shown, relative to its mean over the
-        # record and summed over the types (pooling the types would count the
-        # difference of their mean rates as structure, and without the scaling the
-        # type with the largest shot noise would decide alone)
-        var = A[:, list(which)].reshape(A.shape[0], len(which), -1).var(axis=2)
-        spatial_var = (var / np.where(var.mean(axis=0) > 0, var.mean(axis=0), 1.0)).sum(axis=1)
-        rec = int(np.argmax(spatial_var)) if A.ndim > 2 and np.prod(A.shape[2:]) > 1 else len(times) - 1
+        rec = _default_snapshot(A, times, list(which))
     else:
         rec = _snapshot_record(result, time)
     fig, axes = plt.subplots(len(which), 3, figsize=(13, 3.6 * len(which)), squeeze=False)
@@ -213,8 +233,7 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
             ax.set_xlabel("position (mm)")
             ax.set_ylabel("A (Hz)")
         else:
-            im = ax.imshow(snap.T, origin="lower", cmap="viridis",
-                           extent=(0, snap.shape[0] * dx, 0, snap.shape[1] * dx))
+            im = ax.imshow(snap.T, origin="lower", cmap="viridis", extent=_site_extent(snap.shape, dx))
             fig.colorbar(im, ax=ax, label="A (Hz)")
             ax.set_xlabel("x (mm)")
             ax.set_ylabel("y (mm)")
@@ -222,8 +241,10 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
         ax = axes[row, 1]
         st, label = _row(a)
         if st.shape[1] > 1:
+            # percentiles, so that the onset transient does not wash out the rest
             im = ax.imshow(st.T, aspect="auto", origin="lower", cmap="magma",
-                           extent=(times[0], times[-1] + result.record_interval, 0, st.shape[1] * dx))
+                           vmin=float(np.percentile(st, 1)), vmax=float(np.percentile(st, 99)),
+                           extent=(times[0], times[-1] + result.record_interval) + _site_extent(st.shape[1:], dx))
             fig.colorbar(im, ax=ax, label="A (Hz)")
             ax.set_ylabel(f"position (mm), {label}")
         else:
@@ -270,7 +291,7 @@ def animate(result, path, type_index: int = 0, every: int = 1, fps: int = 25) ->
         # percentiles, so that a few extreme sites do not wash out the colours
         vmin, vmax = float(np.percentile(A, 1)), float(np.percentile(A, 99))
         im = ax.imshow(A[0].T, origin="lower", cmap="viridis", vmin=vmin, vmax=vmax,
-                       extent=(0, A.shape[1] * dx, 0, A.shape[2] * dx))
+                       extent=_site_extent(A.shape[1:], dx))
         fig.colorbar(im, ax=ax, label="A (Hz)")
         ax.set_xlabel("x (mm)")
         ax.set_ylabel("y (mm)")

@@ -133,6 +133,25 @@ def test_info_reports_the_resolved_model():
         assert words in p.stdout
 
 
+def test_plot_centres_each_site_on_its_position():
+    # pixels of sites 0 .. n-1 centred on 0, dx, .., (n-1) dx, as in the line plots
+    from meshfield.plot import _site_extent
+    assert _site_extent((3, 2), 0.1) == pytest.approx((-0.05, 0.25, -0.05, 0.15))
+
+
+def test_plot_default_snapshot_skips_the_onset():
+    # the largest spatial variance is an onset front at 50 ms, the pattern after
+    # 200 ms is weaker but peaks at 700 ms: the snapshot shows the pattern
+    from meshfield.plot import _default_snapshot
+    times = np.arange(0.0, 1000.0, 10.0)
+    A = np.ones((100, 2, 4, 4))
+    A[5, :, 0, 0] = 50.0
+    A[70, :, 1, 1] = 5.0
+    assert _default_snapshot(A, times, [0, 1]) == 70
+    assert _default_snapshot(A[:15], times[:15], [0]) == 5  # shorter than 200 ms: all of it
+    assert _default_snapshot(A[:, :, :1, :1], times, [0]) == 99  # one site: the last record
+
+
 def test_plot_writes_png(tmp_path):
     out = tmp_path / "r.h5"
     assert cli("run", *TINY, "-o", str(out), "-q").returncode == 0

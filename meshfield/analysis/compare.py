@@ -543,7 +543,8 @@ def plot_comparison(report: ComparisonReport, path) -> None:
     ax.set_xlim(-0.5, len(types) - 0.5)
     ax.set_ylabel(f"mean activity relative to {report.labels[0]} (%)")
     ax.set_title("mean per type (bars: 3 SE)")
-    ax.legend()
+    ax.margins(y=0.4)  # room for the legend beside the largest deviation
+    ax.legend(fontsize=8)
 
     for t, name in enumerate(types):
         ax = next(axes)
