@@ -86,6 +86,7 @@ def wave_number_shell(k_norm, k_step: float) -> np.ndarray:
 
     Halves round up (``np.rint`` would round them to even, putting 1.5 and 2.5
     steps into the same shell); on a rectangular lattice ``|k|`` can fall on a
-    half step.
+    half step, and ``|k| / k_step`` then comes out as x.5 only to rounding
+    (x.4999999999999999 on a 9 x 6 lattice of 0.1 mm), hence the 1e-9.
     """
-    return np.floor(np.asarray(k_norm, dtype=float) / k_step + 0.5).astype(int)
+    return np.floor(np.asarray(k_norm, dtype=float) / k_step + (0.5 + 1e-9)).astype(int)

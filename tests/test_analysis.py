@@ -366,6 +366,10 @@ def test_spatial_spectrum_of_stripes(mode):
 
 def test_shells_round_half_steps_up():
     assert wave_number_shell([0.0, 0.49, 0.5, 1.5, 2.5, 4.5], 1.0).tolist() == [0, 0, 1, 2, 3, 5]
+    # also where |k| / k_step is x.5 only to rounding: the first mode of the short
+    # axis of 9 x 6 sites (0.1 mm) is 1.5 steps, computed as 1.4999999999999998
+    k_short = 2 * np.pi * np.fft.fftfreq(6, d=0.1)[1]
+    assert wave_number_shell(k_short, 2 * np.pi / (9 * 0.1)) == 2
     # On 24 x 16 sites the steps are 1 (axis 0) and 1.5 (axis 1) shells: three
     # stripes along axis 1 lie at 4.5 steps, which np.rint put into shell 4
     # beside 4-step modes; they now lead shell 5.
@@ -436,6 +440,27 @@ def test_wave_speed_refuses_a_field_without_a_wave(n_sites):
     stripes = np.cos(2 * np.pi * (2 * x / n_sites + y / 16)).astype(np.float32)
     with pytest.raises(NoWaveError, match="no wave"):
         wave_speed(np.broadcast_to(stripes, (200, n_sites, 16)), 1.0, 0.1)
+
+
+def test_wave_speed_xcorr_of_a_synchronous_oscillation():
+    # a hump symmetric about zero lag: its centre is 0 to rounding, reported as 0
+    # (on 7 sites it came out as 1.8e-15 ms: 5.6e13 mm/ms in direction +1)
+    t = np.arange(1000.0)[:, None]
+    synchronous = 10 + 5 * np.sin(2 * np.pi * 0.01 * t) * np.ones(7)
+    result = wave_speed(synchronous, 1.0, 0.1, method="xcorr")
+    assert result.lag == 0.0 and result.speed == np.inf and result.direction == (0.0,)
+
+
+def test_wave_speed_xcorr_needs_the_whole_hump_within_max_lag():
+    # a bump drifting at 0.002 mm/ms: its neighbour correlation is a hump ~200 ms
+    # wide around 50 ms, cut by max_lag = 70 ms (NaN) and whole within the default
+    dx, n, v, sigma = 0.1, 32, 0.002, 0.3
+    x = np.arange(n) * dx
+    t = np.arange(2000.0)[:, None]
+    ring = n * dx
+    bump = np.exp(-((((x - v * t) + ring / 2) % ring - ring / 2) ** 2) / (2 * sigma**2))
+    assert np.isnan(wave_speed(bump, 1.0, dx, method="xcorr", max_lag=70.0).speed)
+    assert wave_speed(bump, 1.0, dx, method="xcorr").speed == pytest.approx(v, rel=0.05)
 
 
 def test_wave_speed_xcorr_of_a_noisy_drifting_bump():

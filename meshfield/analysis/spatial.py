@@ -582,8 +582,9 @@ def wave_speed(
     ``shift dx / |tau|`` and the direction the sign of ``tau``. Within
     ``|tau| <= max_lag`` the humps of the correlation (runs at or above half
     its maximum) are located by their centres, halfway between their
-    half-maximum crossings, and the hump nearest zero lag gives ``tau``.
-    Unambiguous when ``shift * dx`` is less than half a wavelength.
+    half-maximum crossings, and the hump nearest zero lag gives ``tau``; a
+    hump cut by ``+-max_lag`` is not used (no hump left: NaN). Unambiguous
+    when ``shift * dx`` is less than half a wavelength.
 
     Parameters
     ----------
@@ -659,6 +660,8 @@ def wave_speed(
     if c.max() <= 0 or not centres.size:
         return WaveSpeed(float("nan"), (0.0,), float("nan"), float("nan"), float("nan"), float("nan"), method)
     lag = float(centres[np.argmin(np.abs(centres))]) * dt
+    if abs(lag) < 1e-9 * dt:  # the centre of a hump symmetric about 0, to rounding
+        lag = 0.0
     speed = shift * dx / abs(lag) if lag != 0 else float("inf")
     return WaveSpeed(
         speed=speed,
