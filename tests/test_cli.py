@@ -142,15 +142,14 @@ def test_plot_centres_each_site_on_its_position():
 def test_plot_default_snapshot_skips_the_onset():
     # the largest spatial variance is an onset front at 50 ms, the pattern after
     # 200 ms is weaker but peaks at 700 ms: the snapshot shows the pattern
-    from meshfield.plot import _default_snapshot, _per_record
+    from meshfield.plot import _default_snapshot
     times = np.arange(0.0, 1000.0, 10.0)
     A = np.ones((100, 2, 4, 4))
     A[5, :, 0, 0] = 50.0
     A[70, :, 1, 1] = 5.0
-    var = _per_record(A, lambda x: x.reshape(len(x), 2, -1).var(axis=2), 2)
-    assert var.shape == (100, 2) and var[5, 0] == pytest.approx(A[5, 0].var())
-    assert _default_snapshot(var, times) == 70
-    assert _default_snapshot(var[:15], times[:15]) == 5  # shorter than 200 ms: all of it
+    assert _default_snapshot(A, times, [0, 1]) == 70
+    assert _default_snapshot(A[:15], times[:15], [0]) == 5  # shorter than 200 ms: all of it
+    assert _default_snapshot(A[:, :, :1, :1], times, [0]) == 99  # one site: the last record
 
 
 def test_plot_writes_png(tmp_path):
@@ -167,40 +166,6 @@ def tiny_result(tmp_path_factory):
     p = cli("run", *TINY, "-o", str(out), "-q")
     assert p.returncode == 0, p.stderr
     return out
-
-
-def test_plot_and_analysis_read_a_result_in_slices(tmp_path, tiny_result, monkeypatch):
-    # one record per slice: the figures and statistics never read A or Abar whole
-    # (a long record need not fit in memory), and the sliced per-record means
-    # equal those of the whole array
-    import meshfield.plot as plot
-    from meshfield.analysis import mean_var
-    from meshfield.io import open_result
-    from meshfield.io.result import Result
-
-    with open_result(tiny_result) as res:
-        A = np.asarray(res.A, dtype=np.float64)
-    monkeypatch.setattr(plot, "_SLICE_BYTES", 1)
-    whole = []
-    read = Result._read_record
-
-    def spy(self, name, key=()):
-        if isinstance(key, tuple) and key == ():
-            whole.append(name)
-        return read(self, name, key)
-
-    monkeypatch.setattr(Result, "_read_record", spy)
-    with open_result(tiny_result) as res:
-        means = plot._per_record(res.records("A"), lambda x: x.reshape(len(x), 2, -1).mean(axis=2), 2)
-        plot.overview(res, tmp_path / "o.png")
-        plot.plot_psd(res, tmp_path / "p.png", discard=0.0)
-        plot.animate(res, tmp_path / "a.gif", every=10)
-        stats = mean_var(res)
-        assert "A" not in vars(res)  # never cached whole
-    assert whole == []
-    assert np.allclose(means, A.reshape(len(A), 2, -1).mean(axis=2), rtol=1e-12)
-    assert np.allclose(stats.mean, A.mean(axis=(0, 2, 3)), rtol=1e-9)
-    assert all((tmp_path / name).stat().st_size > 0 for name in ("o.png", "p.png", "a.gif"))
 
 
 @pytest.mark.parametrize("args, words", [

@@ -24,8 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from ..io.result import records_of
-
 BOUNDARIES = ("periodic", "open")
 
 
@@ -128,24 +126,9 @@ class Record:
         return length, [(b * length, (b + 1) * length) for b in range(n_blocks)]
 
 
-# Samples x sites per batch: bounds the memory of the block-wise transforms and
-# reads (about 64 MB of complex128) without a Python loop per time step.
-BATCH_ELEMENTS = 1 << 22
-
-
-def batches(i0: int, i1: int, per_sample: int):
-    """``(j0, j1)`` ranges covering samples ``i0 .. i1-1`` in batches of about
-    ``BATCH_ELEMENTS`` values, ``per_sample`` values per sample."""
-    step = max(1, BATCH_ELEMENTS // max(per_sample, 1))
-    for j in range(i0, i1, step):
-        yield j, min(j + step, i1)
-
-
 def is_result(obj: Any) -> bool:
     """True for a result object (has ``A`` and ``record_interval``)."""
-    # looked up without reading: on a Result, hasattr(obj, "A") would read all of A
-    defined = "A" in getattr(obj, "__dict__", {}) or any("A" in vars(c) for c in type(obj).__mro__)
-    return defined and hasattr(obj, "record_interval")
+    return hasattr(obj, "A") and hasattr(obj, "record_interval")
 
 
 def number(name: str, value: Any, what: str, minimum: float | None = None, strict: bool = False,
@@ -241,7 +224,7 @@ def as_record(
             "with meshfield.open_result(path) as res: ...(res)"
         )
     if is_result(obj):
-        data = records_of(obj, "A")  # a result file's in slices, on demand
+        data = obj.A
         types = tuple(str(t) for t in obj.types)
         lattice = getattr(obj, "shape", None)
         lattice = tuple(int(n) for n in (data.shape[2:] if lattice is None else lattice))

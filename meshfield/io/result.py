@@ -72,40 +72,6 @@ def rank_filename(rank: int) -> str:
     return f"rank{rank:05d}.h5"
 
 
-class CheckedRecords:
-    """A record dataset (``A`` or ``Abar``) of an open :class:`Result`, read
-    slice by slice: ``view[i0:i1]`` (any h5py selection) returns a numpy array,
-    read from the block files and then checked to be this run's, like
-    ``Result.A``. ``shape``, ``dtype``, ``ndim`` and ``len()`` need no read.
-    """
-
-    def __init__(self, result: "Result", name: str):
-        self._result = result
-        self._name = name
-        dataset = result._open_file()[name]
-        self.shape = tuple(dataset.shape)
-        self.dtype = dataset.dtype
-        self.ndim = len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, key) -> np.ndarray:
-        return self._result._read_record(self._name, key)
-
-    def __array__(self, dtype=None, copy=None):
-        data = self[()]
-        return data if dtype is None else data.astype(dtype, copy=False)
-
-
-def records_of(result, name: str = "A"):
-    """``A`` or ``Abar`` of any result for reading in slices: a result file's
-    :meth:`Result.records` (read slice by slice), another result's attribute
-    (the array of a :class:`meshfield.simulation.MemoryResult`) as it is."""
-    records = getattr(result, "records", None)
-    return records(name) if callable(records) else getattr(result, name)
-
-
 def _decode_attrs(attrs: h5py.AttributeManager) -> dict:
     """Return HDF5 attributes as plain Python values (str, bool, int, float, list)."""
     plain = {}
@@ -192,12 +158,11 @@ class Result:
                               "(arrays read before closing, such as A, stay usable)")
         return self._file
 
-    def _read_record(self, name: str, key=()) -> np.ndarray:
-        """Read ``key`` (default: all) of the record dataset ``name`` and check the
-        block files after it; a read error becomes a ResultError."""
+    def _read_record(self, name: str) -> np.ndarray:
+        """Read the record dataset ``name`` whole; a read error becomes a ResultError."""
         dataset = self._open_file()[name]
         try:
-            data = dataset[key]
+            data = dataset[()]
             self._check_blocks_current()
             return data
         except _READ_ERRORS as exc:
@@ -220,19 +185,6 @@ class Result:
         is then known to be this run's.
         """
         _check_blocks(self.path, self._file, datasets=False)  # the read found them
-
-    def records(self, name: str = "A"):
-        """``A`` or ``Abar`` for reading in slices: the array itself once read
-        whole, else a :class:`CheckedRecords` view that reads each slice on
-        demand and checks the block files after it, as ``A`` does. The
-        analysis functions read results this way, so that their block-wise
-        statistics hold one slice of a large record in memory, not all of it.
-        """
-        if name not in RECORD_NAMES:
-            raise ResultError(f"no record {name!r} in a meshfield result; allowed are {', '.join(RECORD_NAMES)}")
-        if name in self.__dict__:  # read whole before (the cached property)
-            return self.__dict__[name]
-        return CheckedRecords(self, name)
 
     def dataset(self, name: str) -> h5py.Dataset:
         """Return the h5py dataset ``name`` ("A", "Abar" or "times") for lazy slicing.
