@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io.result import records_of
+
 __all__ = ["overview", "animate", "plot_psd", "raster", "check_figure_target", "check_plot_options",
            "published", "PlotInputError", "ANIMATION_FORMATS"]
 
@@ -21,6 +23,8 @@ __all__ = ["overview", "animate", "plot_psd", "raster", "check_figure_target", "
 ANIMATION_FORMATS = {".gif": "pillow", ".mp4": "ffmpeg"}
 #: the default snapshot of the overview is chosen after this much of the record (ms)
 SNAPSHOT_DISCARD_MS = 200.0
+#: statistics over a record are computed in slices of about this size (float64)
+_SLICE_BYTES = 16 * 2**20
 
 
 class PlotInputError(ValueError):
@@ -166,12 +170,14 @@ def _plt():
     return plt
 
 
-def _row(A: np.ndarray) -> tuple[np.ndarray, str]:
-    """The space-time array ``[time, site]`` of one lattice row (the middle one in 2-D)."""
-    if A.ndim == 2:
-        return A, "site"
-    mid = A.shape[1] // 2
-    return A[:, mid, :], f"site along axis 1 (row {mid} of axis 0)"
+def _row(records, ti: int) -> tuple[np.ndarray, str]:
+    """The space-time array ``[time, site]`` of type ``ti`` along one lattice row
+    (the middle one in 2-D), read as one hyperslab of ``records`` ``[time, type,
+    *lattice]``."""
+    if len(records.shape) == 3:
+        return np.asarray(records[:, ti]), "site"
+    mid = records.shape[2] // 2
+    return np.asarray(records[:, ti, mid]), f"site along axis 1 (row {mid} of axis 0)"
 
 
 def _site_extent(shape, dx: float) -> tuple:
@@ -180,11 +186,27 @@ def _site_extent(shape, dx: float) -> tuple:
     return tuple(edge for n in shape for edge in (-0.5 * dx, (n - 0.5) * dx))
 
 
-def _default_snapshot(A: np.ndarray, times: np.ndarray, which: list) -> int:
+def _per_record(records, reduce) -> np.ndarray:
+    """``reduce`` applied to ``records`` ``[time, type, *lattice]`` in slices of
+    about ``_SLICE_BYTES`` (float64), concatenated along time: per-record
+    statistics of a large result without holding it in memory."""
+    n_time = int(records.shape[0])
+    per_record = 8 * max(1, int(np.prod(records.shape[1:])))
+    step = max(1, _SLICE_BYTES // per_record)
+    return np.concatenate([reduce(np.asarray(records[i:i + step], dtype=np.float64))
+                           for i in range(0, n_time, step)])
+
+
+def _lattice_means(records) -> np.ndarray:
+    """The lattice mean of each record and type, ``(n_records, n_types)``."""
+    return _per_record(records, lambda x: x.reshape(len(x), x.shape[1], -1).mean(axis=2))
+
+
+def _default_snapshot(records, times: np.ndarray, which: list) -> int:
     """Index of the record of largest spatial variance of the types ``which``,
     after the first ``SNAPSHOT_DISCARD_MS`` (all of a shorter record); the last
     record of a single site."""
-    if A.ndim < 3 or np.prod(A.shape[2:]) == 1:
+    if len(records.shape) < 3 or np.prod(records.shape[2:]) == 1:
         return len(times) - 1
     first = int(np.searchsorted(times, times[0] + SNAPSHOT_DISCARD_MS))
     first = first if first < len(times) else 0
@@ -192,7 +214,7 @@ def _default_snapshot(A: np.ndarray, times: np.ndarray, which: list) -> int:
     # the types (pooling the types would count the difference of their mean rates
     # as structure, and without the scaling the type with the largest shot noise
     # would decide alone); the onset transient's fronts would otherwise win
-    var = A[first:, which].reshape(len(times) - first, len(which), -1).var(axis=2)
+    var = _per_record(records, lambda x: x[:, which].reshape(len(x), len(which), -1).var(axis=2))[first:]
     spatial_var = (var / np.where(var.mean(axis=0) > 0, var.mean(axis=0), 1.0)).sum(axis=1)
     return first + int(np.argmax(spatial_var))
 
@@ -213,10 +235,12 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
         Only this type (default: all types, one row of panels each).
     """
     plt = _plt()
-    A = np.asarray(result.A)
+    A = records_of(result, "A")  # a large result file's read in slices
     times = np.asarray(result.times)
     types = list(result.types)
     which = range(len(types)) if type_index is None else [type_index]
+    means = _lattice_means(A)
+    means_bar = _lattice_means(records_of(result, "Abar"))
     if time is None:
         rec = _default_snapshot(A, times, list(which))
     else:
@@ -224,9 +248,8 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
     fig, axes = plt.subplots(len(which), 3, figsize=(13, 3.6 * len(which)), squeeze=False)
     dx = result.config.get("lattice", {}).get("dx", 1.0)
     for row, ti in enumerate(which):
-        a = A[:, ti]
         ax = axes[row, 0]
-        snap = a[rec]
+        snap = np.asarray(A[rec, ti])
         if snap.ndim == 1:
             # markers keep a few sites (a single one is a line of length 0) visible
             ax.plot(np.arange(len(snap)) * dx, snap, marker="o" if len(snap) <= 32 else None, ms=4)
@@ -239,7 +262,7 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
             ax.set_ylabel("y (mm)")
         ax.set_title(f"{types[ti]}: field at t = {times[rec]:g} ms")
         ax = axes[row, 1]
-        st, label = _row(a)
+        st, label = _row(A, ti)
         if st.shape[1] > 1:
             # percentiles, so that the onset transient does not wash out the rest
             im = ax.imshow(st.T, aspect="auto", origin="lower", cmap="magma",
@@ -254,9 +277,8 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
         ax.set_title(f"{types[ti]}: space-time")
         ax = axes[row, 2]
         one = "o" if len(times) == 1 else None
-        ax.plot(times, a.mean(axis=tuple(range(1, a.ndim))), lw=0.6, label="A", marker=one)
-        Abar = np.asarray(result.Abar)[:, ti]
-        ax.plot(times, Abar.mean(axis=tuple(range(1, Abar.ndim))), lw=0.6, label="Ā", marker=one)
+        ax.plot(times, means[:, ti], lw=0.6, label="A", marker=one)
+        ax.plot(times, means_bar[:, ti], lw=0.6, label="Ā", marker=one)
         ax.set_xlabel("t (ms)")
         ax.set_ylabel("lattice mean (Hz)")
         ax.legend(loc="upper right", fontsize=8)
@@ -271,7 +293,7 @@ def animate(result, path, type_index: int = 0, every: int = 1, fps: int = 25) ->
     every = _frame_step(every)
     plt = _plt()
     from matplotlib import animation
-    A = np.asarray(result.A)[::every, type_index]
+    A = np.asarray(records_of(result, "A")[::every, type_index])  # the frames only
     times = np.asarray(result.times)[::every]
     fig, ax = plt.subplots(figsize=(5, 4))
     dx = result.config.get("lattice", {}).get("dx", 1.0)
@@ -327,7 +349,7 @@ def raster(result, path, window_ms: float = 1000.0, max_rows: int = 2000) -> str
     dt = float(cfg["run"]["dt"])
     types = list(result.types)
     n_types = len(types)
-    n_sites = int(np.prod(result.A.shape[2:]))
+    n_sites = int(np.prod(records_of(result, "A").shape[2:]))
     per_site = n_types * k
     shown = max(1, min(n_sites, max_rows // max(per_site, 1)))
     times = np.asarray(result.times)
@@ -361,14 +383,14 @@ def plot_psd(result, path, discard: float = 200.0) -> str:
     plt = _plt()
     spec = psd(result, discard=discard)
     N = {name: p["N"] for name, p in result.config.get("populations", {}).items()}
-    A = np.asarray(result.A)
+    mean = _lattice_means(records_of(result, "A")).mean(axis=0)
     fig, ax = plt.subplots(figsize=(6, 4))
     for ti, name in enumerate(result.types):
         f, S, err = spec.freqs[1:], spec.S[1:, ti], spec.S_err[1:, ti]
         (line,) = ax.loglog(f, S, lw=0.8, label=name)
         ax.fill_between(f, np.maximum(S - err, S * 1e-3), S + err, color=line.get_color(), alpha=0.2)
         if name in N:
-            ax.axhline(float(A[:, ti].mean()) / N[name], color=line.get_color(), ls="--", lw=0.8)
+            ax.axhline(float(mean[ti]) / N[name], color=line.get_color(), ls="--", lw=0.8)
     ax.set_xlabel("f (Hz)")
     ax.set_ylabel("PSD of A (Hz²/Hz, two-sided)")
     ax.set_title("power spectral density (dashed: r/N)")

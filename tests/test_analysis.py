@@ -660,3 +660,47 @@ def test_fano_factor_reads_N_from_a_result_and_refuses_unusable_input():
         fano_factor(A, [0.5], N=[10, 10], record_interval=0.5)
     with pytest.raises(AnalysisInputError, match="fewer than two windows"):
         fano_factor(A, [5.0], N=10, record_interval=0.5, n_blocks=10)
+
+
+# -- reading in batches ------------------------------------------------------------------
+
+
+def test_statistics_in_small_batches_equal_those_of_whole_blocks(monkeypatch):
+    """The block-wise statistics read a record in batches of about BATCH_ELEMENTS
+    values; batches of 7 samples (windows of 2 and 5 samples straddle them) give
+    what whole blocks give, and the Fano factor what its definition does."""
+    import meshfield.analysis._record as record_module
+
+    rng = np.random.default_rng(11)
+    n_time, shape, dt, N = 3003, (3, 4), 0.5, np.array([200, 50])
+    counts = rng.poisson(np.array([2.0, 0.7])[None, :, None, None], (n_time, 2, *shape))
+    counts[:, 0] += (np.arange(n_time) // 400 % 2)[:, None, None] * 3  # slow switching
+    A = counts / (N[None, :, None, None] * dt * 1e-3)
+
+    def everything():
+        return (mean_var(A, dt, n_blocks=6), fano_factor(A, [0.5, 2.5, 10.0], N=N, record_interval=dt, n_blocks=5),
+                bistable_signal(A, dt), correlation_vs_distance(A, dx=0.1, boundary="periodic",
+                                                                record_interval=dt, n_blocks=4),
+                spatial_spectrum(A, dx=0.1, record_interval=dt, lattice_ndim=2))
+
+    whole = everything()
+    monkeypatch.setattr(record_module, "BATCH_ELEMENTS", 7 * 2 * 12)
+    batched = everything()
+    for one, other in zip(whole, batched):
+        for key, value in (vars(one) if hasattr(one, "__dict__") else {"signal": one}).items():
+            other_value = getattr(other, key) if hasattr(other, "__dict__") else other
+            if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+                np.testing.assert_allclose(other_value, value, rtol=1e-11, atol=1e-13, err_msg=key)
+            else:
+                assert np.all(other_value == value), key
+    # the Fano factor by its definition: per block, window counts, var/mean per site
+    fano = whole[1]
+    length = n_time // 5
+    for j, k in enumerate((1, 5, 20)):
+        per_block = []
+        for b in range(5):
+            c = counts[b * length:(b + 1) * length].reshape(length, 2, -1)
+            n_win = length // k
+            w = c[:n_win * k].reshape(n_win, k, 2, -1).sum(axis=1)
+            per_block.append((w.var(axis=0, ddof=1) / w.mean(axis=0)).mean(axis=1))
+        np.testing.assert_allclose(fano.fano[j], np.mean(per_block, axis=0), rtol=1e-12)

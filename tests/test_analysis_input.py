@@ -250,3 +250,33 @@ def test_plot_comparison_checks_its_arguments(tmp_path):
     with pytest.raises(CompareInputError, match="must be the ComparisonReport"):
         plot_comparison("x", tmp_path / "cmp.png")
     assert list(tmp_path.iterdir()) == []   # nothing half-written
+
+
+def test_a_result_is_recognized_without_reading_its_records():
+    """is_result looks A up without calling it (on a result file, a property that
+    reads all of A), and accepts a wrapper that hands out A through __getattr__."""
+    from meshfield.analysis._record import is_result
+
+    reads = []
+    A = np.random.default_rng(2).normal(10.0, 1.0, (400, 2, 3))
+
+    class Lazy:
+        types, record_interval, shape = ("E", "I"), 1.0, (3,)
+        config = {"lattice": {"dx": 0.1, "boundary": "periodic"}}
+
+        @property
+        def A(self):
+            reads.append("A")
+            return A
+
+    class Wrapper:
+        def __init__(self, inner):
+            self._inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    assert is_result(Lazy()) and reads == []
+    assert is_result(Wrapper(stand_in(A))) and not is_result(Wrapper(A))
+    assert not is_result(A) and not is_result(SimpleNamespace(A=A))  # no record_interval
+    np.testing.assert_allclose(mean_var(Wrapper(stand_in(A)), n_blocks=4).mean, A.mean(axis=(0, 2)), rtol=1e-12)

@@ -168,6 +168,38 @@ def tiny_result(tmp_path_factory):
     return out
 
 
+def test_plot_and_analysis_read_a_large_result_in_slices(tmp_path, monkeypatch):
+    """Above $MESHFIELD_READ_WHOLE_MIB (here 0) the figures and statistics never
+    read A or Abar whole, so a long record need not fit in memory; each per-record
+    statistic (one record per slice here) and the summary equal those of the
+    array read whole."""
+    import meshfield.plot as plot
+    from meshfield.analysis import summarize
+    from meshfield.io import open_result
+    from meshfield.io.result import WHOLE_READ_ENV, Result
+
+    result = tmp_path / "r.h5"
+    assert cli("run", *TINY, "--set", "run.t_end=400", "-o", str(result), "-q").returncode == 0
+    with open_result(result) as res:
+        A = np.asarray(res.A, dtype=np.float64)
+        expected = summarize(res, discard=100).to_dict()
+    whole = []
+    read = Result._read_record
+    monkeypatch.setattr(Result, "_read_record", lambda self, name: whole.append(name) or read(self, name))
+    monkeypatch.setattr(plot, "_SLICE_BYTES", 1)
+    monkeypatch.setenv(WHOLE_READ_ENV, "0")
+    with open_result(result) as res:
+        means = plot._lattice_means(res.records("A"))
+        plot.overview(res, tmp_path / "o.png")
+        plot.plot_psd(res, tmp_path / "p.png", discard=0.0)
+        plot.animate(res, tmp_path / "a.gif", every=100)
+        assert summarize(res, discard=100).to_dict() == expected
+        assert "A" not in vars(res) and "Abar" not in vars(res)  # never cached whole
+    assert whole == []
+    np.testing.assert_allclose(means, A.reshape(len(A), 2, -1).mean(axis=2), rtol=1e-12)
+    assert all((tmp_path / name).read_bytes()[:3] in (b"\x89PN", b"GIF") for name in ("o.png", "p.png", "a.gif"))
+
+
 @pytest.mark.parametrize("args, words", [
     (["-o", "nope/x.png"], ["-o", "nope/x.png", "does not exist"]),
     (["-o", "x.foo"], ["-o", "'.foo'", "allowed:", ".png", ".pdf"]),

@@ -26,7 +26,7 @@ import _validation as val  # noqa: E402
 
 STUDIES = ["v1_single_population", "v2_bistable", "v3_field_async", "v3_control", "v4_patterns",
            "v5_peer_nest", "v6_numerics", "finite_size_fano"]
-BENCHES = ["bench_meso", "bench_micro", "bench_exchange", "bench_speedup"]
+BENCHES = ["bench_meso", "bench_micro", "bench_exchange", "bench_speedup", "bench_analysis"]
 
 
 def driver(name):
@@ -71,6 +71,10 @@ BENCH_SCRIPT_CASES = [
     ("bench_meso", ["--ranks", "0"], "argument --ranks: must be >= 1 (got 0)"),
     ("bench_micro", ["--config", "nosuch"], "packaged configuration 'nosuch' does not exist"),
     ("bench_speedup", ["--rows", "V9"], "unknown study V9"),
+    ("bench_analysis", ["--records", "100"], "argument --records: must be >= 2500 (got 100)"),
+    ("bench_analysis", ["--ranks", "1", "1"], "argument --ranks: repeated value(s) 1"),
+    ("bench_analysis", ["--ranks", "0"], "argument --ranks: must be >= 1 (got 0)"),
+    ("bench_analysis", ["--scratch", "/nonexistent/scratch"], "--scratch /nonexistent/scratch: not an existing folder"),
 ]
 
 

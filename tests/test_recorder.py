@@ -7,6 +7,7 @@ The MPI twin, tests/test_recorder_mpi.py, reuses ``known_records`` and
 import os
 import re
 import shutil
+from unittest import mock
 
 import h5py
 
@@ -15,6 +16,7 @@ import pytest
 
 import meshfield
 from meshfield.io import Recorder, RecorderError, ResultError, open_result
+from meshfield.io.result import WHOLE_READ_ENV, CheckedRecords
 from meshfield.parallel import Decomposition
 
 TYPES = ["E", "I"]
@@ -107,6 +109,19 @@ def check_result(path, A, ranks=1):
         assert meta["version"] == meshfield.__version__
         for key in ("dims", "t0", "created", "hostname", "command"):
             assert key in meta
+    with open_result(path) as result, in_slices():
+        for name, want in (("A", A), ("Abar", -A - 0.5)):
+            view = result.records(name)
+            assert isinstance(view, CheckedRecords) and name not in vars(result)
+            assert (view.shape, view.dtype, len(view)) == (A.shape, np.float32, len(A))
+            np.testing.assert_array_equal(view[1:3], want[1:3])
+            np.testing.assert_array_equal(view[:, 1, -1], want[:, 1, -1])  # across the blocks of a row
+            np.testing.assert_array_equal(np.asarray(view), want)
+
+
+def in_slices():
+    """Within: every result's records are read in slices (``Result.records``)."""
+    return mock.patch.dict(os.environ, {WHOLE_READ_ENV: "0"})
 
 
 def leftovers(folder):
@@ -458,3 +473,69 @@ def test_nothing_is_written_into_a_block_folder(tmp_path):
     mine.mkdir()
     check_result(mine / "x.h5", record_run(mine / "x.h5", OneRank((7,)), 3))
     assert check_checkpoint_target(mine / "c.h5") == str(mine / "c.h5")
+
+
+# ------------------------------------------------------ records read in slices
+
+
+def test_records_reads_a_small_result_whole_and_a_large_one_in_slices(tmp_path):
+    path = tmp_path / "out.h5"
+    A = record_run(path, OneRank((5, 6)), 4)
+    nbytes = A.size * 4
+    for mib, sliced in ((str(nbytes / 2**20), False), (str(0.999 * nbytes / 2**20), True), ("", False)):
+        with open_result(path) as result, mock.patch.dict(os.environ, {WHOLE_READ_ENV: mib}):
+            records = result.records("A")
+            assert isinstance(records, CheckedRecords) == sliced, mib
+            assert result.records("A") is records  # made once per result
+            if not sliced:
+                assert records is result.A
+            np.testing.assert_array_equal(records[:], A)
+    with open_result(path) as result, in_slices():
+        whole = result.A
+        assert result.records("A") is whole  # once read whole, the array serves
+
+
+@pytest.mark.parametrize("value", ["-1", "lots", "nan", "inf"])
+def test_a_bad_whole_read_limit_names_the_variable(tmp_path, value):
+    path = tmp_path / "out.h5"
+    record_run(path, OneRank((7,)), 2)
+    with open_result(path) as result, mock.patch.dict(os.environ, {WHOLE_READ_ENV: value}):
+        with pytest.raises(ResultError, match=rf"{WHOLE_READ_ENV} = '{value}': must be a size in MiB, "
+                                              r"a number >= 0"):
+            result.records("A")
+        with pytest.raises(ResultError, match="no record 'times'.*allowed are A, Abar"):
+            result.records("times")
+
+
+def test_records_in_slices_are_checked_like_A(tmp_path):
+    """A view is made only from this run's block files, and refuses to read on
+    once they were replaced (a later --overwrite run) or rewritten in place."""
+    path = tmp_path / "out.h5"
+    A = record_run(path, OneRank((5, 6)), 4)
+    with in_slices():
+        made_before, unread = open_result(path), open_result(path)
+        view = made_before.records("A")
+        np.testing.assert_array_equal(view[2:], A[2:])
+        record_run(path, OneRank((5, 6)), 4, offset=1.0, overwrite=True)
+        with pytest.raises(ResultError, match=rf"{path}: block file out.h5.blocks/rank00000.h5 changed while "
+                                              r"the result was being read .*--overwrite\); open the result again"):
+            view[2:]
+        with pytest.raises(ResultError, match="rank00000.h5 belongs to another run .*--overwrite"):
+            unread.records("Abar")
+        made_before.close()
+        with pytest.raises(ResultError, match="the result is closed"):
+            view[0]
+        unread.close()
+
+
+def test_a_block_rewritten_in_place_is_not_read_as_zeros(tmp_path):
+    """HDF5 reads past the end of a block file cut short under it as zeros."""
+    path = tmp_path / "out.h5"
+    record_run(path, OneRank((64, 64)), 600)  # chunks larger than HDF5's chunk cache
+    block = tmp_path / "out.h5.blocks" / "rank00000.h5"
+    with open_result(path) as result, in_slices():
+        view = result.records("A")
+        with open(block, "r+b") as f:  # the same file, cut short (as by cp over it)
+            f.truncate(4000)
+        with pytest.raises(ResultError, match="block file out.h5.blocks/rank00000.h5 changed while"):
+            view[300:]

@@ -10,19 +10,23 @@ An analysis function accepts either
   ``shape`` (lattice shape) and ``config`` (nested dict; ``config["lattice"]``
   holds ``dx`` in mm and ``boundary``).
 
-:class:`Record` hides the difference. It reads the time axis in slices, so a
-result whose ``A`` is a lazily loaded HDF5 dataset is never read into memory at
-once by the block-wise statistics.
+:class:`Record` hides the difference. It reads the time axis in slices, and
+takes a result's records from ``records_of`` (``Result.records``): a large
+result file is then never read into memory at once by the block-wise
+statistics, which read it in batches of about ``BATCH_ELEMENTS`` values.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ..io.result import records_of
 
 BOUNDARIES = ("periodic", "open")
 
@@ -98,16 +102,23 @@ class Record:
             )
         return self.dx, self.boundary
 
-    def read(self, i0: int, i1: int) -> np.ndarray:
-        """Samples ``i0 .. i1-1`` (counted after the transient) as float64.
+    def read(self, i0: int, i1: int, only_type: int | None = None) -> np.ndarray:
+        """Samples ``i0 .. i1-1`` (counted after the transient) as float64, of
+        all types or of the type of index ``only_type`` only.
 
         Returns
         -------
-        ndarray, shape (i1 - i0, n_types, *lattice_shape)
+        ndarray, shape (i1 - i0, n_types, *lattice_shape), or (i1 - i0, *lattice_shape)
+            for one type
         """
-        block = np.asarray(self.data[self.start + i0 : self.start + i1], dtype=np.float64)
-        check_finite("A", block, offset=self.start + i0)
-        return block.reshape((i1 - i0, self.n_types) + self.lattice_shape)
+        rows = slice(self.start + i0, self.start + i1)
+        key = rows if only_type is None else (rows, only_type)
+        block = np.asarray(self.data[key], dtype=np.float64)
+        if only_type is None:
+            check_finite("A", block, offset=self.start + i0)
+            return block.reshape((i1 - i0, self.n_types) + self.lattice_shape)
+        check_finite("A", block, offset=self.start + i0, type_index=only_type)
+        return block.reshape((i1 - i0,) + self.lattice_shape)
 
     def blocks(self, n_blocks: int) -> tuple[int, list[tuple[int, int]]]:
         """Split the record into ``n_blocks`` equal contiguous blocks.
@@ -126,9 +137,34 @@ class Record:
         return length, [(b * length, (b + 1) * length) for b in range(n_blocks)]
 
 
+# Samples x sites per batch: bounds the memory of the block-wise transforms and
+# reads (about 64 MB of complex128) without a Python loop per time step.
+BATCH_ELEMENTS = 1 << 22
+
+
+def batches(i0: int, i1: int, per_sample: int):
+    """``(j0, j1)`` ranges covering samples ``i0 .. i1-1`` in batches of about
+    ``BATCH_ELEMENTS`` values, ``per_sample`` values per sample."""
+    step = max(1, BATCH_ELEMENTS // max(per_sample, 1))
+    for j in range(i0, i1, step):
+        yield j, min(j + step, i1)
+
+
+def _has(obj: Any, name: str) -> bool:
+    """``obj`` has the attribute ``name``, found without calling a property:
+    on a result file, ``hasattr(obj, "A")`` would read all of A."""
+    try:
+        inspect.getattr_static(obj, name)
+        return True
+    except AttributeError:
+        # supplied on demand by __getattr__ (a wrapper, a proxy)
+        return (inspect.getattr_static(type(obj), "__getattr__", None) is not None
+                and hasattr(obj, name))
+
+
 def is_result(obj: Any) -> bool:
     """True for a result object (has ``A`` and ``record_interval``)."""
-    return hasattr(obj, "A") and hasattr(obj, "record_interval")
+    return _has(obj, "A") and _has(obj, "record_interval")
 
 
 def number(name: str, value: Any, what: str, minimum: float | None = None, strict: bool = False,
@@ -224,7 +260,7 @@ def as_record(
             "with meshfield.open_result(path) as res: ...(res)"
         )
     if is_result(obj):
-        data = obj.A
+        data = records_of(obj, "A")  # a large result file's in slices, on demand
         types = tuple(str(t) for t in obj.types)
         lattice = getattr(obj, "shape", None)
         lattice = tuple(int(n) for n in (data.shape[2:] if lattice is None else lattice))
@@ -292,11 +328,12 @@ def real_array(name: str, value: Any) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def check_finite(name: str, values, offset: int = 0) -> None:
+def check_finite(name: str, values, offset: int = 0, type_index: int | None = None) -> None:
     """One error naming ``name`` if ``values`` holds NaN or infinity.
 
     The message gives the index of the first such value, its time index shifted
-    by ``offset`` (for a slice of a longer record).
+    by ``offset`` (for a slice of a longer record) and, for one type's slice
+    ``[time, *lattice]`` of a record, with ``type_index`` put in as its second.
     """
     values = np.asarray(values)
     if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
@@ -306,6 +343,8 @@ def check_finite(name: str, values, offset: int = 0) -> None:
         where = [int(i) for i in np.unravel_index(int(np.argmin(finite)), values.shape)]
         if where:
             where[0] += offset
+        if type_index is not None:
+            where.insert(1, type_index)
         raise AnalysisInputError(
             f"{name} holds non-finite values (NaN or inf): {values[~finite][0]} at index {tuple(where)}; "
             "the statistics need finite values"

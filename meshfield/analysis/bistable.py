@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._record import AnalysisInputError, _check_interval, as_record, is_result, number, real_array, type_index, whole
+from ._record import (AnalysisInputError, _check_interval, as_record, batches, is_result, number, real_array,
+                      type_index, whole)
 
 
 class NotBimodalError(AnalysisInputError):
@@ -116,8 +117,7 @@ def bistable_signal(
         raise AnalysisInputError(
             f"populations = {populations!r}: must be a pair (p1, p2) of types (name or index) or (type, site)"
         )
-    x = record.read(0, record.n_time).reshape(record.n_time, record.n_types, record.n_sites)
-    signals, chosen = [], []
+    chosen = []
     for p in populations:
         if isinstance(p, (tuple, list)):
             if len(p) != 2:
@@ -139,8 +139,11 @@ def bistable_signal(
             chosen.append((type_index(record, p), None))
     if chosen[0] == chosen[1]:
         raise AnalysisInputError(f"populations = {populations!r} names the same population twice")
-    for t, site in chosen:
-        signals.append(x[:, t].mean(axis=1) if site is None else x[:, t, site])
+    signals = np.empty((2, record.n_time))
+    for i0, i1 in batches(0, record.n_time, record.n_types * record.n_sites):
+        x = record.read(i0, i1).reshape(i1 - i0, record.n_types, record.n_sites)
+        for k, (t, site) in enumerate(chosen):
+            signals[k, i0:i1] = x[:, t].mean(axis=1) if site is None else x[:, t, site]
     difference = signals[0] - signals[1]
     if window_ms > 0:
         difference = smooth(difference, window_ms, record.need_interval())

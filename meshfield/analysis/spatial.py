@@ -14,21 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..lattice import wave_number_shell
-from ._record import AnalysisInputError, Record, as_record, is_result, number, real_array, type_index, whole
+from ._record import (AnalysisInputError, Record, as_record, batches, is_result, number, real_array, type_index,
+                      whole)
 from .stats import DEFAULT_BLOCKS
 
-# Samples x sites per FFT batch: bounds the memory of the block-wise transforms
-# (about 64 MB of complex128) without a Python loop per time step.
-_BATCH_ELEMENTS = 1 << 22
 # A site whose variance is below this fraction of its squared mean is treated
 # as constant (its fluctuations are rounding noise, not activity).
 _CONSTANT_RTOL = 1e-12
-
-
-def _batches(i0: int, i1: int, per_sample: int):
-    step = max(1, _BATCH_ELEMENTS // max(per_sample, 1))
-    for j in range(i0, i1, step):
-        yield j, min(j + step, i1)
 
 
 def _displacements(n: int, periodic: bool, size: int) -> np.ndarray:
@@ -84,7 +76,7 @@ def _site_moments(record: Record, i_end: int) -> tuple[np.ndarray, np.ndarray]:
     total_sq = np.zeros_like(shift)
     # Sums of the data minus its first sample keep the variance free of the
     # cancellation between sum A^2 and (sum A)^2 for a large mean.
-    for j0, j1 in _batches(0, i_end, per_sample):
+    for j0, j1 in batches(0, i_end, per_sample):
         x = record.read(j0, j1) - shift
         total += x.sum(axis=0)
         total_sq += (x**2).sum(axis=0)
@@ -185,7 +177,7 @@ def correlation_vs_distance(
     with np.errstate(invalid="ignore", divide="ignore"):
         for b, (i0, i1) in enumerate(blocks):
             sums = np.zeros((record.n_types,) + fft_shape)
-            for j0, j1 in _batches(i0, i1, per_sample):
+            for j0, j1 in batches(i0, i1, per_sample):
                 sums += autocorrelate((record.read(j0, j1) - mean) * scale)
             c = grouped(sums) / (pairs_per_sample * length)
             # No pairs at a distance, or no fluctuations in the block: undefined
@@ -304,7 +296,7 @@ def spatial_spectrum(
         record = as_record(A, record_interval, discard, dx=dx)
         lattice = record.lattice_shape
         per_sample = record.n_types * record.n_sites
-        chunks = (record.read(j0, j1) for j0, j1 in _batches(0, record.n_time, per_sample))
+        chunks = (record.read(j0, j1) for j0, j1 in batches(0, record.n_time, per_sample))
         n_time, types = record.n_time, record.types
         dx = record.dx
     else:
@@ -421,7 +413,7 @@ def _field(A, record_interval, dx, which, discard, duration) -> tuple[np.ndarray
         n_time = min(n_time, int(duration / dt + 1e-9))
         if n_time < 2:
             raise AnalysisInputError(f"duration = {duration} ms holds fewer than 2 samples")
-    return record.read(0, n_time)[:, type_index(record, which)], dt, record.dx
+    return record.read(0, n_time, only_type=type_index(record, which)), dt, record.dx
 
 
 def _space_time_power(field: np.ndarray, dt: float, dx: float):

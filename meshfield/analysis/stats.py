@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._record import as_record
+from ._record import as_record, batches
 
 DEFAULT_BLOCKS = 20
 
@@ -82,10 +82,17 @@ def mean_var(
     """
     record = as_record(A, record_interval, discard)
     length, blocks = record.blocks(n_blocks)
-    shape = (length, record.n_types, record.n_sites)
-    sums = np.empty((len(blocks), record.n_types, record.n_sites))
+    per_sample = record.n_types * record.n_sites
+
+    def block_batches(i0, i1):
+        """The samples of one block in batches ``[time, type, site]``."""
+        for j0, j1 in batches(i0, i1, per_sample):
+            yield record.read(j0, j1).reshape(j1 - j0, record.n_types, record.n_sites)
+
+    sums = np.zeros((len(blocks), record.n_types, record.n_sites))
     for b, (i0, i1) in enumerate(blocks):
-        sums[b] = record.read(i0, i1).reshape(shape).sum(axis=0)
+        for x in block_batches(i0, i1):
+            sums[b] += x.sum(axis=0)
     site_mean = sums.sum(axis=0) / (length * len(blocks))
     block_mean = sums.mean(axis=2) / length
     # A second pass sums (A - m)^2 with the per-site mean m of the whole record:
@@ -93,8 +100,10 @@ def mean_var(
     # negative) when the fluctuations are small against the mean.
     block_var = np.empty((len(blocks), record.n_types))
     for b, (i0, i1) in enumerate(blocks):
-        x = record.read(i0, i1).reshape(shape) - site_mean
-        block_var[b] = (x**2).sum(axis=0).mean(axis=1) / length
+        squares = np.zeros((record.n_types, record.n_sites))
+        for x in block_batches(i0, i1):
+            squares += ((x - site_mean) ** 2).sum(axis=0)
+        block_var[b] = squares.mean(axis=1) / length
     root_n = np.sqrt(len(blocks))
     block_ms = length * record.record_interval if record.record_interval is not None else float("nan")
     return MeanVar(
@@ -198,19 +207,22 @@ def fano_factor(
                                      f"interval ({interval:g} ms)")
         steps.append(int(round(k)))
     length, blocks = record.blocks(n_blocks)
+    for k in steps:
+        if length // k < 2:
+            raise AnalysisInputError(
+                f"windows_ms = {k * interval:g}: a block of {length * interval:g} ms holds fewer than two "
+                f"windows; use fewer blocks (n_blocks = {len(blocks)}), a longer record or shorter windows")
+    scale = N[None, :, None] * interval * 1e-3
     fano = np.empty((len(blocks), len(steps), record.n_types))
     for b, (i0, i1) in enumerate(blocks):
-        counts = record.read(i0, i1).reshape(length, record.n_types, record.n_sites) \
-            * (N[None, :, None] * interval * 1e-3)
-        for j, k in enumerate(steps):
-            n_win = length // k
-            if n_win < 2:
-                raise AnalysisInputError(
-                    f"windows_ms = {k * interval:g}: a block of {length * interval:g} ms holds fewer than two "
-                    f"windows; use fewer blocks (n_blocks = {len(blocks)}), a longer record or shorter windows")
-            per = counts[:n_win * k].reshape(n_win, k, record.n_types, record.n_sites).sum(axis=1)
-            mean = per.mean(axis=0)
-            var = per.var(axis=0, ddof=1)
+        # the whole windows of the block (the tail shorter than a window is left out)
+        moments = [_WindowMoments(k, (record.n_types, record.n_sites)) for k in steps]
+        for j0, j1 in batches(i0, i1, record.n_types * record.n_sites):
+            counts = record.read(j0, j1).reshape(j1 - j0, record.n_types, record.n_sites) * scale
+            for m in moments:
+                m.add(counts)
+        for j, m in enumerate(moments):
+            mean, var = m.mean_var()
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = np.where(mean > 0, var / mean, np.nan)
             fano[b, j] = np.nanmean(ratio, axis=1) if np.isfinite(ratio).any() else np.nan
@@ -222,3 +234,51 @@ def fano_factor(
         block_ms=length * interval,
         types=record.types,
     )
+
+
+class _WindowMoments:
+    """Mean and variance over windows of ``k`` samples of counts streamed in
+    batches ``[time, *shape]``: sums of each whole window, then of their
+    deviations from the first window (free of the cancellation of sum n^2
+    against (sum n)^2 for counts with a large mean)."""
+
+    def __init__(self, k: int, shape: tuple):
+        self.k = k
+        self.partial = np.zeros(shape)  # the sum over the open window's samples
+        self.filled = 0  # samples in the open window
+        self.first = None
+        self.n = 0
+        self.total = np.zeros(shape)
+        self.total_sq = np.zeros(shape)
+
+    def _windows(self, sums: np.ndarray) -> None:
+        if self.first is None:
+            self.first = sums[0].copy()
+        d = sums - self.first
+        self.total += d.sum(axis=0)
+        self.total_sq += (d**2).sum(axis=0)
+        self.n += len(sums)
+
+    def add(self, x: np.ndarray) -> None:
+        k, pos = self.k, 0
+        if self.filled:
+            pos = min(k - self.filled, len(x))
+            self.partial += x[:pos].sum(axis=0)
+            self.filled += pos
+            if self.filled < k:
+                return
+            self._windows(self.partial[None])
+            self.filled = 0
+        whole = (len(x) - pos) // k
+        if whole:
+            self._windows(x[pos:pos + whole * k].reshape((whole, k) + x.shape[1:]).sum(axis=1))
+            pos += whole * k
+        if pos < len(x):
+            self.partial = x[pos:].sum(axis=0)
+            self.filled = len(x) - pos
+
+    def mean_var(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance (ddof 1) over the whole windows added (at least 2)."""
+        mean = self.total / self.n
+        var = (self.total_sq - self.n * mean**2) / (self.n - 1)
+        return self.first + mean, np.maximum(var, 0.0)

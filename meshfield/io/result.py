@@ -21,6 +21,11 @@ import numpy as np
 FORMAT_NAME = "meshfield-result"
 FORMAT_VERSION = 1
 RECORD_NAMES = ("A", "Abar")
+#: environment variable: the size (MiB) up to which :meth:`Result.records`
+#: reads a record dataset whole; larger ones are read in slices
+WHOLE_READ_ENV = "MESHFIELD_READ_WHOLE_MIB"
+#: its default: 1 GiB of float32 records, read whole (one pass over the file)
+WHOLE_READ_MIB = 1024.0
 
 
 class ResultError(ValueError):
@@ -70,6 +75,94 @@ _RANK_FILE = re.compile(r"rank\d{5}\.h5")
 def rank_filename(rank: int) -> str:
     """Return the name of rank ``rank``'s block file inside the block folder."""
     return f"rank{rank:05d}.h5"
+
+
+def whole_read_limit() -> float:
+    """The size in bytes up to which :meth:`Result.records` reads a record dataset
+    whole: ``$MESHFIELD_READ_WHOLE_MIB`` MiB (default 1024), a number >= 0."""
+    text = os.environ.get(WHOLE_READ_ENV)
+    if text is None or not text.strip():
+        return WHOLE_READ_MIB * 2**20
+    try:
+        mib = float(text)
+    except ValueError:
+        mib = float("nan")
+    if not (mib >= 0.0 and np.isfinite(mib)):
+        raise ResultError(f"environment variable {WHOLE_READ_ENV} = {text!r}: must be a size in MiB, a "
+                          f"number >= 0 (0 reads every result in slices; default {WHOLE_READ_MIB:g})")
+    return mib * 2**20
+
+
+class CheckedRecords:
+    """A record dataset (``A`` or ``Abar``) of an open :class:`Result`, read slice
+    by slice: ``view[key]`` (any h5py selection, e.g. ``view[i0:i1]`` or
+    ``view[:, t, row]``) returns a numpy array. ``shape``, ``dtype``, ``ndim``,
+    ``nbytes`` and ``len()`` need no read.
+
+    Made by :meth:`Result.records`, which first reads one record of every site
+    (HDF5 then holds every block file open) and checks the block files, as
+    reading ``A`` whole does. Each slice is then checked against what the block
+    files were at that moment (inode, size and modification time, one ``stat``
+    each): a block folder replaced, or a block file rewritten in place (which
+    HDF5 would read as zeros or as another run's numbers), makes the read fail
+    rather than return numbers that are not this run's.
+    """
+
+    def __init__(self, result: "Result", dataset: h5py.Dataset, name: str):
+        self._result = result
+        self._dataset = dataset
+        self.name = name
+        self.shape = tuple(dataset.shape)
+        self.dtype = dataset.dtype
+        self.ndim = len(self.shape)
+        self.nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        folder = os.path.dirname(result.path)
+        self._blocks = {block: os.path.join(folder, block) for block in _block_sources(result._file, (name,))}
+        self._stamps = self._stamp()
+
+    def _stamp(self) -> dict:
+        """What each block file is now: ``(inode, size, mtime_ns)``, None if gone."""
+        stamps = {}
+        for block, path in self._blocks.items():
+            try:
+                st = os.stat(path)
+                stamps[block] = (st.st_ino, st.st_size, st.st_mtime_ns)
+            except OSError:
+                stamps[block] = None
+        return stamps
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        self._result._open_file()  # a ResultError once the result is closed
+        try:
+            data = self._dataset[key]
+        except _READ_ERRORS as exc:
+            raise self._result._read_error(self.name, exc) from exc
+        now = self._stamp()
+        if now != self._stamps:
+            changed = [block for block in self._blocks if now[block] != self._stamps[block]]
+            raise ResultError(f"{self._result.path}: block file{'s' if len(changed) > 1 else ''} "
+                              f"{', '.join(changed)} changed while the result was being read (replaced, "
+                              f"rewritten or removed, e.g. by a later run written to the same name with "
+                              f"--overwrite); open the result again")
+        return data
+
+    def __array__(self, dtype=None, copy=None):
+        data = self[()]
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"<records {self.name!r} of {self._result.path!r}, shape {self.shape}, read in slices>"
+
+
+def records_of(result, name: str = "A"):
+    """``A`` or ``Abar`` of any result, to be read in slices: a result file's
+    :meth:`Result.records`, another result's attribute as it is (e.g. the array
+    of a :class:`meshfield.simulation.MemoryResult`)."""
+    records = getattr(result, "records", None)
+    return records(name) if callable(records) else getattr(result, name)
 
 
 def _decode_attrs(attrs: h5py.AttributeManager) -> dict:
@@ -126,6 +219,7 @@ class Result:
         self.dt = float(self.meta["dt"])
         self.record_interval = float(self.meta["record_interval"])
         self.shape = tuple(int(n) for n in file["A"].shape[2:])
+        self._views: dict[str, CheckedRecords] = {}  # made by records()
 
     @cached_property
     def A(self) -> np.ndarray:
@@ -166,13 +260,17 @@ class Result:
             self._check_blocks_current()
             return data
         except _READ_ERRORS as exc:
-            # Name the block file at fault when it can be found.
-            folder = os.path.dirname(self.path)
-            culprit = next((problem[1] for block, datasets in _block_sources(self._file, (name,)).items()
-                            if (problem := _block_file_problem(folder, block, datasets, read=True))), None)
-            where = f"block file {culprit}" if culprit else _one_line(exc)
-            raise ResultError(f"{self.path}: cannot read dataset {name!r}: {where}; the result is "
-                              f"damaged (copy it again together with its block folder, or rerun)") from exc
+            raise self._read_error(name, exc) from exc
+
+    def _read_error(self, name: str, exc: BaseException) -> ResultError:
+        """The ResultError for a failed read of dataset ``name``, naming the block
+        file at fault when it can be found."""
+        folder = os.path.dirname(self.path)
+        culprit = next((problem[1] for block, datasets in _block_sources(self._file, (name,)).items()
+                        if (problem := _block_file_problem(folder, block, datasets, read=True))), None)
+        where = f"block file {culprit}" if culprit else _one_line(exc)
+        return ResultError(f"{self.path}: cannot read dataset {name!r}: {where}; the result is "
+                           f"damaged (copy it again together with its block folder, or rerun)")
 
     def _check_blocks_current(self) -> None:
         """Raise a ResultError if a block file is now missing, damaged or another run's.
@@ -185,6 +283,42 @@ class Result:
         is then known to be this run's.
         """
         _check_blocks(self.path, self._file, datasets=False)  # the read found them
+
+    def records(self, name: str = "A"):
+        """``A`` or ``Abar`` for reading in slices, as the analysis functions and
+        ``meshfield plot`` do.
+
+        A dataset of at most ``$MESHFIELD_READ_WHOLE_MIB`` MiB (default 1024) is
+        read whole, once, and returned as the array (the attribute ``A`` or
+        ``Abar``): each statistic then reads memory, not the file again. A
+        larger one (or any, once ``A`` was not read and the limit is 0) is
+        returned as a :class:`CheckedRecords` view, made once per result, that
+        reads each slice on demand; the block-wise statistics then hold one batch
+        of records at a time, so their memory is set by the lattice, not by the
+        length of the record.
+
+        Raises
+        ------
+        ResultError
+            As for ``A``: the result is closed, or a block file is missing,
+            damaged or another run's.
+        """
+        if name not in RECORD_NAMES:
+            raise ResultError(f"no record {name!r} in a meshfield result; allowed are {', '.join(RECORD_NAMES)}")
+        if name in self.__dict__:  # read whole before (the cached property), or the view made before
+            return self.__dict__[name]
+        if name in self._views:
+            return self._views[name]
+        dataset = self._open_file()[name]
+        if dataset.size * dataset.dtype.itemsize <= whole_read_limit():
+            return getattr(self, name)
+        view = CheckedRecords(self, dataset, name)
+        # One record of every site opens every block file behind the dataset
+        # (HDF5 then keeps them open); checked then, as after reading it whole.
+        view[:1]
+        self._check_blocks_current()
+        self._views[name] = view
+        return view
 
     def dataset(self, name: str) -> h5py.Dataset:
         """Return the h5py dataset ``name`` ("A", "Abar" or "times") for lazy slicing.
