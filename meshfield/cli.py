@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -365,6 +366,23 @@ def _same_file(path_a: str, path_b: str) -> bool:
         return False
 
 
+#: the options of compare and analyze, by the meshfield.analysis parameter each sets
+_OPTION_OF = {"discard": "--discard", "segment_ms": "--segment-ms", "n_bands": "--bands", "n_blocks": "--blocks",
+              "max_distance": "--max-distance", "wave_ms": "--wave-ms"}
+
+
+def _in_options(exc: Exception, params) -> str:
+    """The message of ``exc`` in the words of the command line: an analysis
+    error's ``name = value`` of a parameter set by an option (one of ``params``)
+    reads ``--option value``."""
+    from .analysis import AnalysisInputError
+    message = str(exc)
+    if isinstance(exc, AnalysisInputError):
+        for name in params:
+            message = re.sub(rf"(?<![\w-]){name} = ", f"{_OPTION_OF[name]} ", message)
+    return message
+
+
 def cmd_compare(args) -> int:
     from contextlib import ExitStack
 
@@ -384,7 +402,8 @@ def cmd_compare(args) -> int:
             report = compare_results(a, b, discard=args.discard, bistable=bistable, segment_ms=args.segment_ms,
                                      labels=(args.reference, args.other))
         except (OSError, ValueError) as exc:  # every bad-input error of meshfield is a ValueError
-            print(f"meshfield compare: unusable input: {exc}", file=sys.stderr)
+            print(f"meshfield compare: unusable input: {_in_options(exc, ('discard', 'segment_ms'))}",
+                  file=sys.stderr)
             return EXIT_USAGE
     if _same_file(args.reference, args.other):
         print(f"meshfield compare: warning: {args.reference} and {args.other} are the same file, so "
@@ -431,7 +450,7 @@ def cmd_analyze(args) -> int:
                                 n_blocks=args.blocks, max_distance=args.max_distance, bistable=bistable,
                                 wave_ms=args.wave_ms, label=args.result)
     except (OSError, ValueError) as exc:  # every bad-input error of meshfield is a ValueError
-        print(f"meshfield analyze: unusable input: {exc}", file=sys.stderr)
+        print(f"meshfield analyze: unusable input: {_in_options(exc, _OPTION_OF)}", file=sys.stderr)
         return EXIT_USAGE
     return _report(summary, "analyze", target, args.json)
 

@@ -206,9 +206,11 @@ def test_analyze_command(tmp_path):
     for args, words in ((["--json", str(tmp_path / "no" / "s.json")], ["--json", "does not exist"]),
                         (["--json", str(tmp_path / "s.txt")], ["--json", ".json"]),
                         (["--bistable", "1,2"], ["--bistable '1,2'", "LOW,HIGH,WINDOW_MS"]),
-                        (["--bands", "0"], ["n_bands = 0"]),
+                        (["--bands", "0"], ["--bands 0: must be a whole number >= 1"]),
+                        (["--wave-ms", "1.5"], ["--wave-ms 1.5 ms holds fewer than 2 records"]),
+                        (["--max-distance", "-1"], ["--max-distance -1.0: must be a distance"]),
                         (["--json", ""], ["--json ''", ".json"]),
-                        (["--blocks", "1000"], ["n_blocks = 1000", "samples left"])):
+                        (["--blocks", "1000"], ["--blocks 1000 is more than", "samples left"])):
         before = sorted(tmp_path.iterdir())
         p = cli("analyze", str(out), "--discard", "100", *args)
         lines = p.stderr.strip().splitlines()

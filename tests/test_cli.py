@@ -242,7 +242,8 @@ def test_plot_raster_of_recorded_spike_trains(tmp_path, tiny_result):
     (["--bistable", "1,2"], ["--bistable '1,2'", "LOW,HIGH,WINDOW_MS"]),
     (["--figure", "nope/c.png"], ["--figure", "does not exist"]),
     ([], ["20 ms remain", "2000 ms", "--segment-ms"]),
-    (["--discard", "0", "--segment-ms", "-1"], ["segment_ms = -1.0"]),
+    (["--discard", "0", "--segment-ms", "-1"], ["--segment-ms -1.0: must be a positive duration in ms"]),
+    (["--discard", "-5"], ["--discard -5.0: must be a non-negative time in ms"]),
 ])
 def test_compare_bad_input_gives_one_line_exit_2(tmp_path, tiny_result, args, words):
     p = cli("compare", str(tiny_result), str(tiny_result), "--discard", "0", *args, cwd=tmp_path)
