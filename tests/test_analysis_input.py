@@ -135,6 +135,12 @@ def test_non_finite_activity_is_refused_by_every_function():
     # the message locates the first bad sample in the whole record, also after a discard
     with pytest.raises(AnalysisInputError, match=r"nan at index \(123, 1, 2, 3\)"):
         mean_var(result, discard=50.0)
+    for call in (lambda: space_time_spectrum(result, type=1, discard=50.0),  # one type read: its index too
+                 lambda: wave_speed(result, type="I", discard=50.0)):
+        with pytest.raises(AnalysisInputError, match=r"nan at index \(123, 1, 2, 3\)"):
+            call()
+    with pytest.raises(AnalysisInputError, match=r"nan at index \(123, 2, 3\)"):  # an array of one type's field
+        space_time_spectrum(field[:, 1], 1.0, 0.1, discard=50.0)
 
 
 def test_closed_result_from_a_run(tmp_path):
@@ -276,7 +282,11 @@ def test_a_result_is_recognized_without_reading_its_records():
         def __getattr__(self, name):
             return getattr(self._inner, name)
 
-    assert is_result(Lazy()) and reads == []
+    class WithRecords(Lazy):  # as a result file: records() reads in slices
+        def records(self, name):
+            return A
+
+    assert is_result(Lazy()) and is_result(Wrapper(WithRecords())) and reads == []
     assert is_result(Wrapper(stand_in(A))) and not is_result(Wrapper(A))
     assert not is_result(A) and not is_result(SimpleNamespace(A=A))  # no record_interval
     np.testing.assert_allclose(mean_var(Wrapper(stand_in(A)), n_blocks=4).mean, A.mean(axis=(0, 2)), rtol=1e-12)

@@ -523,9 +523,13 @@ def test_records_in_slices_are_checked_like_A(tmp_path):
         with pytest.raises(ResultError, match="rank00000.h5 belongs to another run .*--overwrite"):
             unread.records("Abar")
         made_before.close()
-        with pytest.raises(ResultError, match="the result is closed"):
-            view[0]
+        for read in (lambda: view[0], lambda: made_before.records("A"), lambda: np.asarray(view)):
+            with pytest.raises(ResultError, match="the result is closed"):
+                read()
         unread.close()
+    with open_result(path) as result, in_slices():
+        with pytest.raises(ValueError, match="reading it makes a copy"):
+            np.asarray(result.records("A"), copy=False)
 
 
 def test_a_block_rewritten_in_place_is_not_read_as_zeros(tmp_path):

@@ -157,14 +157,21 @@ def _has(obj: Any, name: str) -> bool:
         inspect.getattr_static(obj, name)
         return True
     except AttributeError:
-        # supplied on demand by __getattr__ (a wrapper, a proxy)
-        return (inspect.getattr_static(type(obj), "__getattr__", None) is not None
-                and hasattr(obj, name))
+        return False
 
 
 def is_result(obj: Any) -> bool:
-    """True for a result object (has ``A`` and ``record_interval``)."""
-    return _has(obj, "A") and _has(obj, "record_interval")
+    """True for a result object (has ``A`` and ``record_interval``).
+
+    Looks ``A`` up without reading it; a wrapper that supplies attributes
+    through ``__getattr__`` is asked for ``records`` (a result file behind it)
+    before ``A``.
+    """
+    if _has(obj, "A"):
+        return _has(obj, "record_interval") or hasattr(obj, "record_interval")
+    if inspect.getattr_static(type(obj), "__getattr__", None) is None:
+        return False
+    return hasattr(obj, "record_interval") and (callable(getattr(obj, "records", None)) or hasattr(obj, "A"))
 
 
 def number(name: str, value: Any, what: str, minimum: float | None = None, strict: bool = False,

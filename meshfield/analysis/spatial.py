@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..lattice import wave_number_shell
-from ._record import (AnalysisInputError, Record, as_record, batches, is_result, number, real_array, type_index,
-                      whole)
+from ._record import (AnalysisInputError, Record, as_record, batches, check_finite, is_result, number, real_array,
+                      type_index, whole)
 from .stats import DEFAULT_BLOCKS
 
 # A site whose variance is below this fraction of its squared mean is treated
@@ -392,6 +392,7 @@ class SpaceTimeSpectrum:
 
 def _field(A, record_interval, dx, which, discard, duration) -> tuple[np.ndarray, float, float]:
     """One type's field ``[time, *lattice]`` with its record interval and dx."""
+    array = None
     if is_result(A):
         record = as_record(A, record_interval, discard, dx=dx)
     else:
@@ -413,6 +414,8 @@ def _field(A, record_interval, dx, which, discard, duration) -> tuple[np.ndarray
         n_time = min(n_time, int(duration / dt + 1e-9))
         if n_time < 2:
             raise AnalysisInputError(f"duration = {duration} ms holds fewer than 2 samples")
+    if array is not None:  # its NaN named by the index into the array given
+        check_finite("A", array[record.start:record.start + n_time], offset=record.start)
     return record.read(0, n_time, only_type=type_index(record, which)), dt, record.dx
 
 

@@ -150,6 +150,8 @@ class CheckedRecords:
         return data
 
     def __array__(self, dtype=None, copy=None):
+        if copy is False:
+            raise ValueError(f"{self!r}: reading it makes a copy; use copy=None or True")
         data = self[()]
         return data if dtype is None else data.astype(dtype, copy=False)
 
@@ -288,29 +290,33 @@ class Result:
         """``A`` or ``Abar`` for reading in slices, as the analysis functions and
         ``meshfield plot`` do.
 
-        A dataset of at most ``$MESHFIELD_READ_WHOLE_MIB`` MiB (default 1024) is
-        read whole, once, and returned as the array (the attribute ``A`` or
-        ``Abar``): each statistic then reads memory, not the file again. A
-        larger one (or any, once ``A`` was not read and the limit is 0) is
-        returned as a :class:`CheckedRecords` view, made once per result, that
-        reads each slice on demand; the block-wise statistics then hold one batch
-        of records at a time, so their memory is set by the lattice, not by the
-        length of the record.
+        Once the attribute (``A`` or ``Abar``) has been read, that array.
+        Otherwise a dataset of at most ``$MESHFIELD_READ_WHOLE_MIB`` MiB (default
+        1024) is read whole, once, and returned as the array (the attribute):
+        each statistic then reads memory, not the file again. A larger one (any,
+        with the limit 0) is returned as a :class:`CheckedRecords` view, made
+        once per result, that reads each slice on demand; the block-wise
+        statistics then hold one batch of records at a time, so their memory is
+        set by the lattice, not by the length of the record. Reading a short
+        slice of a result below the limit this way reads all of it; use
+        ``dataset(name)`` for that.
 
         Raises
         ------
         ResultError
-            As for ``A``: the result is closed, or a block file is missing,
-            damaged or another run's.
+            A bad ``$MESHFIELD_READ_WHOLE_MIB``; as for ``A``, the result is
+            closed (unless the array was read before), or a block file is
+            missing, damaged or another run's.
         """
         if name not in RECORD_NAMES:
             raise ResultError(f"no record {name!r} in a meshfield result; allowed are {', '.join(RECORD_NAMES)}")
-        if name in self.__dict__:  # read whole before (the cached property), or the view made before
+        limit = whole_read_limit()
+        if name in self.__dict__:  # read whole before (the cached property): usable after closing too
             return self.__dict__[name]
+        dataset = self._open_file()[name]
         if name in self._views:
             return self._views[name]
-        dataset = self._open_file()[name]
-        if dataset.size * dataset.dtype.itemsize <= whole_read_limit():
+        if dataset.size * dataset.dtype.itemsize <= limit:
             return getattr(self, name)
         view = CheckedRecords(self, dataset, name)
         # One record of every site opens every block file behind the dataset
