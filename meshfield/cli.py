@@ -366,6 +366,28 @@ def _same_file(path_a: str, path_b: str) -> bool:
         return False
 
 
+class _StageProgress:
+    """Progress of ``meshfield analyze`` and ``compare`` on stderr: at the start
+    of a stage, one line once ``interval`` seconds have passed since the start
+    or the last line (none for an analysis that takes less)."""
+
+    def __init__(self, command: str, interval: float = 10.0, stream=None):
+        from .simulation import _emit
+        self.emit = _emit
+        self.command = command
+        self.interval = interval
+        self.stream = stream or sys.stderr
+        self.start = self.last = time.perf_counter()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        self.emit(f"[meshfield {self.command}] {stage} (stage {done + 1} / {total})  "
+                  f"wall {now - self.start:8.1f} s", self.stream)
+
+
 #: the options of compare and analyze, by the meshfield.analysis parameter each sets
 _OPTION_OF = {"discard": "--discard", "segment_ms": "--segment-ms", "n_bands": "--bands", "n_blocks": "--blocks",
               "max_distance": "--max-distance", "wave_ms": "--wave-ms"}
@@ -400,7 +422,8 @@ def cmd_compare(args) -> int:
                 for label, res in ((args.reference, a), (args.other, b)):
                     _check_bistable_types(args.bistable, label, res)
             report = compare_results(a, b, discard=args.discard, bistable=bistable, segment_ms=args.segment_ms,
-                                     labels=(args.reference, args.other))
+                                     labels=(args.reference, args.other),
+                                     progress=None if args.quiet else _StageProgress("compare"))
         except (OSError, ValueError) as exc:  # every bad-input error of meshfield is a ValueError
             print(f"meshfield compare: unusable input: {_in_options(exc, ('discard', 'segment_ms'))}",
                   file=sys.stderr)
@@ -448,7 +471,8 @@ def cmd_analyze(args) -> int:
                 _check_bistable_types(args.bistable, args.result, res)
             summary = summarize(res, discard=args.discard, segment_ms=args.segment_ms, n_bands=args.bands,
                                 n_blocks=args.blocks, max_distance=args.max_distance, bistable=bistable,
-                                wave_ms=args.wave_ms, label=args.result)
+                                wave_ms=args.wave_ms, label=args.result,
+                                progress=None if args.quiet else _StageProgress("analyze"))
     except (OSError, ValueError) as exc:  # every bad-input error of meshfield is a ValueError
         print(f"meshfield analyze: unusable input: {_in_options(exc, _OPTION_OF)}", file=sys.stderr)
         return EXIT_USAGE
@@ -569,6 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also compare dwell times: hysteresis thresholds (Hz) on A_0 - A_1 "
                         "smoothed over WINDOW_MS (see docs/analysis.md)")
     q.add_argument("--figure", metavar="PNG", help="write a comparison figure")
+    q.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress lines (otherwise one on stderr at the start of a stage, at most "
+                        "every 10 s, on results that take that long)")
     q.set_defaults(func=cmd_compare)
 
     q = sub.add_parser("analyze", help="the statistics of one result: moments, spectra, correlations, "
@@ -589,6 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="duration of the space-time analysis of waves (ms; default: all, within 2**23 "
                         "samples x sites)")
     q.add_argument("--json", metavar="OUT.json", help="also write the numbers as JSON")
+    q.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress lines (otherwise one on stderr at the start of a stage, at most "
+                        "every 10 s, on results that take that long)")
     q.set_defaults(func=cmd_analyze)
 
     q = sub.add_parser("steady", help="the homogeneous steady state and its linear stability: growth rate, "

@@ -202,6 +202,8 @@ def test_analyze_command(tmp_path):
     with meshfield.open_result(out) as res:
         expected = summarize(res, discard=100)
     assert data["quantities"] == expected.to_dict()["quantities"]
+    quiet = cli("analyze", str(out), "--discard", "100", "-q")
+    assert quiet.returncode == 0 and quiet.stderr == "" and "mean" in quiet.stdout
     assert [q["quantity"] for q in data["quantities"][:2]] == ["mean", "variance"]
     for args, words in ((["--json", str(tmp_path / "no" / "s.json")], ["--json", "does not exist"]),
                         (["--json", str(tmp_path / "s.txt")], ["--json", ".json"]),
@@ -244,3 +246,33 @@ def test_standing_wave_splits_its_power():
     assert summary.value("wave share", "E") == pytest.approx(0.5, abs=1e-9)
     assert summary.value("wave directionality", "E") == pytest.approx(0.0, abs=1e-9)
     assert summary.value("k peak steps", "E") == m
+
+
+def test_analysis_stages_and_their_progress_lines(monkeypatch):
+    """summarize and compare_results announce each stage; the command line shows
+    one when 10 s have passed since the start or the last line."""
+    import io
+
+    from meshfield import cli as cli_module
+    from meshfield.analysis import compare_results
+
+    result = field_result(2, n_time=3000)
+    calls = []
+    summarize(result, discard=0, bistable=dict(low=-1.0, high=1.0, window_ms=5.0),
+              progress=lambda *args: calls.append(args))
+    names = ["mean and variance", "power spectral density", "correlations", "spatial spectrum", "waves",
+             "dwell times"]
+    assert calls == [(name, i, 6) for i, name in enumerate(names)]
+    calls.clear()
+    compare_results(result, result, discard=0, progress=lambda *args: calls.append(args))
+    assert calls == [(name, i, 3) for i, name in enumerate(names[:3])]
+
+    clock = iter([0.0, 4.0, 12.0, 15.0, 30.0])  # the start, then one stage each
+    monkeypatch.setattr(cli_module.time, "perf_counter", lambda: next(clock))
+    stream = io.StringIO()
+    progress = cli_module._StageProgress("analyze", interval=10.0, stream=stream)
+    for i, name in enumerate(names[:4]):
+        progress(name, i, 6)
+    assert stream.getvalue().splitlines() == [
+        "[meshfield analyze] power spectral density (stage 2 / 6)  wall     12.0 s",
+        "[meshfield analyze] spatial spectrum (stage 4 / 6)  wall     30.0 s"]

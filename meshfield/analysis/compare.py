@@ -255,6 +255,7 @@ def compare_results(
     n_blocks: int = DEFAULT_BLOCKS,
     distances: tuple | None = None,
     min_switches: int = MIN_SWITCHES,
+    progress=None,
 ) -> ComparisonReport:
     """Compare the statistics of two results with the acceptance rules of VALIDATION.md.
 
@@ -290,6 +291,10 @@ def compare_results(
         (VALIDATION.md).
     min_switches : int
         Switches each result must show for the dwell-time comparison.
+    progress : callable, optional
+        ``progress(stage, done, total)`` before each stage of the comparison
+        (``stage`` names it; ``done`` stages of ``total`` are finished), e.g.
+        for a progress line on large results read in slices.
 
     Returns
     -------
@@ -341,7 +346,17 @@ def compare_results(
                 f"command line), whose bands start at 1000/segment_ms Hz instead of VALIDATION.md's 1 Hz"
             )
     rows: list[Row] = []
+    stages = ["mean and variance", "power spectral density"]
+    if records[0].n_sites > 1:
+        stages.append("correlations")
+    if spec is not None:
+        stages.append("dwell times")
 
+    def stage(name: str) -> None:
+        if progress is not None:
+            progress(name, stages.index(name), len(stages))
+
+    stage("mean and variance")
     means = []
     for label, res in zip(labels, (res_a, res_b)):
         try:
@@ -362,6 +377,7 @@ def compare_results(
             )
         )
 
+    stage("power spectral density")
     try:
         psds = tuple(psd(res, discard=discard, segment_ms=segment_ms) for res in (res_a, res_b))
         bands = tuple(validation_bands(p, dt, n_bands, f_min)[0] for p in psds)
@@ -387,6 +403,7 @@ def compare_results(
     if explicit_distances and records[0].n_sites == 1 and distances:
         raise CompareInputError(f"distances = {distances}: the results have a single site, so no correlations")
     if records[0].n_sites > 1:
+        stage("correlations")
         reach = max(distances) if distances else 0
         correlations = tuple(
             correlation_vs_distance(res, max_distance=reach, discard=discard, n_blocks=n_blocks)
@@ -419,6 +436,7 @@ def compare_results(
 
     dwells = None
     if spec is not None:
+        stage("dwell times")
         try:
             signals = [
                 bistable_signal(res, populations=spec.populations, window_ms=spec.window_ms, discard=discard)

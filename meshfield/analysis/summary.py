@@ -131,6 +131,7 @@ def summarize(
     bistable=None,
     wave_ms: float | None = None,
     label: str = "result",
+    progress=None,
 ) -> Summary:
     """The statistics of one result, with the settings of the validation.
 
@@ -157,6 +158,10 @@ def summarize(
         Duration (after ``discard``) of the space-time analysis of waves, ms.
         Default: the whole record, or as much of its beginning as keeps the
         transform to ``WAVE_ENTRIES`` (2**23) samples times sites.
+    progress : callable, optional
+        ``progress(stage, done, total)`` before each stage of the analysis
+        (``stage`` names it; ``done`` stages of ``total`` are finished), e.g.
+        for a progress line on a large result read in slices.
     label : str
         Name of the result in the report.
 
@@ -184,12 +189,23 @@ def summarize(
     types = record.types
     dt = record.need_interval()
     rows: list[Quantity] = []
+    stages = ["mean and variance", "power spectral density"]
+    if record.n_sites > 1:
+        stages += ["correlations", "spatial spectrum", "waves"]
+    if spec is not None:
+        stages.append("dwell times")
 
+    def stage(name: str) -> None:
+        if progress is not None:
+            progress(name, stages.index(name), len(stages))
+
+    stage("mean and variance")
     moments = mean_var(result, discard=discard, n_blocks=n_blocks)
     for t, name in enumerate(types):
         rows.append(Quantity("mean", name, float(moments.mean[t]), float(moments.mean_se[t]), "Hz"))
         rows.append(Quantity("variance", name, float(moments.var[t]), float(moments.var_se[t]), "Hz^2"))
 
+    stage("power spectral density")
     spectrum = psd(result, discard=discard, segment_ms=segment_ms)
     bands, f_min = validation_bands(spectrum, dt, n_bands)
     peak_f, prominence = peak_prominence(spectrum, f_min)
@@ -202,11 +218,13 @@ def summarize(
 
     waves = "-"
     if record.n_sites > 1:
+        stage("correlations")
         correlations = correlation_vs_distance(result, max_distance=max_distance, discard=discard,
                                                n_blocks=n_blocks)
         for t, name in enumerate(types):
             for d, r, err in zip(correlations.distances, correlations.r[t], correlations.r_err[t]):
                 rows.append(Quantity(f"corr d={d:.3g}", name, float(r), float(err), "1"))
+        stage("spatial spectrum")
         space = spatial_spectrum(result, discard=discard)
         weight = space.power * space.n_modes
         for t, name in enumerate(types):
@@ -224,6 +242,7 @@ def summarize(
             raise AnalysisInputError(f"wave_ms = {wave_ms:g} ms holds fewer than 2 records of "
                                      f"{dt:g} ms; give at least {2 * dt:g} ms")
         waves = f"{duration:g} ms"
+        stage("waves")
         for t, name in enumerate(types):
             try:
                 wave = wave_speed(result, type=t, discard=discard, duration=duration)
@@ -237,6 +256,7 @@ def summarize(
             rows.append(Quantity("wave directionality", name, wave.directionality if wave else nan, nan, "1"))
 
     if spec is not None:
+        stage("dwell times")
         signal = bistable_signal(result, populations=spec.populations, window_ms=spec.window_ms, discard=discard)
         dwell = dwell_times(signal, dt, spec.low, spec.high)
         pair = _pair_name(record, spec.populations)
