@@ -394,14 +394,18 @@ _OPTION_OF = {"discard": "--discard", "segment_ms": "--segment-ms", "n_bands": "
 
 
 def _in_options(exc: Exception, params) -> str:
-    """The message of ``exc`` in the words of the command line: an analysis
-    error's ``name = value`` of a parameter set by an option (one of ``params``)
-    reads ``--option value``."""
+    """The message of ``exc`` in the words of the command line: in an analysis
+    error, ``name = value`` of a parameter set by an option (one of ``params``)
+    reads ``--option value``, a hint ``(name)`` reads ``(--option)``, and the
+    transient discarded names ``--discard``."""
     from .analysis import AnalysisInputError
     message = str(exc)
     if isinstance(exc, AnalysisInputError):
         for name in params:
             message = re.sub(rf"(?<![\w-]){name} = ", f"{_OPTION_OF[name]} ", message)
+            message = message.replace(f"({name})", f"({_OPTION_OF[name]})")
+        if "discard" in params:
+            message = re.sub(r"after discarding (\S+) ms", r"after discarding \1 ms (--discard)", message)
     return message
 
 

@@ -422,3 +422,19 @@ def test_info_and_run_warn_about_settings_that_probably_do_not_do_what_was_meant
     p = cli("run", "v1_single", *sets, "--set", "run.t_end=5", "-o", str(tmp_path / "r.h5"))
     assert p.returncode == 0 and p.stderr.count("meshfield run: warning:") == 2
     assert cli("info", "v1_single").stderr == ""
+
+
+def test_analysis_messages_name_the_options():
+    from meshfield.analysis import AnalysisInputError
+    from meshfield.cli import _OPTION_OF, _in_options
+    from meshfield.io import ResultError
+
+    said = _in_options(AnalysisInputError(
+        "only 0 samples remain after discarding 500.0 ms of a record of 20 samples; n_blocks = 20 is too many; "
+        "use longer segments (segment_ms) or fewer bands (n_bands); my_segment_ms = 3"), _OPTION_OF)
+    assert said == ("only 0 samples remain after discarding 500.0 ms (--discard) of a record of 20 samples; "
+                    "--blocks 20 is too many; use longer segments (--segment-ms) or fewer bands (--bands); "
+                    "my_segment_ms = 3")
+    assert _in_options(AnalysisInputError("n_blocks = 20"), ("discard",)) == "n_blocks = 20"  # not an option there
+    assert _in_options(ResultError("x/discard = 1.h5: no such result file"), _OPTION_OF) == \
+        "x/discard = 1.h5: no such result file"  # only analysis messages

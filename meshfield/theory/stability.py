@@ -62,8 +62,8 @@ class StabilityReport:
         ``"stable"``, ``"uniform stationary instability"``, ``"stationary
         pattern"``, ``"synchronous oscillation"`` or ``"oscillatory pattern"``.
     shells : dict
-        Per ``|k|`` shell: ``k`` (rad/mm), ``sigma`` (1/s), ``frequency`` (Hz),
-        ``static_leading``.
+        Per ``|k|`` shell: ``k_rad_per_mm``, ``growth_rate_per_s``,
+        ``frequency_hz`` and ``static_leading`` (arrays).
     dt : float, ms
     """
 
