@@ -150,6 +150,20 @@ def batches(i0: int, i1: int, per_sample: int):
         yield j, min(j + step, i1)
 
 
+class Stages:
+    """Announces the stages of an analysis, by name, to ``progress(stage, done,
+    total)`` (``done`` of the ``total`` stages ``names`` are finished); nothing
+    without a ``progress``."""
+
+    def __init__(self, names, progress=None):
+        self.names = list(names)
+        self.progress = progress
+
+    def __call__(self, name: str) -> None:
+        if self.progress is not None:
+            self.progress(name, self.names.index(name), len(self.names))
+
+
 def _has(obj: Any, name: str) -> bool:
     """``obj`` has the attribute ``name``, found without calling a property:
     on a result file, ``hasattr(obj, "A")`` would read all of A."""

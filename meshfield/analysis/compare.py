@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ._record import AnalysisInputError, as_record, is_result, number, whole
+from ._record import AnalysisInputError, Stages, as_record, is_result, number, whole
 from .bistable import bistable_signal, dwell_times
 from .spatial import correlation_vs_distance
 from .spectra import psd, validation_bands
@@ -346,16 +346,8 @@ def compare_results(
                 f"command line), whose bands start at 1000/segment_ms Hz instead of VALIDATION.md's 1 Hz"
             )
     rows: list[Row] = []
-    stages = ["mean and variance", "power spectral density"]
-    if records[0].n_sites > 1:
-        stages.append("correlations")
-    if spec is not None:
-        stages.append("dwell times")
-
-    def stage(name: str) -> None:
-        if progress is not None:
-            progress(name, stages.index(name), len(stages))
-
+    stage = Stages(["mean and variance", "power spectral density"]
+                   + ["correlations"] * (records[0].n_sites > 1) + ["dwell times"] * (spec is not None), progress)
     stage("mean and variance")
     means = []
     for label, res in zip(labels, (res_a, res_b)):

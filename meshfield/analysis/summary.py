@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ._record import AnalysisInputError, as_record, is_result, number, whole
+from ._record import AnalysisInputError, Stages, as_record, is_result, number, whole
 from .bistable import bistable_signal, dwell_times
 from .compare import _aligned, _bistable_spec, _number, _pair_name
 from .spatial import NoWaveError, correlation_vs_distance, spatial_spectrum, wave_speed
@@ -189,16 +189,9 @@ def summarize(
     types = record.types
     dt = record.need_interval()
     rows: list[Quantity] = []
-    stages = ["mean and variance", "power spectral density"]
-    if record.n_sites > 1:
-        stages += ["correlations", "spatial spectrum", "waves"]
-    if spec is not None:
-        stages.append("dwell times")
-
-    def stage(name: str) -> None:
-        if progress is not None:
-            progress(name, stages.index(name), len(stages))
-
+    stage = Stages(["mean and variance", "power spectral density"]
+                   + ["correlations", "spatial spectrum", "waves"] * (record.n_sites > 1)
+                   + ["dwell times"] * (spec is not None), progress)
     stage("mean and variance")
     moments = mean_var(result, discard=discard, n_blocks=n_blocks)
     for t, name in enumerate(types):
