@@ -349,7 +349,7 @@ def raster(result, path, window_ms: float = 1000.0, max_rows: int = 2000) -> str
     dt = float(cfg["run"]["dt"])
     types = list(result.types)
     n_types = len(types)
-    n_sites = int(np.prod(records_of(result, "A").shape[2:]))
+    n_sites = int(np.prod(getattr(result, "shape", None) or records_of(result, "A").shape[2:]))  # without a read
     per_site = n_types * k
     shown = max(1, min(n_sites, max_rows // max(per_site, 1)))
     times = np.asarray(result.times)
