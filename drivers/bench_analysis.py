@@ -125,7 +125,7 @@ def table(rows: list) -> str:
     return "\n".join(lines)
 
 
-#: argparse type of --records: whole, at least the two samples the analyses need
+#: argparse type of --records: whole, at least 2500 (compare's 500 ms discard and two 1-s PSD segments)
 RECORDS = val._at_least(val._whole, 2500, False,
                         "argparse type: a record length, an integer >= 2500 (compare discards 500 ms "
                         "and needs two PSD segments of 1 s).")

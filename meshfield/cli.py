@@ -372,8 +372,6 @@ class _StageProgress:
     or the last line (none for an analysis that takes less)."""
 
     def __init__(self, command: str, interval: float = 10.0, stream=None):
-        from .simulation import _emit
-        self.emit = _emit
         self.command = command
         self.interval = interval
         self.stream = stream or sys.stderr
@@ -384,8 +382,9 @@ class _StageProgress:
         if now - self.last < self.interval:
             return
         self.last = now
-        self.emit(f"[meshfield {self.command}] {stage} (stage {done + 1} / {total})  "
-                  f"wall {now - self.start:8.1f} s", self.stream)
+        from .simulation import _emit  # here: it imports numba, which a quick analysis need not wait for
+        _emit(f"[meshfield {self.command}] {stage} (stage {done + 1} / {total})  "
+              f"wall {now - self.start:8.1f} s", self.stream)
 
 
 #: the options of compare and analyze, by the meshfield.analysis parameter each sets
@@ -405,7 +404,8 @@ def _in_options(exc: Exception, params) -> str:
             message = re.sub(rf"(?<![\w-]){name} = ", f"{_OPTION_OF[name]} ", message)
             message = message.replace(f"({name})", f"({_OPTION_OF[name]})")
         if "discard" in params:
-            message = re.sub(r"after discarding (\S+) ms", r"after discarding \1 ms (--discard)", message)
+            message = re.sub(r"after discarding (the first )?(\S+) ms", r"after discarding \1\2 ms (--discard)",
+                             message)
     return message
 
 

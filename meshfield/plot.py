@@ -202,10 +202,21 @@ def _lattice_means(records) -> np.ndarray:
     return _per_record(records, lambda x: x.reshape(len(x), x.shape[1], -1).mean(axis=2))
 
 
-def _default_snapshot(records, times: np.ndarray, which: list) -> int:
+def _lattice_moments(records) -> tuple[np.ndarray, np.ndarray]:
+    """The lattice mean and the spatial variance of each record and type, each
+    ``(n_records, n_types)``, in one pass over ``records``."""
+    def both(x):
+        x = x.reshape(len(x), x.shape[1], -1)
+        return np.stack([x.mean(axis=2), x.var(axis=2)], axis=1)
+    moments = _per_record(records, both)
+    return moments[:, 0], moments[:, 1]
+
+
+def _default_snapshot(records, times: np.ndarray, which: list, spatial_var: np.ndarray | None = None) -> int:
     """Index of the record of largest spatial variance of the types ``which``,
     after the first ``SNAPSHOT_DISCARD_MS`` (all of a shorter record); the last
-    record of a single site."""
+    record of a single site. ``spatial_var`` (``(n_records, n_types)``, as from
+    :func:`_lattice_moments`) saves a pass over ``records``."""
     if len(records.shape) < 3 or np.prod(records.shape[2:]) == 1:
         return len(times) - 1
     first = int(np.searchsorted(times, times[0] + SNAPSHOT_DISCARD_MS))
@@ -214,9 +225,11 @@ def _default_snapshot(records, times: np.ndarray, which: list) -> int:
     # the types (pooling the types would count the difference of their mean rates
     # as structure, and without the scaling the type with the largest shot noise
     # would decide alone); the onset transient's fronts would otherwise win
-    var = _per_record(records, lambda x: x[:, which].reshape(len(x), len(which), -1).var(axis=2))[first:]
-    spatial_var = (var / np.where(var.mean(axis=0) > 0, var.mean(axis=0), 1.0)).sum(axis=1)
-    return first + int(np.argmax(spatial_var))
+    if spatial_var is None:
+        spatial_var = _per_record(records, lambda x: x.reshape(len(x), x.shape[1], -1).var(axis=2))
+    var = spatial_var[first:, which]
+    scaled = (var / np.where(var.mean(axis=0) > 0, var.mean(axis=0), 1.0)).sum(axis=1)
+    return first + int(np.argmax(scaled))
 
 
 def overview(result, path, type_index: int | None = None, time: float | None = None) -> str:
@@ -239,10 +252,10 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
     times = np.asarray(result.times)
     types = list(result.types)
     which = range(len(types)) if type_index is None else [type_index]
-    means = _lattice_means(A)
+    means, spatial_var = _lattice_moments(A)  # one pass over A
     means_bar = _lattice_means(records_of(result, "Abar"))
     if time is None:
-        rec = _default_snapshot(A, times, list(which))
+        rec = _default_snapshot(A, times, list(which), spatial_var)
     else:
         rec = _snapshot_record(result, time)
     fig, axes = plt.subplots(len(which), 3, figsize=(13, 3.6 * len(which)), squeeze=False)

@@ -188,7 +188,7 @@ def test_bad_settings_are_named(kwargs, words):
         assert w in str(info.value)
 
 
-def test_analyze_command(tmp_path):
+def test_analyze_command(tmp_path, monkeypatch, capsys):
     """On a real (tiny) result: the table on stdout, the JSON with the same
     numbers as summarize, exit 0; bad input: one line, exit 2, nothing written."""
     out = tmp_path / "r.h5"
@@ -202,8 +202,18 @@ def test_analyze_command(tmp_path):
     with meshfield.open_result(out) as res:
         expected = summarize(res, discard=100)
     assert data["quantities"] == expected.to_dict()["quantities"]
-    quiet = cli("analyze", str(out), "--discard", "100", "-q")
-    assert quiet.returncode == 0 and quiet.stderr == "" and "mean" in quiet.stdout
+    # a clock 20 s ahead at every reading: a progress line per stage, none with -q
+    from itertools import count
+
+    from meshfield import cli as cli_module
+    clock = count(0.0, 20.0)
+    monkeypatch.setattr(cli_module.time, "perf_counter", lambda: next(clock))
+    for quiet, lines in (([], 5), (["-q"], 0)):
+        assert cli_module.main(["analyze", str(out), "--discard", "100", *quiet]) == 0
+        said = capsys.readouterr()
+        assert said.out.startswith(f"result: {out}")
+        assert len(said.err.splitlines()) == lines and all(
+            line.startswith("[meshfield analyze] ") for line in said.err.splitlines()), said.err
     assert [q["quantity"] for q in data["quantities"][:2]] == ["mean", "variance"]
     for args, words in ((["--json", str(tmp_path / "no" / "s.json")], ["--json", "does not exist"]),
                         (["--json", str(tmp_path / "s.txt")], ["--json", ".json"]),
@@ -266,6 +276,8 @@ def test_analysis_stages_and_their_progress_lines(monkeypatch):
     calls.clear()
     compare_results(result, result, discard=0, progress=lambda *args: calls.append(args))
     assert calls == [(name, i, 3) for i, name in enumerate(names[:3])]
+    with pytest.raises(AnalysisInputError, match=r"progress = True: must be a callable progress\(stage, done"):
+        summarize(result, discard=0, progress=True)
 
     clock = iter([0.0, 4.0, 12.0, 15.0, 30.0])  # the start, then one stage each
     monkeypatch.setattr(cli_module.time, "perf_counter", lambda: next(clock))

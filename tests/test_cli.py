@@ -148,6 +148,9 @@ def test_plot_default_snapshot_skips_the_onset():
     A[5, :, 0, 0] = 50.0
     A[70, :, 1, 1] = 5.0
     assert _default_snapshot(A, times, [0, 1]) == 70
+    from meshfield.plot import _lattice_moments
+    means, spatial_var = _lattice_moments(A)  # the overview's one pass gives the same
+    assert _default_snapshot(A, times, [0, 1], spatial_var) == 70 and means[5, 0] == A[5, 0].mean()
     assert _default_snapshot(A[:15], times[:15], [0]) == 5  # shorter than 200 ms: all of it
     assert _default_snapshot(A[:, :, :1, :1], times, [0]) == 99  # one site: the last record
 
@@ -241,7 +244,9 @@ def test_plot_raster_of_recorded_spike_trains(tmp_path, tiny_result):
 @pytest.mark.parametrize("args, words", [
     (["--bistable", "1,2"], ["--bistable '1,2'", "LOW,HIGH,WINDOW_MS"]),
     (["--figure", "nope/c.png"], ["--figure", "does not exist"]),
-    ([], ["20 ms remain", "2000 ms", "--segment-ms"]),
+    ([], ["20 ms remain after discarding the first 0 ms (--discard); the PSD bands need two segments of "
+          "--segment-ms 1000 ms (2000 ms). Run longer, discard less (--discard), or use shorter segments "
+          "(--segment-ms), whose bands then start at their lowest frequency"]),
     (["--discard", "0", "--segment-ms", "-1"], ["--segment-ms -1.0: must be a positive duration in ms"]),
     (["--discard", "-5"], ["--discard -5.0: must be a non-negative time in ms"]),
 ])

@@ -42,7 +42,8 @@ class Record:
     Attributes
     ----------
     data : array-like, shape (n_time_total, n_types, *lattice_shape)
-        Activity in Hz (a numpy array or an HDF5 dataset; sliced on demand).
+        Activity in Hz: a numpy array, or a result file's records read slice by
+        slice on demand (``CheckedRecords``, or any object sliced like an array).
     start : int
         Index of the first sample after the discarded transient.
     record_interval : float or None
@@ -155,7 +156,9 @@ class Stages:
     total)`` (``done`` of the ``total`` stages ``names`` are finished); nothing
     without a ``progress``."""
 
-    def __init__(self, names, progress=None):
+    def __init__(self, names, progress=None, error: type = AnalysisInputError):
+        if progress is not None and not callable(progress):
+            raise error(f"progress = {progress!r}: must be a callable progress(stage, done, total) or None")
         self.names = list(names)
         self.progress = progress
 

@@ -342,12 +342,14 @@ def compare_results(
             raise CompareInputError(
                 f"{label}: {remaining:g} ms remain after discarding the first {discard:g} ms; the PSD "
                 f"bands need two segments of segment_ms = {segment_ms:g} ms ({2 * segment_ms:g} ms). "
-                f"Run longer, discard less, or use shorter segments (segment_ms; --segment-ms on the "
-                f"command line), whose bands start at 1000/segment_ms Hz instead of VALIDATION.md's 1 Hz"
+                f"Run longer, discard less (discard), or use shorter segments (segment_ms), whose bands "
+                f"then start at their lowest frequency, 1000 Hz over the segment's ms, instead of "
+                f"VALIDATION.md's 1 Hz"
             )
     rows: list[Row] = []
     stage = Stages(["mean and variance", "power spectral density"]
-                   + ["correlations"] * (records[0].n_sites > 1) + ["dwell times"] * (spec is not None), progress)
+                   + ["correlations"] * (records[0].n_sites > 1) + ["dwell times"] * (spec is not None), progress,
+                   CompareInputError)
     stage("mean and variance")
     means = []
     for label, res in zip(labels, (res_a, res_b)):

@@ -158,12 +158,12 @@ def summarize(
         Duration (after ``discard``) of the space-time analysis of waves, ms.
         Default: the whole record, or as much of its beginning as keeps the
         transform to ``WAVE_ENTRIES`` (2**23) samples times sites.
+    label : str
+        Name of the result in the report.
     progress : callable, optional
         ``progress(stage, done, total)`` before each stage of the analysis
         (``stage`` names it; ``done`` stages of ``total`` are finished), e.g.
         for a progress line on a large result read in slices.
-    label : str
-        Name of the result in the report.
 
     Returns
     -------
