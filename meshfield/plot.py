@@ -226,7 +226,7 @@ def _default_snapshot(records, times: np.ndarray, which: list, spatial_var: np.n
     # as structure, and without the scaling the type with the largest shot noise
     # would decide alone); the onset transient's fronts would otherwise win
     if spatial_var is None:
-        spatial_var = _per_record(records, lambda x: x.reshape(len(x), x.shape[1], -1).var(axis=2))
+        spatial_var = _lattice_moments(records)[1]
     var = spatial_var[first:, which]
     scaled = (var / np.where(var.mean(axis=0) > 0, var.mean(axis=0), 1.0)).sum(axis=1)
     return first + int(np.argmax(scaled))

@@ -185,7 +185,7 @@ def is_result(obj: Any) -> bool:
     before ``A``.
     """
     if _has(obj, "A"):
-        return _has(obj, "record_interval") or hasattr(obj, "record_interval")
+        return hasattr(obj, "record_interval")
     if inspect.getattr_static(type(obj), "__getattr__", None) is None:
         return False
     return hasattr(obj, "record_interval") and (callable(getattr(obj, "records", None)) or hasattr(obj, "A"))
