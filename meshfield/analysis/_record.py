@@ -151,6 +151,45 @@ def batches(i0: int, i1: int, per_sample: int):
         yield j, min(j + step, i1)
 
 
+class ShiftedMoments:
+    """Count, sum and sum of squares of samples streamed in batches ``[n, *shape]``.
+
+    The sums run over deviations from a shift (by default the first sample),
+    which keeps the variance free of the cancellation of ``sum x^2`` against
+    ``(sum x)^2`` when the fluctuations are small against the mean: the shift
+    lies within the data's spread, so the deviations are of the size of the
+    fluctuations.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.shift = self.total = self.total_sq = None
+
+    def add(self, x: np.ndarray) -> None:
+        """Add the samples ``x[0], x[1], ...`` (an array ``[n, *shape]``)."""
+        if len(x) == 0:
+            return
+        if self.shift is None:
+            self.shift = np.array(x[0], dtype=float)
+            self.total = np.zeros_like(self.shift)
+            self.total_sq = np.zeros_like(self.shift)
+        d = x - self.shift
+        self.total += d.sum(axis=0)
+        self.total_sq += (d * d).sum(axis=0)
+        self.n += len(x)
+
+    def mean(self) -> np.ndarray:
+        return self.shift + self.total / self.n
+
+    def squares_about(self, centre: np.ndarray | None = None) -> np.ndarray:
+        """``sum (x - centre)^2`` over the samples; by default about their mean."""
+        offset = self.total / self.n if centre is None else centre - self.shift
+        return np.maximum(self.total_sq - 2.0 * offset * self.total + self.n * offset**2, 0.0)
+
+    def var(self, ddof: int = 0) -> np.ndarray:
+        return self.squares_about() / (self.n - ddof)
+
+
 class Stages:
     """Announces the stages of an analysis, by name, to ``progress(stage, done,
     total)`` (``done`` of the ``total`` stages ``names`` are finished); nothing

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..lattice import wave_number_shell
-from ._record import (AnalysisInputError, Record, as_record, batches, check_finite, is_result, number, real_array,
-                      type_index, whole)
+from ._record import (AnalysisInputError, Record, ShiftedMoments, as_record, batches, check_finite, is_result,
+                      number, real_array, type_index, whole)
 from .stats import DEFAULT_BLOCKS
 
 # A site whose variance is below this fraction of its squared mean is treated
@@ -70,18 +70,10 @@ class CorrelationVsDistance:
 
 def _site_moments(record: Record, i_end: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-site mean and variance over samples ``0 .. i_end-1``."""
-    per_sample = record.n_types * record.n_sites
-    shift = record.read(0, 1)[0]
-    total = np.zeros_like(shift)
-    total_sq = np.zeros_like(shift)
-    # Sums of the data minus its first sample keep the variance free of the
-    # cancellation between sum A^2 and (sum A)^2 for a large mean.
-    for j0, j1 in batches(0, i_end, per_sample):
-        x = record.read(j0, j1) - shift
-        total += x.sum(axis=0)
-        total_sq += (x**2).sum(axis=0)
-    centred_mean = total / i_end
-    return shift + centred_mean, np.maximum(total_sq / i_end - centred_mean**2, 0.0)
+    moments = ShiftedMoments()
+    for j0, j1 in batches(0, i_end, record.n_types * record.n_sites):
+        moments.add(record.read(j0, j1))
+    return moments.mean(), moments.var()
 
 
 def correlation_vs_distance(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._record import as_record, batches
+from ._record import ShiftedMoments, as_record, batches
 
 DEFAULT_BLOCKS = 20
 
@@ -84,26 +84,15 @@ def mean_var(
     length, blocks = record.blocks(n_blocks)
     per_sample = record.n_types * record.n_sites
 
-    def block_batches(i0, i1):
-        """The samples of one block in batches ``[time, type, site]``."""
+    moments = [ShiftedMoments() for _ in blocks]
+    for m, (i0, i1) in zip(moments, blocks):
         for j0, j1 in batches(i0, i1, per_sample):
-            yield record.read(j0, j1).reshape(j1 - j0, record.n_types, record.n_sites)
-
-    sums = np.zeros((len(blocks), record.n_types, record.n_sites))
-    for b, (i0, i1) in enumerate(blocks):
-        for x in block_batches(i0, i1):
-            sums[b] += x.sum(axis=0)
-    site_mean = sums.sum(axis=0) / (length * len(blocks))
-    block_mean = sums.mean(axis=2) / length
-    # A second pass sums (A - m)^2 with the per-site mean m of the whole record:
-    # sum A^2 - 2 m sum A + length m^2 cancels catastrophically (and can turn
-    # negative) when the fluctuations are small against the mean.
-    block_var = np.empty((len(blocks), record.n_types))
-    for b, (i0, i1) in enumerate(blocks):
-        squares = np.zeros((record.n_types, record.n_sites))
-        for x in block_batches(i0, i1):
-            squares += ((x - site_mean) ** 2).sum(axis=0)
-        block_var[b] = squares.mean(axis=1) / length
+            m.add(record.read(j0, j1).reshape(j1 - j0, record.n_types, record.n_sites))
+    block_mean = np.array([m.mean().mean(axis=1) for m in moments])
+    site_mean = np.mean([m.mean() for m in moments], axis=0)
+    # One pass: each block's squares about the whole record's per-site mean
+    # follow from its sums of deviations from its own first sample.
+    block_var = np.array([m.squares_about(site_mean).mean(axis=1) / length for m in moments])
     root_n = np.sqrt(len(blocks))
     block_ms = length * record.record_interval if record.record_interval is not None else float("nan")
     return MeanVar(
@@ -238,26 +227,14 @@ def fano_factor(
 
 class _WindowMoments:
     """Mean and variance over windows of ``k`` samples of counts streamed in
-    batches ``[time, *shape]``: sums of each whole window, then of their
-    deviations from the first window (free of the cancellation of sum n^2
-    against (sum n)^2 for counts with a large mean)."""
+    batches ``[time, *shape]``: the sums of each whole window go to a
+    :class:`ShiftedMoments`."""
 
     def __init__(self, k: int, shape: tuple):
         self.k = k
         self.partial = np.zeros(shape)  # the sum over the open window's samples
         self.filled = 0  # samples in the open window
-        self.first = None
-        self.n = 0
-        self.total = np.zeros(shape)
-        self.total_sq = np.zeros(shape)
-
-    def _windows(self, sums: np.ndarray) -> None:
-        if self.first is None:
-            self.first = sums[0].copy()
-        d = sums - self.first
-        self.total += d.sum(axis=0)
-        self.total_sq += (d**2).sum(axis=0)
-        self.n += len(sums)
+        self.windows = ShiftedMoments()
 
     def add(self, x: np.ndarray) -> None:
         k, pos = self.k, 0
@@ -267,11 +244,11 @@ class _WindowMoments:
             self.filled += pos
             if self.filled < k:
                 return
-            self._windows(self.partial[None])
+            self.windows.add(self.partial[None])
             self.filled = 0
         whole = (len(x) - pos) // k
         if whole:
-            self._windows(x[pos:pos + whole * k].reshape((whole, k) + x.shape[1:]).sum(axis=1))
+            self.windows.add(x[pos:pos + whole * k].reshape((whole, k) + x.shape[1:]).sum(axis=1))
             pos += whole * k
         if pos < len(x):
             self.partial = x[pos:].sum(axis=0)
@@ -279,6 +256,4 @@ class _WindowMoments:
 
     def mean_var(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance (ddof 1) over the whole windows added (at least 2)."""
-        mean = self.total / self.n
-        var = (self.total_sq - self.n * mean**2) / (self.n - 1)
-        return self.first + mean, np.maximum(var, 0.0)
+        return self.windows.mean(), self.windows.var(ddof=1)
