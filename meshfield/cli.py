@@ -426,10 +426,10 @@ def cmd_compare(args) -> int:
                 for label, res in ((args.reference, a), (args.other, b)):
                     _check_bistable_types(args.bistable, label, res)
             report = compare_results(a, b, discard=args.discard, bistable=bistable, segment_ms=args.segment_ms,
-                                     labels=(args.reference, args.other),
+                                     n_blocks=args.blocks, labels=(args.reference, args.other),
                                      progress=None if args.quiet else _StageProgress("compare"))
         except (OSError, ValueError) as exc:  # every bad-input error of meshfield is a ValueError
-            print(f"meshfield compare: unusable input: {_in_options(exc, ('discard', 'segment_ms'))}",
+            print(f"meshfield compare: unusable input: {_in_options(exc, ('discard', 'segment_ms', 'n_blocks'))}",
                   file=sys.stderr)
             return EXIT_USAGE
     if _same_file(args.reference, args.other):
@@ -593,6 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--segment-ms", type=float, default=1000.0, metavar="MS",
                    help="PSD segment length (default 1000 ms: 1 Hz bins, the lowest band edge of "
                         "VALIDATION.md); both records need two segments after --discard")
+    q.add_argument("--blocks", type=int, default=20, metavar="N",
+                   help="time blocks for the standard errors of the means, variances and correlations "
+                        "(default 20; fewer, longer blocks when the activity is correlated over long times)")
     q.add_argument("--bistable", metavar="LOW,HIGH,WINDOW_MS",
                    help="also compare dwell times: hysteresis thresholds (Hz) on A_0 - A_1 "
                         "smoothed over WINDOW_MS (see docs/analysis.md)")

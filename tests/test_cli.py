@@ -249,6 +249,8 @@ def test_plot_raster_of_recorded_spike_trains(tmp_path, tiny_result):
           "(--segment-ms), whose bands then start at their lowest frequency"]),
     (["--discard", "0", "--segment-ms", "-1"], ["--segment-ms -1.0: must be a positive duration in ms"]),
     (["--discard", "-5"], ["--discard -5.0: must be a non-negative time in ms"]),
+    (["--segment-ms", "5", "--blocks", "1"], ["--blocks 1: must be a whole number >= 2"]),
+    (["--segment-ms", "5", "--blocks", "500"], ["--blocks 500 is more than the"]),
 ])
 def test_compare_bad_input_gives_one_line_exit_2(tmp_path, tiny_result, args, words):
     p = cli("compare", str(tiny_result), str(tiny_result), "--discard", "0", *args, cwd=tmp_path)
@@ -297,8 +299,9 @@ def test_compare_exit_status_follows_the_acceptance_rules(tmp_path):
         paths[name] = tmp_path / f"{name}.h5"
         p = cli(*base, *extra, "-o", str(paths[name]))
         assert p.returncode == 0, p.stderr
-    same = cli("compare", str(paths["a"]), str(paths["b"]), "--discard", "1000")
+    same = cli("compare", str(paths["a"]), str(paths["b"]), "--discard", "1000", "--blocks", "10")
     assert same.returncode == 0, same.stdout
+    assert "blocks=10, block_ms=1100/1100" in same.stdout
     differ = cli("compare", str(paths["a"]), str(paths["c"]), "--discard", "1000",
                  "--figure", str(tmp_path / "cmp.png"))
     assert differ.returncode == 1
