@@ -391,19 +391,19 @@ def raster(result, path, window_ms: float = 1000.0, max_rows: int = 2000) -> str
 def plot_psd(result, path, discard: float = 200.0) -> str:
     """Write the lattice-averaged power spectral density of A per type (two-sided,
     Hz^2/Hz, log-log, with the standard error band across segments) and the
-    level r/N of N independent spike trains of the mean rate."""
+    level r/N of N independent spike trains of the mean rate r (over the
+    spectrum's samples)."""
     from .analysis import psd
     plt = _plt()
     spec = psd(result, discard=discard)
     N = {name: p["N"] for name, p in result.config.get("populations", {}).items()}
-    mean = _lattice_means(records_of(result, "A")).mean(axis=0)
     fig, ax = plt.subplots(figsize=(6, 4))
     for ti, name in enumerate(result.types):
         f, S, err = spec.freqs[1:], spec.S[1:, ti], spec.S_err[1:, ti]
         (line,) = ax.loglog(f, S, lw=0.8, label=name)
         ax.fill_between(f, np.maximum(S - err, S * 1e-3), S + err, color=line.get_color(), alpha=0.2)
         if name in N:
-            ax.axhline(float(mean[ti]) / N[name], color=line.get_color(), ls="--", lw=0.8)
+            ax.axhline(float(spec.mean[ti]) / N[name], color=line.get_color(), ls="--", lw=0.8)
     ax.set_xlabel("f (Hz)")
     ax.set_ylabel("PSD of A (Hz²/Hz, two-sided)")
     ax.set_title("power spectral density (dashed: r/N)")

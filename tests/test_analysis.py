@@ -156,6 +156,17 @@ def test_psd_spike_counts_give_r_over_N(draw):
     assert abs(spectrum.S[high, 0].mean() / expected - 1.0) < 3 * rel_se
 
 
+def test_psd_mean_is_that_of_the_samples_it_transforms():
+    """The discarded transient (10 samples) and the tail beyond the last whole
+    segment (7 samples) are out of the mean, as they are out of the spectrum."""
+    rng = np.random.default_rng(8)
+    A = rng.normal(size=(417, 2, 3)) + np.array([5.0, 40.0])[:, None]
+    A[:10] += 1000.0
+    A[-7:] -= 1000.0
+    spectrum = psd(A, 0.5, n_segments=4, discard=5.0)
+    np.testing.assert_allclose(spectrum.mean, A[10:410].mean(axis=(0, 2)), rtol=1e-13)
+
+
 def test_psd_rejects_bad_input():
     x = np.zeros(100)
     with pytest.raises(AnalysisInputError, match="record_interval"):

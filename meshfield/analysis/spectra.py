@@ -44,6 +44,10 @@ class PSD:
         Standard error of ``S_site`` across segments (Hz).
     segments : ndarray, shape (n_segments, n_freqs, n_types)
         The site-averaged spectrum of each segment (Hz), for band errors.
+    mean : ndarray, shape (n_types,)
+        Mean activity over the segments' samples and the sites, Hz (the
+        segment means removed before the transform), e.g. for the level
+        ``mean / N`` of independent spike trains.
     segment_ms : float
         Segment duration in ms (the frequency resolution is ``1000/segment_ms`` Hz).
     window : str
@@ -58,6 +62,7 @@ class PSD:
     S_site: np.ndarray
     S_site_err: np.ndarray
     segments: np.ndarray
+    mean: np.ndarray
     segment_ms: float
     window: str
     types: tuple
@@ -154,9 +159,12 @@ def psd(
     total = np.zeros((freqs.size,) + shape[1:])
     total_sq = np.zeros_like(total)
     segments = np.empty((n_segments, freqs.size, record.n_types))
+    segment_means = np.empty((n_segments, record.n_types))
     for k in range(n_segments):
         x = record.read(k * length, (k + 1) * length).reshape(shape)
-        x = x - x.mean(axis=0)
+        site_means = x.mean(axis=0)
+        segment_means[k] = site_means.mean(axis=1)
+        x = x - site_means
         power = norm * np.abs(np.fft.rfft(x * w[:, None, None], axis=0)) ** 2
         total += power
         total_sq += power**2
@@ -173,6 +181,7 @@ def psd(
         S_site=S_site.reshape(lattice_axes),
         S_site_err=np.sqrt(var_site / n_segments).reshape(lattice_axes),
         segments=segments,
+        mean=segment_means.mean(axis=0),
         segment_ms=length * dt,
         window=window,
         types=record.types,
