@@ -328,6 +328,12 @@ def command_line(prog: str, argv=None) -> str:
     return shlex.join(["python", f"drivers/{prog}", *map(str, args)])
 
 
+def acceptance_line(label: str, acceptance: dict) -> str:
+    """The summary line of a study's checks: ``  LABEL: name PASS, name FAIL; overall FAIL``."""
+    parts = ", ".join(f"{name} {'PASS' if passed else 'FAIL'}" for name, passed in acceptance.items())
+    return f"  {label}: {parts}; overall {'PASS' if all(acceptance.values()) else 'FAIL'}"
+
+
 def exit_status(checks) -> int:
     """0 when every check passed, 1 when any failed; None entries (not run) do not count."""
     return EXIT_FAILED if any(c is False for c in checks) else EXIT_PASSED

@@ -493,9 +493,7 @@ def summary(data: dict) -> str:
         for key in (k for k in low if k.startswith(("meshfield", "nest"))):
             lines.append(f"    {key:18s} " + " ".join(f"{v:.4f}" for v in low[key]["value"])
                          + f"  (mean {low[key]['mean']:.3f} Hz)")
-    acc = data["acceptance"]
-    lines.append("  V1 acceptance (main N): " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in acc.items())
-                 + f"; overall {'PASS' if all(acc.values()) else 'FAIL'}")
+    lines.append(val.acceptance_line("V1 acceptance (main N)", data["acceptance"]))
     return "\n".join(lines)
 
 

@@ -491,9 +491,7 @@ def summary(data: dict) -> str:
             f"{name} a {100 * fit['a'][t]:+.3f} +- {100 * fit['a_se'][t]:.3f} %, b {100 * fit['b'][t]:+.3f} +- "
             f"{100 * fit['b_se'][t]:.3f} %, chi2 {fit['chi2'][t]:.2f} ({fit['dof']} dof)"
             for t, name in enumerate(data["types"])))
-    acc = data["acceptance"]
-    lines.append("  V3 acceptance: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in acc.items())
-                 + f"; overall {'PASS' if all(acc.values()) else 'FAIL'}")
+    lines.append(val.acceptance_line("V3 acceptance", data["acceptance"]))
     return "\n".join(lines)
 
 

@@ -249,9 +249,7 @@ def summary(data: dict) -> str:
                      f"{t['wall_s']:7.1f} s wall")
     lines.append(f"  speedup meso over micro (CPU): meshfield {data['speedup']['meshfield']:.2f}x, "
                  f"NEST {data['speedup']['nest']:.2f}x")
-    acc = data["acceptance"]
-    lines.append("  V5 acceptance: " + ", ".join(f"{k} {'PASS' if v else 'FAIL'}" for k, v in acc.items())
-                 + f"; overall {'PASS' if all(acc.values()) else 'FAIL'}")
+    lines.append(val.acceptance_line("V5 acceptance", data["acceptance"]))
     return "\n".join(lines)
 
 

@@ -396,3 +396,9 @@ def test_v5_without_nest_is_refused_before_any_run(tmp_path, capsys, monkeypatch
     assert exc.value.code == 2
     assert "NEST, which is not installed here: pip install nest-simulator" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_acceptance_line_names_every_check_and_the_verdict():
+    assert (val.acceptance_line("V3 acceptance", {"mean_rate": False, "psd": True})
+            == "  V3 acceptance: mean_rate FAIL, psd PASS; overall FAIL")
+    assert val.acceptance_line("V5", {"psd": True}) == "  V5: psd PASS; overall PASS"

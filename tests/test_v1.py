@@ -82,3 +82,11 @@ def test_high_frequency_level_is_r_over_N(data):
     for per_type in data["runs"][f"N={N}"]["hf_level"].values():
         for h in per_type.values():
             assert abs(h["ratio"] - 1.0) <= v1.HF_RELATIVE + 3 * h["se"] / h["bernoulli"], h
+
+
+def test_summary_reports_every_acceptance_check(data):
+    """The text the driver prints after a run: each check with its verdict."""
+    text = v1.summary(data)
+    for name, passed in data["acceptance"].items():
+        assert f"{name} {'PASS' if passed else 'FAIL'}" in text
+    assert f"overall {'PASS' if all(data['acceptance'].values()) else 'FAIL'}" in text

@@ -146,3 +146,10 @@ def test_state_levels_of_a_record_that_never_switches_are_nan():
     levels = v2.state_levels(result, np.zeros(100, dtype=int), 0.0, 10.0)
     assert all(np.isnan(levels[k]) for k in ("high", "low", "high_mode", "low_mode"))
     assert levels["fraction_classified"] == 0.0
+
+
+def test_summary_states_the_verdict_and_its_parts(data):
+    acc = data["acceptance"]
+    text = v2.summary(data)
+    assert f"V2 {'PASS' if v2.passed(data) else 'FAIL'}: micro vs meso {'PASS' if acc['micro_vs_meso'] else 'FAIL'}" in text
+    assert f"mean-field check {'pass' if acc['mean_field'] else 'FAIL'}" in text

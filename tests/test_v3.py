@@ -118,3 +118,15 @@ def test_control_prediction_is_the_preregistered_one():
     p = v3_control.predicted_gap(cfg, 64.0)
     np.testing.assert_allclose(p["step_rule"], [-0.000229, -0.000620], atol=2e-6)
     np.testing.assert_allclose(p["total"], [-0.000314, -0.000806], atol=2e-6)
+
+
+def test_summary_reports_every_acceptance_check(data):
+    """The text the driver prints after a run (from its JSON, as here): each
+    check with its verdict."""
+    sys.path.insert(0, str(DRIVERS))
+    import v3_field_async as v3
+
+    text = v3.summary(data)
+    for name, passed in data["acceptance"].items():
+        assert f"{name} {'PASS' if passed else 'FAIL'}" in text
+    assert f"overall {'PASS' if all(data['acceptance'].values()) else 'FAIL'}" in text

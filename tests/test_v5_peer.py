@@ -30,6 +30,7 @@ def data(tmp_path_factory):
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "v5.json").read_text())
     data["out"] = out
+    data["stdout"] = proc.stdout
     return data
 
 
@@ -60,3 +61,9 @@ def test_timings_and_figures(data):
     assert all(t["cpu_s"] > 0 for t in data["timing"].values())
     for name in ("v5_overview.png", "v5_compare_meso.png", "v5_compare_micro.png"):
         assert (data["out"] / name).stat().st_size > 10_000
+
+
+def test_printed_summary_reports_every_acceptance_check(data):
+    for name, passed in data["acceptance"].items():
+        assert f"{name} {'PASS' if passed else 'FAIL'}" in data["stdout"]
+    assert f"overall {'PASS' if all(data['acceptance'].values()) else 'FAIL'}" in data["stdout"]
