@@ -273,7 +273,7 @@ def _correlation_reference(A, boundary, max_distance, n_blocks):
             counts[key] = counts.get(key, 0) + 1
     keys = sorted(sums)
     c = np.stack([sums[k] / counts[k] for k in keys], axis=-1)
-    return np.sqrt(keys), (c / c[:, :, :1]).mean(axis=0)
+    return np.sqrt(keys), c.mean(axis=0) / c[:, :, :1].mean(axis=0)
 
 
 @pytest.mark.parametrize("boundary", ["periodic", "open"])
@@ -324,6 +324,27 @@ def test_correlation_of_neighbour_average(boundary):
     # 3 SE plus a tiny allowance for the exact zeros at distance 0.
     assert np.all(np.abs(result.r[0] - target) <= 3 * result.r_err[0] + 1e-12)
     assert result.r_err[0, 1:].max() < 0.01
+
+
+def test_correlation_does_not_depend_on_the_number_of_blocks():
+    """Sparse counts (0.7 per sample) with a term shared by neighbours: each
+    site is own + c_x + c_(x-1) with Poisson means 0.3, 0.2, 0.2, so r(1) =
+    0.2 / 0.7 and r(2) = 0. The ratio of block sums is the whole record's
+    correlation for any number of blocks (a mean of the blocks' own ratios
+    gave 0.2855 with 20 blocks and 0.2772, 2 SE less, with 600); its SE covers
+    the truth, and r(0) is 1 with no error."""
+    rng = np.random.default_rng(12)
+    common = rng.poisson(0.2, (6000, 1, 8))
+    counts = rng.poisson(0.3, (6000, 1, 8)) + common + np.roll(common, 1, axis=2)
+    results = {n: correlation_vs_distance(counts.astype(float), dx=0.1, boundary="periodic", max_distance=2,
+                                          n_blocks=n) for n in (2, 20, 600)}
+    np.testing.assert_allclose(results[2].r, results[600].r, rtol=1e-10)
+    np.testing.assert_allclose(results[20].r, results[600].r, rtol=1e-10)
+    r, r_err = results[20].r[0], results[20].r_err[0]
+    assert r[0] == 1.0 and r_err[0] == 0.0
+    assert np.all(np.abs(r - [1.0, 0.2 / 0.7, 0.0]) <= 3 * r_err + 1e-12)
+    # about 1/sqrt(6000 * 8) for the pair average, within a factor 2
+    assert 0.5 / np.sqrt(48_000) < r_err[2] < 2 / np.sqrt(48_000)
 
 
 def test_correlation_single_site_and_errors():

@@ -92,9 +92,11 @@ def correlation_vs_distance(
     ``m_x`` and standard deviation ``s_x`` over the whole record (after
     ``discard``). For each time block ``b`` the average of ``z(x) z(y)`` over
     all ordered site pairs at distance ``d`` and over the block's samples is
-    ``c_b(d)``; the block estimate is ``r_b(d) = c_b(d) / c_b(0)``, and ``r`` and
-    its standard error are the mean and standard error of ``r_b`` over blocks
-    (so ``r(0) = 1`` exactly). Periodic lattices use the minimum image; open
+    ``c_b(d)``. ``r(d) = sum_b c_b(d) / sum_b c_b(0)``, the correlation over the
+    whole record, whatever the number of blocks (``r(0) = 1`` exactly); its
+    standard error is that of a ratio of block means (delta method): the
+    standard deviation of ``c_b(d) - r(d) c_b(0)`` over the blocks, over
+    ``sqrt(n_blocks)`` and the mean of ``c_b(0)``. Periodic lattices use the minimum image; open
     lattices only pairs inside the lattice. Sites without fluctuations are left
     out. All pair sums are computed with FFTs over the lattice.
 
@@ -165,23 +167,32 @@ def correlation_vs_distance(
     pairs_per_sample = grouped(np.rint(autocorrelate(valid.astype(float)[None])))
     n_pairs = grouped(np.rint(autocorrelate(np.ones((1, record.n_types) + lattice))))[0].astype(int)
     per_sample = record.n_types * int(np.prod(fft_shape))
-    block_r = np.empty((len(blocks), record.n_types, n_groups))
+    block_c = np.empty((len(blocks), record.n_types, n_groups))
     with np.errstate(invalid="ignore", divide="ignore"):
         for b, (i0, i1) in enumerate(blocks):
             sums = np.zeros((record.n_types,) + fft_shape)
             for j0, j1 in batches(i0, i1, per_sample):
                 sums += autocorrelate((record.read(j0, j1) - mean) * scale)
-            c = grouped(sums) / (pairs_per_sample * length)
-            # No pairs at a distance, or no fluctuations in the block: undefined
-            # (NaN), never the +-inf of rounding noise over zero.
-            c = np.where(pairs_per_sample > 0, c, np.nan)
-            block_r[b] = np.where(c[:, :1] > 0, c / c[:, :1], np.nan)
+            # No pairs at a distance: undefined (NaN), never the +-inf of
+            # rounding noise over zero.
+            block_c[b] = np.where(pairs_per_sample > 0, grouped(sums) / (pairs_per_sample * length), np.nan)
+        # A ratio of the block sums, not a mean of the blocks' ratios: that
+        # estimator's bias grows as the blocks shorten, so r would depend on
+        # n_blocks. The SE is the ratio's (delta method): the residuals
+        # c_b(d) - r c_b(0) keep out the blocks' common changes of variance.
+        c0 = block_c[:, :, :1]
+        mean_c = block_c.mean(axis=0)
+        mean_c0 = mean_c[:, :1]
+        r = np.where(mean_c0 > 0, mean_c / mean_c0, np.nan)
+        residual = block_c - r * c0
+        n = len(blocks)
+        r_err = np.sqrt((residual**2).sum(axis=0) / (n * (n - 1))) / mean_c0
     distances = np.sqrt(distances_sq.astype(float))
     return CorrelationVsDistance(
         distances=distances,
         distances_mm=distances * dx,
-        r=block_r.mean(axis=0),
-        r_err=block_r.std(axis=0, ddof=1) / np.sqrt(len(blocks)),
+        r=r,
+        r_err=r_err,
         n_pairs=n_pairs,
         n_blocks=len(blocks),
         types=record.types,
