@@ -245,12 +245,16 @@ def test_short_segments_move_the_lowest_band_and_are_reported():
     message says how much remains and what is needed; 250 ms segments start the
     bands at 4 Hz, and the report says so."""
     a, b = field_result(1, n_time=2500), field_result(2, n_time=2500)
-    assert compare_results(a, b, discard=500).settings["f_min_hz"] == "1"
+    assert compare_results(a, b, discard=500).settings["f_min_hz"] == 1.0
     with pytest.raises(CompareInputError, match=r"1500 ms remain after discarding the first 1000 ms.*2000 ms"):
         compare_results(a, b, discard=1000)
     report = compare_results(a, b, discard=1000, segment_ms=250)
-    assert report.settings["f_min_hz"] == "4" and report.settings["segments"] == "6/6"
+    assert report.settings["f_min_hz"] == 4.0 and report.settings["segments"] == (6, 6)
     assert report.bands[0].f_lo[0] == pytest.approx(4.0)
+    assert "f_min_hz=4, segments=6/6, n_bands=8, blocks=20, block_ms=75/75" in report.format_text()
+    # 333 ms segments are cut to an even 332 records: the bands start at their lowest bin
+    odd = compare_results(a, b, discard=500, segment_ms=333)
+    assert odd.settings["segment_ms"] == 332.0 and odd.settings["f_min_hz"] == pytest.approx(1000 / 332)
     with pytest.raises(CompareInputError, match="segment_ms = 0: must be a positive"):
         compare_results(a, b, segment_ms=0)
 

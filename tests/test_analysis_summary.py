@@ -79,7 +79,7 @@ def test_sine_gives_its_frequency_and_stands_out():
     assert summary.value("psd peak frequency", "E") == 40.0
     assert summary.value("psd peak prominence", "E") > 1e3
     assert not [row for row in summary.rows if row.quantity.startswith(("corr", "k peak", "wave"))]
-    assert summary.settings["wave_ms"] == "-"
+    assert summary.settings["wave_ms"] is None and summary.settings["max_distance"] is None
 
 
 def test_a_low_pass_spectrum_has_no_prominent_peak():
@@ -162,8 +162,11 @@ def test_wave_analysis_is_bounded_and_json_is_strict(monkeypatch):
     res = field_result(6, n_time=5000)
     res.A[:, 1] = 20.0                                                  # I: constant, no fluctuations
     summary = summarize(res)
-    assert summary.settings["wave_ms"] == "1000 ms"
+    assert summary.settings["wave_ms"] == 1000.0 and summary.settings["max_distance"] == 2.0
     assert math.isnan(summary.value("wave speed", "I"))
+    # no fluctuations, no peak: the frequency is undefined with the prominence
+    assert math.isnan(summary.value("psd peak frequency", "I"))
+    assert math.isnan(summary.value("psd peak prominence", "I"))
     data = json.loads(json.dumps(summary.to_dict(), allow_nan=False))
     row = next(q for q in data["quantities"] if q["quantity"] == "wave speed" and q["type"] == "I")
     assert row["value"] is None and row["unit"] == "mm/ms"
@@ -197,8 +200,11 @@ def test_analyze_command(tmp_path, monkeypatch, capsys):
     p = cli("analyze", str(out), "--discard", "100", "--json", str(tmp_path / "s.json"))
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[0] == f"result: {out}"
-    assert "segment_ms=150" in p.stdout and "wave_ms=300 ms" in p.stdout
+    assert "segment_ms=150" in p.stdout and "max_distance=2, wave_ms=300" in p.stdout
     data = json.loads((tmp_path / "s.json").read_text())
+    assert data["settings"] == {"discard_ms": 100.0, "analysed_ms": 300.0, "segment_ms": 150.0, "segments": 2,
+                                "f_min_hz": pytest.approx(1000 / 150), "n_bands": 8, "blocks": 20,
+                                "block_ms": 15.0, "max_distance": 2.0, "wave_ms": 300.0}
     with meshfield.open_result(out) as res:
         expected = summarize(res, discard=100)
     assert data["quantities"] == expected.to_dict()["quantities"]

@@ -114,7 +114,9 @@ class ComparisonReport:
         Names of A (reference) and B.
     types : tuple of str
     settings : dict
-        The analysis settings used (discard, segment_ms, n_bands, ...).
+        The analysis settings used: ``discard_ms``, ``segment_ms`` (as cut:
+        an even number of records), ``f_min_hz``, ``n_bands``, ``blocks``
+        (numbers), and ``segments`` and ``block_ms`` (pairs, for A and B).
     means : tuple of MeanVar
     psds : tuple of PSD
     bands : tuple of BandAverage
@@ -147,8 +149,7 @@ class ComparisonReport:
     def format_text(self) -> str:
         """A plain-text table of all rows with a summary line."""
         a, b = self.labels
-        settings = ", ".join(f"{k}={v}" for k, v in self.settings.items())
-        lines = [f"A (reference): {a}", f"B: {b}", f"settings: {settings}", ""]
+        lines = [f"A (reference): {a}", f"B: {b}", f"settings: {_settings_text(self.settings)}", ""]
         header = ("quantity", "type", "A", "B", "SE(A)", "SE(B)", "unit", "tolerance", "result")
         table = [header] + [
             (
@@ -179,6 +180,18 @@ def _aligned(table: list[tuple]) -> list[str]:
     """The rows of a table of strings (header first) as lines, columns padded to a common width."""
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
+
+
+def _settings_text(settings: dict) -> str:
+    """``key=value, ...`` of a report's settings: numbers as ``%g``, pairs (of
+    results A and B) as ``a/b``, None (not applicable) as ``-``."""
+    def text(value) -> str:
+        if isinstance(value, tuple):
+            return "/".join(text(v) for v in value)
+        if value is None:
+            return "-"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    return ", ".join(f"{key}={text(value)}" for key, value in settings.items())
 
 
 def _number(value: float) -> str:
@@ -334,8 +347,6 @@ def compare_results(
     _check_compatible(records, labels)
     types = records[0].types
     dt = records[0].record_interval
-    if f_min is None:
-        f_min = max(1.0, 1000.0 / segment_ms)
     for label, record in zip(labels, records):
         remaining = record.n_time * dt
         if remaining < 2 * segment_ms:
@@ -374,7 +385,9 @@ def compare_results(
     stage("power spectral density")
     try:
         psds = tuple(psd(res, discard=discard, segment_ms=segment_ms) for res in (res_a, res_b))
-        bands = tuple(validation_bands(p, dt, n_bands, f_min)[0] for p in psds)
+        # by default from the segments as cut (an even number of samples), not as asked
+        bands, f_min = validation_bands(psds[0], dt, n_bands, f_min)
+        bands = (bands, validation_bands(psds[1], dt, n_bands, f_min)[0])
     except AnalysisInputError as error:
         raise CompareInputError(str(error)) from error
     band_passed = np.zeros((n_bands, len(types)), dtype=bool)
@@ -460,13 +473,13 @@ def compare_results(
             )
 
     settings = {
-        "discard_ms": discard,
-        "segment_ms": psds[0].segment_ms,
-        "f_min_hz": f"{f_min:g}",
-        "segments": f"{psds[0].n_segments}/{psds[1].n_segments}",
+        "discard_ms": float(discard),
+        "segment_ms": float(psds[0].segment_ms),
+        "f_min_hz": float(f_min),
+        "segments": (psds[0].n_segments, psds[1].n_segments),
         "n_bands": n_bands,
         "blocks": n_blocks,
-        "block_ms": f"{means[0].block_ms:g}/{means[1].block_ms:g}",
+        "block_ms": (float(means[0].block_ms), float(means[1].block_ms)),
     }
     return ComparisonReport(
         rows=tuple(rows),

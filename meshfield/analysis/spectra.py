@@ -323,8 +323,8 @@ def validation_bands(spectrum: PSD, record_interval: float, n_bands: int = 8,
     n_bands : int
     f_min : float, optional
         Lowest band edge, Hz. Default: 1 Hz (VALIDATION.md), or the lowest
-        resolved frequency ``1000 / segment_ms`` when segments are shorter than
-        1 s.
+        resolved frequency (the first bin, ``1000 / segment_ms``) when segments
+        are shorter than 1 s.
 
     Returns
     -------
@@ -340,7 +340,8 @@ def validation_bands(spectrum: PSD, record_interval: float, n_bands: int = 8,
     """
     nyquist = 1000.0 / (2.0 * record_interval)
     if f_min is None:
-        f_min = max(1.0, 1000.0 / spectrum.segment_ms)
+        # the lowest bin itself, not 1000 / segment_ms, which can round above it
+        f_min = max(1.0, float(spectrum.freqs[1]))
     if not f_min < nyquist:
         raise AnalysisInputError(
             f"segments of {spectrum.segment_ms:g} ms resolve nothing between {f_min:g} Hz and the Nyquist "
@@ -369,9 +370,11 @@ def peak_prominence(spectrum: PSD, f_min: float) -> tuple[np.ndarray, np.ndarray
     Returns
     -------
     freqs : ndarray, shape (n_types,)
-        Frequency of the most prominent bin, Hz.
+        Frequency of the most prominent bin, Hz (NaN where no bin has a
+        prominence).
     prominence : ndarray, shape (n_types,)
-        Its prominence (NaN where the neighbourhood's median is 0).
+        Its prominence (NaN where the neighbourhood's median is 0, as for a
+        type without fluctuations).
     """
     freqs = spectrum.freqs
     above = np.flatnonzero(freqs >= f_min)
@@ -390,4 +393,5 @@ def peak_prominence(spectrum: PSD, f_min: float) -> tuple[np.ndarray, np.ndarray
             ratio[j] = np.where(median > 0, S[j] / median, np.nan)
     best = np.argmax(np.where(np.isnan(ratio), -np.inf, ratio), axis=0)
     types = np.arange(S.shape[1])
-    return f[best], ratio[best, types]
+    prominence = ratio[best, types]
+    return np.where(np.isnan(prominence), np.nan, f[best]), prominence

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from ._record import AnalysisInputError, Stages, as_record, is_result, number, whole
 from .bistable import bistable_signal, dwell_times
-from .compare import _aligned, _bistable_spec, _number, _pair_name
+from .compare import _aligned, _bistable_spec, _number, _pair_name, _settings_text
 from .spatial import NoWaveError, correlation_vs_distance, spatial_spectrum, wave_speed
 from .spectra import peak_prominence, psd, validation_bands
 from .stats import DEFAULT_BLOCKS, mean_var
@@ -74,8 +74,12 @@ class Summary:
     rows : tuple of Quantity
     types : tuple of str
     settings : dict
-        The analysis settings used and what they gave (duration analysed,
-        segments, bands, blocks, the part of the record used for waves).
+        The analysis settings used and what they gave, as numbers:
+        ``discard_ms``, ``analysed_ms``, ``segment_ms`` (as cut: an even number
+        of records), ``segments``, ``f_min_hz``, ``n_bands``, ``blocks``,
+        ``block_ms``, ``max_distance`` (site spacings) and ``wave_ms`` (the
+        part of the record analysed for waves); the last two None on a
+        single site.
     label : str
         Name of the result in the report.
     """
@@ -94,8 +98,7 @@ class Summary:
 
     def format_text(self) -> str:
         """A plain-text table of all quantities."""
-        settings = ", ".join(f"{k}={v}" for k, v in self.settings.items())
-        lines = [f"result: {self.label}", f"settings: {settings}", ""]
+        lines = [f"result: {self.label}", f"settings: {_settings_text(self.settings)}", ""]
         header = ("quantity", "type", "value", "SE", "unit")
         table = [header] + [
             (row.quantity, row.type, _number(row.value), _number(row.se), row.unit) for row in self.rows
@@ -209,7 +212,7 @@ def summarize(
         rows.append(Quantity("psd peak frequency", name, float(peak_f[t]), float("nan"), "Hz"))
         rows.append(Quantity("psd peak prominence", name, float(prominence[t]), float("nan"), "1"))
 
-    waves = "-"
+    waves = None
     if record.n_sites > 1:
         stage("correlations")
         correlations = correlation_vs_distance(result, max_distance=max_distance, discard=discard,
@@ -234,7 +237,7 @@ def summarize(
         if duration < 2 * dt:
             raise AnalysisInputError(f"wave_ms = {wave_ms:g} ms holds fewer than 2 records of "
                                      f"{dt:g} ms; give at least {2 * dt:g} ms")
-        waves = f"{duration:g} ms"
+        waves = float(duration)
         stage("waves")
         for t, name in enumerate(types):
             try:
@@ -258,14 +261,15 @@ def summarize(
         rows.append(Quantity("dwell down", pair, dwell.mean_down, dwell.se_down, "ms"))
 
     settings = {
-        "discard_ms": f"{discard:g}",
-        "analysed_ms": f"{record.duration:g}",
-        "segment_ms": f"{spectrum.segment_ms:g}",
+        "discard_ms": float(discard),
+        "analysed_ms": float(record.duration),
+        "segment_ms": float(spectrum.segment_ms),
         "segments": spectrum.n_segments,
-        "f_min_hz": f"{f_min:g}",
+        "f_min_hz": float(f_min),
         "n_bands": n_bands,
         "blocks": n_blocks,
-        "block_ms": f"{moments.block_ms:g}",
+        "block_ms": float(moments.block_ms),
+        "max_distance": float(max_distance) if record.n_sites > 1 else None,
         "wave_ms": waves,
     }
     return Summary(rows=tuple(rows), types=types, settings=settings, label=str(label))
