@@ -398,15 +398,20 @@ def plot_psd(result, path, discard: float = 200.0) -> str:
     spec = psd(result, discard=discard)
     N = {name: p["N"] for name, p in result.config.get("populations", {}).items()}
     fig, ax = plt.subplots(figsize=(6, 4))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     for ti, name in enumerate(result.types):
         f, S, err = spec.freqs[1:], spec.S[1:, ti], spec.S_err[1:, ti]
-        (line,) = ax.loglog(f, S, lw=0.8, label=name)
+        if not np.any(S > 0):  # no fluctuations: nothing to draw on a log axis
+            ax.plot([], [], lw=0.8, label=f"{name} (no fluctuations)")
+            continue
+        (line,) = ax.plot(f, S, lw=0.8, label=name)
         ax.fill_between(f, np.maximum(S - err, S * 1e-3), S + err, color=line.get_color(), alpha=0.2)
-        if name in N:
+        if name in N and spec.mean[ti] > 0:
             ax.axhline(float(spec.mean[ti]) / N[name], color=line.get_color(), ls="--", lw=0.8)
     ax.set_xlabel("f (Hz)")
     ax.set_ylabel("PSD of A (Hz²/Hz, two-sided)")
-    ax.set_title("power spectral density (dashed: r/N)")
+    ax.set_title("power spectral density (band: ±1 SE; dashed: r/N)")
     ax.legend()
     fig.tight_layout()
     return _save(fig, path)

@@ -239,6 +239,26 @@ def test_plot_comparison_writes_figure(tmp_path):
     assert (tmp_path / "bistable.png").stat().st_size > 0
 
 
+def test_plot_comparison_of_a_type_without_fluctuations_is_quiet(tmp_path):
+    """A silent type (A = 0 throughout) has a PSD of 0, which a log axis cannot
+    show: its panel says so instead of warning on stderr."""
+    import warnings
+
+    a, b = field_result(1, n_time=3000), field_result(2, n_time=3000)
+    for res in (a, b):
+        res.A[:, 0] = 0.0  # the first type: drawn first, on axes without any positive value yet
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_comparison(compare_results(a, b), tmp_path / "silent.png")
+    assert (tmp_path / "silent.png").read_bytes()[:4] == b"\x89PNG"
+    from meshfield.plot import plot_psd
+    a.config["populations"] = {"E": {"N": 400}, "I": {"N": 100}}  # for the r/N lines
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_psd(a, tmp_path / "psd.png")
+    assert (tmp_path / "psd.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_short_segments_move_the_lowest_band_and_are_reported():
     """2 s of record after the transient: the VALIDATION.md default (1 s
     segments, bands from 1 Hz) needs 2 s and works; 1.5 s does not, and the

@@ -535,7 +535,8 @@ def plot_comparison(report: ComparisonReport, path) -> None:
         raise CompareInputError(f"report = {report!r}: must be the ComparisonReport of compare_results")
     check_figure_target(path)
 
-    colours = ("tab:blue", "tab:orange")
+    colours = ("tab:blue", "tab:orange")  # results A and B
+    styles = ("o-", "s--", "^:", "D-.", "v-", "P--", "X:", "*-.")  # types, in turn
     types = report.types
     n_panels = 1 + len(types) + (report.correlations is not None) + (report.dwells is not None)
     n_cols = 2
@@ -560,10 +561,11 @@ def plot_comparison(report: ComparisonReport, path) -> None:
     ax.set_xticks(
         positions,
         [
-            f"{t}: {report.means[0].mean[i]:.3g} / {report.means[1].mean[i]:.3g} Hz\n"
+            f"{t}\n{report.means[0].mean[i]:.3g} / {report.means[1].mean[i]:.3g} Hz\n"
             f"{'pass' if mean_ok[t] else 'FAIL'}"
             for i, t in enumerate(types)
         ],
+        fontsize=9 if len(types) < 3 else 7,
     )
     ax.set_xlim(-0.5, len(types) - 0.5)
     ax.set_ylabel(f"mean activity relative to {report.labels[0]} (%)")
@@ -579,13 +581,20 @@ def plot_comparison(report: ComparisonReport, path) -> None:
                 bands.f_lo[i], bands.f_hi[i], color="tab:green" if report.band_passed[i, t] else "tab:red",
                 alpha=0.12, lw=0,
             )
-        for k, (label, spectrum, band) in enumerate(zip(report.labels, report.psds, report.bands)):
-            positive = spectrum.freqs > 0
-            ax.loglog(spectrum.freqs[positive], spectrum.S[positive, t], color=colours[k], lw=0.8, alpha=0.7, label=label)
-            ax.errorbar(band.f_center, band.value[:, t], yerr=3.0 * band.se[:, t], fmt="s", color=colours[k], ms=4, capsize=3)
+        ax.set_xscale("log")
         ax.set_xlabel("frequency (Hz)")
         ax.set_ylabel("PSD (Hz, two-sided)")
-        ax.set_title(f"PSD of site activity, type {name} (bands: green pass, red fail)")
+        ax.set_title(f"PSD of site activity, {name}\n(bands: green pass, red fail; bars: 3 SE)", fontsize=10)
+        if not any(np.any(spectrum.S[1:, t] > 0) for spectrum in report.psds):
+            # a log axis without a positive value would only warn and stay empty
+            ax.text(0.5, 0.5, f"no fluctuations of {name}:\nthe PSD is 0 in both results", ha="center",
+                    va="center", transform=ax.transAxes)
+            continue
+        ax.set_yscale("log")
+        for k, (label, spectrum, band) in enumerate(zip(report.labels, report.psds, report.bands)):
+            positive = spectrum.freqs > 0
+            ax.plot(spectrum.freqs[positive], spectrum.S[positive, t], color=colours[k], lw=0.8, alpha=0.7, label=label)
+            ax.errorbar(band.f_center, band.value[:, t], yerr=3.0 * band.se[:, t], fmt="s", color=colours[k], ms=4, capsize=3)
         ax.legend()
 
     if report.correlations is not None:
@@ -593,7 +602,7 @@ def plot_comparison(report: ComparisonReport, path) -> None:
         for k, (label, corr) in enumerate(zip(report.labels, report.correlations)):
             for t, name in enumerate(types):
                 ax.errorbar(
-                    corr.distances_mm, corr.r[t], yerr=3.0 * corr.r_err[t], fmt="o-" if t == 0 else "s--",
+                    corr.distances_mm, corr.r[t], yerr=3.0 * corr.r_err[t], fmt=styles[t % len(styles)],
                     color=colours[k], capsize=3, label=f"{label} {name}",
                 )
         ax.set_xlabel("distance (mm)")
