@@ -90,11 +90,15 @@ def cmd_run(args) -> int:
     if args.checkpoint is not None:  # written; --restart is only read
         _check_file_option("--checkpoint", args.checkpoint)
     dims = _dims_option(args.dims) if args.dims else None
-    if _rank() == 0 and not args.quiet:
-        for warning in config_warnings(config):
-            print(f"meshfield run: warning: {warning}", file=sys.stderr)
+
+    def warn():
+        """After run()'s own checks: bad input gets its one error line alone."""
+        if not args.quiet:
+            for warning in config_warnings(config):
+                print(f"meshfield run: warning: {warning}", file=sys.stderr)
+
     result = run(config, output=out, overwrite=args.overwrite, progress=not args.quiet, dims=dims,
-                 checkpoint=args.checkpoint, restart=args.restart)
+                 checkpoint=args.checkpoint, restart=args.restart, on_start=warn)
     result.close()
     return 0
 

@@ -411,7 +411,7 @@ def _check_distinct_files(output, checkpoint, restart) -> None:
 
 
 def run(config, output=None, comm=None, overwrite=False, progress=False, dims=None,
-        overrides=(), log=None, checkpoint=None, restart=None):
+        overrides=(), log=None, checkpoint=None, restart=None, on_start=None):
     """Run a simulation. Collective over ``comm`` (default: MPI.COMM_WORLD).
 
     Parameters
@@ -436,6 +436,11 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         process grid: the records start at the checkpoint's time and equal, bit
         for bit, those of an uninterrupted run. The configuration must equal the
         checkpoint's except for :data:`RESTART_MAY_CHANGE`.
+    on_start : callable, optional
+        Called without arguments on rank 0 once every check of the run has
+        passed (ranks, memory, files, the restart's state), just before the
+        time loop: ``meshfield run`` prints its configuration warnings there,
+        so that bad input gets its one error line without them.
 
     Returns
     -------
@@ -486,6 +491,8 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         from .io import Recorder
         recorder = Recorder(output, dec, list(config.types), n_records, config.record.interval, t0,
                             config.to_dict(), meta, overwrite=overwrite)
+    if root and on_start is not None:
+        on_start()
     if verbose:
         say(f"[meshfield] {config.run.level} level, lattice {tuple(config.lattice.shape)} "
             f"({config.lattice.boundary}), types {', '.join(config.types)}; {dec.size} rank(s), "

@@ -340,6 +340,10 @@ def test_a_stimulus_after_the_end_is_warned_about_and_listed_by_info(tmp_path):
     assert p.returncode == 0, p.stderr
     assert ("meshfield run: warning: stimuli[0] (pulse) starts at 500 ms, at or after the end of the run "
             "(run.t_end = 20 ms): it never acts") in p.stderr
+    # bad input gets its one error line alone: the warnings come once the run's checks have passed
+    again = cli("run", *with_pulse, "-o", str(tmp_path / "r.h5"))
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1, again.stderr
+    assert "exists" in again.stderr and "warning" not in again.stderr
     info = cli("info", *with_pulse)
     assert "[0] pulse on E, amplitude 6 mV, from step 1000 (500 ms): after the end of the run, never acts" \
         in info.stdout
