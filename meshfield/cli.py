@@ -704,7 +704,26 @@ def main(argv=None) -> int:
         sys.stdout = stdout
 
 
+#: options whose value may start with a minus sign (argparse would take "-2,2,30" for an option)
+_SIGNED_VALUES = ("--bistable",)
+
+
+def _signed_values(argv: list) -> list:
+    """``--bistable -2,2,30`` as ``--bistable=-2,2,30``: the thresholds on the
+    signal A_0 - A_1, which is symmetric about 0, are often negative."""
+    joined, i = [], 0
+    while i < len(argv):
+        if argv[i] in _SIGNED_VALUES and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+            joined.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            joined.append(argv[i])
+            i += 1
+    return joined
+
+
 def _main(argv=None) -> int:
+    argv = _signed_values(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     if getattr(args, "ranks", 1) is not None and getattr(args, "ranks", 1) < 1:
         print("meshfield: error: --ranks must be >= 1", file=sys.stderr)

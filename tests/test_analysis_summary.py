@@ -221,9 +221,13 @@ def test_analyze_command(tmp_path, monkeypatch, capsys):
         assert len(said.err.splitlines()) == lines and all(
             line.startswith("[meshfield analyze] ") for line in said.err.splitlines()), said.err
     assert [q["quantity"] for q in data["quantities"][:2]] == ["mean", "variance"]
+    # a negative LOW (the signal A_0 - A_1 is symmetric about 0) is a value, not an option
+    said = cli_module.main(["analyze", str(out), "--discard", "100", "--bistable", "-5,5,10", "-q"])
+    assert said == 0 and "switches" in capsys.readouterr().out
     for args, words in ((["--json", str(tmp_path / "no" / "s.json")], ["--json", "does not exist"]),
                         (["--json", str(tmp_path / "s.txt")], ["--json", ".json"]),
                         (["--bistable", "1,2"], ["--bistable '1,2'", "LOW,HIGH,WINDOW_MS"]),
+                        (["--bistable", "-2,-3,10"], ["--bistable '-2,-3,10': LOW = -2 is not below HIGH = -3"]),
                         (["--bands", "0"], ["--bands 0: must be a whole number >= 1"]),
                         (["--wave-ms", "1.5"], ["--wave-ms 1.5 ms holds fewer than 2 records"]),
                         (["--max-distance", "-1"], ["--max-distance -1.0: must be a distance"]),
