@@ -51,7 +51,11 @@ BAD_CALLS = [
     (lambda: psd(FIELD, 1.0, n_segments=float("nan")), "n_segments = nan: must be a whole number >= 2"),
     (lambda: psd(FIELD, 1.0, n_segments=2.5), "n_segments = 2.5"),
     (lambda: psd(FIELD, 1.0, window="hamming"), "window = 'hamming': allowed values are boxcar, hann"),
-    (lambda: psd(FIELD, 1.0, segment_ms=1000), r"segment_ms = 1000: the record .*400 ms.* does not hold 2 segments"),
+    (lambda: psd(FIELD, 1.0, segment_ms=1000), r"segment_ms = 1000: the record .*400 ms.* does not hold 2 "
+                                                 r"segments of at least 2 samples \(it holds 0 of 1000 ms\)"),
+    (lambda: psd(FIELD, 1.0, segment_ms=1.5), r"segment_ms = 1.5: a segment must hold at least 2 samples of 1 ms "
+                                              r"\(2 ms\); this one holds 1"),
+    (lambda: psd(FIELD[:3], 1.0), r"the default segments: the record after the transient \(3 samples"),
     (lambda: psd(FIELD, 1.0, discard=None), "discard = None: must be a non-negative time"),
     (lambda: psd(FIELD, float("inf")), "record_interval = inf"),
     (lambda: mean_var(FIELD, n_blocks=float("inf")), "n_blocks = inf: must be a whole number >= 2"),
@@ -59,6 +63,8 @@ BAD_CALLS = [
     (lambda: mean_var("result.h5"), "is a path; open the result first"),
     (lambda: mean_var(FIELD.astype(complex)), "real numbers"),
     (lambda: mean_var(np.zeros((10, 0, 3))), "type axis"),
+    (lambda: correlation_vs_distance(np.zeros((10, 1, 3, 3, 3)), 0.1, "open"), "with 1 or 2 lattice axes"),
+    (lambda: psd(np.zeros((10, 1, 3, 3, 3)), 1.0), "with 1 or 2 lattice axes"),
     (lambda: correlation_vs_distance(FIELD, 0.1, "periodic", max_distance="2"), "max_distance = '2'"),
     (lambda: correlation_vs_distance(FIELD, 0.1, "periodic", max_distance=-1), "max_distance = -1"),
     (lambda: spatial_spectrum(FIELD, 0.1), r"a snapshot has 1 or 2 lattice axes.*lattice_ndim"),

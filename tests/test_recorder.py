@@ -314,6 +314,13 @@ def test_missing_block_folder_is_reported(tmp_path):
 def test_not_a_result(tmp_path):
     with pytest.raises(ResultError, match="no such result file"):
         open_result(tmp_path / "absent.h5")
+    with pytest.raises(ResultError, match="a folder, not a result file$"):
+        open_result(tmp_path)
+    path = tmp_path / "out.h5"
+    record_run(path, OneRank((7,)), 2)
+    with pytest.raises(ResultError, match=r"out.h5.blocks: a folder, not a result file; it is the block folder "
+                                          r"of .*out.h5: open that file"):
+        open_result(tmp_path / "out.h5.blocks")
     text = tmp_path / "notes.h5"
     text.write_text("hello")
     with pytest.raises(ResultError, match="not an HDF5 file"):

@@ -356,6 +356,9 @@ def as_record(
             data = data[:, None]
         if data.shape[1] == 0:
             raise AnalysisInputError(f"A has shape {data.shape}: its type axis (axis 1) is empty")
+        if data.ndim > 4:
+            raise AnalysisInputError(f"A has shape {data.shape}: expected [time, type, *lattice] with 1 or 2 "
+                                     f"lattice axes (meshfield lattices are 1-D or 2-D)")
         types = tuple(str(i) for i in range(data.shape[1]))
         lattice = tuple(int(n) for n in data.shape[2:])
     if not lattice:

@@ -145,11 +145,17 @@ def psd(
             length = int(segment_ms / dt + 1e-9)
             asked = f"segment_ms = {segment_ms:g}"
         n_segments = n_time // max(length, 1)
+    if length < 2 and n_time >= 4:
+        raise AnalysisInputError(
+            f"{asked}: a segment must hold at least 2 samples of {dt:g} ms ({2 * dt:g} ms); "
+            f"this one holds {max(length, 0)}"
+        )
     length -= length % 2
     if length < 2 or n_segments < 2:
         raise AnalysisInputError(
             f"{asked}: the record after the transient ({n_time} samples of {dt:g} ms = {n_time * dt:g} ms) "
-            f"does not hold 2 segments of at least 2 samples; segments of {length} sample(s) fit {n_segments}"
+            f"does not hold 2 segments of at least 2 samples"
+            + (f" (it holds {n_segments} of {length * dt:g} ms)" if length >= 2 else "")
         )
     w = _window(window, length)
     dt_s = dt * 1e-3

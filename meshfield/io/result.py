@@ -626,6 +626,11 @@ def open_result(path: str | os.PathLike, check_blocks: bool = True) -> Result:
     # A link to the master file (in another folder) reads the block folder beside
     # the file it points to: HDF5 resolves the blocks relative to the opened path.
     path = os.path.realpath(os.fspath(path))
+    if os.path.isdir(path):
+        master = path.removesuffix(".blocks")
+        hint = (f"; it is the block folder of {master}: open that file"
+                if path.endswith(".blocks") and os.path.isfile(master) else "")
+        raise ResultError(f"{path}: a folder, not a result file{hint}")
     if not os.path.isfile(path):
         raise ResultError(f"{path}: no such result file")
     try:
