@@ -151,5 +151,6 @@ def test_state_levels_of_a_record_that_never_switches_are_nan():
 def test_summary_states_the_verdict_and_its_parts(data):
     acc = data["acceptance"]
     text = v2.summary(data)
-    assert f"V2 {'PASS' if v2.passed(data) else 'FAIL'}: micro vs meso {'PASS' if acc['micro_vs_meso'] else 'FAIL'}" in text
+    verdict = "PASS" if v2.passed(data) else "FAIL"
+    assert f"V2 {verdict}: micro vs meso {'PASS' if acc['micro_vs_meso'] else 'FAIL'}" in text
     assert f"mean-field check {'pass' if acc['mean_field'] else 'FAIL'}" in text

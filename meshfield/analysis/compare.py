@@ -593,8 +593,10 @@ def plot_comparison(report: ComparisonReport, path) -> None:
         ax.set_yscale("log")
         for k, (label, spectrum, band) in enumerate(zip(report.labels, report.psds, report.bands)):
             positive = spectrum.freqs > 0
-            ax.plot(spectrum.freqs[positive], spectrum.S[positive, t], color=colours[k], lw=0.8, alpha=0.7, label=label)
-            ax.errorbar(band.f_center, band.value[:, t], yerr=3.0 * band.se[:, t], fmt="s", color=colours[k], ms=4, capsize=3)
+            ax.plot(spectrum.freqs[positive], spectrum.S[positive, t], color=colours[k], lw=0.8, alpha=0.7,
+                    label=label)
+            ax.errorbar(band.f_center, band.value[:, t], yerr=3.0 * band.se[:, t], fmt="s", color=colours[k], ms=4,
+                        capsize=3)
         ax.legend()
 
     if report.correlations is not None:

@@ -96,9 +96,10 @@ def correlation_vs_distance(
     whole record, whatever the number of blocks (``r(0) = 1`` exactly); its
     standard error is that of a ratio of block means (delta method): the
     standard deviation of ``c_b(d) - r(d) c_b(0)`` over the blocks, over
-    ``sqrt(n_blocks)`` and the mean of ``c_b(0)``. Periodic lattices use the minimum image; open
-    lattices only pairs inside the lattice. Sites without fluctuations are left
-    out. All pair sums are computed with FFTs over the lattice.
+    ``sqrt(n_blocks)`` and the mean of ``c_b(0)``. Periodic lattices use the
+    minimum image; open lattices only pairs inside the lattice. Sites without
+    fluctuations are left out. All pair sums are computed with FFTs over the
+    lattice.
 
     Parameters
     ----------
