@@ -175,7 +175,8 @@ class ShiftedMoments:
             self.total_sq = np.zeros_like(self.shift)
         d = x - self.shift
         self.total += d.sum(axis=0)
-        self.total_sq += (d * d).sum(axis=0)
+        np.multiply(d, d, out=d)  # in place: one batch-sized array less at the peak
+        self.total_sq += d.sum(axis=0)
         self.n += len(x)
 
     def mean(self) -> np.ndarray:
