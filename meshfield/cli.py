@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from ._console import emit, silence
 from .config import ConfigError, load_config
 
 EXIT_USAGE = 2
@@ -386,8 +387,7 @@ class _StageProgress:
         if now - self.last < self.interval:
             return
         self.last = now
-        from .simulation import _emit  # here: it imports numba, which a quick analysis need not wait for
-        _emit(f"[meshfield {self.command}] {stage} (stage {done + 1} / {total})  "
+        emit(f"[meshfield {self.command}] {stage} (stage {done + 1} / {total})  "
               f"wall {now - self.start:8.1f} s", self.stream)
 
 
@@ -511,8 +511,7 @@ class _ModeProgress:
     The ETA is measured from the first mode on, after the homogeneous state."""
 
     def __init__(self, interval: float = 10.0, stream=None):
-        from .simulation import _emit
-        self.emit = _emit
+        self.emit = emit
         self.interval = interval
         self.stream = stream or sys.stderr
         self.start = self.last = time.perf_counter()
@@ -671,7 +670,6 @@ class _PipeSafe:
         self._stream = stream
 
     def _silence(self) -> None:
-        from .simulation import silence  # (imported here: rare, and simulation loads numba)
         silence(self._stream)
 
     def write(self, text: str) -> int:

@@ -17,13 +17,13 @@ import os
 import platform
 import sys
 import time
-from contextlib import suppress
 from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
 
 from . import __version__
+from ._console import emit as _emit
 from .config import Config, load_config
 from .coupling import build_stencils, halo_width, min_delay
 from .parallel import Decomposition, ranks_on_node
@@ -302,27 +302,6 @@ class MemoryResult:
 
     def __exit__(self, *exc):
         return None
-
-
-def _emit(text: str, stream=None) -> None:
-    """Print a log line; a closed reader (``meshfield run ... | head``, a killed
-    ``tee``) silences the log instead of failing the run. The stream's file
-    descriptor then points to /dev/null, so later writes and the flush at exit
-    succeed quietly."""
-    stream = stream or sys.stdout
-    try:
-        print(text, file=stream, flush=True)
-    except BrokenPipeError:
-        silence(stream)
-
-
-def silence(stream) -> None:
-    """Point the file descriptor of ``stream`` (whose reader went away) to /dev/null,
-    so that later writes and the flush at interpreter exit succeed quietly."""
-    with suppress(OSError, ValueError, AttributeError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
 
 
 class _Progress:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -220,6 +222,17 @@ def test_analyze_command(tmp_path, monkeypatch, capsys):
         assert said.out.startswith(f"result: {out}")
         assert len(said.err.splitlines()) == lines and all(
             line.startswith("[meshfield analyze] ") for line in said.err.splitlines()), said.err
+    # ... and printing them loads no numba (about 55 MiB of a sliced analysis's peak)
+    script = ("import itertools, sys\nfrom meshfield import cli\nclock = itertools.count(0.0, 20.0)\n"
+              "cli.time.perf_counter = lambda: next(clock)\n"
+              f"assert cli.main(['analyze', {str(out)!r}, '--discard', '100']) == 0\n"
+              f"assert cli.main(['compare', {str(out)!r}, {str(out)!r}, '--discard', '100', "
+              "'--segment-ms', '100']) == 0\n"
+              "print('numba loaded:', 'numba' in sys.modules)\n")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1] == "numba loaded: False"
+    assert p.stderr.count("[meshfield analyze] ") == 5 and p.stderr.count("[meshfield compare] ") >= 3, p.stderr
     assert [q["quantity"] for q in data["quantities"][:2]] == ["mean", "variance"]
     # a negative LOW (the signal A_0 - A_1 is symmetric about 0) is a value, not an option
     said = cli_module.main(["analyze", str(out), "--discard", "100", "--bistable", "-5,5,10", "-q"])
