@@ -419,7 +419,9 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         Called without arguments on rank 0 once every check of the run has
         passed (ranks, memory, files, the restart's state), just before the
         time loop: ``meshfield run`` prints its configuration warnings there,
-        so that bad input gets its one error line without them.
+        so that bad input gets its one error line without them. Collective
+        in effect: if it raises, rank 0 raises its exception, the other ranks
+        a RuntimeError with its message, and the output is discarded.
 
     Returns
     -------
@@ -470,17 +472,6 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         from .io import Recorder
         recorder = Recorder(output, dec, list(config.types), n_records, config.record.interval, t0,
                             config.to_dict(), meta, overwrite=overwrite)
-    if root and on_start is not None:
-        on_start()
-    if verbose:
-        say(f"[meshfield] {config.run.level} level, lattice {tuple(config.lattice.shape)} "
-            f"({config.lattice.boundary}), types {', '.join(config.types)}; {dec.size} rank(s), "
-            f"process grid {tuple(dec.dims)}, {threads} thread(s) per rank, halo {dec.halo_width}, "
-            f"block {block} step(s)")
-        say(f"[meshfield] {n_steps - step0} steps of {config.run.dt} ms, {n_records} records; "
-            f"model built in {t_build:.2f} s"
-            + (f"; restarted from {restart} at t = {t0:g} ms" if restart is not None else ""))
-
     local_shape = tuple(dec.local_shape)
     n_local = int(np.prod(local_shape))
     counts = np.empty((block, n_types, n_local))
@@ -517,9 +508,22 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     record_voltage = config.run.level == "micro" and config.record.voltage_neurons > 0
 
     report = _Progress(config.run.t_end, config.run.progress_interval, verbose, t_start=t0)
-    t_start = time.perf_counter()
-    t_first_block = None
     try:
+        if on_start is not None:
+            # collective: a callback that fails on rank 0 stops every rank (and
+            # the recorder's temporary files go), instead of leaving the other
+            # ranks waiting in the first exchange
+            dec.root_decides(on_start, RuntimeError)
+        if verbose:
+            say(f"[meshfield] {config.run.level} level, lattice {tuple(config.lattice.shape)} "
+                f"({config.lattice.boundary}), types {', '.join(config.types)}; {dec.size} rank(s), "
+                f"process grid {tuple(dec.dims)}, {threads} thread(s) per rank, halo {dec.halo_width}, "
+                f"block {block} step(s)")
+            say(f"[meshfield] {n_steps - step0} steps of {config.run.dt} ms, {n_records} records; "
+                f"model built in {t_build:.2f} s"
+                + (f"; restarted from {restart} at t = {t0:g} ms" if restart is not None else ""))
+        t_start = time.perf_counter()
+        t_first_block = None
         step = step0
         while step < n_steps:
             # blocks start at multiples of the block length, also after a restart:

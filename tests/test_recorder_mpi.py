@@ -172,3 +172,24 @@ def test_run_checks_the_blocks_on_the_root_only(shared_tmp, monkeypatch):
     assert res.A.shape == (len(res.times), 2, 4)
     assert len(calls) == (2 if COMM.rank == 0 else 1)
     res.close()
+
+
+def test_a_failing_on_start_stops_every_rank_and_leaves_nothing(shared_tmp):
+    """run(on_start=) is called on the root just before the time loop: when it
+    raises, every rank raises (the others would otherwise wait in the first
+    exchange for ever) and the run's temporary files are removed."""
+    import meshfield
+
+    calls = []
+
+    def on_start():
+        calls.append(COMM.rank)
+        raise ValueError("the callback failed")
+
+    expected = "the callback failed"
+    with pytest.raises(ValueError if COMM.rank == 0 else RuntimeError, match=expected):
+        meshfield.run("v1_single", output=str(shared_tmp / "run.h5"), on_start=on_start,
+                      overrides=["run.t_end=20", "lattice.shape=[4]"])
+    assert calls == ([0] if COMM.rank == 0 else [])
+    COMM.Barrier()
+    assert leftovers(shared_tmp) == []
