@@ -200,7 +200,7 @@ def test_spatial_spectrum_without_structure_has_no_peak():
 
 
 def test_streamed_moments_are_exact_for_small_fluctuations_on_a_large_mean():
-    """ShiftedMoments (behind mean_var, the Fano factor's windows and the
+    """ShiftedMoments (behind the Fano factor's windows and the
     correlations' site moments) sums deviations from its first sample: batches
     of uneven sizes give numpy's two-pass mean, variance and squares about any
     centre, where sum x^2 - (sum x)^2 / n loses every digit (off by up to
@@ -228,6 +228,29 @@ def test_mean_var_is_exact_for_small_fluctuations_on_a_large_mean():
     expected = used.var(axis=0).mean()
     assert result.var[0] == pytest.approx(expected, rel=1e-9)
     assert result.var[0] == pytest.approx(1e-10, rel=0.01)   # SE of a variance of 8e5 samples: 0.16 %
+
+
+def test_mean_var_memory_is_one_array_of_block_sums():
+    """Beyond a batch, mean_var holds the per-site sums of each block (blocks x
+    types x sites doubles, 6.25 MiB here) and nothing of that size more: three
+    per-block accumulators took 31 MiB on this 64 x 64 lattice with 100 blocks,
+    and 500 MiB on a 256 x 256 one."""
+    import tracemalloc
+
+    x = (10.0 + RNG.normal(size=(400, 2, 64, 64))).astype(np.float32)
+    tracemalloc.start()
+    try:
+        result = mean_var(x, n_blocks=100)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    block_sums = 100 * 2 * 64 * 64 * 8
+    assert peak < 1.25 * block_sums, f"{peak / 2**20:.1f} MiB"
+    blocks = x.astype(float).reshape(100, 4, 2, 64 * 64)
+    np.testing.assert_allclose(result.mean, blocks.mean(axis=(0, 1, 3)), rtol=1e-12)
+    site_mean = blocks.mean(axis=(0, 1))
+    expected = ((blocks - site_mean) ** 2).mean(axis=(1, 3)).mean(axis=0)
+    np.testing.assert_allclose(result.var, expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("duration,segment,count", [(2500, 1000.0, 2), (3999, 1000.0, 3), (1500, 750.0, 2),

@@ -84,15 +84,27 @@ def mean_var(
     length, blocks = record.blocks(n_blocks)
     per_sample = record.n_types * record.n_sites
 
-    moments = [ShiftedMoments() for _ in blocks]
-    for m, (i0, i1) in zip(moments, blocks):
+    # One pass over deviations d from the record's first sample (free of the
+    # cancellation of sum A^2 against (sum A)^2 when the fluctuations are small
+    # against the mean): per block the per-site sums of d and, already summed
+    # over the sites, of d^2. Each block's squares about the whole record's
+    # per-site mean m follow: sum (d - o)^2 = sum d^2 - 2 o sum d + length o^2,
+    # o = m - shift. The memory beyond one batch is that of the block sums, as
+    # for any batch-means estimate of a per-site variance.
+    n_types, n_sites = record.n_types, record.n_sites
+    shift = np.asarray(record.read(0, 1), dtype=float).reshape(n_types, n_sites)
+    sums = np.zeros((len(blocks), n_types, n_sites))
+    squares = np.zeros((len(blocks), n_types))
+    for b, (i0, i1) in enumerate(blocks):
         for j0, j1 in batches(i0, i1, per_sample):
-            m.add(record.read(j0, j1).reshape(j1 - j0, record.n_types, record.n_sites))
-    block_mean = np.array([m.mean().mean(axis=1) for m in moments])
-    site_mean = np.mean([m.mean() for m in moments], axis=0)
-    # One pass: each block's squares about the whole record's per-site mean
-    # follow from its sums of deviations from its own first sample.
-    block_var = np.array([m.squares_about(site_mean).mean(axis=1) / length for m in moments])
+            d = record.read(j0, j1).reshape(j1 - j0, n_types, n_sites) - shift
+            sums[b] += d.sum(axis=0)
+            np.multiply(d, d, out=d)
+            squares[b] += d.sum(axis=(0, 2))
+    offset = sums.sum(axis=0) / (length * len(blocks))
+    block_mean = shift.mean(axis=1) + sums.mean(axis=2) / length
+    cross = np.einsum("bts,ts->bt", sums, offset)
+    block_var = np.maximum(squares - 2.0 * cross + length * (offset**2).sum(axis=1), 0.0) / (length * n_sites)
     root_n = np.sqrt(len(blocks))
     block_ms = length * record.record_interval if record.record_interval is not None else float("nan")
     return MeanVar(
