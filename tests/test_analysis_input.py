@@ -253,6 +253,18 @@ def test_mean_var_memory_is_one_array_of_block_sums():
     np.testing.assert_allclose(result.var, expected, rtol=1e-12)
 
 
+def test_psd_counts_the_segments_of_the_length_as_cut():
+    """segment_ms = 333 at 1 ms is cut to 332 samples (even): 665 samples hold
+    two of them (counting segments of the uncut 333 refused the record, with
+    a message that said it held 1 of 332 ms); 600 samples hold one, and the
+    refusal says so."""
+    spectrum = psd(RNG.normal(size=665), 1.0, segment_ms=333)
+    assert spectrum.segment_ms == 332.0 and spectrum.n_segments == 2
+    with pytest.raises(AnalysisInputError, match=r"\(600 samples of 1 ms = 600 ms\) does not hold 2 segments "
+                                                  r"of at least 2 samples \(it holds 1 of 332 ms\)"):
+        psd(RNG.normal(size=600), 1.0, segment_ms=333)
+
+
 @pytest.mark.parametrize("duration,segment,count", [(2500, 1000.0, 2), (3999, 1000.0, 3), (1500, 750.0, 2),
                                                     (10_000, 1000.0, 10)])
 def test_psd_default_segments_are_1000_ms(duration, segment, count):

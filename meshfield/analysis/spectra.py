@@ -144,13 +144,14 @@ def psd(
             segment_ms = number("segment_ms", segment_ms, "a positive duration in ms", 0.0, strict=True)
             length = int(segment_ms / dt + 1e-9)
             asked = f"segment_ms = {segment_ms:g}"
-        n_segments = n_time // max(length, 1)
     if length < 2 and n_time >= 4:
         raise AnalysisInputError(
             f"{asked}: a segment must hold at least 2 samples of {dt:g} ms ({2 * dt:g} ms); "
             f"this one holds {max(length, 0)}"
         )
     length -= length % 2
+    if n_segments is None:  # as many segments as fit, of the length as cut
+        n_segments = n_time // max(length, 1)
     if length < 2 or n_segments < 2:
         raise AnalysisInputError(
             f"{asked}: the record after the transient ({n_time} samples of {dt:g} ms = {n_time * dt:g} ms) "
