@@ -294,8 +294,8 @@ def compare_results(
         Number of log-spaced PSD bands (VALIDATION.md: at least 8).
     f_min : float, optional
         Lowest band edge, Hz. Default: 1 Hz (VALIDATION.md), or the lowest
-        resolved frequency ``1000 / segment_ms`` when segments are shorter than
-        1 s.
+        resolved frequency (the first PSD bin: 1000 over the segment as cut
+        to an even number of records, ms) when segments are shorter than 1 s.
     n_blocks : int
         Blocks for the batch-means and correlation standard errors.
     distances : sequence of float, optional

@@ -148,8 +148,8 @@ def summarize(
         PSD segment duration, ms. Default: 1000 ms (1 Hz bins), or two halves
         of a record shorter than 2 s after ``discard`` (as :func:`psd`).
     n_bands : int
-        Log-spaced PSD bands from ``max(1 Hz, 1000/segment_ms)`` to the
-        Nyquist rate.
+        Log-spaced PSD bands from 1 Hz or the first PSD bin (about
+        ``1000/segment_ms``), whichever is higher, to the Nyquist rate.
     n_blocks : int
         Blocks for the batch-means and correlation standard errors.
     max_distance : float
