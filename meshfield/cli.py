@@ -711,7 +711,9 @@ def _signed_values(argv: list) -> list:
     signal A_0 - A_1, which is symmetric about 0, are often negative."""
     joined, i = [], 0
     while i < len(argv):
-        if argv[i] in _SIGNED_VALUES and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+        # argparse also takes an unambiguous abbreviation (--bist); "--b" alone is ambiguous
+        abbreviates = len(argv[i]) >= 4 and any(option.startswith(argv[i]) for option in _SIGNED_VALUES)
+        if abbreviates and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
             joined.append(f"{argv[i]}={argv[i + 1]}")
             i += 2
         else:

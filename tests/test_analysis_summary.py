@@ -235,8 +235,9 @@ def test_analyze_command(tmp_path, monkeypatch, capsys):
     assert p.stderr.count("[meshfield analyze] ") == 5 and p.stderr.count("[meshfield compare] ") >= 3, p.stderr
     assert [q["quantity"] for q in data["quantities"][:2]] == ["mean", "variance"]
     # a negative LOW (the signal A_0 - A_1 is symmetric about 0) is a value, not an option
-    said = cli_module.main(["analyze", str(out), "--discard", "100", "--bistable", "-5,5,10", "-q"])
-    assert said == 0 and "switches" in capsys.readouterr().out
+    for option in ("--bistable", "--bist"):  # also as argparse's abbreviation
+        said = cli_module.main(["analyze", str(out), "--discard", "100", option, "-5,5,10", "-q"])
+        assert said == 0 and "switches" in capsys.readouterr().out
     for args, words in ((["--json", str(tmp_path / "no" / "s.json")], ["--json", "does not exist"]),
                         (["--json", str(tmp_path / "s.txt")], ["--json", ".json"]),
                         (["--bistable", "1,2"], ["--bistable '1,2'", "LOW,HIGH,WINDOW_MS"]),
