@@ -456,7 +456,8 @@ def _matching(folder: Path, owned) -> set:
     return {n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in owned)}
 
 
-def prepare_out(p: argparse.ArgumentParser, folder, planned, owned=None, option: str = "--out") -> Path:
+def prepare_out(p: argparse.ArgumentParser, folder, planned, owned=None, option: str = "--out",
+                warnings: list | None = None) -> Path:
     """Create ``folder`` if needed and check that files can be written in it, before any run.
 
     ``planned`` are the file names this run will write, ``owned`` the names or
@@ -464,11 +465,16 @@ def prepare_out(p: argparse.ArgumentParser, folder, planned, owned=None, option:
     Files of an earlier run are announced on stderr: those in ``planned`` will
     be replaced, the others matching ``owned`` (outputs the current options do
     not produce) removed once the new outputs are in place (:class:`Outputs`).
-    Any problem is a usage error (``p.error``, exit status 2).
+    A driver with two output folders passes a list as ``warnings``, which
+    collects the announcements instead, and prints them once both folders have
+    passed (bad input gets its one error line alone). Any problem is a usage
+    error (``p.error``, exit status 2), after removing the folders this process
+    created (and left empty) so far.
     """
     folder = Path(folder)
     owned = list(planned) if owned is None else list(owned)
     if folder.exists() and not folder.is_dir():
+        _remove_created()
         p.error(f"argument {option}: {folder} exists and is not a folder")
     missing = []
     parent = folder
@@ -480,6 +486,7 @@ def prepare_out(p: argparse.ArgumentParser, folder, planned, owned=None, option:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove_created()
         p.error(f"argument {option}: cannot create the folder {folder}: {exc.strerror or exc}")
     _CREATED.extend(reversed(missing))
     probe = folder / f".write-test-{os.getpid()}"
@@ -498,8 +505,12 @@ def prepare_out(p: argparse.ArgumentParser, folder, planned, owned=None, option:
             parts.append(f"{', '.join(replaced)} will be replaced")
         if stale:
             parts.append(f"{', '.join(stale)} (not produced with these options) will be removed")
-        print(f"{p.prog}: warning: {folder} already holds outputs of an earlier run: {'; '.join(parts)} "
-              f"once this run has written its own", file=sys.stderr)
+        warning = (f"{p.prog}: warning: {folder} already holds outputs of an earlier run: {'; '.join(parts)} "
+                   f"once this run has written its own")
+        if warnings is None:
+            print(warning, file=sys.stderr)
+        else:
+            warnings.append(warning)
     return folder
 
 

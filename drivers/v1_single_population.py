@@ -541,11 +541,15 @@ def planned_outputs(args, config) -> list:
 def check_args(p, args):
     """Every check of the options and the configuration, before any run; returns the configuration."""
     val.require_segments(p, args.t_sim, SEGMENT_MS)
+    val.refuse_duplicates(p, "--scan-j", args.scan_j)
     if 0 < args.low_frequency_t_sim < 2 * LOW_SEGMENT_MS:
         p.error(f"argument --low-frequency-t-sim: {args.low_frequency_t_sim:g} ms is too short: the check needs "
                 f"two PSD segments of {LOW_SEGMENT_MS:g} ms, so at least {2 * LOW_SEGMENT_MS:g} ms (or 0 to skip it)")
     run = [f"run.t_end={args.discard + args.t_sim}", f"run.seed={args.seed}"]
     cfg = val.check_config(p, args.config, run)
+    if int(np.prod(cfg.lattice.shape)) != 1:
+        p.error(f"--config/--set: V1 studies populations at one site (this configuration has a lattice of "
+                f"shape {list(cfg.lattice.shape)}); use a single-site configuration such as v1_single")
     for option, n in (("--n", args.n), ("--weak-n", args.weak_n)):
         if n:
             val.check_config(p, args.config, run + [f"populations.{name}.N={n}" for name in cfg.types],

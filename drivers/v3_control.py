@@ -14,7 +14,7 @@ it predicts a small gap: the same lattice, seed and statistics as V3, with
   default 5 tau_m + t_ref, so that the window adds nothing.
 
 It prints the two levels' means, the prediction (discrete theory at this dt and
-window, plus b / factor with b from V3's lattice scan, ``--b-percent``), and
+window, plus b / factor with b from V3's lattice scan: ``B_PERCENT`` in this file), and
 docs/validation.md's comparison. This is a diagnosis, not an acceptance study: V3's
 configuration and verdict are V3's.
 

@@ -541,7 +541,11 @@ def check_args(p, args):
     overrides = [*args.overrides, f"run.t_end={args.discard + args.t_sim}", f"run.seed={args.seed}"]
     if args.shape is not None:
         overrides.append(f"lattice.shape=[{args.shape[0]}, {args.shape[1]}]")
-    cfg = val.check_config(p, args.config, overrides, what="--config/--set" + ("/--shape" if args.shape else ""))
+    what = "--config/--set" + ("/--shape" if args.shape else "")
+    cfg = val.check_config(p, args.config, overrides, what=what)
+    if len(cfg.lattice.shape) != 2:
+        p.error(f"{what}: V3 studies a 2-D field (this configuration has a lattice of shape "
+                f"{list(cfg.lattice.shape)}); use a 2-D configuration such as v3_field")
     if args.scan and args.scan_t_sim < N_BLOCKS * cfg.record.interval:
         p.error(f"argument --scan-t-sim: {args.scan_t_sim:g} ms is too short for {N_BLOCKS} batch-means blocks "
                 f"of at least one record ({cfg.record.interval:g} ms): at least {N_BLOCKS * cfg.record.interval:g} ms")

@@ -530,9 +530,12 @@ def main(argv=None) -> int:
     figs = Path(args.figures) if args.figures is not None else out
     if figs.resolve() == out.resolve():
         val.prepare_out(p, out, [JSON_NAME, *planned], [JSON_NAME, *FIGURES])
-    else:
-        val.prepare_out(p, out, [JSON_NAME])
-        val.prepare_out(p, figs, planned, FIGURES, option="--figures")
+    else:  # both checked before a warning is printed; a refused --figures leaves no new --out folder
+        warnings: list = []
+        val.prepare_out(p, out, [JSON_NAME], warnings=warnings)
+        val.prepare_out(p, figs, planned, FIGURES, option="--figures", warnings=warnings)
+        for warning in warnings:
+            print(warning, file=sys.stderr)
 
     t0 = time.perf_counter()
     command = val.command_line(PROG, argv)

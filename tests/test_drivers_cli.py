@@ -114,6 +114,9 @@ IN_PROCESS_CASES = [
     ("v1_single_population", ["--low-frequency-t-sim", "100"], "at least 8000 ms (or 0 to skip it)"),
     ("v1_single_population", ["--n", "0"], "argument --n: must be >= 1"),
     ("v1_single_population", ["--scan-j", "0"], "argument --scan-j: must be > 0"),
+    ("v1_single_population", ["--scan-j", "100", "100"], "argument --scan-j: repeated value(s) 100"),
+    ("v1_single_population", ["--config", "default"], "V1 studies populations at one site (this "
+                                                       "configuration has a lattice of shape [16, 16])"),
     ("v2_bistable", ["--t-end", "1500"], "--t-end of at least 3000 ms"),
     ("v2_bistable", ["--set", "run.dt=-1"], "run.dt = -1 is invalid"),
     ("v2_bistable", ["--config", "nosuch"], "packaged configuration 'nosuch' does not exist"),
@@ -121,6 +124,9 @@ IN_PROCESS_CASES = [
     ("v3_field_async", ["--scan", "0"], "argument --scan: must be > 0"),
     ("v3_field_async", ["--lattice-scan", "-1"], "argument --lattice-scan: must be > 0"),
     ("v3_field_async", ["--scan", "1", "1"], "argument --scan: repeated value(s) 1"),
+    ("v3_field_async", ["--config", "v4_pattern"], "V3 studies a 2-D field (this configuration has a "
+                                                   "lattice of shape [64])"),
+    ("v3_field_async", ["--config", "v1_single"], "lattice of shape [1]"),
     ("v3_control", ["--t-sim", "-1"], "argument --t-sim: must be > 0"),
     ("v3_control", ["--factor", "-64"], "argument --factor: must be > 0"),
     ("v3_control", ["--t-sim", "1500"], "at least 2000 ms"),
@@ -131,6 +137,7 @@ IN_PROCESS_CASES = [
     ("v4_patterns", ["--config", "v3_field"], "analyses 1-D lattices"),
     ("v4_patterns", ["--sweep", "0.9", "0.9"], "argument --sweep: repeated value(s) 0.9"),
     ("v4_patterns", ["--t-sweep", "1000"], "at least 1400 ms"),
+    ("v4_patterns", ["--figures", "/proc/no/figures"], "argument --figures: cannot create the folder"),
     ("v5_peer_nest", ["--t-end", "-1"], "argument --t-end: must be > 0"),
     ("v5_peer_nest", ["--seeds", "1", "1"], "argument --seeds: repeated value(s) 1"),
     ("v5_peer_nest", ["--t-end", "11500"], "(--t-end 11000 or 16000)"),
@@ -153,6 +160,21 @@ def test_bad_input_is_refused_before_any_run(name, args, message, tmp_path, caps
     err = capsys.readouterr().err
     assert f"{name}.py: error: " in err and message in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_v4_refused_figures_folder_gets_its_error_line_alone(tmp_path, capsys):
+    """V4 with separate --out and --figures checks both before it announces the
+    earlier outputs it will replace, and leaves no new --out folder behind."""
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "v4.json").write_text("{}")
+    for out in (old, tmp_path / "new" / "sub"):
+        with pytest.raises(SystemExit) as exc:
+            driver("v4_patterns").main(["--out", str(out), "--figures", "/proc/no/figures"])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert "warning" not in err and "argument --figures: cannot create the folder" in err, err
+    assert (old / "v4.json").read_text() == "{}" and not (tmp_path / "new").exists()
 
 
 BENCH_IN_PROCESS_CASES = [
