@@ -186,8 +186,10 @@ def fixed_points(config, continuous: bool = True) -> dict:
                 states.update(_classify(rates, guesses))
         missing = {"up", "down", "symmetric"} - set(states)
         if missing:
-            raise ValueError(f"the {rule} theory finds no {sorted(missing)} state for this configuration "
-                             f"(found {states}); the pair is not bistable")
+            # bad input for V2 (one error line, status 2), not a failed study
+            raise val.DriverError(f"the {rule} theory finds no {sorted(missing)} state for this configuration "
+                                  f"(found: {_rates_text(states)}); the pair is not bistable, so V2 cannot study its "
+                                  f"switching")
         out[rule] = states
         # The discrete solutions start the slower continuous search near its answer.
         guesses = {name: np.asarray(rates) for name, rates in states.items()}
@@ -200,6 +202,11 @@ def fixed_points(config, continuous: bool = True) -> dict:
     gain = _gain_matrix(config, out["trapezoid"]["symmetric"], K)
     out["G"] = float(gain[0, 0] - gain[0, 1])
     return out
+
+
+def _rates_text(states: dict) -> str:
+    """``symmetric 1.12/1.12 Hz, ...`` of the theory's states (A/B rates)."""
+    return ", ".join(f"{name} {'/'.join(f'{r:.3g}' for r in rates)} Hz" for name, rates in states.items()) or "none"
 
 
 def _classify(rates: np.ndarray, guesses: dict) -> dict:
@@ -378,14 +385,19 @@ def plot_dwell(path: Path, report, pair: str) -> None:
             s = samples[k]
             if not s.size:
                 continue
+            se = f" +- {s.std(ddof=1) / np.sqrt(s.size):.2f}" if s.size > 1 else ""
             ax.hist(s, bins=bins, density=True, histtype="step", lw=1.2, color=colours[level],
-                    label=f"{level}: {s.mean():.2f} +- {s.std(ddof=1) / np.sqrt(s.size):.2f} s (n={s.size})")
+                    label=f"{level}: {s.mean():.2f}{se} s (n={s.size})")
             ax.axvline(s.mean(), color=colours[level], ls="--", lw=1)
-        ax.set_yscale("log")
         ax.set_xlabel(f"dwell time in the {state} state (s)")
         ax.set_ylabel("density (1/s)")
         ax.set_title(f"{pair}: {state} state ({'A' if state == 'up' else 'B'} dominant)", fontsize=9)
-        ax.legend(fontsize=7)
+        if any(s.size for s in samples):
+            ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        else:  # a record without a whole dwell: nothing to draw (and no warnings)
+            ax.text(0.5, 0.5, "no complete dwell in either level", ha="center", va="center",
+                    transform=ax.transAxes)
     val.save_figure(figure, path)
 
 

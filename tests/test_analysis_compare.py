@@ -259,6 +259,24 @@ def test_plot_comparison_of_a_type_without_fluctuations_is_quiet(tmp_path):
     assert (tmp_path / "psd.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.parametrize("p_leave_b, dwells_b", [(0.0, (0, 0)), (1e-4, (0, 1))])
+def test_plot_comparison_without_dwells_is_quiet(tmp_path, p_leave_b, dwells_b):
+    """A result that never switches (no dwell at all) or switches twice (one
+    down dwell, no up dwell) leaves histograms without samples, whose density only
+    warns: the panel draws what there is, or says there is nothing."""
+    import warnings
+
+    a = bistable_result(1, p_leave=0.0, n_time=20_000)
+    b = bistable_result(2, p_leave=p_leave_b, n_time=20_000)
+    report = compare_results(a, b, bistable={"low": -5.0, "high": 5.0})
+    assert report.dwells[0].n_switches == 0
+    assert (report.dwells[1].up.size, report.dwells[1].down.size) == dwells_b
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_comparison(report, tmp_path / "no_dwells.png")
+    assert (tmp_path / "no_dwells.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_short_segments_move_the_lowest_band_and_are_reported():
     """2 s of record after the transient: the VALIDATION.md default (1 s
     segments, bands from 1 Hz) needs 2 s and works; 1.5 s does not, and the

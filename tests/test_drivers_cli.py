@@ -177,6 +177,20 @@ def test_v4_refused_figures_folder_gets_its_error_line_alone(tmp_path, capsys):
     assert (old / "v4.json").read_text() == "{}" and not (tmp_path / "new").exists()
 
 
+def test_v2_refuses_a_pair_that_is_not_bistable(tmp_path):
+    """Stronger mutual inhibition leaves the theory one symmetric state: bad
+    input for V2 (one line, status 2, no folder), found before any simulation."""
+    out = tmp_path / "o" / "study"
+    proc = run_script("v2_bistable", "--set", "couplings.2.J=-0.6", "--set", "couplings.3.J=-0.6",
+                      "--out", out)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0] == ("v2_bistable.py: error: the trapezoid theory finds no ['down', 'up'] state for this "
+                        "configuration (found: symmetric 1.12/1.12 Hz); the pair is not bistable, so V2 cannot "
+                        "study its switching")
+    assert not (tmp_path / "o").exists() and proc.stdout == ""
+
+
 BENCH_IN_PROCESS_CASES = [
     ("bench_meso", ["--ranks", "1", "1"], "argument --ranks: repeated value(s) 1"),
     ("bench_meso", ["--t-sim", "-50"], "argument --t-sim: must be > 0"),

@@ -154,3 +154,23 @@ def test_summary_states_the_verdict_and_its_parts(data):
     verdict = "PASS" if v2.passed(data) else "FAIL"
     assert f"V2 {verdict}: micro vs meso {'PASS' if acc['micro_vs_meso'] else 'FAIL'}" in text
     assert f"mean-field check {'pass' if acc['mean_field'] else 'FAIL'}" in text
+
+
+@pytest.mark.parametrize("p_leave_meso", [0.0, 1e-4])
+def test_dwell_figure_of_a_pair_that_hardly_switches_is_quiet(tmp_path, p_leave_meso):
+    """A V2 run that never switches, or has a single dwell at one level, is a
+    FAIL with all its numbers (status 1); its dwell figure must not warn on
+    stderr (an empty legend, a density of no samples, the SE of one dwell)."""
+    import warnings
+
+    from test_analysis_compare import bistable_result
+
+    from meshfield.analysis import compare_results
+
+    report = compare_results(bistable_result(1, p_leave=0.0, n_time=20_000),
+                             bistable_result(2, p_leave=p_leave_meso, n_time=20_000),
+                             bistable={"low": -5.0, "high": 5.0}, labels=("micro", "meso"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v2.plot_dwell(tmp_path / "dwell.png", report, "E1-E2")
+    assert (tmp_path / "dwell.png").read_bytes()[:4] == b"\x89PNG"

@@ -617,12 +617,18 @@ def plot_comparison(report: ComparisonReport, path) -> None:
         longest = max(max(d.up.max(initial=0.0), d.down.max(initial=0.0)) for d in report.dwells)
         edges = np.linspace(0.0, longest if longest > 0 else 1.0, 31)
         for k, (label, dwell) in enumerate(zip(report.labels, report.dwells)):
-            ax.hist(dwell.up, bins=edges, histtype="step", color=colours[k], density=True, label=f"{label} up")
-            ax.hist(dwell.down, bins=edges, histtype="step", color=colours[k], ls="--", density=True, label=f"{label} down")
+            for state, times, style in (("up", dwell.up, "-"), ("down", dwell.down, "--")):
+                if times.size:  # a density of no dwell would only warn
+                    ax.hist(times, bins=edges, histtype="step", color=colours[k], ls=style, density=True,
+                            label=f"{label} {state} (n={times.size})")
         ax.set_xlabel("dwell time (ms)")
         ax.set_ylabel("density (1/ms)")
         ax.set_title("dwell times")
-        ax.legend()
+        if any(d.up.size or d.down.size for d in report.dwells):
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "no complete dwell in either result", ha="center", va="center",
+                    transform=ax.transAxes)
 
     for ax in axes:
         ax.set_visible(False)
