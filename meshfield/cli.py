@@ -388,7 +388,7 @@ class _StageProgress:
             return
         self.last = now
         emit(f"[meshfield {self.command}] {stage} (stage {done + 1} / {total})  "
-              f"wall {now - self.start:8.1f} s", self.stream)
+             f"wall {now - self.start:8.1f} s", self.stream)
 
 
 #: the options of compare and analyze, by the meshfield.analysis parameter each sets
