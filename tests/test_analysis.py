@@ -616,6 +616,13 @@ def test_smooth_is_centred_moving_average():
     assert np.allclose(y[-1], x[-3:].mean(axis=0))
     assert np.array_equal(smooth(x, 0.2, 0.5), x)
     assert np.allclose(smooth(np.full(20, 4.0), 7.0, 1.0), 4.0)
+    # the samples within window_ms / 2 of each sample: 1, 3, 3, 5, 5, 7, 7 for
+    # windows of 1..7 record intervals (round() took 3, 4 and 5 alike, and 7 to 9)
+    impulse = np.zeros(21)
+    impulse[10] = 1.0
+    averaged = [np.count_nonzero(smooth(impulse, w, 1.0)) for w in range(1, 8)]
+    assert averaged == [1, 3, 3, 5, 5, 7, 7]
+    assert np.count_nonzero(smooth(impulse, 0.6, 0.1)) == 7  # 0.6 / 0.2 = 2.9999999999999996 is 3
 
 
 def test_bistable_signal_populations():

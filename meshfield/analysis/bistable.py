@@ -33,10 +33,12 @@ def _need_interval(record_interval) -> float:
 def smooth(a, window_ms: float, record_interval: float | None = None) -> np.ndarray:
     """Centred moving average along the time axis (axis 0).
 
-    The window holds ``2 h + 1`` samples with ``h = round(window_ms / (2
-    record_interval))``; near the ends it shrinks to the samples available, so
-    the output has the length of the input and no edge is padded with
-    invented values.
+    Each sample is replaced by the mean of the samples within ``window_ms / 2``
+    of it: ``2 h + 1`` samples with ``h = floor(window_ms / (2
+    record_interval))``, so a window shorter than two record intervals leaves
+    the signal as it is. Near the ends the window shrinks to the samples
+    available, so the output has the length of the input and no edge is padded
+    with invented values.
 
     Parameters
     ----------
@@ -60,7 +62,9 @@ def smooth(a, window_ms: float, record_interval: float | None = None) -> np.ndar
         raise AnalysisInputError("smooth needs a signal with a time axis")
     record_interval = _need_interval(record_interval)
     window_ms = number("window_ms", window_ms, "a non-negative time in ms", 0.0)
-    half = int(round(window_ms / (2.0 * record_interval)))
+    # floor, not round: Python's round takes halves to even, so 3, 4 and 5
+    # record intervals all averaged 5 samples and 1.5 averaged 3
+    half = int(np.floor(window_ms / (2.0 * record_interval) + 1e-9))
     if half == 0:
         return a.copy()
     n = a.shape[0]
