@@ -511,7 +511,6 @@ class _ModeProgress:
     The ETA is measured from the first mode on, after the homogeneous state."""
 
     def __init__(self, interval: float = 10.0, stream=None):
-        self.emit = emit
         self.interval = interval
         self.stream = stream or sys.stderr
         self.start = self.last = time.perf_counter()
@@ -525,8 +524,8 @@ class _ModeProgress:
             return
         self.last = now
         eta = f"{(now - self.first) * (total - done) / (done - 1):8.1f} s" if done > 1 else f"{'-':>8} s"
-        self.emit(f"[meshfield steady] mode {done} / {total} ({100 * done / total:5.1f} %)  "
-                  f"wall {now - self.start:8.1f} s  ETA {eta}", self.stream)
+        emit(f"[meshfield steady] mode {done} / {total} ({100 * done / total:5.1f} %)  "
+             f"wall {now - self.start:8.1f} s  ETA {eta}", self.stream)
 
 
 def cmd_steady(args) -> int:
