@@ -154,7 +154,7 @@ def batches(i0: int, i1: int, per_sample: int):
 class ShiftedMoments:
     """Count, sum and sum of squares of samples streamed in batches ``[n, *shape]``.
 
-    The sums run over deviations from a shift (by default the first sample),
+    The sums run over deviations from a shift (the first sample added),
     which keeps the variance free of the cancellation of ``sum x^2`` against
     ``(sum x)^2`` when the fluctuations are small against the mean: the shift
     lies within the data's spread, so the deviations are of the size of the
@@ -182,13 +182,10 @@ class ShiftedMoments:
     def mean(self) -> np.ndarray:
         return self.shift + self.total / self.n
 
-    def squares_about(self, centre: np.ndarray | None = None) -> np.ndarray:
-        """``sum (x - centre)^2`` over the samples; by default about their mean."""
-        offset = self.total / self.n if centre is None else centre - self.shift
-        return np.maximum(self.total_sq - 2.0 * offset * self.total + self.n * offset**2, 0.0)
-
     def var(self, ddof: int = 0) -> np.ndarray:
-        return self.squares_about() / (self.n - ddof)
+        """Variance about the samples' own mean, with ``n - ddof`` in the denominator."""
+        offset = self.total / self.n
+        return np.maximum(self.total_sq - offset * self.total, 0.0) / (self.n - ddof)
 
 
 class Stages:
