@@ -293,6 +293,11 @@ def test_short_segments_move_the_lowest_band_and_are_reported():
     # 333 ms segments are cut to an even 332 records: the bands start at their lowest bin
     odd = compare_results(a, b, discard=500, segment_ms=333)
     assert odd.settings["segment_ms"] == 332.0 and odd.settings["f_min_hz"] == pytest.approx(1000 / 332)
+    # two segments as cut fit in 665 ms (2 x 332), not in 663; the message gives the cut
+    assert compare_results(a, b, discard=1835, segment_ms=333).settings["segments"] == (2, 2)
+    with pytest.raises(CompareInputError, match=r"663 ms remain .* segment_ms = 333 ms, cut to 332 ms "
+                                                 r"\(an even number of samples\) \(664 ms\)\. Run longer"):
+        compare_results(a, b, discard=1837, segment_ms=333)
     with pytest.raises(CompareInputError, match="segment_ms = 0: must be a positive"):
         compare_results(a, b, segment_ms=0)
 

@@ -347,12 +347,18 @@ def compare_results(
     _check_compatible(records, labels)
     types = records[0].types
     dt = records[0].record_interval
+    # psd cuts segments to an even number of samples, and two must fit (shorter
+    # segments than 2 samples are psd's to refuse)
+    cut = int(segment_ms / dt + 1e-9)
+    cut -= cut % 2
+    as_cut = "" if abs(cut * dt - segment_ms) < 1e-9 * segment_ms else \
+        f", cut to {cut * dt:g} ms (an even number of samples)"
     for label, record in zip(labels, records):
         remaining = record.n_time * dt
-        if remaining < 2 * segment_ms:
+        if cut >= 2 and record.n_time < 2 * cut:
             raise CompareInputError(
                 f"{label}: {remaining:g} ms remain after discarding the first {discard:g} ms; the PSD "
-                f"bands need two segments of segment_ms = {segment_ms:g} ms ({2 * segment_ms:g} ms). "
+                f"bands need two segments of segment_ms = {segment_ms:g} ms{as_cut} ({2 * cut * dt:g} ms). "
                 f"Run longer, discard less (discard), or use shorter segments (segment_ms), whose bands "
                 f"then start at their lowest frequency, 1000 Hz over the segment's ms, instead of "
                 f"VALIDATION.md's 1 Hz"
