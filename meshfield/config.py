@@ -695,7 +695,12 @@ class Config:
         active = [(i, c) for i, c in enumerate(self.couplings) if c.C > 0 and c.J != 0.0]
         for i, c in active:
             k = c.kernel
-            if k.shape == "dog" and _dog_at_zero(k, ndim) <= 0:
+            # The clipped DoG is largest at offset 0, where it is g_center(0) times
+            # 1 - w / (s_s/s_c)**ndim: zero everywhere unless w is below that
+            # power, and by more than rounding (at w equal to it, the difference
+            # of the two Gaussians is a residue of 1e-16 that normalization would
+            # turn into a delta kernel).
+            if k.shape == "dog" and k.surround_weight >= (1 - 1e-9) * (k.sigma_surround / k.sigma_center) ** ndim:
                 _fail(f"couplings[{i}].kernel.surround_weight", k.surround_weight,
                       f"the surround cancels the center everywhere, so the kernel (clipped at 0) is zero; "
                       f"with sigma_center = {k.sigma_center}, sigma_surround = {k.sigma_surround} on a "
@@ -758,17 +763,6 @@ class Config:
 
     def population(self, name: str) -> PopulationConfig:
         return self.populations[self.types.index(name)]
-
-
-def _dog_at_zero(kernel: KernelConfig, ndim: int) -> float:
-    """A ``dog`` kernel at offset 0 on an ``ndim``-D lattice, clipped at zero
-    (:func:`meshfield.coupling.kernel_profile`, imported here because coupling
-    imports this module). The kernel is largest there (``sigma_surround >
-    sigma_center``), so 0 means it is zero everywhere."""
-    import numpy as np
-
-    from .coupling import kernel_profile
-    return float(kernel_profile(kernel, np.zeros((1, ndim), dtype=np.int64), dx=1.0)[0])
 
 
 def _set_fields(obj, keep=()) -> dict:

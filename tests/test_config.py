@@ -326,6 +326,11 @@ def test_kernels_that_are_zero_everywhere_say_why():
                                "surround_weight=4.0}"],
                               ["couplings[0].kernel.surround_weight", "4.0", "< (sigma_surround/sigma_center)**2 = 4"])
     assert "increase r_max" not in msg
+    # exactly at the bound in 1-D the two Gaussians leave a rounding residue of
+    # 4e-16 at offset 0, which normalization would have made a delta kernel
+    assert_config_error(["lattice.shape=[64]", "couplings.0.kernel={shape='dog', sigma_center=0.1, "
+                         "sigma_surround=0.3, surround_weight=3.0}"],
+                        ["couplings[0].kernel.surround_weight", "3.0", "< (sigma_surround/sigma_center)**1 = 3"])
     from meshfield.coupling import build_stencils
     cfg = v3("couplings.0.kernel={shape='dog', sigma_center=0.1, sigma_surround=0.2, surround_weight=3.9, "
              "r_max=0.3}")
