@@ -652,7 +652,7 @@ def _on_rank_zero(func, args) -> int:
     status = EXIT_USAGE
     try:
         if comm.rank == 0:
-            status = _guarded(func, args)
+            status = _guarded(func, args, collective=False)
     finally:
         status = comm.bcast(status, root=0)
     return status
@@ -740,11 +740,41 @@ def _world_size() -> int:
         return 1
 
 
-def _guarded(func, args) -> int:
-    """``func(args)`` with bad input reported as one line and exit status 2."""
+#: Seconds a failing rank of a collective command waits for the other ranks to
+#: fail too (bad input is found on every rank at once) before it aborts the job.
+AGREE_S = 5.0
+
+
+class Terminated(BaseException):
+    """SIGTERM (``kill``, ``timeout``, a batch system's time limit) as an
+    exception, so a run discards its unfinished output as it does on Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _guarded(func, args, collective: bool = True) -> int:
+    """``func(args)`` with bad input reported as one line and exit status 2.
+
+    Under ``mpiexec``, in a command that every rank runs (``collective``), a
+    rank that fails waits up to :data:`AGREE_S` seconds for every other rank to
+    fail too, as they do on bad input, which every rank finds at once. If they
+    do not (an error on one rank only, Ctrl-C while the
+    others wait in an exchange), it says so and aborts the MPI job instead of
+    leaving the others waiting for ever.
+    """
+    import signal
+
+    agree = _FailureAgreement() if collective and _world_size() > 1 else None
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread (main() called from a thread): leave SIGTERM alone
+        previous = None
     try:
         return func(args)
     except _input_errors() as exc:
+        _all_failed_or_abort(agree, EXIT_USAGE, f"meshfield: error: {exc}")
         if _rank() == 0:
             print(f"meshfield: error: {exc}", file=sys.stderr)
         from .io import recorder
@@ -757,8 +787,60 @@ def _guarded(func, args) -> int:
             os._exit(EXIT_USAGE)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        _all_failed_or_abort(agree, 130, "meshfield: interrupted")
         print("meshfield: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        _all_failed_or_abort(agree, 143, "meshfield: terminated (SIGTERM)")
+        print("meshfield: terminated (SIGTERM)", file=sys.stderr)
+        return 143
+    except Exception:
+        if agree is None:
+            raise
+        import traceback
+        traceback.print_exc()  # a bug: the whole traceback, from every rank that has it
+        _all_failed_or_abort(agree, 1, "meshfield: error: the traceback above")
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _FailureAgreement:
+    """A duplicate of COMM_WORLD on which only failing ranks enter a barrier:
+    it completes when every rank has failed, and never otherwise."""
+
+    def __init__(self):
+        from mpi4py import MPI
+        self.comm = MPI.COMM_WORLD.Dup()
+
+    def all_failed(self, timeout: float) -> bool:
+        request = self.comm.Ibarrier()
+        deadline = time.monotonic() + timeout
+        try:
+            while not request.Test():
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.005)
+        except (KeyboardInterrupt, Terminated):  # asked again to stop: do not wait
+            return False
+        return True
+
+
+def _all_failed_or_abort(agree, status: int, message: str) -> None:
+    """Return if this is a serial run or every rank has failed too; otherwise
+    say which rank failed and abort the MPI job with ``status``."""
+    if agree is None or agree.all_failed(AGREE_S):
+        return
+    rank = agree.comm.Get_rank()
+    print(f"{message} [rank {rank}; the other ranks did not stop with it within {AGREE_S:g} s, "
+          f"so the MPI job is aborted and its unfinished output removed]", file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    from .io.recorder import discard_unfinished
+    discard_unfinished()
+    from mpi4py import MPI
+    MPI.COMM_WORLD.Abort(status)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,25 @@ HDF5_WRITE_FAILED = False
 # them with data it cannot write.
 _UNWRITABLE = []
 
+#: The temporary master and block folder of every run that has neither
+#: published nor discarded its output, by run token: what
+#: :func:`discard_unfinished` removes when an MPI job must be aborted.
+_UNFINISHED: dict[str, tuple[str, str]] = {}
+
+
+def discard_unfinished() -> None:
+    """Remove the temporary output of every unfinished run of this process.
+
+    For a rank that is about to abort the MPI job (``meshfield.cli``): the rank
+    that would remove them in :meth:`Recorder.abort` is then killed before it
+    can. Only temporaries (``*.tmp-*``) are touched, never a published result.
+    """
+    for tmp_master, tmp_blocks in list(_UNFINISHED.values()):
+        with suppress(OSError):
+            os.remove(tmp_master)
+        shutil.rmtree(tmp_blocks, ignore_errors=True)
+    _UNFINISHED.clear()
+
 # Target size of one HDF5 chunk of one record array on one rank: large enough for
 # efficient I/O, small enough to fit HDF5's default 1 MiB chunk cache.
 _CHUNK_BYTES = 1 << 20
@@ -227,6 +246,7 @@ class Recorder:
         names = self._decomposition.root_decides(lambda: self._validate_and_reserve(
             path, types, n_records, record_interval, t0, config, meta), RecorderError)
         self.path, self._tmp_master, self._tmp_blocks, self._token = names
+        _UNFINISHED[self._token] = (self._tmp_master, self._tmp_blocks)
         self.types = list(types)
         self.n_records = int(n_records)
         self.record_interval = float(record_interval)
@@ -533,6 +553,7 @@ class Recorder:
             self.abort()
             raise
         self._state = "closed"
+        _UNFINISHED.pop(self._token, None)
 
     def _finish_block_file(self) -> None:
         n_recorded = self._n_flushed + self._n_buffered
@@ -661,6 +682,7 @@ class Recorder:
             with suppress(FileNotFoundError):
                 os.remove(self._tmp_master)
             shutil.rmtree(self._tmp_blocks, ignore_errors=True)
+            _UNFINISHED.pop(self._token, None)
 
     def __enter__(self) -> Recorder:
         return self

@@ -1,0 +1,111 @@
+"""A rank that fails alone, Ctrl-C and SIGTERM: ``meshfield run`` under
+``mpiexec`` ends with a message and a non-zero status, leaves no temporary
+output, and never leaves the other ranks waiting for ever.
+
+These are serial tests that start ``mpiexec -n 2`` themselves: a job that is
+aborted (MPI_Abort) would take a pytest session under mpiexec down with it.
+"""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from meshfield.cli import AGREE_S
+
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+needs_mpiexec = pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec beside the interpreter")
+
+SMALL = ["--set", "lattice.shape=[6,6]", "--set", "stimuli=[]",
+         *[arg for i in range(4) for arg in
+           ("--set", f"couplings.{i}.kernel={{shape='gaussian', sigma=0.1, r_max=0.2}}")]]
+
+#: Runs meshfield's command line with Recorder.write failing on rank 1 only.
+ONE_RANK_FAILS = """
+import sys
+from mpi4py import MPI
+import meshfield.io.recorder as recorder
+from meshfield.config import ConfigError
+
+kind = sys.argv[1]
+original = recorder.Recorder.write
+
+def write(self, *args, **kwargs):
+    if MPI.COMM_WORLD.rank == 1:
+        raise RuntimeError("injected bug") if kind == "bug" else ConfigError("injected = 1: bad value")
+    return original(self, *args, **kwargs)
+
+recorder.Recorder.write = write
+from meshfield.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _leftovers(folder):
+    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(folder, "*")))
+
+
+@needs_mpiexec
+@pytest.mark.parametrize("kind, status, said", [
+    ("bug", 1, "meshfield: error: the traceback above [rank 1; the other ranks did not stop"),
+    ("input", 2, "meshfield: error: injected = 1: bad value [rank 1; the other ranks did not stop"),
+])
+def test_a_rank_that_fails_alone_aborts_the_job_instead_of_hanging(tmp_path, kind, status, said):
+    """Before, rank 0 waited for ever in the next exchange (and the job's
+    temporary block folder stayed on disk)."""
+    script = tmp_path / "one_rank_fails.py"
+    script.write_text(ONE_RANK_FAILS)
+    out = tmp_path / "r.h5"
+    start = time.monotonic()
+    p = subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, str(script), kind, "run", *SMALL,
+                        "--set", "run.t_end=2000", "-q", "-o", str(out)],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert time.monotonic() - start < 60
+    assert p.returncode == status, p.stderr
+    assert said in p.stderr and f"within {AGREE_S:g} s, so the MPI job is aborted" in p.stderr
+    if kind == "bug":
+        assert "RuntimeError: injected bug" in p.stderr   # the bug's traceback comes first
+    assert _leftovers(tmp_path) == ["one_rank_fails.py"]   # no result, no *.tmp-* folder
+
+
+def _start_long_run(tmp_path, n_ranks):
+    launcher = [str(MPIEXEC), "-n", str(n_ranks)] if n_ranks > 1 else []
+    p = subprocess.Popen([*launcher, sys.executable, "-m", "meshfield.cli", "run", *SMALL,
+                          "--set", "run.t_end=1000000", "-q", "-o", str(tmp_path / "r.h5")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 120
+    while not glob.glob(str(tmp_path / "r.h5.blocks.tmp-*" / "rank*.h5")):   # the run is writing
+        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+        time.sleep(0.1)
+    time.sleep(1.0)   # well into the time loop
+    return p
+
+
+@pytest.mark.parametrize("n_ranks", [1, pytest.param(2, marks=needs_mpiexec)])
+def test_sigterm_discards_the_unfinished_output(tmp_path, n_ranks):
+    """SIGTERM (kill, timeout, a batch system's limit) ends the run as Ctrl-C
+    does: a message, status 143, and no temporary output. It used to leave the
+    block files (4 MB here) and say nothing."""
+    p = _start_long_run(tmp_path, n_ranks)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 143, err
+    assert "meshfield: terminated (SIGTERM)" in err
+    assert _leftovers(tmp_path) == []
+
+
+@needs_mpiexec
+def test_ctrl_c_under_mpiexec_ends_the_job(tmp_path):
+    """mpiexec passes SIGINT on to the ranks; the job must end (it used to hang
+    in MPI_Finalize, and a second Ctrl-C gave status 0) and leave nothing."""
+    p = _start_long_run(tmp_path, 2)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "meshfield: interrupted" in err
+    assert _leftovers(tmp_path) == []
