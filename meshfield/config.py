@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import numbers
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
@@ -113,11 +114,24 @@ def _fail(key: str, value: Any, allowed: str) -> None:
 
 
 def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # numbers.Real: Python's int and float, and NumPy's scalars from scripts
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         _fail(key, value, "expected a number")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float's range (TOML integers have no limit)
+        _fail(key, _digits(value), "expected a finite number")
+    if not math.isfinite(number):
         _fail(key, value, "expected a finite number")
-    return float(value)
+    return number
+
+
+class _digits(int):
+    """An integer too long to show: its repr gives its size, not its digits."""
+
+    def __repr__(self) -> str:
+        text = str(abs(int(self)))
+        return f"{'-' * (self < 0)}{text[:6]}... ({len(text)} digits)"
 
 
 def _positive(key: str, value: Any, allow_zero: bool = False, allow_inf: bool = False) -> float:
@@ -130,6 +144,8 @@ def _positive(key: str, value: Any, allow_zero: bool = False, allow_inf: bool = 
 
 
 def _integer(key: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = int(value)  # NumPy's integer scalars too
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)

@@ -376,3 +376,22 @@ def test_delay_d0_beyond_the_step_counter_is_refused():
     # d0 / dt overflows to inf
     assert_config_error(["run.dt=1e-10", "record.interval=1e-10", "couplings.0.delay.d0=1e300"],
                         ["couplings[0].delay.d0 = 1e+300", "inf steps", "281474976710655"])
+
+
+def test_integers_beyond_float_and_numpy_scalars():
+    """TOML integers have no size limit: one beyond float's range was an
+    OverflowError traceback; it is now refused by key, with its size instead of
+    its digits. NumPy scalars from a script are numbers like any other (they
+    were refused as 'expected an integer' / 'expected a number')."""
+    import numpy as np
+
+    msg = assert_config_error(["run.t_end=1" + "0" * 400],
+                              ["run.t_end = 100000... (401 digits) is invalid: expected a finite number"])
+    assert "0" * 20 not in msg
+    assert_config_error(["couplings.0.J=-1" + "0" * 330], ["couplings[0].J = -100000... (331 digits)"])
+    d = load_config("v3_field").to_dict()
+    d["populations"]["E"]["N"] = np.int64(40)
+    d["run"]["dt"] = np.float32(0.25)
+    cfg = Config.from_dict(d)
+    assert (cfg.population("E").N, cfg.run.dt) == (40, 0.25)
+    assert type(cfg.population("E").N) is int and type(cfg.run.dt) is float
