@@ -894,13 +894,23 @@ def load_config(path: str | Path | dict | None = None, overrides=()) -> Config:
 
     Parameters
     ----------
-    path : str, Path, dict or None
+    path : str, Path, dict, Config or None
         A TOML file, the name of a packaged example (``"default"``,
-        ``"nest_example"``, ...), an already parsed dict, or None for the packaged
-        default.
+        ``"nest_example"``, ...), an already parsed dict, a Config (to apply
+        ``overrides`` to), or None for the packaged default.
     overrides : iterable of str
         ``key.path=value`` assignments applied before validation (``--set``).
     """
+    listed = None if isinstance(overrides, (str, bytes)) or not hasattr(overrides, "__iter__") \
+        else list(overrides)
+    if listed is None or not all(isinstance(a, str) for a in listed):
+        raise ConfigError(f"overrides = {overrides!r} is invalid: expected a list of 'KEY=VALUE' strings, "
+                          f"e.g. ['run.t_end=500']")
+    if isinstance(path, Config):
+        path = path.to_dict()
+    elif path is not None and not isinstance(path, (str, Path, dict)):
+        raise ConfigError(f"configuration {path!r} is invalid: expected a TOML file's path, the name of a "
+                          f"packaged configuration, a dict or a Config")
     if path is None:
         d = read_toml(packaged_config("default"))
     elif isinstance(path, dict):
@@ -909,6 +919,6 @@ def load_config(path: str | Path | dict | None = None, overrides=()) -> Config:
         d = read_toml(packaged_config(str(path)))
     else:
         d = read_toml(path)
-    for assignment in overrides:
+    for assignment in listed:
         apply_override(d, assignment)
     return Config.from_dict(d)

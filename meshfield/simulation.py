@@ -397,6 +397,8 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     ----------
     config : Config, dict, str, Path or None
         A configuration, or anything :func:`meshfield.config.load_config` accepts.
+    overrides : list of str
+        ``key.path=value`` assignments (``--set``) applied to ``config``.
     output : str or None
         Result file ``OUT.h5`` (with its block folder ``OUT.h5.blocks``); None keeps
         the records in memory and returns them on every rank.
@@ -427,8 +429,8 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     -------
     meshfield.io.Result (opened, when ``output`` is given) or MemoryResult.
     """
-    if not isinstance(config, Config):
-        config = load_config(config, overrides)
+    if not isinstance(config, Config) or overrides:
+        config = load_config(config, overrides)  # a Config with overrides too (they were ignored)
     _check_distinct_files(output, checkpoint, restart)
     say = log or _emit
     stencils = build_stencils(config)

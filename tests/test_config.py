@@ -395,3 +395,24 @@ def test_integers_beyond_float_and_numpy_scalars():
     cfg = Config.from_dict(d)
     assert (cfg.population("E").N, cfg.run.dt) == (40, 0.25)
     assert type(cfg.population("E").N) is int and type(cfg.run.dt) is float
+
+
+def test_load_config_and_run_take_overrides_for_a_config_and_refuse_malformed_ones(tmp_path):
+    """meshfield.run(Config, overrides=...) ignored the overrides and ran the
+    Config as it was; a string of overrides was taken character by character,
+    and a number among them or a config of the wrong type was a TypeError."""
+    import meshfield
+
+    base = load_config("v3_field", ["run.t_end=4"])
+    assert load_config(base, ["run.t_end=6"]).run.t_end == 6.0
+    assert load_config(base, (a for a in ["run.seed=9"])).run.seed == 9   # any iterable, once
+    with pytest.raises(ConfigError, match=r"run.t_end = -1 is invalid"):
+        meshfield.run(base, overrides=["run.t_end=-1"])
+    result = meshfield.run(base, overrides=["run.t_end=2"])
+    assert result.A.shape[0] == 2
+    for bad in ("run.t_end=5", [5], 5):
+        with pytest.raises(ConfigError, match=r"overrides = .* is invalid: expected a list of 'KEY=VALUE' strings"):
+            load_config("v3_field", bad)
+    for bad in (123, []):
+        with pytest.raises(ConfigError, match=r"configuration .* is invalid: expected a TOML file's path"):
+            load_config(bad)
