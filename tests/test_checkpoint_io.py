@@ -116,7 +116,10 @@ def test_target_checks(tmp_path):
     path.write_text("old")
     with pytest.raises(CheckpointError, match=f"{path} exists.*--overwrite"):
         check_checkpoint_target(path)
-    assert check_checkpoint_target(path, overwrite=True) == str(path)
+    # --overwrite replaces a checkpoint, not a file of the user's
+    with pytest.raises(CheckpointError, match="exists and is not a meshfield checkpoint"):
+        check_checkpoint_target(path, overwrite=True)
+    assert path.read_text() == "old"
     with pytest.raises(CheckpointError, match=f"folder {tmp_path / 'missing'} does not exist"):
         check_checkpoint_target(tmp_path / "missing" / "ck.h5")
     with pytest.raises(CheckpointError, match=f"{tmp_path}: it is a folder"):

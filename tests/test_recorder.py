@@ -157,6 +157,28 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
     assert leftovers(tmp_path) == ["out.h5", "out.h5.blocks"]
 
 
+@pytest.mark.parametrize("what", ["text", "hdf5", "blocks file"])
+def test_overwrite_replaces_only_a_result(tmp_path, what):
+    """--overwrite replaced whatever was at the path: a user's HDF5 file, a text
+    file (the run's own TOML, named conf.h5), or a regular file named like the
+    block folder. They are refused, and left as they were."""
+    path = tmp_path / "out.h5"
+    if what == "text":
+        path.write_text("[run]\nt_end = 5\n")
+        match = "out.h5: the file exists and is not a meshfield result"
+    elif what == "hdf5":
+        with h5py.File(path, "w") as f:
+            f["data"] = np.arange(3)
+        match = "out.h5: the file exists and is not a meshfield result"
+    else:
+        (tmp_path / "out.h5.blocks").write_text("precious")
+        match = r"out.h5.blocks exists and is not a result's block folder"
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(RecorderError, match=match + r".*\(--overwrite replaces only a result\)"):
+        Recorder(path, OneRank((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META, overwrite=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_refuses_orphan_block_folder(tmp_path):
     os.mkdir(tmp_path / "out.h5.blocks")
     with pytest.raises(RecorderError, match="out.h5.blocks exists"):

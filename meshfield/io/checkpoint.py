@@ -113,7 +113,8 @@ def check_checkpoint_target(path, overwrite: bool = False) -> str:
     ------
     CheckpointError
         If the parent folder does not exist, ``path`` is a folder, lies in a
-        result's block folder, or exists and ``overwrite`` is false.
+        result's block folder, or exists and ``overwrite`` is false or it is
+        not a checkpoint.
     """
     path = os.path.abspath(os.fspath(path))
     parent = os.path.dirname(path)
@@ -131,6 +132,10 @@ def check_checkpoint_target(path, overwrite: bool = False) -> str:
     if os.path.lexists(path) and _is_result_file(path):
         raise CheckpointError(f"cannot write the checkpoint {path}: the file is a meshfield result, "
                               "which --overwrite replaces only with another result; choose another name")
+    if os.path.lexists(path) and not is_checkpoint_file(path):
+        raise CheckpointError(f"cannot write the checkpoint {path}: the file exists and is not a meshfield "
+                              "checkpoint (--overwrite replaces only a checkpoint); move it away or choose "
+                              "another name")
     # Write to the folder now rather than find out after the whole run.
     try:
         probe = tempfile.NamedTemporaryFile(dir=parent, prefix=".meshfield-write-test-")

@@ -307,10 +307,20 @@ class Recorder:
                 raise RecorderError(f"{target} exists; refusing to overwrite it (use "
                                     f"--overwrite, or overwrite=True, to replace the result)")
         _check_replaceable_blocks(blocks_dirname(path))
-        from meshfield.io.checkpoint import is_checkpoint_file
+        from meshfield.io.checkpoint import _is_result_file, is_checkpoint_file
         if os.path.lexists(path) and is_checkpoint_file(path):
             raise RecorderError(f"cannot write the result {path}: the file is a meshfield checkpoint, "
                                 "which --overwrite replaces only with another checkpoint; choose another name")
+        # --overwrite replaces a result, never someone's data (or the run's own TOML file)
+        if os.path.lexists(path) and not _is_result_file(path):
+            raise RecorderError(f"cannot write the result {path}: the file exists and is not a meshfield "
+                                "result (--overwrite replaces only a result); move it away or choose "
+                                "another name")
+        blocks = blocks_dirname(path)
+        if os.path.lexists(blocks) and not os.path.isdir(blocks):
+            raise RecorderError(f"cannot write the result {path}: {blocks} exists and is not a result's "
+                                "block folder (--overwrite replaces only a result); move it away or "
+                                "choose another name")
         if (not isinstance(types, (list, tuple)) or not types
                 or not all(isinstance(name, str) and name for name in types)
                 or len(set(types)) != len(types)):
