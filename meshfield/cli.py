@@ -543,8 +543,21 @@ def cmd_steady(args) -> int:
 # ----------------------------------------------------------------------------- main
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors and help only the first rank prints
+    under ``mpiexec`` or ``srun`` (every rank parses the same arguments). The
+    rank is read from the launcher's environment, so that a usage error does
+    not wait for MPI to start."""
+
+    def _print_message(self, message, file=None):
+        rank = next((os.environ[v] for v in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID")
+                     if v in os.environ), "0")
+        if rank.strip() in ("", "0"):
+            super()._print_message(message, file)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="meshfield",
         description="Stochastic neural fields of finite-size GLIF populations on MPI-distributed lattices.",
     )

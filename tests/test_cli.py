@@ -450,3 +450,16 @@ def test_analysis_messages_name_the_options():
     assert _in_options(AnalysisInputError("n_blocks = 20"), ("discard",)) == "n_blocks = 20"  # not an option there
     assert _in_options(ResultError("x/discard = 1.h5: no such result file"), _OPTION_OF) == \
         "x/discard = 1.h5: no such result file"  # only analysis messages
+
+
+@pytest.mark.parametrize("variable", ["PMI_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"])
+def test_usage_errors_are_printed_by_the_first_rank_only(variable):
+    """Under mpiexec every rank printed argparse's usage and error (and --help)."""
+    def usage(rank):
+        env = {k: v for k, v in os.environ.items() if k not in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID")}
+        return subprocess.run([sys.executable, "-m", "meshfield.cli", "run", "--bogus"], capture_output=True,
+                              text=True, env={**env, variable: rank}, timeout=60)
+    first, other = usage("0"), usage("1")
+    assert first.returncode == other.returncode == 2
+    assert "meshfield: error: unrecognized arguments: --bogus" in first.stderr
+    assert other.stderr == "" and other.stdout == ""

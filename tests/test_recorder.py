@@ -572,3 +572,11 @@ def test_a_block_rewritten_in_place_is_not_read_as_zeros(tmp_path):
             f.truncate(4000)
         with pytest.raises(ResultError, match="block file out.h5.blocks/rank00000.h5 changed while"):
             view[300:]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, where nothing can be created")
+def test_an_unwritable_folder_is_named_with_the_result():
+    """The message named only the internal temporary (out.h5.blocks.tmp-PID-...)."""
+    with pytest.raises(RecorderError, match=r"^cannot write the result /proc/out\.h5: its temporary block "
+                                            r"folder cannot be created in /proc \(.+\)$"):
+        Recorder("/proc/out.h5", OneRank((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META)

@@ -348,7 +348,8 @@ class Recorder:
         try:
             os.mkdir(tmp_blocks)
         except OSError as exc:
-            raise RecorderError(f"cannot create {tmp_blocks}: {exc.strerror}") from exc
+            raise RecorderError(f"cannot write the result {path}: its temporary block folder cannot be "
+                                f"created in {parent} ({exc.strerror})") from exc
         return path, tmp_master, tmp_blocks, token
 
     def _create_block_file(self, flush_every) -> None:
