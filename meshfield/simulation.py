@@ -115,6 +115,7 @@ def _restart_step(config: Config, path, dec) -> tuple[int, list]:
 
     def check():
         attrs = read_checkpoint_attrs(path)
+        _check_restart_attrs(path, attrs, config.record_every)
         here_config = config.to_dict()
         # The state is stored by position along the type axis, so the order of the
         # populations must match too (the comparison by key below ignores it).
@@ -144,6 +145,28 @@ def _restart_step(config: Config, path, dec) -> tuple[int, list]:
         return step, [str(p) for p in attrs.get("restart_chain", [])] + [os.path.abspath(path)]
 
     return dec.root_decides(check, CheckpointError)
+
+
+def _check_restart_attrs(path, attrs: dict, record_every: int) -> None:
+    """Refuse a checkpoint whose attributes a restart relies on are missing or
+    malformed (a damaged file, or one edited by hand), by name, before they are used."""
+    from .io.checkpoint import CheckpointError
+
+    def damaged(what):
+        raise CheckpointError(f"--restart {path}: damaged or foreign checkpoint: {what}")
+
+    if not isinstance(attrs.get("config"), dict):
+        damaged(f"its 'config' attribute is {type(attrs.get('config')).__name__}, not a configuration table")
+    if "step" not in attrs:
+        damaged("it lacks the 'step' attribute (the time step it was written at)")
+    step = attrs["step"]
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)) or step < 0 \
+            or step % record_every:
+        damaged(f"its 'step' attribute is {step!r}; a checkpoint is written at a whole number of "
+                f"record intervals, a step >= 0 that is a multiple of {record_every}")
+    chain = attrs.get("restart_chain", [])
+    if not isinstance(chain, (list, tuple)) or not all(isinstance(p, str) for p in chain):
+        damaged(f"its 'restart_chain' attribute is {chain!r}, not a list of file names")
 
 
 def _check_state(path, expected: dict, state: dict) -> None:

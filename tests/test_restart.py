@@ -274,3 +274,38 @@ def test_damaged_checkpoint_arrays_are_refused_by_name(tmp_path):
         f[names[0]] = np.concatenate([data, data], axis=-1) if data.ndim > 1 else np.stack([data, data], axis=-1)
     with pytest.raises(CheckpointError, match=rf"the array '{names[0]}' has shape .* this model's state needs"):
         meshfield.run(cfg, comm=MPI.COMM_SELF, restart=reshaped)
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda attrs: attrs.__delitem__("step"), "it lacks the 'step' attribute"),
+    (lambda attrs: attrs.__setitem__("step", "abc"), "its 'step' attribute is 'abc'"),
+    (lambda attrs: attrs.__setitem__("step", -2), "its 'step' attribute is -2"),
+    (lambda attrs: attrs.__setitem__("step", 33.5), "its 'step' attribute is 33.5"),
+    (lambda attrs: attrs.__setitem__("config", "[1, 2]"), "its 'config' attribute is list, not a configuration"),
+])
+def test_damaged_checkpoint_attributes_are_refused_by_name(tmp_path, edit, said):
+    """A missing or malformed 'step' or 'config' attribute was a KeyError,
+    ValueError or AttributeError traceback, a negative step a kernel error, and
+    a step between records a message about records out of order."""
+    import shutil
+
+    import h5py
+
+    _, _, _, ckpt = split_run(OPEN_1D, tmp_path, "meso")
+    assert read_checkpoint_attrs(ckpt)["step"] == 41   # 20.5 ms at dt 0.5
+    damaged = str(tmp_path / "damaged.h5")
+    shutil.copy(ckpt, damaged)
+    with h5py.File(damaged, "r+") as f:
+        edit(f.attrs)
+    with pytest.raises(CheckpointError, match=rf"--restart {damaged}: damaged or foreign checkpoint: {said}"):
+        meshfield.run(with_run(OPEN_1D, level="meso"), comm=MPI.COMM_SELF, restart=damaged)
+
+
+def test_a_checkpoint_step_between_records_is_refused():
+    from meshfield.simulation import _check_restart_attrs
+
+    _check_restart_attrs("c.h5", {"config": {}, "step": np.int64(42), "restart_chain": ["a.h5"]}, 2)
+    with pytest.raises(CheckpointError, match=r"'step' attribute is 41; .* a multiple of 2"):
+        _check_restart_attrs("c.h5", {"config": {}, "step": 41}, 2)
+    with pytest.raises(CheckpointError, match=r"'restart_chain' attribute is 'a.h5', not a list"):
+        _check_restart_attrs("c.h5", {"config": {}, "step": 42, "restart_chain": "a.h5"}, 2)
