@@ -687,6 +687,11 @@ class Config:
                     _fail(f"stimuli[{i}].wavelength", st.wavelength,
                           f"the grating's period along a lattice axis must be at least 2 dx = "
                           f"{2 * self.lattice.dx:g} mm, or the lattice cannot represent it (aliasing)")
+                nyquist = 1000.0 / (2.0 * dt)
+                if abs(st.frequency) > nyquist * (1 + 1e-12):
+                    _fail(f"stimuli[{i}].frequency", st.frequency,
+                          f"at most {nyquist:g} Hz in magnitude, half the rate of the time steps of run.dt = "
+                          f"{dt:g} ms, or the steps cannot represent it (aliasing)")
 
     def _check_sizes(self) -> None:
         """Upper bounds that involve several sections: history lengths, recorded

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .config import Config
+from .config import Config, ConfigError
 from .lattice import Lattice
 from .random import STREAM_INIT, STREAM_STIMULUS, normal
 
@@ -25,6 +25,11 @@ def _ou_advance(state, decay, kick, seed, stream, ident, step, global_site):
     """One exact Ornstein-Uhlenbeck step per site: ``x <- x decay + kick xi``."""
     for l in range(state.shape[0]):
         state[l] = state[l] * decay + kick * normal(seed, stream, global_site[l], ident, step, 0)
+
+
+class StimulusError(ConfigError):
+    """A stimulus whose drive is not a finite number (values that pass every
+    check but overflow floating point, such as an amplitude of 1e308)."""
 
 
 class Stimulus:
@@ -86,7 +91,8 @@ class Stimulus:
 
     def _gaussian(self, center, width) -> np.ndarray:
         d = self._displacement(center)
-        return np.exp(-0.5 * sum(di * di for di in d) / width ** 2)
+        # (d / width)^2, not d^2 / width^2: a width whose square underflows gives 0/0
+        return np.exp(-0.5 * sum((di / width) ** 2 for di in d))
 
     def _profile(self, i: int, s, step: int) -> np.ndarray | float:
         t = step * self.dt
@@ -115,13 +121,24 @@ class Stimulus:
         (the noise stimuli carry state)."""
         mu = np.empty((nsteps, len(self.types), self.n_local))
         mu[:] = self.mu0[None, :, None]
-        for k in range(nsteps):
-            step = step0 + k
-            for i, s in enumerate(self.stimuli):
-                if s.kind == "ou" and step > 0:
-                    decay = math.exp(-self.dt / s.tau)
-                    _ou_advance(self.ou_state[i], decay, s.amplitude * math.sqrt(1 - decay * decay),
-                                self.config.run.seed, STREAM_STIMULUS, i, step, self.global_site)
-                prof = self._profile(i, s, step)
-                mu[k, self.masks[i]] += prof
+        # overflow is checked below, by name, instead of numpy warnings
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(nsteps):
+                step = step0 + k
+                for i, s in enumerate(self.stimuli):
+                    if s.kind == "ou" and step > 0:
+                        decay = math.exp(-self.dt / s.tau)
+                        _ou_advance(self.ou_state[i], decay, s.amplitude * math.sqrt(1 - decay * decay),
+                                    self.config.run.seed, STREAM_STIMULUS, i, step, self.global_site)
+                    prof = self._profile(i, s, step)
+                    if not np.all(np.isfinite(prof)):
+                        raise StimulusError(
+                            f"stimuli[{i}] ({s.kind}) gives a drive that is not a finite number at t = "
+                            f"{step * self.dt:g} ms (values beyond floating point: amplitude, width, velocity "
+                            f"or frequency?)")
+                    mu[k, self.masks[i]] += prof
+        if not np.all(np.isfinite(mu[:nsteps])):
+            raise StimulusError(
+                f"the stimuli add up to a drive beyond floating point (mu + stimuli) between t = "
+                f"{step0 * self.dt:g} and {(step0 + nsteps) * self.dt:g} ms")
         return mu

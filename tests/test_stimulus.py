@@ -128,3 +128,35 @@ def test_grating_at_twice_the_spacing_is_allowed():
     s = Stimulus(cfg, Lattice.from_config(cfg.lattice), (0, 0), (8, 8))
     row = (s.mu_block(0, 1)[0, 0] - s.mu0[0]).reshape(8, 8)[:, 0]
     np.testing.assert_allclose(row, [1.0, -1.0] * 4, atol=1e-12)
+
+
+def test_drives_beyond_floating_point_are_refused_by_name():
+    """A pulse whose width squared underflows gave 0/0 = NaN at its centre,
+    which the meso kernel reported as a binomial error from inside numba (the
+    micro level ran on with NaN); overflowing values gave numpy warnings and NaN
+    or inf drives. A grating faster than the steps can represent is refused."""
+    import warnings
+
+    from meshfield.config import ConfigError
+    from meshfield.stimulus import StimulusError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg, s = make("[{kind='pulse', amplitude=2.0, center=[0.0, 0.0], width=1e-200}]")
+        drive = (s.mu_block(0, 1) - s.mu0[None, :, None])[0, 0].reshape(10, 8)
+    assert drive[0, 0] == 2.0 and np.count_nonzero(drive) == 1   # a point pulse at its centre
+    for stimuli, said in [
+        ("[{kind='moving_spot', amplitude=1.0, center=[0.0, 0.0], width=0.1, velocity=[1e308, 0.0]}]",
+         r"stimuli\[0\] \(moving_spot\) gives a drive that is not a finite number at t = 2 ms"),
+        ("[{kind='step', amplitude=1e308}, {kind='step', amplitude=1e308}]",
+         r"the stimuli add up to a drive beyond floating point .* between t = 0 and 2.5 ms"),
+    ]:
+        _, s = make(stimuli)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(StimulusError, match=said):
+                s.mu_block(0, 5)
+        assert issubclass(StimulusError, ConfigError)   # bad input: status 2 from the command line
+    with pytest.raises(ConfigError, match=r"stimuli\[0\].frequency = 1001.0 is invalid: at most 1000 Hz"):
+        make("[{kind='grating', amplitude=1.0, wavelength=1.0, frequency=1001.0}]")
+    make("[{kind='grating', amplitude=1.0, wavelength=1.0, frequency=-1000.0}]")   # the Nyquist rate itself
