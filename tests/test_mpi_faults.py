@@ -46,6 +46,17 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+def _finish(p, timeout):
+    """``p.communicate()``; on a timeout (the hang these tests look for) kill
+    the whole process group, mpiexec's ranks included, so none is left running."""
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise
+
+
 def _leftovers(folder):
     return sorted(os.path.basename(p) for p in glob.glob(os.path.join(folder, "*")))
 
@@ -62,14 +73,15 @@ def test_a_rank_that_fails_alone_aborts_the_job_instead_of_hanging(tmp_path, kin
     script.write_text(ONE_RANK_FAILS)
     out = tmp_path / "r.h5"
     start = time.monotonic()
-    p = subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, str(script), kind, "run", *SMALL,
-                        "--set", "run.t_end=2000", "-q", "-o", str(out)],
-                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    p = subprocess.Popen([str(MPIEXEC), "-n", "2", sys.executable, str(script), kind, "run", *SMALL,
+                          "--set", "run.t_end=2000", "-q", "-o", str(out)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+    _, err = _finish(p, 120)
     assert time.monotonic() - start < 60
-    assert p.returncode == status, p.stderr
-    assert said in p.stderr and f"within {AGREE_S:g} s, so the MPI job is aborted" in p.stderr
+    assert p.returncode == status, err
+    assert said in err and f"within {AGREE_S:g} s, so the MPI job is aborted" in err
     if kind == "bug":
-        assert "RuntimeError: injected bug" in p.stderr   # the bug's traceback comes first
+        assert "RuntimeError: injected bug" in err   # the bug's traceback comes first
     assert _leftovers(tmp_path) == ["one_rank_fails.py"]   # no result, no *.tmp-* folder
 
 
@@ -77,10 +89,13 @@ def _start_long_run(tmp_path, n_ranks):
     launcher = [str(MPIEXEC), "-n", str(n_ranks)] if n_ranks > 1 else []
     p = subprocess.Popen([*launcher, sys.executable, "-m", "meshfield.cli", "run", *SMALL,
                           "--set", "run.t_end=1000000", "-q", "-o", str(tmp_path / "r.h5")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                         start_new_session=True)
     deadline = time.monotonic() + 120
     while not glob.glob(str(tmp_path / "r.h5.blocks.tmp-*" / "rank*.h5")):   # the run is writing
-        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+        if p.poll() is not None or time.monotonic() > deadline:
+            _finish(p, 1)
+            pytest.fail(f"the run did not start writing: {p.returncode}")
         time.sleep(0.1)
     time.sleep(1.0)   # well into the time loop
     return p
@@ -93,7 +108,7 @@ def test_sigterm_discards_the_unfinished_output(tmp_path, n_ranks):
     block files (4 MB here) and say nothing."""
     p = _start_long_run(tmp_path, n_ranks)
     p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=60)
+    _, err = _finish(p, 60)
     assert p.returncode == 143, err
     assert "meshfield: terminated (SIGTERM)" in err
     assert _leftovers(tmp_path) == []
@@ -105,7 +120,7 @@ def test_ctrl_c_under_mpiexec_ends_the_job(tmp_path):
     in MPI_Finalize, and a second Ctrl-C gave status 0) and leave nothing."""
     p = _start_long_run(tmp_path, 2)
     p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=60)
+    _, err = _finish(p, 60)
     assert p.returncode == 130, err
     assert "meshfield: interrupted" in err
     assert _leftovers(tmp_path) == []
