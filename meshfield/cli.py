@@ -2,7 +2,8 @@
 
 Argument parsing only; every command calls a library function. Invalid input
 (configuration, decomposition, output path) ends with one line
-``meshfield: error: ...`` on rank 0 and exit status 2.
+``meshfield: error: ...`` on rank 0 and exit status 2; under ``mpiexec``, an
+error that only some ranks meet aborts the job (:func:`_guarded`).
 """
 
 from __future__ import annotations
@@ -773,9 +774,9 @@ def _guarded(func, args, collective: bool = True) -> int:
     Under ``mpiexec``, in a command that every rank runs (``collective``), a
     rank that fails waits up to :data:`AGREE_S` seconds for every other rank to
     fail too, as they do on bad input, which every rank finds at once. If they
-    do not (an error on one rank only, Ctrl-C while the
-    others wait in an exchange), it says so and aborts the MPI job instead of
-    leaving the others waiting for ever.
+    do not (an error on one rank only, Ctrl-C while the others wait in an
+    exchange), it says so, removes the run's temporaries and aborts the MPI job
+    instead of leaving the others waiting for ever.
     """
     import signal
 

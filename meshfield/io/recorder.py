@@ -72,6 +72,7 @@ def discard_unfinished() -> None:
         shutil.rmtree(tmp_blocks, ignore_errors=True)
     _UNFINISHED.clear()
 
+
 # Target size of one HDF5 chunk of one record array on one rank: large enough for
 # efficient I/O, small enough to fit HDF5's default 1 MiB chunk cache.
 _CHUNK_BYTES = 1 << 20
