@@ -67,8 +67,16 @@ def test_refusals_are_raised_on_every_rank(shared_tmp, decompose):
     missing = shared_tmp / "missing"
     with pytest.raises(RecorderError, match=f"folder {missing} does not exist"):
         Recorder(missing / "out.h5", decompose((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META)
+    # --overwrite replaces a result only, so not this file either
+    with pytest.raises(RecorderError, match=f"{path}: the file exists and is not a meshfield result"):
+        Recorder(path, decompose((7,)), TYPES, 3, 0.5, 0.5, CONFIG, META, overwrite=True)
     assert path.read_text() == "precious"
-    A = record_run(path, decompose((7,)), 3, overwrite=True)
+    COMM.Barrier()
+    if COMM.rank == 0:
+        path.unlink()
+    COMM.Barrier()
+    record_run(path, decompose((7,)), 3)
+    A = record_run(path, decompose((7,)), 3, offset=5.0, overwrite=True)
     check_result(path, A, ranks=COMM.size)
     assert leftovers(shared_tmp) == ["out.h5", "out.h5.blocks"]
 
