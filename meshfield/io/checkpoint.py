@@ -61,7 +61,7 @@ import h5py
 import numpy as np
 
 from meshfield.io.recorder import _check_attr_key, _discard, _fsync, _json_default
-from meshfield.io.result import _decode_attrs as _plain_attrs, in_block_folder
+from meshfield.io.result import _decode_attrs as _plain_attrs, in_block_folder, is_result_file
 
 __all__ = [
     "FORMAT",
@@ -129,7 +129,7 @@ def check_checkpoint_target(path, overwrite: bool = False) -> str:
     if os.path.lexists(path) and not overwrite:
         raise CheckpointError(f"{path} exists; refusing to overwrite it (use --overwrite, "
                               f"or overwrite=True, to replace the checkpoint)")
-    if os.path.lexists(path) and _is_result_file(path):
+    if os.path.lexists(path) and is_result_file(path):
         raise CheckpointError(f"cannot write the checkpoint {path}: the file is a meshfield result, "
                               "which --overwrite replaces only with another result; choose another name")
     if os.path.lexists(path) and not is_checkpoint_file(path):
@@ -144,16 +144,6 @@ def check_checkpoint_target(path, overwrite: bool = False) -> str:
         raise CheckpointError(f"cannot write the checkpoint {path}: the folder {parent} is not "
                               f"writable ({exc.strerror or exc})") from None
     return path
-
-
-def _is_result_file(path: str) -> bool:
-    """True if ``path`` is the master file of a meshfield result (HDF5 with the
-    result's ``A`` dataset and ``meta`` group)."""
-    try:
-        with h5py.File(path, "r") as f:
-            return "A" in f and "meta" in f
-    except OSError:
-        return False
 
 
 def _text(value) -> str | None:

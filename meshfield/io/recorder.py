@@ -43,6 +43,7 @@ from meshfield.io.result import (
     _one_line,
     blocks_dirname,
     in_block_folder,
+    is_result_file,
     rank_filename,
 )
 
@@ -308,12 +309,12 @@ class Recorder:
                 raise RecorderError(f"{target} exists; refusing to overwrite it (use "
                                     f"--overwrite, or overwrite=True, to replace the result)")
         _check_replaceable_blocks(blocks_dirname(path))
-        from meshfield.io.checkpoint import _is_result_file, is_checkpoint_file
+        from meshfield.io.checkpoint import is_checkpoint_file
         if os.path.lexists(path) and is_checkpoint_file(path):
             raise RecorderError(f"cannot write the result {path}: the file is a meshfield checkpoint, "
                                 "which --overwrite replaces only with another checkpoint; choose another name")
         # --overwrite replaces a result, never someone's data (or the run's own TOML file)
-        if os.path.lexists(path) and not _is_result_file(path):
+        if os.path.lexists(path) and not is_result_file(path):
             raise RecorderError(f"cannot write the result {path}: the file exists and is not a meshfield "
                                 "result (--overwrite replaces only a result); move it away or choose "
                                 "another name")

@@ -47,6 +47,16 @@ def blocks_dirname(master_path: str) -> str:
     return master_path + ".blocks"
 
 
+def is_result_file(path: str) -> bool:
+    """True if ``path`` is the master file of a meshfield result (HDF5 with the
+    result's ``A`` dataset and ``meta`` group)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return "A" in f and "meta" in f
+    except OSError:
+        return False
+
+
 def in_block_folder(path: str) -> str | None:
     """The result block folder that ``path`` lies in, if any (such a folder
     belongs to its result: a file written into it, or over one of its block
