@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import math
 import numbers
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
@@ -278,6 +279,25 @@ class LatticeConfig:
         dx = _positive("lattice.dx", d.get("dx", 0.1))
         boundary = _choice("lattice.boundary", d.get("boundary", "periodic"), ("periodic", "open"))
         return cls(shape=shape, dx=dx, boundary=boundary)
+
+
+#: Characters of a type name: it is a key of ``--set populations.NAME.KEY`` paths
+#: (split at dots) and of checkpoint arrays ``NAME/...`` (HDF5 paths, split at '/').
+_TYPE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+#: A name the checkpoint's own arrays take (the spike-count history ``hist``).
+_RESERVED_TYPE_NAMES = ("hist",)
+
+
+def _check_type_name(name: str) -> None:
+    """Refuse a type name that ``--set`` paths or checkpoints could not hold."""
+    if not _TYPE_NAME.fullmatch(name):
+        bad = sorted({ch for ch in name if not _TYPE_NAME.fullmatch(ch)})
+        raise ConfigError(f"populations.{name!r}: the type name holds {', '.join(map(repr, bad))}; "
+                          "allowed are ASCII letters, digits, '_' and '-' (names are parts of --set paths "
+                          "such as populations.E.mu and of the checkpoint's array paths)")
+    if name in _RESERVED_TYPE_NAMES:
+        raise ConfigError(f"populations.{name!r}: the type name {name!r} is reserved (the "
+                          "checkpoint's spike-count history); choose another name")
 
 
 @dataclass(frozen=True)
@@ -633,6 +653,7 @@ class Config:
             if not name.strip():
                 raise ConfigError(f"populations.{name!r}: the type name is empty; name each type, "
                                   "e.g. [populations.E]")
+            _check_type_name(name)
         pops = tuple(PopulationConfig.from_dict(name, p, run.level) for name, p in pops_d.items())
         types = tuple(p.name for p in pops)
         couplings_d = d.get("couplings", [])

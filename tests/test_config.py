@@ -303,6 +303,33 @@ def test_populations_of_the_wrong_type_or_with_empty_names(populations, words):
     assert "is missing" not in str(info.value)
 
 
+@pytest.mark.parametrize("name, words", [
+    ("a.b", ["populations.'a.b'", "holds '.'", "ASCII letters, digits, '_' and '-'", "--set"]),
+    ("x/y", ["populations.'x/y'", "holds '/'"]),
+    (".", ["populations.'.'", "holds '.'"]),
+    ("E I", ["populations.'E I'", "holds ' '"]),
+    ("E\u03b1", ["holds '\u03b1'"]),
+    ("hist", ["populations.'hist'", "is reserved"]),
+])
+def test_type_names_that_set_paths_or_checkpoints_cannot_hold_are_refused(name, words):
+    # before: these passed validation; '.', '/' and 'hist' then failed at the checkpoint
+    # write after the whole run, and 'a.b' could not be addressed by --set
+    d = base()
+    d["populations"] = {name: d["populations"]["E"]}
+    d["couplings"], d["stimuli"] = [], []
+    with pytest.raises(ConfigError) as info:
+        Config.from_dict(d)
+    for w in words:
+        assert w in str(info.value)
+
+
+def test_type_names_of_letters_digits_underscores_and_hyphens_are_accepted():
+    d = base()
+    d["populations"] = {"E_23-b": d["populations"]["E"]}
+    d["couplings"], d["stimuli"] = [], []
+    assert Config.from_dict(d).types == ("E_23-b",)
+
+
 def test_empty_type_name_in_a_file_names_populations(tmp_path):
     path = tmp_path / "empty.toml"
     path.write_text('[populations.""]\nN = 10\nmu = 1.0\n')
