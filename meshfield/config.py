@@ -71,6 +71,10 @@ INT64_MAX = 2**63 - 1
 COUNTER_MAX = 2**48 - 1
 #: global site indices of the random numbers are 32-bit (meshfield.random.SITE_END)
 SITES_MAX = 2**32
+#: meso: the facilitating (negative) threshold jumps per spike, sum |J_theta| / tau_theta,
+#: at most this many delta_u (exp(-eps_theta / delta_u) of the quasi-renewal
+#: threshold stays below e**700, about 1e304, within double precision)
+FACILITATION_MAX = 700.0
 #: the history length K of the meso level: at most this many milliseconds ...
 K_MAX_MS = 1e7
 #: ... and at most this many steps
@@ -360,6 +364,14 @@ class PopulationConfig:
             _fail(f"{sec}.J_theta", list(J_theta),
                   f"the threshold jumps per spike J_theta / tau_theta (tau_theta = {list(tau_theta)}) must "
                   f"sum to a finite number of mV; these overflow double precision")
+        facilitation = sum(-J / t for J, t in zip(J_theta, tau_theta) if J < 0)
+        delta_u = kw.get("delta_u", cls.delta_u)
+        if level == "meso" and facilitation > FACILITATION_MAX * delta_u:
+            _fail(f"{sec}.J_theta", list(J_theta),
+                  f"the negative (facilitating) jumps per spike sum to {facilitation:.6g} mV; the "
+                  f"mesoscopic model allows at most {FACILITATION_MAX:g} delta_u = "
+                  f"{FACILITATION_MAX * delta_u:.6g} mV, since its quasi-renewal threshold holds "
+                  f"exp(-eps_theta / delta_u), which overflows double precision beyond (MODEL.md §4)")
         kw["tau_theta"], kw["J_theta"] = tau_theta, J_theta
         kw["K"] = _integer(f"{sec}.K", kw.get("K", 0), 0)  # upper bound: Config._check_sizes (needs dt)
         return cls(name=name, **kw)
@@ -686,6 +698,12 @@ class Config:
             _fail("record.interval", self.record.interval, f"must be a positive multiple of run.dt = {dt}")
         if self.n_records < 1:
             _fail("run.t_end", self.run.t_end, f"must cover at least one record interval ({self.record.interval} ms)")
+        # (at the meso level the history length, K >= t_ref / dt, has the tighter bound)
+        for p in self.populations if self.run.level == "micro" else ():
+            if not (math.isfinite(p.t_ref / dt) and to_steps(p.t_ref, dt) <= COUNTER_MAX):
+                _fail(f"populations.{p.name}.t_ref", p.t_ref,
+                      f"{p.t_ref / dt:.3g} steps of run.dt = {dt} ms, longer than any run can be: at "
+                      f"most 2**48 - 1 = {COUNTER_MAX} steps (the step counter of the random numbers)")
         for i, c in enumerate(self.couplings):
             if not (math.isfinite(c.delay.d0 / dt) and to_steps(c.delay.d0, dt) <= COUNTER_MAX):
                 _fail(f"couplings[{i}].delay.d0", c.delay.d0,

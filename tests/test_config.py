@@ -71,6 +71,30 @@ def test_threshold_jumps_must_be_finite():
     load_config(None, ["populations.E.J_theta=[1e300]", "populations.E.tau_theta=[1.0]"])
 
 
+def test_facilitation_beyond_the_quasi_renewal_thresholds_range_is_refused_at_the_meso_level():
+    """Negative J_theta / tau_theta beyond 700 delta_u overflowed exp(-eps_theta/delta_u)
+    in the meso model: NaN probabilities and a SystemError traceback mid-run."""
+    tau = ["populations.E.tau_theta=[100.0, 50.0]", "populations.E.delta_u=2.0"]
+    # -(-100000/100 - 20000/50) = 1400 = 700 * 2.0: the largest allowed; 30000 more is not
+    load_config(None, tau + ["populations.E.J_theta=[-100000.0, -20000.0]"])
+    with pytest.raises(ConfigError) as info:
+        load_config(None, tau + ["populations.E.J_theta=[-100000.0, -50000.0]"])
+    for w in ("populations.E.J_theta = [-100000.0, -50000.0]", "sum to 2000 mV", "at most 700 delta_u = 1400 mV"):
+        assert w in str(info.value)
+    # positive jumps (adaptation) do not count, and the micro level has no such threshold
+    load_config(None, tau + ["populations.E.J_theta=[-100000.0, 1e6]"])
+    load_config(None, tau + ["populations.E.J_theta=[-1e300, 0.0]", "run.level=micro"])
+
+
+def test_a_refractory_period_beyond_the_step_counter_is_refused_at_the_micro_level():
+    """An OverflowError traceback building the neuron parameters (the meso level
+    refuses it by the history length, tests/test_meso.py)."""
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["run.level=micro", "populations.I.t_ref=1e300"])
+    for w in ("populations.I.t_ref = 1e+300", "2e+300 steps of run.dt = 0.5 ms", "2**48 - 1"):
+        assert w in str(info.value)
+
+
 def test_mean_field_only_exists_at_the_meso_level():
     with pytest.raises(ConfigError, match="mean-field limit exists only"):
         load_config(None, ["run.level=micro", "run.mean_field=true"])
