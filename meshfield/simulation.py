@@ -114,7 +114,7 @@ def _restart_step(config: Config, path, dec) -> tuple[int, list]:
     from .io.checkpoint import CheckpointError, read_checkpoint_attrs
 
     def check():
-        attrs = read_checkpoint_attrs(path)
+        attrs = _naming_restart(read_checkpoint_attrs, path)
         _check_restart_attrs(path, attrs, config.record_every)
         here_config = config.to_dict()
         # The state is stored by position along the type axis, so the order of the
@@ -145,6 +145,16 @@ def _restart_step(config: Config, path, dec) -> tuple[int, list]:
         return step, [str(p) for p in attrs.get("restart_chain", [])] + [os.path.abspath(path)]
 
     return dec.root_decides(check, CheckpointError)
+
+
+def _naming_restart(read, path):
+    """``read(path)``, its CheckpointError (which names the file) prefixed with
+    ``--restart``, as the checks of this module word theirs."""
+    from .io.checkpoint import CheckpointError
+    try:
+        return read(path)
+    except CheckpointError as exc:
+        raise CheckpointError(f"--restart {exc}") from None
 
 
 def _check_restart_attrs(path, attrs: dict, record_every: int) -> None:
@@ -475,7 +485,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     model = build_model(config, dec, stencils)
     if restart is not None:
         from .io.checkpoint import read_checkpoint
-        state = read_checkpoint(restart, dec)[0]
+        state = _naming_restart(lambda path: read_checkpoint(path, dec), restart)[0]
         _check_state(restart, model.state_dict(), state)
         model.load_state_dict(state)
     t_build = time.perf_counter() - t_build

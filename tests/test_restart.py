@@ -247,6 +247,23 @@ def test_overwrite_replaces_a_file_only_with_one_of_its_kind(tmp_path):
     assert read_checkpoint_attrs(ckpt)["step"] == int(round(T_SPLIT / OPEN_1D["run"]["dt"]))
 
 
+def test_a_file_that_is_no_checkpoint_is_refused_naming_restart(tmp_path):
+    """Every refusal of a --restart file names the option, as those of its
+    contents do; a missing file or a result read as "PATH: no such checkpoint
+    file" without it."""
+    cfg = with_run(OPEN_1D, level="meso", t_end=5.0)
+    result = str(tmp_path / "seg0.h5")
+    meshfield.run(cfg, output=result, comm=MPI.COMM_SELF).close()
+    text = tmp_path / "notes.h5"
+    text.write_text("not HDF5")
+    for path, said in [(tmp_path / "none.h5", "no such checkpoint file"),
+                       (tmp_path, "is a folder, not a checkpoint file"),
+                       (text, "not an HDF5 file, so not a meshfield checkpoint"),
+                       (result, "not a meshfield checkpoint .its 'format' attribute is 'meshfield-result'")]:
+        with pytest.raises(CheckpointError, match=rf"^--restart {path}: {said}"):
+            meshfield.run(with_run(cfg, t_end=10.0), restart=str(path), comm=MPI.COMM_SELF)
+
+
 def test_damaged_checkpoint_arrays_are_refused_by_name(tmp_path):
     """A checkpoint whose list of arrays matches its datasets but not the model's state
     (an array removed, or one of another trailing shape) used to end in a KeyError or
