@@ -58,7 +58,10 @@ def _check_file_option(option: str, path: str) -> None:
     """Refuse an HDF5 path to be written (result, checkpoint) that names a folder or
     lacks an HDF5 suffix."""
     if path.endswith(("/", "\\")):
-        raise ConfigError(f"{option} {path!r} names a folder; give a file name, e.g. {path}run.h5")
+        stem = path.rstrip("/\\")
+        # 'keep.h5/' is a slip for 'keep.h5' (which may be a file), not a folder of runs
+        example = stem if Path(stem).suffix.lower() in HDF5_SUFFIXES else f"{path}run.h5"
+        raise ConfigError(f"{option} {path!r} names a folder; give a file name, e.g. {example}")
     if Path(path).suffix.lower() not in HDF5_SUFFIXES:
         raise ConfigError(
             f"{option} {path!r}: an HDF5 file name must end in {' or '.join(HDF5_SUFFIXES)}"

@@ -64,6 +64,8 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, args, word
 
 @pytest.mark.parametrize("args, words", [
     (["-o", "out/"], ["-o 'out/' names a folder", "out/run.h5"]),
+    # a trailing slip after a file name: the suggestion is the file, not a folder in it
+    (["-o", "r.h5/"], ["-o 'r.h5/' names a folder", "give a file name, e.g. r.h5"]),
     (["-o", "field.toml"], ["-o 'field.toml'", ".h5 or .hdf5"]),
     (["-o", "r.h5", "--checkpoint", "r.ckpt"], ["--checkpoint 'r.ckpt'", ".h5 or .hdf5"]),
     (["-o", "r.h5", "--dims", "2,x"], ["--dims '2,x'", "e.g. 2,2"]),
@@ -77,6 +79,7 @@ def test_bad_output_options_give_one_line_exit_2_and_write_nothing(tmp_path, arg
     assert len(lines) == 1 and lines[0].startswith("meshfield: error:"), p.stderr
     for w in words:
         assert w in lines[0]
+    assert "r.h5/run.h5" not in lines[0]
     assert sorted(os.listdir(tmp_path)) == ["field.toml", "out"] and os.listdir(tmp_path / "out") == []
     assert (tmp_path / "field.toml").read_text().startswith("# a configuration")
 
