@@ -179,19 +179,30 @@ def _check_restart_attrs(path, attrs: dict, record_every: int) -> None:
         damaged(f"its 'restart_chain' attribute is {chain!r}, not a list of file names")
 
 
-def _check_state(path, expected: dict, state: dict) -> None:
+def _check_state(path, expected: dict, state: dict, nonnegative=frozenset()) -> None:
     """Refuse a checkpoint whose arrays are not the ones this model stores (names and
-    shapes depend on the configuration only, so every rank decides alike)."""
+    shapes depend on the configuration only), or hold values no run can reach: NaN
+    or infinities, or negative values in arrays whose last name part is in
+    ``nonnegative``. The values are this rank's block, so a damaged block stops
+    the rank that reads it (the command's failure agreement ends the others)."""
     from .io.checkpoint import CheckpointError
+
+    def damaged(what):
+        raise CheckpointError(f"--restart {path}: damaged or foreign checkpoint: {what}")
 
     for name, want in expected.items():
         if name not in state:
-            raise CheckpointError(f"--restart {path}: damaged or foreign checkpoint: it lacks the array "
-                                  f"{name!r} that this model's state holds")
+            damaged(f"it lacks the array {name!r} that this model's state holds")
         have = np.shape(state[name])
         if have != np.shape(want):
-            raise CheckpointError(f"--restart {path}: damaged or foreign checkpoint: the array {name!r} has "
-                                  f"shape {have} here, this model's state needs {np.shape(want)}")
+            damaged(f"the array {name!r} has shape {have} here, this model's state needs {np.shape(want)}")
+        values = np.asarray(state[name])
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            damaged(f"the array {name!r} holds {np.count_nonzero(~np.isfinite(values))} NaN or infinite "
+                    f"value(s) in this block")
+        if name.rsplit("/", 1)[-1] in nonnegative and values.size and values.min() < 0:
+            damaged(f"the array {name!r} holds negative values (down to {values.min():.6g}) in this "
+                    f"block; it holds counts, variances or rates, which are >= 0")
 
 
 def make_decomposition(config: Config, comm=None, dims=None, stencils=None) -> Decomposition:
@@ -486,7 +497,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     if restart is not None:
         from .io.checkpoint import read_checkpoint
         state = _naming_restart(lambda path: read_checkpoint(path, dec), restart)[0]
-        _check_state(restart, model.state_dict(), state)
+        _check_state(restart, model.state_dict(), state, model.NONNEGATIVE_STATE)
         model.load_state_dict(state)
     t_build = time.perf_counter() - t_build
     n_types = len(config.types)

@@ -293,6 +293,34 @@ def test_damaged_checkpoint_arrays_are_refused_by_name(tmp_path):
         meshfield.run(cfg, comm=MPI.COMM_SELF, restart=reshaped)
 
 
+@pytest.mark.parametrize("level, name, value, said", [
+    ("meso", "hist", -1e9, "the array 'hist' holds negative values .down to -1e\\+09."),
+    ("meso", "E/v", -0.5, "the array 'E/v' holds negative values .down to -0.5."),
+    ("meso", "E/u", np.nan, "the array 'E/u' holds 1 NaN or infinite value"),
+    ("micro", "ref", -3, "the array 'ref' holds negative values .down to -3."),
+    ("micro", "y", np.inf, "the array 'y' holds 1 NaN or infinite value"),
+], ids=["meso-negative-hist", "meso-negative-variance", "meso-nan-potential", "micro-negative-refractory",
+        "micro-infinite-current"])
+def test_checkpoint_values_no_run_can_reach_are_refused(tmp_path, level, name, value, said):
+    """A hand-edited or damaged checkpoint with NaN or a negative spike count was
+    accepted: the restarted run went on from it (NaN results or a sampler error)."""
+    import shutil
+
+    import h5py
+
+    _, _, _, ckpt = split_run(OPEN_1D, tmp_path, level)
+    cfg = with_run(OPEN_1D, level=level)
+    meshfield.run(cfg, comm=MPI.COMM_SELF, restart=ckpt)  # the checkpoint as written is accepted
+    damaged = str(tmp_path / "damaged.h5")
+    shutil.copy(ckpt, damaged)
+    with h5py.File(damaged, "r+") as f:
+        data = f[name][()]
+        data.flat[data.size // 2] = value
+        f[name][...] = data
+    with pytest.raises(CheckpointError, match=rf"^--restart {damaged}: damaged or foreign checkpoint: {said}"):
+        meshfield.run(cfg, comm=MPI.COMM_SELF, restart=damaged)
+
+
 @pytest.mark.parametrize("edit, said", [
     (lambda attrs: attrs.__delitem__("step"), "it lacks the 'step' attribute"),
     (lambda attrs: attrs.__setitem__("step", "abc"), "its 'step' attribute is 'abc'"),

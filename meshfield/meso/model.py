@@ -241,6 +241,11 @@ class MesoModel:
     stencils : sequence of Stencil
     """
 
+    #: state arrays (the last part of a :meth:`state_dict` name) that hold counts,
+    #: variances, hazards or filtered activity, never negative: a restart refuses
+    #: a checkpoint with negative values in them
+    NONNEGATIVE_STATE = frozenset({"hist", "m", "v", "lam", "n", "x", "z", "lam_free", "g"})
+
     def __init__(self, config: Config, decomposition, stencils: tuple[Stencil, ...]):
         self.config = config
         self.decomposition = decomposition

@@ -128,6 +128,10 @@ class MicroModel:
         Wall time of the connectivity build (s).
     """
 
+    #: state arrays of :meth:`state_dict` that count steps or spikes, never
+    #: negative: a restart refuses a checkpoint with negative values in them
+    NONNEGATIVE_STATE = frozenset({"ref", "ring"})
+
     def __init__(self, config: Config, decomposition, stencils):
         self.config = config
         self.decomposition = decomposition
