@@ -212,10 +212,10 @@ def _stimulus_timing(config, stim) -> str:
 
 def config_warnings(config) -> list[str]:
     """Legal settings that probably do not do what was meant: a stimulus that starts
-    at or after the end of the run, a refractory period that is not a whole number
-    of steps, and (meso level) an explicit history length K shorter than the
+    at or after the end of the run, a refractory period or a constant delay that is
+    not a whole number of steps, and (meso level) an explicit history length K shorter than the
     membrane's memory."""
-    from .config import refractory_steps
+    from .config import refractory_steps, to_steps
     from .meso.model import K_MIN_TAU_M
     dt = config.run.dt
     warnings = []
@@ -224,6 +224,15 @@ def config_warnings(config) -> list[str]:
         if first >= n_steps:
             warnings.append(f"stimuli[{i}] ({stim.kind}) starts at {first * dt:g} ms, at or after "
                             f"the end of the run (run.t_end = {config.run.t_end:g} ms): it never acts")
+    for i, c in enumerate(config.couplings):
+        # a delay that varies with distance is rounded per offset, as documented; a
+        # constant one is a single number the user chose, like t_ref
+        constant = not math.isfinite(c.delay.velocity) or c.kernel.shape == "delta"
+        d = to_steps(c.delay.d0, dt)
+        if constant and abs(c.delay.d0 / dt - d) > 1e-9:
+            warnings.append(f"couplings[{i}].delay.d0 = {c.delay.d0:g} ms is not a whole number of steps "
+                            f"of run.dt = {dt:g} ms: both levels deliver the spikes of {c.source} to "
+                            f"{c.target} after {d} step(s) ({d * dt:g} ms)")
     for p in config.populations:
         if not p.t_ref / dt < 2**53:  # absurd values are the run's to refuse, by name
             continue

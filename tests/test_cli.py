@@ -439,6 +439,21 @@ def test_info_and_run_warn_about_settings_that_probably_do_not_do_what_was_meant
     assert cli("info", "v1_single").stderr == ""
 
 
+def test_info_warns_about_a_constant_delay_that_is_not_a_whole_number_of_steps():
+    """d0 = 0.74 ms at dt = 0.5 ms became one step (0.5 ms) without a word, while
+    t_ref got a warning; a delay that grows with distance is rounded per offset,
+    as documented, and gets none."""
+    p = cli("info", "default", "--set", "couplings.1.delay.velocity=inf", "--set", "couplings.1.delay.d0=0.74")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.strip().splitlines() == [
+        "meshfield info: warning: couplings[1].delay.d0 = 0.74 ms is not a whole number of steps of "
+        "run.dt = 0.5 ms: both levels deliver the spikes of E to I after 1 step(s) (0.5 ms)"]
+    # a same-site (delta) kernel has the constant delay d0 whatever its velocity
+    p = cli("info", "default", "--set", "couplings.1.kernel={shape='delta'}", "--set", "couplings.1.delay.d0=1.3")
+    assert "couplings[1].delay.d0 = 1.3 ms" in p.stderr and "after 3 step(s) (1.5 ms)" in p.stderr
+    assert cli("info", "default", "--set", "couplings.1.delay.d0=0.74").stderr == ""
+
+
 def test_analysis_messages_name_the_options():
     from meshfield.analysis import AnalysisInputError
     from meshfield.cli import _OPTION_OF, _in_options
