@@ -71,6 +71,8 @@ INT64_MAX = 2**63 - 1
 COUNTER_MAX = 2**48 - 1
 #: global site indices of the random numbers are 32-bit (meshfield.random.SITE_END)
 SITES_MAX = 2**32
+#: meso: the storage types of the cohort arrays m, v, u, lam, n (run.cohort_dtype)
+COHORT_DTYPES = ("float64", "float32")
 #: meso: the facilitating (negative) threshold jumps per spike, sum |J_theta| / tau_theta,
 #: at most this many delta_u (exp(-eps_theta / delta_u) of the quasi-renewal
 #: threshold stays below e**700, about 1e304, within double precision)
@@ -220,7 +222,8 @@ def _check_keys(section: str, table: dict, allowed: set[str]) -> None:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """``[run]``: level, duration, step, seed and noise model."""
+    """``[run]``: level, duration, step, seed, noise model and the storage type of
+    the mesoscopic cohort arrays (``cohort_dtype``; arithmetic is float64 either way)."""
 
     level: str = "meso"
     t_end: float = 1000.0
@@ -229,6 +232,7 @@ class RunConfig:
     mean_field: bool = False
     noise: str = "binomial"
     progress_interval: float = 10.0
+    cohort_dtype: str = "float64"
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":
@@ -240,6 +244,7 @@ class RunConfig:
         _integer("run.seed", c.seed, 0, 2**32 - 1)
         _bool("run.mean_field", c.mean_field)
         _choice("run.noise", c.noise, ("binomial", "poisson"))
+        _choice("run.cohort_dtype", c.cohort_dtype, COHORT_DTYPES)
         _positive("run.progress_interval", c.progress_interval)
         if c.mean_field and c.level == "micro":
             _fail("run.mean_field", True, "the mean-field limit exists only for level = 'meso'")
@@ -253,6 +258,7 @@ class RunConfig:
         return cls(
             level=c.level, t_end=float(c.t_end), dt=float(c.dt), seed=int(c.seed),
             mean_field=c.mean_field, noise=c.noise, progress_interval=float(c.progress_interval),
+            cohort_dtype=c.cohort_dtype,
         )
 
     @property

@@ -67,6 +67,7 @@ ANISOTROPIC_2D = {
     "record": {"interval": 1.0},
 }
 ANISOTROPIC_2D_MICRO = {**ANISOTROPIC_2D, "run": {**ANISOTROPIC_2D["run"], "level": "micro"}}
+PERIODIC_2D_FLOAT32 = {**PERIODIC_2D, "run": {**PERIODIC_2D["run"], "cohort_dtype": "float32"}}
 
 world = MPI.COMM_WORLD
 
@@ -83,8 +84,9 @@ def sub_communicator(n):
     return world.Split(0 if world.rank < n else MPI.UNDEFINED, world.rank)
 
 
-@pytest.mark.parametrize("cfg", [OPEN_1D, PERIODIC_2D, ANISOTROPIC_2D, ANISOTROPIC_2D_MICRO],
-                         ids=["open-1d", "periodic-2d", "anisotropic-2d", "anisotropic-2d-micro"])
+@pytest.mark.parametrize("cfg", [OPEN_1D, PERIODIC_2D, ANISOTROPIC_2D, ANISOTROPIC_2D_MICRO, PERIODIC_2D_FLOAT32],
+                         ids=["open-1d", "periodic-2d", "anisotropic-2d", "anisotropic-2d-micro",
+                              "periodic-2d-float32"])
 def test_records_bitwise_identical_on_any_rank_count(cfg):
     serial = meshfield.run(cfg, comm=MPI.COMM_SELF)
     assert serial.A[5:].mean() > 1.0  # the network is active, so the comparison means something

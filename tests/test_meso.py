@@ -258,11 +258,43 @@ def test_synaptic_input_kernel_matches_numpy():
             assert out[0, k, idx] == pytest.approx(want, rel=1e-14)
 
 
+# --------------------------------------------------------------------------- cohort storage
+
+
+def test_float32_cohorts_halve_the_state_and_keep_the_deterministic_rates():
+    """run.cohort_dtype = "float32" stores m, v, u, lam, n in float32 (the arithmetic
+    stays float64): the mean-field rates of a population with two adaptation
+    timescales stay within 2e-6 of the float64 ones (they differ by 1.9e-7;
+    float32 itself resolves 6e-8), and the cohort state takes half the bytes."""
+    cfg = single(t_end=3000.0, tau_theta=[100.0, 1000.0], J_theta=[500.0, 1000.0])
+    rates = {}
+    for dtype in ("float64", "float32"):
+        config = meshfield.load_config(cfg, ["run.mean_field=true", f"run.cohort_dtype={dtype}"])
+        dec = make_decomposition(config, MPI.COMM_SELF)
+        model = build_model(config, dec, build_stencils(config))
+        assert {name: a.dtype for name, a in model.pops[0]["state"].items() if name in "m v u lam n".split()} \
+            == dict.fromkeys("m v u lam n".split(), np.dtype(dtype))
+        assert model.pops[0]["state"]["x"].dtype == np.float64
+        rates[dtype] = meshfield.run(config, comm=MPI.COMM_SELF).A[-1000:, 0, 0].astype(float).mean()
+    assert rates["float32"] == pytest.approx(rates["float64"], rel=2e-6)
+    from meshfield.meso.model import resources
+    sizes = {d: resources(meshfield.load_config(cfg, [f"run.cohort_dtype={d}"]), (), (4,), 0)["state_bytes"]
+             for d in ("float64", "float32")}
+    K = history_length(Config.from_dict(cfg).populations[0], 0.5)
+    assert sizes["float64"] - sizes["float32"] == 4 * 5 * 4 * K   # 4 sites x 5 arrays x 4 bytes x K
+
+
+def test_cohort_dtype_is_refused_unless_float64_or_float32():
+    with pytest.raises(ConfigError, match=r"run.cohort_dtype = 'float16' is invalid.*'float64'.*'float32'"):
+        meshfield.load_config(single(), ["run.cohort_dtype=float16"])
+
+
 # --------------------------------------------------------------------------- theory
 
 
-def test_mean_field_rate_equals_discrete_theory_and_continuous_within_2_percent():
-    res = run_self(single(t_end=1500.0), ["run.mean_field=true"])
+@pytest.mark.parametrize("cohort_dtype", ["float64", "float32"])
+def test_mean_field_rate_equals_discrete_theory_and_continuous_within_2_percent(cohort_dtype):
+    res = run_self(single(t_end=1500.0), ["run.mean_field=true", f"run.cohort_dtype={cohort_dtype}"])
     A = res.A[:, 0, 0].astype(float)
     late = A[-1000:]
     pop = Config.from_dict(single()).populations[0]
@@ -273,10 +305,11 @@ def test_mean_field_rate_equals_discrete_theory_and_continuous_within_2_percent(
     assert late.mean() == pytest.approx(stationary_rate(pop), rel=0.02)
 
 
-def test_finite_size_mean_rate_matches_renewal_theory():
+@pytest.mark.parametrize("cohort_dtype", ["float64", "float32"])
+def test_finite_size_mean_rate_matches_renewal_theory(cohort_dtype):
     """N = 500, no adaptation, 40 s: the long-run mean within 2 % of the independent
     renewal rate and within 3 standard errors (batch means over 40 blocks of 1 s)."""
-    res = run_self(single(t_end=41000.0, record=1.0))
+    res = run_self(single(t_end=41000.0, record=1.0), [f"run.cohort_dtype={cohort_dtype}"])
     A = res.A[1000:, 0, 0].astype(float)  # discard 1 s
     blocks = A.reshape(40, -1).mean(axis=1)
     mean, se = blocks.mean(), blocks.std(ddof=1) / math.sqrt(len(blocks))

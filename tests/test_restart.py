@@ -44,9 +44,11 @@ def split_run(cfg, tmp_path, level):
     return whole, first, second, ckpt
 
 
-@pytest.mark.parametrize("level", ["meso", "micro"])
-def test_restart_continues_bitwise(tmp_path, level):
-    whole, first, second, ckpt = split_run(OPEN_1D, tmp_path, level)
+@pytest.mark.parametrize("level, cohort_dtype", [("meso", "float64"), ("micro", "float64"), ("meso", "float32")])
+def test_restart_continues_bitwise(tmp_path, level, cohort_dtype):
+    cfg = copy.deepcopy(OPEN_1D)
+    cfg["run"]["cohort_dtype"] = cohort_dtype
+    whole, first, second, ckpt = split_run(cfg, tmp_path, level)
     n1 = len(first.times)
     assert n1 == round(T_SPLIT / OPEN_1D["record"]["interval"])
     # the activity is large enough for the comparison to mean something
@@ -59,6 +61,8 @@ def test_restart_continues_bitwise(tmp_path, level):
     attrs = read_checkpoint_attrs(ckpt)
     assert attrs["step"] == round(T_SPLIT / OPEN_1D["run"]["dt"])
     assert attrs["level"] == level
+    if level == "meso":  # the cohorts are stored as they are held
+        assert read_checkpoint(ckpt)[0]["E/m"].dtype == np.dtype(cohort_dtype)
 
 
 def test_meso_checkpoint_holds_the_documented_arrays(tmp_path):

@@ -188,7 +188,7 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
     -------
     dict
         ``K`` (history steps per type), ``state_bytes`` (the five cohort arrays of
-        K float64 values per population plus its scalars), ``history_bytes`` (the
+        K values of ``run.cohort_dtype`` per population plus its scalars), ``history_bytes`` (the
         ring buffer of spike counts over the block and its halo),
         ``memory_bytes`` (their sum), ``peak_bytes`` (the same: the model is built
         without temporaries of its size) and ``halo_cells`` (sites of the halo).
@@ -199,24 +199,29 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
     with_halo = math.prod(m + 2 * h for m in local_shape)
     Ks = [history_length(p, config.run.dt) for p in config.populations]
     D = history_slots(min_delay(stencils), max_delay(stencils))
-    state = n_local * sum(5 * K * 8 + 64 for K in Ks)
+    itemsize = np.dtype(config.run.cohort_dtype).itemsize
+    state = n_local * sum(5 * K * itemsize + 64 for K in Ks)
     history = D * len(Ks) * with_halo * 8
     return dict(K=Ks, state_bytes=state, history_bytes=history, memory_bytes=state + history,
                 peak_bytes=state + history, halo_cells=with_halo - n_local)
 
 
-def population_tables(pop: PopulationConfig, dt: float, K: int, n_local: int, n_in: int) -> dict:
+def population_tables(pop: PopulationConfig, dt: float, K: int, n_local: int, n_in: int,
+                      cohort_dtype: str = "float64") -> dict:
     """The kernel's per-type constants and the initial state of one type at
     ``n_local`` sites with ``n_in`` incoming stencils (all N neurons in the free
     pool at ``u_reset``, MODEL.md §4): ``K``, ``n_ref``, ``eps_rev``,
     ``theta_tilde_rev``, ``adapt_w``, ``adapt_decay``, ``adapt_enter`` and
-    ``state`` (the arrays of :func:`kernels.population_block`)."""
+    ``state`` (the arrays of :func:`kernels.population_block`; the cohort arrays
+    ``m, v, u, lam, n`` of ``cohort_dtype``, the others float64)."""
     ages = np.arange(K + 1) * dt
     tau = np.array(pop.tau_theta, dtype=float)
     J = np.array(pop.J_theta, dtype=float)
+    cohort = np.dtype(cohort_dtype)
     state = dict(
-        m=np.zeros((n_local, K)), v=np.zeros((n_local, K)), u=np.full((n_local, K), pop.u_reset),
-        lam=np.zeros((n_local, K)), n=np.zeros((n_local, K)),
+        m=np.zeros((n_local, K), cohort), v=np.zeros((n_local, K), cohort),
+        u=np.full((n_local, K), pop.u_reset, cohort), lam=np.zeros((n_local, K), cohort),
+        n=np.zeros((n_local, K), cohort),
         x=np.full(n_local, float(pop.N)), z=np.zeros(n_local), h=np.full(n_local, pop.u_reset),
         lam_free=np.zeros(n_local), g=np.zeros((n_local, len(tau))), y=np.zeros((n_in, n_local)),
     )
@@ -309,7 +314,8 @@ class MesoModel:
         incoming = [i for i, s in enumerate(self.stencils) if s.target == index]
         tau_s = np.array([self.config.populations[self.stencils[i].source].tau_s for i in incoming])
         prop = membrane_propagators(pop.tau_m, tau_s, dt)
-        tables = population_tables(pop, dt, history_length(pop, dt), self.n_local, len(incoming))
+        tables = population_tables(pop, dt, history_length(pop, dt), self.n_local, len(incoming),
+                                   self.config.run.cohort_dtype)
         return dict(
             tables, pop=pop, incoming=np.array(incoming, dtype=np.int64), P_mm=prop.P_mm,
             in_J=np.array([self.stencils[i].J for i in incoming], dtype=float),
