@@ -189,8 +189,14 @@ def test_log_band_average_edges_and_errors():
     assert bands.n_bins.sum() == 500  # 1 .. 500 Hz, each bin in exactly one band
     assert np.allclose(bands.value, 1.0)
     assert np.allclose(bands.se[:, 0], 0.1 / np.sqrt(bands.n_bins))
-    sparse = log_band_average(np.array([0.0, 1.0, 500.0]), np.ones(3), n_bands=8)
+    sparse = log_band_average(np.array([0.0, 1.0, 1.5, 2.0, 3.0, 400.0, 450.0, 500.0]), np.ones(8), n_bands=8)
     assert np.isnan(sparse.value[3]) and sparse.n_bins[3] == 0
+    assert sparse.n_bins.tolist() == [3, 1, 0, 0, 0, 0, 0, 3]
+    # bins on the log-spaced edges, which geomspace computes an ulp off
+    # (geomspace(1, 256, 9)[5] is 32.000000000000007): f_lo <= f < f_hi held
+    # the 32 Hz bin in the 16-32 Hz band
+    powers = log_band_average(np.arange(257.0), np.ones(257), f_min=1.0, f_max=256.0, n_bands=8)
+    assert powers.n_bins.tolist() == [1, 2, 4, 8, 16, 32, 64, 129]
     with pytest.raises(AnalysisInputError, match="f_min"):
         log_band_average(freqs, S, f_min=600.0, f_max=500.0)
 

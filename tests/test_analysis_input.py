@@ -81,7 +81,27 @@ BAD_CALLS = [
     (lambda: log_band_average(np.arange(10.0), np.ones(10), f_max=float("inf")), "f_max = inf"),
     (lambda: log_band_average(np.arange(10.0), np.ones(10), f_min=None), "f_min = None"),
     (lambda: log_band_average(np.arange(10.0), np.ones(10), np.ones(3)), "S_err has shape"),
-    (lambda: log_band_average(np.zeros(0), np.zeros(0)), "non-empty"),
+    (lambda: log_band_average(np.zeros(0), np.zeros(0)), "empty axis"),
+    # the spectra were not checked: NaN, inf and complex values gave NaN, inf or
+    # a dropped imaginary part without an error, strings a bare ValueError
+    (lambda: log_band_average(np.arange(10.0), np.where(np.arange(10) == 5, np.nan, 1.0)),
+     r"S holds non-finite values \(NaN or inf\): nan at index \(5,\)"),
+    (lambda: log_band_average(np.arange(10.0), np.ones(10), np.full(10, np.inf)), "S_err holds non-finite"),
+    (lambda: log_band_average(np.arange(10.0), np.ones(10), segments=np.full((3, 10), np.nan)),
+     "segments holds non-finite"),
+    (lambda: log_band_average(np.arange(10.0), np.ones(10) + 1j), "S must hold real numbers"),
+    (lambda: log_band_average(np.arange(10.0), np.array(["a"] * 10)), "S must hold real numbers"),
+    (lambda: log_band_average("psd.h5", np.ones(10)), "is a path"),
+    # a billion bands took minutes and gigabytes before the bands were checked
+    (lambda: log_band_average(np.arange(10.0), np.ones(10), n_bands=10**9),
+     "n_bands = 1000000000: more bands than the 10 frequency bins"),
+    (lambda: auto_thresholds(SIGNAL, n_bins=10**6), "n_bins = 1000000: more histogram bins than the 2000 samples"),
+    (lambda: psd(np.ma.masked_array(FIELD, FIELD > 12), 1.0), "A is a masked array"),
+    (lambda: smooth(np.ma.masked_array(SIGNAL), 2.0, 1.0), "the signal is a masked array"),
+    # ratios that overflow: OverflowError tracebacks
+    (lambda: psd(FIELD, 5e-324), r"record_interval = 5e-324: .*1000 / record_interval Hz"),
+    (lambda: psd(FIELD, 1e-300, segment_ms=1000), r"segment_ms = 1000.*does not hold 2 segments"),
+    (lambda: psd(FIELD, 1e-300, discard=1e10), "only 0 samples remain after discarding"),
     (lambda: smooth(SIGNAL, None, 1.0), "window_ms = None"),
     (lambda: smooth(SIGNAL, 2.0, float("inf")), "record_interval = inf"),
     (lambda: bistable_signal(PAIR, 1.0, window_ms=-5), "window_ms = -5"),
@@ -304,6 +324,29 @@ def test_compare_checks_distances():
     for name, value in (("n_blocks", float("inf")), ("n_bands", 0), ("min_switches", -1), ("f_min", 0.0)):
         with pytest.raises(CompareInputError, match=f"{name} = "):
             compare_results(a, b, discard=0, **{name: value})
+
+
+def test_times_and_distances_far_beyond_the_record_are_what_the_record_holds():
+    """1e300 ms windows and lattice distances were OverflowError tracebacks
+    (int(inf), 1e300**2); they now mean what any time or distance beyond the
+    record and the lattice means."""
+    signal = np.arange(10.0)
+    assert np.array_equal(smooth(signal, 1e300, 1.0), np.full(10, 4.5))  # every sample's window is the whole
+    far = correlation_vs_distance(FIELD, 0.1, "periodic", max_distance=1e300)
+    whole = correlation_vs_distance(FIELD, 0.1, "periodic", max_distance=8)
+    assert np.array_equal(far.distances, whole.distances) and np.array_equal(far.r, whole.r)
+    with pytest.raises(CompareInputError, match="no site pairs at 1e"):
+        compare_results(field_result(1), field_result(2), discard=0, distances=(1e300,))
+    with pytest.raises(AnalysisInputError, match="max_lag = 1e"):
+        wave_speed(FIELD[:, 0, :, 0], 1.0, 0.1, method="xcorr", max_lag=1e300)
+    assert len(space_time_spectrum(FIELD[:, 0], 1.0, 0.1, duration=1e300).freqs) == 400  # all the samples
+
+
+@pytest.mark.parametrize("labels", [None, 5, "AB", ("A", "B", "C")])
+def test_compare_labels_must_be_a_pair(labels):
+    """None or 5 gave a bare TypeError; "AB" was split into ("A", "B")."""
+    with pytest.raises(CompareInputError, match=r"labels = .*: must be a pair of names"):
+        compare_results(field_result(1), field_result(2), discard=0, labels=labels)
 
 
 def test_plot_comparison_checks_its_arguments(tmp_path):

@@ -333,6 +333,20 @@ def test_missing_block_folder_is_reported(tmp_path):
         open_result(path)
 
 
+@pytest.mark.parametrize("path", [None, 5, ""])
+def test_a_path_that_is_no_file_name_is_refused_by_name(path):
+    """None and 5 gave bare TypeErrors, "" the message that the working folder is a folder."""
+    with pytest.raises(ResultError, match=rf"path = {path!r}: expected the name of a result file"):
+        open_result(path)
+
+
+def test_a_result_opens_by_a_bytes_path(tmp_path):
+    path = tmp_path / "out.h5"
+    A = record_run(path, OneRank((7,)), 2)
+    with open_result(os.fsencode(path)) as result:
+        np.testing.assert_array_equal(result.A, A)
+
+
 def test_not_a_result(tmp_path):
     with pytest.raises(ResultError, match="no such result file"):
         open_result(tmp_path / "absent.h5")
@@ -515,13 +529,17 @@ def test_records_reads_a_small_result_whole_and_a_large_one_in_slices(tmp_path):
         with open_result(path) as result, mock.patch.dict(os.environ, {WHOLE_READ_ENV: mib}):
             records = result.records("A")
             assert isinstance(records, CheckedRecords) == sliced, mib
-            assert result.records("A") is records  # made once per result
-            if not sliced:
-                assert records is result.A
+            if sliced:
+                assert result.records("A") is records  # made once per result
+            else:  # the array read whole, behind a view that cannot change it
+                assert records.base is result.A and not records.flags.writeable
+                with pytest.raises(ValueError, match="read-only"):
+                    records[0] = 0.0
             np.testing.assert_array_equal(records[:], A)
     with open_result(path) as result, in_slices():
         whole = result.A
-        assert result.records("A") is whole  # once read whole, the array serves
+        assert result.records("A").base is whole  # once read whole, the array serves
+        assert whole.flags.writeable  # the attribute itself stays the user's to change
 
 
 @pytest.mark.parametrize("value", ["-1", "lots", "nan", "inf"])

@@ -259,10 +259,34 @@ def whole(name: str, value: Any, minimum: int, error: type = AnalysisInputError)
     return int(value)
 
 
+#: a sample count beyond any record: what a time of 1e300 ms, or the infinity of
+#: a ratio that overflows, becomes in samples, so that it meets the check
+#: against the record's length instead of an OverflowError
+SAMPLES_BEYOND_ANY_RECORD = 2**62
+
+
+def floor_samples(samples: float) -> int:
+    """``floor(samples)`` as an int (the 1e-9 keeps 2.9999999999999996 at 3),
+    at most :data:`SAMPLES_BEYOND_ANY_RECORD`."""
+    return int(math.floor(min(samples, SAMPLES_BEYOND_ANY_RECORD) + 1e-9))
+
+
+def ceil_samples(samples: float) -> int:
+    """``ceil(samples)`` as an int (the 1e-9 keeps 3.0000000000000004 at 3), at
+    most :data:`SAMPLES_BEYOND_ANY_RECORD`."""
+    return int(math.ceil(min(samples, SAMPLES_BEYOND_ANY_RECORD) - 1e-9))
+
+
 def _check_interval(record_interval: Any) -> float | None:
     if record_interval is None:
         return None
-    return number("record_interval", record_interval, "a positive number of ms", 0.0, strict=True)
+    interval = number("record_interval", record_interval, "a positive number of ms", 0.0, strict=True)
+    if not (interval / 1000.0 > 0.0 and math.isfinite(1000.0 / interval)):
+        # the spectra work in seconds and Hz: 5e-324 ms is 0 s, and its rate infinite
+        raise AnalysisInputError(f"record_interval = {record_interval!r}: must be a positive number of ms "
+                                 "whose rate, 1000 / record_interval Hz, and length in seconds are "
+                                 "finite and non-zero in double precision")
+    return interval
 
 
 def _check_dx(dx: Any) -> float | None:
@@ -344,6 +368,7 @@ def as_record(
                 f"result A has shape {tuple(data.shape)}, which does not hold the lattice shape {list(lattice)}"
             )
     else:
+        refuse_masked("A", obj)
         data = np.asarray(obj)
         if data.ndim == 0:
             raise AnalysisInputError("A must have a time axis; got a scalar")
@@ -368,7 +393,7 @@ def as_record(
     if discard > 0.0:
         if record_interval is None:
             raise AnalysisInputError("discard > 0 needs record_interval (ms) for array input")
-        start = int(math.ceil(discard / record_interval - 1e-9))
+        start = ceil_samples(discard / record_interval)
     n_total = int(data.shape[0])
     if n_total - start < 2:
         raise AnalysisInputError(
@@ -378,10 +403,21 @@ def as_record(
     return Record(data, start, record_interval, types, lattice, dx, boundary)
 
 
+def refuse_masked(name: str, value: Any) -> None:
+    """Refuse a numpy masked array: ``np.asarray`` would drop its mask, and the
+    statistics would silently include the masked values."""
+    if np.ma.isMaskedArray(value):
+        raise AnalysisInputError(f"{name} is a masked array; the statistics would include its masked "
+                                 "values (np.asarray drops the mask): pass the samples to use, e.g. "
+                                 "a slice without them, or fill them explicitly (a.filled(value))")
+
+
 def real_array(name: str, value: Any) -> np.ndarray:
-    """``value`` as a float64 array, refusing a path, non-real numbers, empty axes and NaN/inf."""
+    """``value`` as a float64 array, refusing a path, a masked array, non-real
+    numbers, empty axes and NaN/inf."""
     if isinstance(value, (str, bytes, os.PathLike)):
         as_record(value)  # the message for a path
+    refuse_masked(name, value)
     array = np.asarray(value)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
             or array.dtype == bool):

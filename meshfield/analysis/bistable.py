@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._record import (AnalysisInputError, _check_interval, as_record, batches, is_result, number, real_array,
-                      type_index, whole)
+from ._record import (AnalysisInputError, _check_interval, as_record, batches, floor_samples, is_result, number,
+                      real_array, type_index, whole)
 
 
 class NotBimodalError(AnalysisInputError):
@@ -64,7 +64,7 @@ def smooth(a, window_ms: float, record_interval: float | None = None) -> np.ndar
     window_ms = number("window_ms", window_ms, "a non-negative time in ms", 0.0)
     # floor, not round: Python's round takes halves to even, so 3, 4 and 5
     # record intervals all averaged 5 samples and 1.5 averaged 3
-    half = int(np.floor(window_ms / (2.0 * record_interval) + 1e-9))
+    half = floor_samples(window_ms / (2.0 * record_interval))
     if half == 0:
         return a.copy()
     n = a.shape[0]
@@ -295,7 +295,7 @@ def auto_thresholds(a, n_bins: int = 60, min_dip: float = 0.5) -> Thresholds:
     a : array
         Signal samples (any shape; flattened).
     n_bins : int
-        Histogram bins.
+        Histogram bins, 5 to the number of samples.
     min_dip : float
         Required relative depth of the trough, ``1 - trough height / smaller
         peak height`` (0..1).
@@ -321,6 +321,11 @@ def auto_thresholds(a, n_bins: int = 60, min_dip: float = 0.5) -> Thresholds:
     values = real_array("the signal", a).ravel()
     if values.size < 10:
         raise AnalysisInputError(f"auto_thresholds needs at least 10 samples; got {values.size}")
+    if n_bins > values.size:
+        # most bins would be empty, and the 1.5-bin smoothing could not join
+        # them into modes: the peaks found would be single samples
+        raise AnalysisInputError(f"n_bins = {n_bins}: more histogram bins than the {values.size} samples; "
+                                 "use fewer bins (default 60)")
     lo, hi = np.percentile(values, [0.5, 99.5])
     if not hi > lo:
         raise NotBimodalError("the signal is (nearly) constant; it has no two states")

@@ -318,9 +318,9 @@ def compare_results(
     CompareInputError
         For results that cannot be compared, with the reason.
     """
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, (tuple, list)) or len(labels) != 2:
+        raise CompareInputError(f"labels = {labels!r}: must be a pair of names, e.g. ('micro', 'meso')")
     labels = tuple(str(label) for label in labels)
-    if len(labels) != 2:
-        raise CompareInputError(f"labels = {labels!r}: must be a pair")
     for label, res in zip(labels, (res_a, res_b)):
         if not is_result(res):
             raise CompareInputError(f"{label} is not a result (needs attributes A, types, record_interval, config)")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..lattice import wave_number_shell
-from ._record import (AnalysisInputError, Record, ShiftedMoments, as_record, batches, check_finite, is_result,
-                      number, real_array, type_index, whole)
+from ._record import (AnalysisInputError, Record, ShiftedMoments, as_record, batches, check_finite, floor_samples,
+                      is_result, number, real_array, type_index, whole)
 from .stats import DEFAULT_BLOCKS
 
 # A site whose variance is below this fraction of its squared mean is treated
@@ -132,6 +132,8 @@ def correlation_vs_distance(
         long_axes = [n for n in lattice if n > 1]
         max_distance = min(long_axes) // 2 if long_axes else 0
     max_distance = number("max_distance", max_distance, "a distance >= 0 in site spacings", 0.0)
+    # no offset is longer than the lattice's diagonal (and 1e300**2 overflows)
+    max_distance = min(max_distance, float(sum(lattice)))
     length, blocks = record.blocks(n_blocks)
     mean, var = _site_moments(record, length * len(blocks))
     valid = var > _CONSTANT_RTOL * mean**2
@@ -415,7 +417,7 @@ def _field(A, record_interval, dx, which, discard, duration) -> tuple[np.ndarray
     n_time = record.n_time
     if duration is not None:
         duration = number("duration", duration, "a positive time in ms", 0.0, strict=True)
-        n_time = min(n_time, int(duration / dt + 1e-9))
+        n_time = min(n_time, floor_samples(duration / dt))
         if n_time < 2:
             raise AnalysisInputError(f"duration = {duration} ms holds fewer than 2 samples")
     if array is not None:  # its NaN named by the index into the array given
@@ -645,7 +647,7 @@ def wave_speed(
     if max_lag is None:
         max_steps = n_time // 4
     else:
-        max_steps = int(number("max_lag", max_lag, "a positive time in ms", 0.0, strict=True) / dt + 1e-9)
+        max_steps = floor_samples(number("max_lag", max_lag, "a positive time in ms", 0.0, strict=True) / dt)
     if not 1 <= max_steps < n_time - 1:
         raise AnalysisInputError(f"max_lag = {max_lag!r} ms: must cover 1 to {n_time - 2} samples")
     fluctuation = field - field.mean(axis=0)

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._record import AnalysisInputError, as_record, check_finite, number, whole
+from ._record import AnalysisInputError, as_record, floor_samples, number, real_array, whole
 
 WINDOWS = ("boxcar", "hann")
+#: relative distance within which a frequency bin counts as on a band edge
+EDGE_RTOL = 1e-9
 DEFAULT_SEGMENT_MS = 1000.0
 
 
@@ -76,7 +78,7 @@ def segment_samples(segment_ms: float, dt: float) -> int:
     """The whole records of ``dt`` ms in a segment of ``segment_ms`` (the 1e-9
     keeps 0.3 ms at 0.1 ms, 2.9999999999999996 records, at 3); :func:`psd` then
     cuts the segment to an even number of them."""
-    return int(segment_ms / dt + 1e-9)
+    return floor_samples(segment_ms / dt)
 
 
 def _window(name: str, length: int) -> np.ndarray:
@@ -210,7 +212,9 @@ class BandAverage:
     ----------
     f_lo, f_hi : ndarray, shape (n_bands,)
         Band edges in Hz; a bin at ``f`` belongs to the band with
-        ``f_lo <= f < f_hi`` (the last band also holds ``f = f_hi``).
+        ``f_lo <= f < f_hi`` (the last band also holds ``f = f_hi``), where a
+        bin within a relative 1e-9 of an edge counts as on it (the computed
+        log-spaced edges are off by rounding).
     f_center : ndarray, shape (n_bands,)
         Geometric band centres, Hz.
     value : ndarray, shape (n_bands, ...)
@@ -278,34 +282,38 @@ def log_band_average(
         freqs, S, S_err = spectrum.freqs, spectrum.S, spectrum.S_err
         if segments is None:
             segments = spectrum.segments
-    freqs = np.asarray(freqs, dtype=float)
     if S is None:
         raise AnalysisInputError("S (the spectrum to average) is required")
-    S = np.asarray(S, dtype=float)
-    if freqs.ndim != 1 or freqs.size == 0 or S.shape[:1] != freqs.shape:
+    freqs = real_array("freqs", freqs)
+    S = real_array("S", S)
+    if freqs.ndim != 1 or S.shape[:1] != freqs.shape:
         raise AnalysisInputError(
             f"freqs has shape {freqs.shape} and S {S.shape}: freqs must be a non-empty 1-D array "
             "and the first axis of S must match it"
         )
-    check_finite("freqs", freqs)
     if S_err is not None:
-        S_err = np.asarray(S_err, dtype=float)
+        S_err = real_array("S_err", S_err)
         if S_err.shape != S.shape:
             raise AnalysisInputError(f"S_err has shape {S_err.shape}; it must have the shape of S, {S.shape}")
     n_bands = whole("n_bands", n_bands, 1)
+    if n_bands > freqs.size:
+        raise AnalysisInputError(f"n_bands = {n_bands}: more bands than the {freqs.size} frequency bins, so "
+                                 "some bands would hold none; use at most as many bands as bins")
     f_min = number("f_min", f_min, "a positive frequency in Hz", 0.0, strict=True)
     f_max = float(freqs.max()) if f_max is None else number("f_max", f_max, "a finite frequency in Hz")
     if not f_min < f_max:
         raise AnalysisInputError(f"need 0 < f_min < f_max; got f_min = {f_min:g}, f_max = {f_max:g} Hz")
     edges = np.geomspace(f_min, f_max, n_bands + 1)
-    band = np.searchsorted(edges, freqs, side="right") - 1
-    band[freqs == f_max] = n_bands - 1
-    inside = (freqs >= f_min) & (freqs <= f_max)
+    # geomspace's inner edges are off by an ulp or so (geomspace(1, 256, 9)[5] is
+    # 32.000000000000007): a bin within EDGE_RTOL of an edge counts as on it, so
+    # that it joins the band above, as f_lo <= f < f_hi says
+    band = np.searchsorted(edges[1:-1] * (1.0 - EDGE_RTOL), freqs, side="right")
+    inside = (freqs >= f_min * (1.0 - EDGE_RTOL)) & (freqs <= f_max * (1.0 + EDGE_RTOL))
     value = np.full((n_bands,) + S.shape[1:], np.nan)
     se = np.full_like(value, np.nan)
     n_bins = np.zeros(n_bands, dtype=int)
     if segments is not None:
-        segments = np.asarray(segments, dtype=float)
+        segments = real_array("segments", segments)
         if segments.shape[1:] != S.shape or segments.shape[0] < 2:
             raise AnalysisInputError(
                 f"segments has shape {segments.shape}; expected (n_segments >= 2,) + {S.shape}"

@@ -192,6 +192,13 @@ def _decode_attrs(attrs: h5py.AttributeManager) -> dict:
     return plain
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """A view of ``array`` that cannot be written through."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 class Result:
     """The records of one meshfield run, read from a result file.
 
@@ -311,6 +318,11 @@ class Result:
         slice of a result below the limit this way reads all of it; use
         ``dataset(name)`` for that.
 
+        The array is a read-only view of the attribute, so that a script cannot
+        change what later statistics read. Index either with h5py selections
+        (slices with positive steps, increasing lists of indices): the array
+        also takes numpy's other indexing, the view does not.
+
         Raises
         ------
         ResultError
@@ -322,12 +334,12 @@ class Result:
             raise ResultError(f"no record {name!r} in a meshfield result; allowed are {', '.join(RECORD_NAMES)}")
         limit = whole_read_limit()
         if name in self.__dict__:  # read whole before (the cached property): usable after closing too
-            return self.__dict__[name]
+            return _read_only(self.__dict__[name])
         dataset = self._open_file()[name]
         if name in self._views:
             return self._views[name]
         if dataset.size * dataset.dtype.itemsize <= limit:
-            return getattr(self, name)
+            return _read_only(getattr(self, name))
         view = CheckedRecords(self, dataset, name)
         # One record of every site opens every block file behind the dataset
         # (HDF5 then keeps them open); checked then, as after reading it whole.
@@ -608,7 +620,7 @@ def open_result(path: str | os.PathLike, check_blocks: bool = True) -> Result:
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str, bytes or os.PathLike
         The master file ``OUT.h5``, or a link to it; its block folder
         ``OUT.h5.blocks`` must lie beside the master file.
     check_blocks : bool
@@ -633,6 +645,10 @@ def open_result(path: str | os.PathLike, check_blocks: bool = True) -> Result:
         under another rank's name, are not readable HDF5 files or lack their
         dataset. The message names the file and what is wrong.
     """
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ResultError(f"path = {path!r}: expected the name of a result file OUT.h5 (a str or a path)")
     # A link to the master file (in another folder) reads the block folder beside
     # the file it points to: HDF5 resolves the blocks relative to the opened path.
     path = os.path.realpath(os.fspath(path))
