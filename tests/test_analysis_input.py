@@ -342,6 +342,37 @@ def test_times_and_distances_far_beyond_the_record_are_what_the_record_holds():
     assert len(space_time_spectrum(FIELD[:, 0], 1.0, 0.1, duration=1e300).freqs) == 400  # all the samples
 
 
+def test_messages_say_what_is_wrong():
+    """Findings of the API probe whose messages misled: a short record blamed a
+    max_lag nobody gave, a single site or two samples 'had no power', a Path or
+    a path where a result belongs was 'A has shape ()' or 'not a result', and N
+    given with a result silently replaced the configuration's."""
+    import pathlib
+
+    from meshfield.analysis import NoWaveError, fano_factor, summarize
+
+    with pytest.raises(AnalysisInputError, match="the record holds 3 samples; the cross-correlation needs at least 4"):
+        wave_speed(FIELD[:3, 0, :, 0], 1.0, 0.1, method="xcorr")
+    with pytest.raises(NoWaveError, match="2 samples resolve no frequency f > 0"):
+        wave_speed(FIELD[:2, 0], 1.0, 0.1)
+    with pytest.raises(NoWaveError, match=r"the lattice \[1, 1\] is a single site"):
+        wave_speed(FIELD[:, 0, :1, :1], 1.0, 0.1)
+    for call in (lambda: wave_speed(pathlib.Path("r.h5"), 1.0, 0.1),
+                 lambda: space_time_spectrum(pathlib.Path("r.h5"), 1.0, 0.1),
+                 lambda: spatial_spectrum("r.h5", 0.1, lattice_ndim=2)):
+        with pytest.raises(AnalysisInputError, match="is a path; open the result first"):
+            call()
+    with pytest.raises(AnalysisInputError, match="result = 'r.h5' is not a result .*it is a path: open the result"):
+        summarize("r.h5")
+    with pytest.raises(CompareInputError, match="A = 'r.h5' is not a result .*it is a path: open the result"):
+        compare_results("r.h5", field_result(1))
+    result = field_result(1)
+    result.config["populations"] = {"E": {"N": 400}, "I": {"N": 100}}
+    assert fano_factor(result, [10.0], N=[400, 100]).fano.shape == (1, 2)
+    with pytest.raises(AnalysisInputError, match=r"N = \[1, 1\] contradicts the result's .* \[400, 100\]"):
+        fano_factor(result, [10.0], N=[1, 1])
+
+
 @pytest.mark.parametrize("labels", [None, 5, "AB", ("A", "B", "C")])
 def test_compare_labels_must_be_a_pair(labels):
     """None or 5 gave a bare TypeError; "AB" was split into ("A", "B")."""

@@ -204,6 +204,14 @@ class Stages:
             self.progress(name, self.names.index(name), len(self.names))
 
 
+#: the hint for a path given where a result is needed
+_OPEN_FIRST = "; it is a path: open the result first, with meshfield.open_result(path) as res: ...(res)"
+
+
+def _is_path(obj: Any) -> bool:
+    return isinstance(obj, (str, bytes, os.PathLike))
+
+
 def _has(obj: Any, name: str) -> bool:
     """``obj`` has the attribute ``name``, found without calling a property:
     on a result file, ``hasattr(obj, "A")`` would read all of A."""

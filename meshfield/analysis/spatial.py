@@ -9,6 +9,7 @@ along ``+k`` has its power at ``(f, k)`` with ``f > 0`` (and the mirror point
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -293,6 +294,8 @@ def spatial_spectrum(
                 f"lattice_ndim = {lattice_ndim} contradicts the result's {len(A.shape)}-D lattice "
                 f"{list(A.shape)}; leave it out for results"
             )
+    if isinstance(A, (str, bytes, os.PathLike)):
+        as_record(A)  # the message for a path
     if is_result(A) or lattice_ndim is not None:
         if not is_result(A) and np.ndim(A) != lattice_ndim + 2:
             raise AnalysisInputError(
@@ -402,7 +405,7 @@ def _field(A, record_interval, dx, which, discard, duration) -> tuple[np.ndarray
     if is_result(A):
         record = as_record(A, record_interval, discard, dx=dx)
     else:
-        if isinstance(A, (str, bytes)):
+        if isinstance(A, (str, bytes, os.PathLike)):
             as_record(A)  # the message for a path
         array = np.asarray(A)
         if not 2 <= array.ndim <= 3:
@@ -615,6 +618,12 @@ def wave_speed(
     field, dt, dx = _field(A, record_interval, dx, type, discard, duration)
     lattice = field.shape[1:]
     if method == "spectrum":
+        if all(n == 1 for n in lattice):
+            raise NoWaveError(f"the lattice {list(lattice)} is a single site: it has no wave number k != 0, "
+                              "so no wave to measure")
+        if field.shape[0] < 3:
+            raise NoWaveError(f"{field.shape[0]} samples resolve no frequency f > 0: no wave to measure "
+                              "(analyse a longer duration)")
         freqs, ks, power = _space_time_power(field, dt, dx)
         k_grid = np.meshgrid(*ks, indexing="ij")
         k_nonzero = sum(k**2 for k in k_grid) > 0
@@ -648,6 +657,9 @@ def wave_speed(
         max_steps = n_time // 4
     else:
         max_steps = floor_samples(number("max_lag", max_lag, "a positive time in ms", 0.0, strict=True) / dt)
+    if max_lag is None and max_steps < 1:
+        raise AnalysisInputError(f"the record holds {n_time} samples; the cross-correlation needs at least 4 "
+                                 "(its default max_lag is a quarter of the record)")
     if not 1 <= max_steps < n_time - 1:
         raise AnalysisInputError(f"max_lag = {max_lag!r} ms: must cover 1 to {n_time - 2} samples")
     fluctuation = field - field.mean(axis=0)

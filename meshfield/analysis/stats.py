@@ -172,7 +172,8 @@ def fano_factor(
     windows_ms : sequence of float
         Counting windows (ms), each a whole multiple of the record interval.
     N : int or sequence of int, optional
-        Neurons per population, one per type (a result supplies them).
+        Neurons per population, one per type (a result supplies them; given
+        with a result, they must agree with its configuration).
     record_interval : float, optional
         ms; required for arrays.
     discard : float
@@ -188,14 +189,19 @@ def fano_factor(
 
     record = as_record(A, record_interval, discard)
     interval = record.need_interval()
+    configured = [A.config["populations"][name]["N"] for name in record.types] if is_result(A) else None
     if N is None:
-        if not is_result(A):
+        if configured is None:
             raise AnalysisInputError("N (neurons per population, one per type) is required for array input")
-        N = [A.config["populations"][name]["N"] for name in record.types]
+        N = configured
     N = np.atleast_1d(np.asarray(N))
     if N.ndim != 1 or len(N) != record.n_types:
         raise AnalysisInputError(f"N = {N.tolist()!r}: expected one neuron count per type ({record.n_types})")
     N = np.array([whole(f"N[{i}]", n, 1) for i, n in enumerate(N)], dtype=float)
+    if configured is not None and N.tolist() != [float(n) for n in configured]:
+        # as for record_interval, dx and boundary: a result's own value is the truth
+        raise AnalysisInputError(f"N = {[int(n) for n in N]} contradicts the result's neurons per population "
+                                 f"{configured}; leave N out for results")
     windows = np.atleast_1d(np.asarray(windows_ms, dtype=object))
     if windows.ndim != 1 or len(windows) == 0:
         raise AnalysisInputError(f"windows_ms = {windows_ms!r}: expected a non-empty list of windows (ms)")
