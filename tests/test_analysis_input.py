@@ -102,6 +102,10 @@ BAD_CALLS = [
     (lambda: psd(FIELD, 5e-324), r"record_interval = 5e-324: .*1000 / record_interval Hz"),
     (lambda: psd(FIELD, 1e-300, segment_ms=1000), r"segment_ms = 1000.*does not hold 2 segments"),
     (lambda: psd(FIELD, 1e-300, discard=1e10), "only 0 samples remain after discarding"),
+    # numpy's booleans passed for numbers, a string for remove_mean meant True
+    (lambda: psd(FIELD, np.True_), "record_interval = np.True_"),
+    (lambda: correlation_vs_distance(FIELD, 0.1, "periodic", max_distance=np.True_), "max_distance = np.True_"),
+    (lambda: spatial_spectrum(FIELD[0, 0], 0.1, remove_mean="no"), "remove_mean = 'no': must be True or False"),
     (lambda: smooth(SIGNAL, None, 1.0), "window_ms = None"),
     (lambda: smooth(SIGNAL, 2.0, float("inf")), "record_interval = inf"),
     (lambda: bistable_signal(PAIR, 1.0, window_ms=-5), "window_ms = -5"),
@@ -371,6 +375,18 @@ def test_messages_say_what_is_wrong():
     assert fano_factor(result, [10.0], N=[400, 100]).fano.shape == (1, 2)
     with pytest.raises(AnalysisInputError, match=r"N = \[1, 1\] contradicts the result's .* \[400, 100\]"):
         fano_factor(result, [10.0], N=[1, 1])
+
+
+def test_fano_factor_of_a_silent_type_is_nan_without_a_warning():
+    import warnings
+
+    from meshfield.analysis import fano_factor
+
+    A = np.stack([np.random.default_rng(3).poisson(5.0, size=(2000, 3)) * 100.0, np.zeros((2000, 3))], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "Mean of empty slice" leaked before
+        result = fano_factor(A, [10.0], N=[10, 10], record_interval=1.0)
+    assert np.isnan(result.fano[0, 1]) and 0.9 < result.fano[0, 0] < 1.1  # Poisson counts: 1
 
 
 @pytest.mark.parametrize("labels", [None, 5, "AB", ("A", "B", "C")])

@@ -243,7 +243,7 @@ def number(name: str, value: Any, what: str, minimum: float | None = None, stric
     ``minimum`` is a lower bound (excluded with ``strict``).
     """
     try:
-        valid = not isinstance(value, (bool, str, bytes)) and math.isfinite(float(value))
+        valid = not isinstance(value, (bool, np.bool_, str, bytes)) and math.isfinite(float(value))
     except (TypeError, ValueError, OverflowError):
         valid = False
     if valid:
@@ -258,7 +258,7 @@ def whole(name: str, value: Any, minimum: int, error: type = AnalysisInputError)
     """``value`` as an int ``>= minimum`` (an integral float is accepted), or one
     error naming ``name`` and the value."""
     try:
-        valid = (not isinstance(value, (bool, str, bytes)) and math.isfinite(float(value))
+        valid = (not isinstance(value, (bool, np.bool_, str, bytes)) and math.isfinite(float(value))
                  and float(value) == int(value) and int(value) >= minimum)
     except (TypeError, ValueError, OverflowError):
         valid = False

@@ -287,6 +287,8 @@ def spatial_spectrum(
     -------
     SpatialSpectrum
     """
+    if not isinstance(remove_mean, (bool, np.bool_)):
+        raise AnalysisInputError(f"remove_mean = {remove_mean!r}: must be True or False")
     if lattice_ndim is not None:
         lattice_ndim = whole("lattice_ndim", lattice_ndim, 1)
         if is_result(A) and lattice_ndim != len(A.shape):

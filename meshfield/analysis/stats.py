@@ -232,7 +232,12 @@ def fano_factor(
             mean, var = m.mean_var()
             with np.errstate(invalid="ignore", divide="ignore"):
                 ratio = np.where(mean > 0, var / mean, np.nan)
-            fano[b, j] = np.nanmean(ratio, axis=1) if np.isfinite(ratio).any() else np.nan
+            # the mean over the sites with spikes, NaN for a type without any (as
+            # np.nanmean, without its warning about such a type)
+            finite = np.isfinite(ratio)
+            n_sites = finite.sum(axis=1)
+            total = np.where(finite, ratio, 0.0).sum(axis=1)
+            fano[b, j] = np.where(n_sites > 0, total / np.maximum(n_sites, 1), np.nan)
     return FanoFactor(
         windows_ms=np.array([k * interval for k in steps]),
         fano=fano.mean(axis=0),
