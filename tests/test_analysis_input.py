@@ -371,6 +371,7 @@ def test_messages_say_what_is_wrong():
     with pytest.raises(CompareInputError, match="A = 'r.h5' is not a result .*it is a path: open the result"):
         compare_results("r.h5", field_result(1))
     result = field_result(1)
+    assert fano_factor(result, [10.0], N=[400, 100]).fano.shape == (1, 2)  # a configuration without N
     result.config["populations"] = {"E": {"N": 400}, "I": {"N": 100}}
     assert fano_factor(result, [10.0], N=[400, 100]).fano.shape == (1, 2)
     with pytest.raises(AnalysisInputError, match=r"N = \[1, 1\] contradicts the result's .* \[400, 100\]"):

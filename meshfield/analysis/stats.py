@@ -189,10 +189,13 @@ def fano_factor(
 
     record = as_record(A, record_interval, discard)
     interval = record.need_interval()
-    configured = [A.config["populations"][name]["N"] for name in record.types] if is_result(A) else None
+    populations = ((getattr(A, "config", None) or {}).get("populations") or {}) if is_result(A) else {}
+    configured = ([populations[name]["N"] for name in record.types]
+                  if all("N" in populations.get(name, {}) for name in record.types) else None)
     if N is None:
         if configured is None:
-            raise AnalysisInputError("N (neurons per population, one per type) is required for array input")
+            raise AnalysisInputError("N (neurons per population, one per type) is required for array input "
+                                     "and for a result whose configuration does not give them")
         N = configured
     N = np.atleast_1d(np.asarray(N))
     if N.ndim != 1 or len(N) != record.n_types:
