@@ -52,9 +52,15 @@ test-serial: $(STAMP)
 	$(PY) -m pytest -m "not mpi" -q tests --ignore=tests/test_peer_nest.py
 	$(PY) -m pytest -q tests/test_peer_nest.py
 
+# A rank that stops while the others wait in an exchange hangs the job: the time
+# limit (about 15 times what the suite takes) turns such a regression into a quick
+# failure instead of a CI run that waits for its own limit.
+MPI_TEST_LIMIT ?= 900
+TIMEOUT = $(shell command -v timeout >/dev/null && echo timeout --kill-after=30 $(MPI_TEST_LIMIT))
+
 test-mpi: $(STAMP)
-	$(MPIEXEC) $(MPIFLAGS) -n 2 $(PY) -m pytest -m mpi -q tests
-	$(MPIEXEC) $(MPIFLAGS) -n 4 $(PY) -m pytest -m mpi -q tests
+	$(TIMEOUT) $(MPIEXEC) $(MPIFLAGS) -n 2 $(PY) -m pytest -m mpi -q tests
+	$(TIMEOUT) $(MPIEXEC) $(MPIFLAGS) -n 4 $(PY) -m pytest -m mpi -q tests
 
 bench: $(STAMP)
 	$(PY) drivers/bench_meso.py --json $(OUT)/bench_meso.json

@@ -183,8 +183,8 @@ def _check_state(path, expected: dict, state: dict, nonnegative=frozenset()) -> 
     """Refuse a checkpoint whose arrays are not the ones this model stores (names and
     shapes depend on the configuration only), or hold values no run can reach: NaN
     or infinities, or negative values in arrays whose last name part is in
-    ``nonnegative``. The values are this rank's block, so a damaged block stops
-    the rank that reads it (the command's failure agreement ends the others)."""
+    ``nonnegative``. The values are this rank's block (the caller makes every
+    rank raise when one does)."""
     from .io.checkpoint import CheckpointError
 
     def damaged(what):
@@ -495,10 +495,14 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     t_build = time.perf_counter()
     model = build_model(config, dec, stencils)
     if restart is not None:
-        from .io.checkpoint import read_checkpoint
-        state = _naming_restart(lambda path: read_checkpoint(path, dec), restart)[0]
-        _check_state(restart, model.state_dict(), state, model.NONNEGATIVE_STATE)
-        model.load_state_dict(state)
+        from .io.checkpoint import CheckpointError, read_checkpoint
+
+        def read_block():  # this rank's block: one rank alone may fail to read it, or find it damaged
+            state = _naming_restart(lambda path: read_checkpoint(path, dec), restart)[0]
+            _check_state(restart, model.state_dict(), state, model.NONNEGATIVE_STATE)
+            return state
+
+        model.load_state_dict(dec.all_decide(read_block, CheckpointError))
     t_build = time.perf_counter() - t_build
     n_types = len(config.types)
     n_records = (n_steps - step0) // R

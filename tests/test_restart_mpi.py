@@ -47,3 +47,26 @@ def test_restart_on_one_rank(shared_tmp, level):
     n1 = round(30.5 / OPEN_1D["record"]["interval"])
     assert np.array_equal(second.A, whole.A[n1:])
     assert np.array_equal(second.Abar, whole.Abar[n1:])
+
+
+def test_a_block_damaged_in_one_rank_stops_every_rank(shared_tmp):
+    """The values of a checkpoint are checked per block: a NaN in the last
+    rank's block alone stopped that rank while the others went on into the
+    first exchange and waited for ever. Every rank now raises."""
+    import h5py
+
+    from meshfield.io.checkpoint import CheckpointError
+
+    cfg = with_run(OPEN_1D, level="meso")
+    ckpt = os.path.join(shared_tmp, "damaged-one-block.ckpt.h5")
+    meshfield.run(with_run(cfg, t_end=20.5), comm=world, checkpoint=ckpt)
+    if world.rank == 0:
+        with h5py.File(ckpt, "r+") as f:
+            data = f["E/u"][()]
+            data[-1, 0] = np.nan  # the last site: the block of the last rank
+            f["E/u"][...] = data
+    world.Barrier()
+    last = world.size - 1
+    said = rf"--restart {ckpt}: damaged or foreign checkpoint: the array 'E/u' holds 1 NaN"
+    with pytest.raises(CheckpointError, match=said if world.rank == last else rf"^rank {last}: {said}"):
+        meshfield.run(cfg, comm=world, restart=ckpt)

@@ -634,6 +634,29 @@ class Decomposition:
             raise error_type(message)
         return result
 
+    def all_decide(self, action: Callable[[], Any], error_type: type[Exception]) -> Any:
+        """Run ``action`` on every rank and return its result there. Collective.
+
+        A failure on any rank is raised on every rank: where it happened as it
+        is, on the others as ``error_type("rank R: message")`` of the lowest
+        failing rank, so that no rank goes on into an exchange that the failed
+        ones never join (a block of a checkpoint that one rank cannot read or
+        finds damaged).
+        """
+        failure, result = None, None
+        try:
+            result = action()
+        except Exception as exc:  # any failure must reach the other ranks
+            failure = exc
+        message = None if failure is None else str(failure) or type(failure).__name__
+        messages = self.comm.allgather(message)
+        if failure is not None:
+            raise failure
+        failed = [(rank, text) for rank, text in enumerate(messages) if text is not None]
+        if failed:
+            raise error_type(f"rank {failed[0][0]}: {failed[0][1]}")
+        return result
+
     def barrier(self) -> None:
         """Wait until all ranks arrive. Collective."""
         self.comm.Barrier()
