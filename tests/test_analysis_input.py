@@ -106,6 +106,7 @@ BAD_CALLS = [
     (lambda: psd(FIELD, np.True_), "record_interval = np.True_"),
     (lambda: correlation_vs_distance(FIELD, 0.1, "periodic", max_distance=np.True_), "max_distance = np.True_"),
     (lambda: spatial_spectrum(FIELD[0, 0], 0.1, remove_mean="no"), "remove_mean = 'no': must be True or False"),
+    (lambda: psd(FIELD, 1.0, n_segments=1e300), r"^n_segments = 1e\+300: a segment must hold at least 2"),  # not 301 digits
     (lambda: smooth(SIGNAL, None, 1.0), "window_ms = None"),
     (lambda: smooth(SIGNAL, 2.0, float("inf")), "record_interval = inf"),
     (lambda: bistable_signal(PAIR, 1.0, window_ms=-5), "window_ms = -5"),

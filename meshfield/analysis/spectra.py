@@ -142,7 +142,7 @@ def psd(
     if n_segments is not None:
         n_segments = whole("n_segments", n_segments, 2)
         length = n_time // n_segments
-        asked = f"n_segments = {n_segments}"
+        asked = f"n_segments = {n_segments if n_segments < 1e15 else f'{n_segments:.3g}'}"
     else:
         if segment_ms is None:
             # 1000 ms segments where the record holds two of them, else two halves.
