@@ -638,6 +638,11 @@ def test_bistable_signal_populations():
     assert np.allclose(bistable_signal(result), A[:, 0].mean(axis=(1, 2)) - A[:, 1].mean(axis=(1, 2)))
     by_site = bistable_signal(A, populations=(("1", (0, 2)), (0, 4)))
     assert np.allclose(by_site, A[:, 1, 0, 2] - A[:, 0, 1, 1])
+    # numpy arrays as pairs, as lists and tuples (they were refused)
+    assert np.array_equal(bistable_signal(result, populations=np.array([1, 0])),
+                          bistable_signal(result, populations=(1, 0)))
+    assert np.array_equal(bistable_signal(A, populations=np.array([[1, 2], [0, 4]])),
+                          bistable_signal(A, populations=((1, 2), (0, 4))))
     smoothed = bistable_signal(result, window_ms=2.0, discard=5.0)
     assert np.allclose(smoothed, smooth(bistable_signal(result)[10:], 2.0, 0.5))
     one_type = rng.random((100, 1, 2))

@@ -117,6 +117,8 @@ def bistable_signal(
                 f"populations must be given for {record.n_types} types on {record.n_sites} sites: "
                 "a pair (p1, p2) of types or (type, site)"
             )
+    if isinstance(populations, np.ndarray) and populations.ndim in (1, 2):
+        populations = tuple(populations.tolist())  # np.array([0, 1]) as (0, 1)
     if isinstance(populations, (str, bytes)) or not isinstance(populations, (tuple, list)) or len(populations) != 2:
         raise AnalysisInputError(
             f"populations = {populations!r}: must be a pair (p1, p2) of types (name or index) or (type, site)"
