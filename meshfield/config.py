@@ -370,14 +370,19 @@ class PopulationConfig:
             _fail(f"{sec}.J_theta", list(J_theta),
                   f"the threshold jumps per spike J_theta / tau_theta (tau_theta = {list(tau_theta)}) must "
                   f"sum to a finite number of mV; these overflow double precision")
-        facilitation = sum(-J / t for J, t in zip(J_theta, tau_theta) if J < 0)
+        # terms of equal tau_theta act as one (J = 1e4 and -1e4 at the same tau cancel)
+        per_tau: dict[float, float] = {}
+        for J, t in zip(J_theta, tau_theta):
+            per_tau[t] = per_tau.get(t, 0.0) + J / t
+        facilitation = sum(-jump for jump in per_tau.values() if jump < 0)
         delta_u = kw.get("delta_u", cls.delta_u)
         if level == "meso" and facilitation > FACILITATION_MAX * delta_u:
             _fail(f"{sec}.J_theta", list(J_theta),
                   f"the negative (facilitating) jumps per spike sum to {facilitation:.6g} mV; the "
                   f"mesoscopic model allows at most {FACILITATION_MAX:g} delta_u = "
                   f"{FACILITATION_MAX * delta_u:.6g} mV, since its quasi-renewal threshold holds "
-                  f"exp(-eps_theta / delta_u), which overflows double precision beyond (MODEL.md §4)")
+                  f"exp(-eps_theta / delta_u) (MODEL.md §4), which overflows double precision beyond "
+                  f"about exp(709)")
         kw["tau_theta"], kw["J_theta"] = tau_theta, J_theta
         kw["K"] = _integer(f"{sec}.K", kw.get("K", 0), 0)  # upper bound: Config._check_sizes (needs dt)
         return cls(name=name, **kw)

@@ -124,13 +124,14 @@ def _restart_step(config: Config, path, dec) -> tuple[int, list]:
             raise CheckpointError(
                 f"--restart {path}: the populations are in the order {here_types} here and {stored_types} "
                 "in the checkpoint, whose state is stored in that order; list them in the checkpoint's order")
-        diff = config_differences(here_config, attrs["config"])
+        stored_config = _with_defaults(attrs["config"])
+        diff = config_differences(here_config, stored_config)
         if diff:
             key = diff[0][0]
             more = f" (and {len(diff) - 1} more key(s))" if len(diff) > 1 else ""
             raise CheckpointError(
                 f"--restart {path}: the configuration differs from the checkpoint's at {key}: "
-                f"{_shown(here_config, key)} here, {_shown(attrs['config'], key)} in the checkpoint"
+                f"{_shown(here_config, key)} here, {_shown(stored_config, key)} in the checkpoint"
                 f"{more}; only {' and '.join(RESTART_MAY_CHANGE)} may change on a restart")
         step = int(attrs["step"])
         t_ckpt = step * config.run.dt
@@ -145,6 +146,19 @@ def _restart_step(config: Config, path, dec) -> tuple[int, list]:
         return step, [str(p) for p in attrs.get("restart_chain", [])] + [os.path.abspath(path)]
 
     return dec.root_decides(check, CheckpointError)
+
+
+def _with_defaults(stored: dict) -> dict:
+    """A checkpoint's configuration with the keys that a later meshfield added
+    filled in with their defaults, which is what they meant when it was written
+    (a checkpoint from before ``run.cohort_dtype`` holds float64 cohorts); as it
+    is if it does not load (the comparison then names what differs)."""
+    import copy
+
+    try:
+        return Config.from_dict(copy.deepcopy(stored)).to_dict()
+    except (ValueError, TypeError, KeyError, AttributeError):  # ConfigError is a ValueError
+        return stored
 
 
 def _naming_restart(read, path):

@@ -189,9 +189,8 @@ def test_log_band_average_edges_and_errors():
     assert bands.n_bins.sum() == 500  # 1 .. 500 Hz, each bin in exactly one band
     assert np.allclose(bands.value, 1.0)
     assert np.allclose(bands.se[:, 0], 0.1 / np.sqrt(bands.n_bins))
-    sparse = log_band_average(np.array([0.0, 1.0, 1.5, 2.0, 3.0, 400.0, 450.0, 500.0]), np.ones(8), n_bands=8)
-    assert np.isnan(sparse.value[3]) and sparse.n_bins[3] == 0
-    assert sparse.n_bins.tolist() == [3, 1, 0, 0, 0, 0, 0, 3]
+    sparse = log_band_average(np.array([0.0, 1.0, 500.0]), np.ones(3), n_bands=8)
+    assert np.isnan(sparse.value[3]) and sparse.n_bins.tolist() == [1, 0, 0, 0, 0, 0, 0, 1]
     # bins on the log-spaced edges, which geomspace computes an ulp off
     # (geomspace(1, 256, 9)[5] is 32.000000000000007): f_lo <= f < f_hi held
     # the 32 Hz bin in the 16-32 Hz band

@@ -94,8 +94,9 @@ BAD_CALLS = [
     (lambda: log_band_average("psd.h5", np.ones(10)), "is a path"),
     # a billion bands took minutes and gigabytes before the bands were checked
     (lambda: log_band_average(np.arange(10.0), np.ones(10), n_bands=10**9),
-     "n_bands = 1000000000: more bands than the 10 frequency bins"),
+     "n_bands = 1000000000: more bands than both the 10 frequency bins and 10000"),
     (lambda: auto_thresholds(SIGNAL, n_bins=10**6), "n_bins = 1000000: more histogram bins than the 2000 samples"),
+    (lambda: auto_thresholds(SIGNAL[:50], n_bins=61), "n_bins = 61: more histogram bins than the 50 samples"),
     (lambda: psd(np.ma.masked_array(FIELD, FIELD > 12), 1.0), "A is a masked array"),
     (lambda: smooth(np.ma.masked_array(SIGNAL), 2.0, 1.0), "the signal is a masked array"),
     # ratios that overflow: OverflowError tracebacks

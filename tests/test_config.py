@@ -81,8 +81,10 @@ def test_facilitation_beyond_the_quasi_renewal_thresholds_range_is_refused_at_th
         load_config(None, tau + ["populations.E.J_theta=[-100000.0, -50000.0]"])
     for w in ("populations.E.J_theta = [-100000.0, -50000.0]", "sum to 2000 mV", "at most 700 delta_u = 1400 mV"):
         assert w in str(info.value)
-    # positive jumps (adaptation) do not count, and the micro level has no such threshold
+    # positive jumps (adaptation) do not count, terms of equal tau_theta act as one,
+    # and the micro level has no such threshold
     load_config(None, tau + ["populations.E.J_theta=[-100000.0, 1e6]"])
+    load_config(None, ["populations.E.tau_theta=[10.0, 10.0]", "populations.E.J_theta=[20000.0, -20000.0]"])
     load_config(None, tau + ["populations.E.J_theta=[-1e300, 0.0]", "run.level=micro"])
 
 

@@ -65,6 +65,46 @@ def test_restart_continues_bitwise(tmp_path, level, cohort_dtype):
         assert read_checkpoint(ckpt)[0]["E/m"].dtype == np.dtype(cohort_dtype)
 
 
+def test_a_checkpoint_from_before_a_new_configuration_key_restarts(tmp_path):
+    """A checkpoint written before run.cohort_dtype existed stores no such key:
+    its restart was refused ("'float64' here, not set in the checkpoint"), with
+    no --set that could help. A missing key means its default."""
+    import json
+
+    import h5py
+
+    whole, first, _, ckpt = split_run(OPEN_1D, tmp_path, "meso")
+    with h5py.File(ckpt, "r+") as f:
+        stored = json.loads(f.attrs["config"])
+        del stored["run"]["cohort_dtype"]
+        f.attrs["config"] = json.dumps(stored)
+    second = meshfield.run(with_run(OPEN_1D, level="meso"), comm=MPI.COMM_SELF, restart=ckpt)
+    assert np.array_equal(second.A, whole.A[len(first.times):])
+    # a key the checkpoint does hold must still agree
+    with pytest.raises(CheckpointError, match=r"differs from the checkpoint's at run.cohort_dtype: 'float32' here, "
+                                              r"'float64' in the checkpoint"):
+        meshfield.run(with_run(OPEN_1D, level="meso", cohort_dtype="float32"), comm=MPI.COMM_SELF, restart=ckpt)
+
+
+def test_a_float32_runaway_hazard_is_stored_finite_and_restarts(tmp_path):
+    """Facilitation (J_theta < 0) can drive a cohort's hazard to c e**700 per ms;
+    stored in float32 it became inf, and the restart refused the run's own
+    checkpoint as damaged. Stored hazards are capped where P = 1 already, which
+    changes no record."""
+    from meshfield.meso.kernels import HAZARD_STORED_MAX
+
+    cfg = {"run": {"t_end": 300.0, "dt": 0.5, "seed": 1, "cohort_dtype": "float32"},
+           "lattice": {"shape": [1]},
+           "populations": {"E": {"N": 500, "mu": 24.0, "tau_theta": [100.0], "J_theta": [-1000.0]}}}
+    ckpt = str(tmp_path / "runaway.ckpt.h5")
+    whole = meshfield.run(cfg, comm=MPI.COMM_SELF)
+    first = meshfield.run(with_run(cfg, t_end=200.0), comm=MPI.COMM_SELF, checkpoint=ckpt)
+    assert read_checkpoint(ckpt)[0]["E/lam"].max() == np.float32(HAZARD_STORED_MAX)  # the runaway is capped
+    second = meshfield.run(cfg, comm=MPI.COMM_SELF, restart=ckpt)
+    assert np.array_equal(second.A, whole.A[len(first.times):])
+    assert whole.A[100:].mean() > 150.0  # it did run away (the free rate is about 25 Hz)
+
+
 def test_meso_checkpoint_holds_the_documented_arrays(tmp_path):
     _, _, _, ckpt = split_run(OPEN_1D, tmp_path, "meso")
     arrays, attrs = read_checkpoint(ckpt)

@@ -277,7 +277,11 @@ class Thresholds:
     trough: float
 
 
-def auto_thresholds(a, n_bins: int = 60, min_dip: float = 0.5) -> Thresholds:
+#: histogram bins of :func:`auto_thresholds` unless given
+DEFAULT_BINS = 60
+
+
+def auto_thresholds(a, n_bins: int = DEFAULT_BINS, min_dip: float = 0.5) -> Thresholds:
     """Pick hysteresis thresholds from the bimodal histogram of a (smoothed) signal.
 
     The histogram of ``a`` over its 0.5 to 99.5 percentile range with
@@ -297,7 +301,8 @@ def auto_thresholds(a, n_bins: int = 60, min_dip: float = 0.5) -> Thresholds:
     a : array
         Signal samples (any shape; flattened).
     n_bins : int
-        Histogram bins, 5 to the number of samples.
+        Histogram bins: at least 5, and at most the number of samples where
+        that exceeds 60.
     min_dip : float
         Required relative depth of the trough, ``1 - trough height / smaller
         peak height`` (0..1).
@@ -323,11 +328,12 @@ def auto_thresholds(a, n_bins: int = 60, min_dip: float = 0.5) -> Thresholds:
     values = real_array("the signal", a).ravel()
     if values.size < 10:
         raise AnalysisInputError(f"auto_thresholds needs at least 10 samples; got {values.size}")
-    if n_bins > values.size:
+    if n_bins > max(values.size, DEFAULT_BINS):
         # most bins would be empty, and the 1.5-bin smoothing could not join
-        # them into modes: the peaks found would be single samples
+        # them into modes: the peaks found would be single samples (a million
+        # bins over 1000 samples put both "modes" in one cluster)
         raise AnalysisInputError(f"n_bins = {n_bins}: more histogram bins than the {values.size} samples; "
-                                 "use fewer bins (default 60)")
+                                 f"use at most one bin per sample (or the default {DEFAULT_BINS})")
     lo, hi = np.percentile(values, [0.5, 99.5])
     if not hi > lo:
         raise NotBimodalError("the signal is (nearly) constant; it has no two states")

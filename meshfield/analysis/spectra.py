@@ -23,6 +23,8 @@ from ._record import AnalysisInputError, as_record, floor_samples, number, real_
 WINDOWS = ("boxcar", "hann")
 #: relative distance within which a frequency bin counts as on a band edge
 EDGE_RTOL = 1e-9
+#: log_band_average allows this many bands even where the spectrum has fewer bins
+MAX_EMPTY_BANDS = 10_000
 DEFAULT_SEGMENT_MS = 1000.0
 
 
@@ -296,9 +298,11 @@ def log_band_average(
         if S_err.shape != S.shape:
             raise AnalysisInputError(f"S_err has shape {S_err.shape}; it must have the shape of S, {S.shape}")
     n_bands = whole("n_bands", n_bands, 1)
-    if n_bands > freqs.size:
-        raise AnalysisInputError(f"n_bands = {n_bands}: more bands than the {freqs.size} frequency bins, so "
-                                 "some bands would hold none; use at most as many bands as bins")
+    if n_bands > max(freqs.size, MAX_EMPTY_BANDS):
+        # bands without bins are NaN, as documented; beyond this many (10**9 took
+        # minutes and gigabytes) the request cannot be meant
+        raise AnalysisInputError(f"n_bands = {n_bands}: more bands than both the {freqs.size} frequency bins "
+                                 f"and {MAX_EMPTY_BANDS}; most bands would hold no bin")
     f_min = number("f_min", f_min, "a positive frequency in Hz", 0.0, strict=True)
     f_max = float(freqs.max()) if f_max is None else number("f_max", f_max, "a finite frequency in Hz")
     if not f_min < f_max:

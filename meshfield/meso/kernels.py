@@ -25,6 +25,13 @@ NOISE_BINOMIAL = 0
 NOISE_POISSON = 1
 NOISE_NONE = 2  # mean-field mode: n = n_bar
 
+#: The hazard a cohort keeps for the next step is stored at most this large (per
+#: ms). Any hazard with lambda dt / 2 >= 40 gives a firing probability of exactly
+#: 1.0 in double precision, so the cap changes no result for dt >= 1e-28 ms; it
+#: keeps the stored value within float32's range (run.cohort_dtype), where a
+#: runaway hazard of up to c e**700 would become infinite.
+HAZARD_STORED_MAX = 1e30
+
 
 @njit(cache=True, parallel=True)
 def synaptic_input(step0, nsteps, hist, D, site_base, st_source, st_ptr, st_flat_off, st_weight,
@@ -84,7 +91,7 @@ def _cohort_range(u_row, m_row, v_row, lam_row, thr, P_mm, h_inc, c_per_ms, inv_
         u_row[i] = ua
         lam_new = c_per_ms * vexp((ua - thr[i]) * inv_du)
         P = 1.0 - vexp(-(lam_row[i] + lam_new) * half_dt)
-        lam_row[i] = lam_new
+        lam_row[i] = min(lam_new, HAZARD_STORED_MAX)
         ma = m_row[i]
         va = v_row[i]
         W += P * ma
