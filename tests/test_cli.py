@@ -51,6 +51,8 @@ def test_existing_result_is_not_overwritten_without_flag(tmp_path):
     (["--set", "couplings.0.kernel.shape='mexican'"], ["couplings[0].kernel.shape", "mexican"]),
     (["--set", "lattice.shape=[4,4]"], ["too large for the lattice"]),
     (["/no/such.toml"], ["does not exist"]),
+    # NaN firing probabilities from an absurd escape rate were a SystemError traceback mid-run
+    (["--set", "populations.E.c=1e308"], ["left the range of double precision", "populations.E.c = 1e+308"]),
 ])
 def test_bad_input_gives_one_line_exit_2_and_writes_nothing(tmp_path, args, words):
     p = cli("run", *args, "-o", str(tmp_path / "x.h5"), cwd=tmp_path)

@@ -15,10 +15,32 @@ from ..config import K_MAX_MS, Config, ConfigError, PopulationConfig, history_li
 from ..coupling import Stencil, max_delay, min_delay
 from ..lattice import Lattice
 from ..propagators import membrane_propagators
+from ..random import RandomArgumentError
 from ..stimulus import Stimulus
 from . import kernels
 
-__all__ = ["MesoModel", "history_length", "adaptation_kernel", "theta_tilde", "history_slots"]
+__all__ = ["MesoModel", "OutOfRangeError", "history_length", "adaptation_kernel", "theta_tilde", "history_slots"]
+
+
+class OutOfRangeError(ConfigError):
+    """The numbers of the population equation left double precision (a firing
+    probability became NaN): parameters far outside any physiological range. A
+    ConfigError, so that the run ends with one line and exit status 2."""
+
+
+def _extreme_parameters(config: Config) -> list[str]:
+    """``key = value`` of the parameters beyond 1e100 in magnitude, or positive
+    and below 1e-100: the likely cause of an :class:`OutOfRangeError`."""
+    found = []
+    for p in config.populations:
+        for key in ("mu", "tau_m", "t_ref", "u_reset", "u_th", "c", "delta_u", "tau_s"):
+            value = getattr(p, key)
+            if abs(value) > 1e100 or 0 < abs(value) < 1e-100:
+                found.append(f"populations.{p.name}.{key} = {value:g}")
+    for i, c in enumerate(config.couplings):
+        if abs(c.J) * max(c.C, 1) > 1e100:
+            found.append(f"couplings[{i}].J = {c.J:g} with C = {c.C}")
+    return found
 
 #: K is the shortest history over which eps_theta has decayed below this fraction of delta_u
 K_TOLERANCE = 0.1
@@ -361,10 +383,23 @@ class MesoModel:
         counts_out, expected_out : float64 (nsteps, n_types, n_local)
             Receive the spike counts ``n`` and their expectations ``n_bar``.
         """
-        self._advance(step0, nsteps, self.d_min, self.D, self.hist.reshape(self.D, self.n_types, -1),
-                      self.site_base, self.st_source, self.st_ptr, self.st_flat_off, self.st_weight,
-                      self.st_delay, self.st_scale, self.st_norm, self.stimulus.mu_block(step0, nsteps),
-                      *self._per_type, counts_out, expected_out)
+        try:
+            self._advance(step0, nsteps, self.d_min, self.D, self.hist.reshape(self.D, self.n_types, -1),
+                          self.site_base, self.st_source, self.st_ptr, self.st_flat_off, self.st_weight,
+                          self.st_delay, self.st_scale, self.st_norm, self.stimulus.mu_block(step0, nsteps),
+                          *self._per_type, counts_out, expected_out)
+        except (RandomArgumentError, SystemError) as exc:
+            # the sampler refuses a NaN probability; numba hands it on as the
+            # cause of a SystemError
+            if not isinstance(exc, RandomArgumentError) and not isinstance(
+                    exc.__cause__ or exc.__context__, RandomArgumentError):
+                raise
+            suspects = _extreme_parameters(self.config)
+            raise OutOfRangeError(
+                f"the population equation left the range of double precision between "
+                f"{step0 * self.dt:g} and {(step0 + nsteps) * self.dt:g} ms (a firing probability became "
+                f"NaN); " + (f"the likely cause: {', '.join(suspects)}" if suspects else
+                             "look for extreme parameter or stimulus values")) from None
         # the history slots the exchange must complete; with a halo, a call never
         # leaves its block of d_min steps, and D is a multiple of d_min
         first = step0 % self.D
