@@ -318,11 +318,13 @@ def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_no
     gib = 2.0 ** 30
     kept = (f" plus {records / gib:,.1f} GiB of records kept in memory (write them to a file "
             f"instead: -o OUT.h5, or output=...)" if records else "")
+    halve = (", or run.cohort_dtype = 'float32', which halves the cohort state"
+             if config.run.level == "meso" and config.run.cohort_dtype == "float64" else "")
     raise ConfigError(
         f"the {config.run.level} model needs about {need_max / gib:,.1f} GiB on the largest of the "
         f"{dec.size} rank(s){kept}, more than the {share / gib:,.1f} GiB of memory per rank on this "
         f"node ({on_node} rank(s) share it); use more ranks or nodes (meshfield info -n RANKS "
-        f"shows the need per rank), or a smaller lattice, N, C or history K"
+        f"shows the need per rank), or a smaller lattice, N, C or history K{halve}"
     )
 
 

@@ -106,9 +106,14 @@ def test_run_too_large_for_the_node_is_refused_before_building(tmp_path):
     need = float(lines[0].split("needs about ")[1].split(" GiB")[0].replace(",", ""))
     # 3.6e9 sites x (5 arrays x K x 8 bytes + 64), K = 5 tau_m + t_ref (automatic)
     assert 2.0e4 < need < 4.0e4
+    assert lines[0].endswith("or run.cohort_dtype = 'float32', which halves the cohort state")
+    p = cli("run", str(toml), "--set", "run.cohort_dtype=float32", "-o", str(tmp_path / "big.h5"))
+    assert p.returncode == 2 and "cohort_dtype" not in p.stderr  # already halved: no such hint
+    half = float(p.stderr.split("needs about ")[1].split(" GiB")[0].replace(",", ""))
+    assert half == pytest.approx(need * (5 * 208 * 4 + 64) / (5 * 208 * 8 + 64), rel=1e-3)  # K = 208
     p = cli("run", "v3_field", "--set", "populations.E.N=4000000", "--level", "micro",
             "-o", str(tmp_path / "m.h5"))
-    assert p.returncode == 2 and "the micro model needs about" in p.stderr
+    assert p.returncode == 2 and "the micro model needs about" in p.stderr and "cohort_dtype" not in p.stderr
     assert sorted(os.listdir(tmp_path)) == ["big.toml"]
 
 
