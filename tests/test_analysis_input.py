@@ -380,6 +380,17 @@ def test_messages_say_what_is_wrong():
         fano_factor(result, [10.0], N=[1, 1])
 
 
+def test_scalar_fields_are_python_floats():
+    """WaveSpeed.speed and .direction and Thresholds.low and .high were np.float64,
+    which messages and reprs show as np.float64(...)."""
+    x = np.arange(32) * 0.1
+    t = np.arange(2000)
+    wave = wave_speed(10.0 + np.sin(2 * np.pi * (0.02 * t[:, None] - x[None, :] / 0.5)), 1.0, 0.1)
+    assert type(wave.speed) is float and all(type(c) is float for c in wave.direction)
+    th = auto_thresholds(smooth(SIGNAL, 10.0, 1.0))
+    assert all(type(v) is float for v in (th.low, th.high, th.mode_low, th.mode_high, th.trough))
+
+
 def test_fano_factor_of_a_silent_type_is_nan_without_a_warning():
     import warnings
 

@@ -367,8 +367,8 @@ def auto_thresholds(a, n_bins: int = DEFAULT_BINS, min_dip: float = 0.5) -> Thre
     low_bins = np.flatnonzero(between <= between.min() + 0.1 * best_depth)
     trough = i + int(low_bins[(low_bins.size - 1) // 2])
     return Thresholds(
-        low=0.5 * (centres[i] + centres[trough]),
-        high=0.5 * (centres[trough] + centres[j]),
+        low=float(0.5 * (centres[i] + centres[trough])),
+        high=float(0.5 * (centres[trough] + centres[j])),
         mode_low=float(centres[i]),
         mode_high=float(centres[j]),
         trough=float(centres[trough]),

@@ -638,8 +638,8 @@ def wave_speed(
         k_abs = float(np.sqrt(k_vector @ k_vector))
         mirror = (peak[0],) + tuple((-i) % n for i, n in zip(peak[1:], lattice))
         return WaveSpeed(
-            speed=2.0 * np.pi * freqs[peak[0]] * 1e-3 / k_abs,
-            direction=tuple(k_vector / k_abs),
+            speed=float(2.0 * np.pi * freqs[peak[0]] * 1e-3 / k_abs),
+            direction=tuple(float(c) for c in k_vector / k_abs),
             frequency=float(freqs[peak[0]]),
             k=k_abs,
             lag=float("nan"),
