@@ -97,6 +97,13 @@ def to_steps(t_ms: float, dt: float) -> int:
     return int(math.floor(t_ms / dt + 0.5 + 1e-9))
 
 
+def fits_step_counter(t_ms: float, dt: float) -> bool:
+    """Whether a duration (ms), in whole steps of ``dt``, is at most
+    :data:`COUNTER_MAX` steps (and not infinite): a delay or refractory period
+    longer than any run can be."""
+    return math.isfinite(t_ms / dt) and to_steps(t_ms, dt) <= COUNTER_MAX
+
+
 def refractory_steps(t_ref: float, dt: float) -> int:
     """``n_ref``: the absolute refractory period ``t_ref`` (ms) in whole steps of ``dt``,
     rounded as delays are (:func:`to_steps`: to the nearest, halves up, so that a
@@ -711,12 +718,12 @@ class Config:
             _fail("run.t_end", self.run.t_end, f"must cover at least one record interval ({self.record.interval} ms)")
         # (at the meso level the history length, K >= t_ref / dt, has the tighter bound)
         for p in self.populations if self.run.level == "micro" else ():
-            if not (math.isfinite(p.t_ref / dt) and to_steps(p.t_ref, dt) <= COUNTER_MAX):
+            if not fits_step_counter(p.t_ref, dt):
                 _fail(f"populations.{p.name}.t_ref", p.t_ref,
                       f"{p.t_ref / dt:.3g} steps of run.dt = {dt} ms, longer than any run can be: at "
                       f"most 2**48 - 1 = {COUNTER_MAX} steps (the step counter of the random numbers)")
         for i, c in enumerate(self.couplings):
-            if not (math.isfinite(c.delay.d0 / dt) and to_steps(c.delay.d0, dt) <= COUNTER_MAX):
+            if not fits_step_counter(c.delay.d0, dt):
                 _fail(f"couplings[{i}].delay.d0", c.delay.d0,
                       f"{c.delay.d0 / dt:.3g} steps of run.dt = {dt} ms; a delay may have at most "
                       f"2**48 - 1 = {COUNTER_MAX} steps (the step counter of the random numbers)")

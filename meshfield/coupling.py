@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import COUNTER_MAX, Config, ConfigError, KernelConfig, to_steps
+from .config import COUNTER_MAX, Config, ConfigError, KernelConfig, fits_step_counter, to_steps
 from .lattice import Lattice
 
 __all__ = ["Stencil", "kernel_profile", "build_stencil", "build_stencils", "halo_width",
@@ -157,7 +157,7 @@ def build_stencil(config: Config, index: int) -> Stencil:
     with np.errstate(over="ignore"):
         too_long = ~np.isfinite(delay_ms / dt) | (delay_ms / dt >= COUNTER_MAX)
     for j in np.nonzero(too_long)[0]:
-        if not (math.isfinite(delay_ms[j] / dt) and to_steps(delay_ms[j], dt) <= COUNTER_MAX):
+        if not fits_step_counter(delay_ms[j], dt):
             # (d0 alone is checked when the configuration is loaded)
             name, value = (("velocity", f"{c.delay.velocity!r} mm/ms") if dist[j] > 0
                            and math.isfinite(c.delay.velocity) else ("d0", f"{c.delay.d0!r} ms"))
