@@ -204,11 +204,12 @@ class Stages:
             self.progress(name, self.names.index(name), len(self.names))
 
 
-#: the hint for a path given where a result is needed
-_OPEN_FIRST = "; it is a path: open the result first, with meshfield.open_result(path) as res: ...(res)"
+#: what to do with a path given where a result is needed
+OPEN_FIRST = "open the result first: with meshfield.open_result(path) as res: ...(res)"
 
 
-def _is_path(obj: Any) -> bool:
+def is_path(obj: Any) -> bool:
+    """Whether ``obj`` is a file name (given where a result or an array belongs)."""
     return isinstance(obj, (str, bytes, os.PathLike))
 
 
@@ -347,11 +348,8 @@ def as_record(
     record_interval = _check_interval(record_interval)
     dx = _check_dx(dx)
     boundary = _check_boundary(boundary)
-    if isinstance(obj, (str, bytes, os.PathLike)):
-        raise AnalysisInputError(
-            f"A = {obj!r} is a path; open the result first: "
-            "with meshfield.open_result(path) as res: ...(res)"
-        )
+    if is_path(obj):
+        raise AnalysisInputError(f"A = {obj!r} is a path; {OPEN_FIRST}")
     if is_result(obj):
         data = records_of(obj, "A")  # a large result file's in slices, on demand
         types = tuple(str(t) for t in obj.types)
@@ -423,7 +421,7 @@ def refuse_masked(name: str, value: Any) -> None:
 def real_array(name: str, value: Any) -> np.ndarray:
     """``value`` as a float64 array, refusing a path, a masked array, non-real
     numbers, empty axes and NaN/inf."""
-    if isinstance(value, (str, bytes, os.PathLike)):
+    if is_path(value):
         as_record(value)  # the message for a path
     refuse_masked(name, value)
     array = np.asarray(value)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ._record import _OPEN_FIRST, AnalysisInputError, Stages, _is_path, as_record, is_result, number, whole
+from ._record import OPEN_FIRST, AnalysisInputError, Stages, as_record, is_path, is_result, number, whole
 from .bistable import bistable_signal, dwell_times
 from .spatial import correlation_vs_distance
 from .spectra import psd, segment_samples, validation_bands
@@ -323,8 +323,9 @@ def compare_results(
     labels = tuple(str(label) for label in labels)
     for label, res in zip(labels, (res_a, res_b)):
         if not is_result(res):
+            hint = f"; it is a path: {OPEN_FIRST}" if is_path(res) else ""
             raise CompareInputError(f"{label} = {res!r} is not a result (needs attributes A, types, "
-                                    f"record_interval, config){_OPEN_FIRST if _is_path(res) else ''}")
+                                    f"record_interval, config){hint}")
     spec = _bistable_spec(bistable)
     segment_ms = number("segment_ms", segment_ms, "a positive duration in ms", 0.0, strict=True,
                         error=CompareInputError)

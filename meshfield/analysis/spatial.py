@@ -9,14 +9,13 @@ along ``+k`` has its power at ``(f, k)`` with ``f > 0`` (and the mirror point
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..lattice import wave_number_shell
 from ._record import (AnalysisInputError, Record, ShiftedMoments, as_record, batches, check_finite, floor_samples,
-                      is_result, number, real_array, type_index, whole)
+                      is_path, is_result, number, real_array, type_index, whole)
 from .stats import DEFAULT_BLOCKS
 
 # A site whose variance is below this fraction of its squared mean is treated
@@ -296,7 +295,7 @@ def spatial_spectrum(
                 f"lattice_ndim = {lattice_ndim} contradicts the result's {len(A.shape)}-D lattice "
                 f"{list(A.shape)}; leave it out for results"
             )
-    if isinstance(A, (str, bytes, os.PathLike)):
+    if is_path(A):
         as_record(A)  # the message for a path
     if is_result(A) or lattice_ndim is not None:
         if not is_result(A) and np.ndim(A) != lattice_ndim + 2:
@@ -407,7 +406,7 @@ def _field(A, record_interval, dx, which, discard, duration) -> tuple[np.ndarray
     if is_result(A):
         record = as_record(A, record_interval, discard, dx=dx)
     else:
-        if isinstance(A, (str, bytes, os.PathLike)):
+        if is_path(A):
             as_record(A)  # the message for a path
         array = np.asarray(A)
         if not 2 <= array.ndim <= 3:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ._record import _OPEN_FIRST, AnalysisInputError, Stages, _is_path, as_record, is_result, number, whole
+from ._record import OPEN_FIRST, AnalysisInputError, Stages, as_record, is_path, is_result, number, whole
 from .bistable import bistable_signal, dwell_times
 from .compare import _aligned, _bistable_spec, _number, _pair_name, _settings_text
 from .spatial import NoWaveError, correlation_vs_distance, spatial_spectrum, wave_speed
@@ -179,8 +179,9 @@ def summarize(
         parameter.
     """
     if not is_result(result):
+        hint = f"; it is a path: {OPEN_FIRST}" if is_path(result) else ""
         raise AnalysisInputError(f"result = {result!r} is not a result (needs attributes A, types, "
-                                 f"record_interval, config){_OPEN_FIRST if _is_path(result) else ''}")
+                                 f"record_interval, config){hint}")
     spec = _bistable_spec(bistable)
     n_bands = whole("n_bands", n_bands, 1)
     n_blocks = whole("n_blocks", n_blocks, 2)
