@@ -1,4 +1,4 @@
-"""Statistics of meshfield results: spectra, moments, spatial structure, switching.
+"""Statistics of meshfield results: spectra, moments, spatial structure, oscillations, switching.
 
 The functions on records take plain numpy arrays in the result layout
 ``[time, type, *lattice]`` (activity in Hz) plus the record interval in ms, or a
@@ -6,6 +6,8 @@ result object (``meshfield.io.open_result``) from which the interval, type
 names and lattice geometry are read; ``space_time_spectrum`` and ``wave_speed``
 take one type's field ``[time, *lattice]``, ``spatial_spectrum`` also a
 snapshot, ``auto_thresholds`` a signal array, ``compare_results`` two results and ``summarize`` one.
+``oscillation`` gives the frequency and amplitude of each type's rhythm and
+``phase_coherence`` the phase locking of neighbouring sites (validation V7).
 Units: ms, Hz, mm, rad/mm, mm/ms. See docs/analysis.md.
 """
 
@@ -27,6 +29,7 @@ from .compare import (
     compare_results,
     plot_comparison,
 )
+from .oscillation import Oscillation, PhaseCoherence, oscillation, phase_coherence
 from .spatial import (
     CorrelationVsDistance,
     NoWaveError,
@@ -54,7 +57,9 @@ __all__ = [
     "MeanVar",
     "NoWaveError",
     "NotBimodalError",
+    "Oscillation",
     "PSD",
+    "PhaseCoherence",
     "Quantity",
     "Row",
     "SpaceTimeSpectrum",
@@ -70,6 +75,8 @@ __all__ = [
     "fano_factor",
     "log_band_average",
     "mean_var",
+    "oscillation",
+    "phase_coherence",
     "plot_comparison",
     "psd",
     "smooth",
