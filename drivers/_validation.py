@@ -88,6 +88,16 @@ def load(source, overrides=()) -> Config:
     return load_config(source, list(overrides))
 
 
+def scaled_indegrees(config, factor: float, overrides=()):
+    """``config`` with every in-degree C multiplied by ``factor`` (rounded, at
+    least 1) and every weight J scaled so that J C is unchanged."""
+    d = load(config).to_dict()
+    for c in d["couplings"]:
+        C = max(1, int(round(c["C"] * factor)))
+        c["J"], c["C"] = c["J"] * c["C"] / C, C
+    return load(d, list(overrides))
+
+
 def cpu_seconds() -> float:
     """CPU time (user + system, s) of this process and its terminated children.
 
@@ -375,10 +385,10 @@ nonnegative_int = _at_least(_whole, 0, False, "argparse type: an integer >= 0 (0
 
 
 def require_segments(p: argparse.ArgumentParser, t_sim: float, segment_ms: float,
-                     what: str = "the micro-meso comparison") -> None:
-    """``p.error`` unless ``--t-sim`` holds the two PSD segments the comparison needs."""
+                     what: str = "the micro-meso comparison", option: str = "--t-sim") -> None:
+    """``p.error`` unless ``option`` (``--t-sim``) holds the two PSD segments the comparison needs."""
     if t_sim < 2 * segment_ms:
-        p.error(f"argument --t-sim: {t_sim:g} ms is too short: {what} needs two PSD segments of "
+        p.error(f"argument {option}: {t_sim:g} ms is too short: {what} needs two PSD segments of "
                 f"{segment_ms:g} ms after the transient, so at least {2 * segment_ms:g} ms")
 
 

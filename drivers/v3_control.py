@@ -65,7 +65,7 @@ def control_config(factor: float, dt: float, seed: int, t_end: float):
     """V3's configuration with scaled in-degrees, step ``dt`` and explicit windows."""
     overrides = [f"run.dt={dt}", f"run.seed={seed}", f"run.t_end={t_end}"]
     overrides += [f"populations.{name}.K={int(round(ms / dt))}" for name, ms in WINDOW_MS.items()]
-    return v3.scaled_indegrees(v3.CONFIG, factor, overrides)
+    return val.scaled_indegrees(v3.CONFIG, factor, overrides)
 
 
 def predicted_gap(config, factor: float, b_percent=B_PERCENT, b_se_percent=B_SE_PERCENT) -> dict:

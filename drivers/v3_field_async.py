@@ -157,7 +157,7 @@ def indegree_scan(config, factors, t_sim: float, discard: float, seed: int) -> l
         c["delay"] = {"d0": c["delay"]["d0"]}
     rows = []
     for factor in factors:
-        cfg = scaled_indegrees(base, factor, [f"run.t_end={discard + t_sim}", f"run.seed={seed}"])
+        cfg = val.scaled_indegrees(base, factor, [f"run.t_end={discard + t_sim}", f"run.seed={seed}"])
         means = {}
         for level in ("micro", "meso"):
             result, _ = val.timed_run(cfg, [f"run.level={level}"])
@@ -168,16 +168,6 @@ def indegree_scan(config, factors, t_sim: float, discard: float, seed: int) -> l
             meso_vs_micro=(means["meso"][0] - means["micro"][0]) / means["micro"][0],
         ))
     return rows
-
-
-def scaled_indegrees(config, factor: float, overrides=()):
-    """``config`` with every in-degree C multiplied by ``factor`` (rounded, at
-    least 1) and every weight J scaled so that J C is unchanged."""
-    d = val.load(config).to_dict()
-    for c in d["couplings"]:
-        C = max(1, int(round(c["C"] * factor)))
-        c["J"], c["C"] = c["J"] * c["C"] / C, C
-    return val.load(d, list(overrides))
 
 
 def lattice_indegree_scan(config, factors, meso, discard: float) -> list:
@@ -195,7 +185,7 @@ def lattice_indegree_scan(config, factors, meso, discard: float) -> list:
     """
     rows = []
     for factor in factors:
-        cfg = scaled_indegrees(config, factor)
+        cfg = val.scaled_indegrees(config, factor)
         result, timing = val.timed_run(cfg, ["run.level=micro"])
         report = compare_results(result, meso, discard=discard, labels=("micro", "meso"))
         rows.append(scan_row(factor, cfg, report, timing))
