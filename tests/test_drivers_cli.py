@@ -25,7 +25,7 @@ sys.path.insert(0, str(DRIVERS))
 import _validation as val  # noqa: E402
 
 STUDIES = ["v1_single_population", "v2_bistable", "v3_field_async", "v3_control", "v4_patterns",
-           "v5_peer_nest", "v6_numerics", "finite_size_fano"]
+           "v5_peer_nest", "v6_numerics", "v7_oscillations", "finite_size_fano"]
 BENCHES = ["bench_meso", "bench_micro", "bench_exchange", "bench_speedup", "bench_analysis"]
 
 
@@ -52,6 +52,7 @@ SCRIPT_CASES = [
     ("v4_patterns", ["--t-end", "0"], "argument --t-end: must be > 0"),
     ("v5_peer_nest", ["--seeds", "1", "--t-end", "6000"], "at least 11000 ms"),
     ("v6_numerics", ["--dt", "0.5", "0.5"], "argument --dt: repeated value(s) 0.5"),
+    ("v7_oscillations", ["--t-sim-field", "1500"], "argument --t-sim-field: 1500 ms is too short"),
     ("finite_size_fano", ["--t-sim", "1000"], "the 10 blocks need two 100-ms windows each, at least 2000 ms"),
 ]
 
@@ -145,6 +146,17 @@ IN_PROCESS_CASES = [
     ("v6_numerics", ["--dt", "-0.5"], "argument --dt: must be > 0"),
     ("v6_numerics", ["--dt", "0.5", "0.3"], "multiple of run.dt = 0.3"),
     ("v6_numerics", ["--t-sim", "1"], "at least 10 ms"),
+    ("v7_oscillations", ["--t-sim", "1000"], "argument --t-sim: 1000 ms is too short"),
+    ("v7_oscillations", ["--t-sim-field", "-1"], "argument --t-sim-field: must be >= 0"),
+    ("v7_oscillations", ["--scan", "0"], "argument --scan: must be > 0"),
+    ("v7_oscillations", ["--scan", "0.5", "0.5"], "argument --scan: repeated value(s) 0.5"),
+    ("v7_oscillations", ["--config", "v7_oscillating_field"], "V7's first part studies one site (this "
+                                                               "configuration has a lattice of shape [8, 8])"),
+    ("v7_oscillations", ["--field-config", "v7_oscillation"], "V7's lattice part needs at least two sites"),
+    ("v7_oscillations", ["--shape", "4", "4"], "a periodic axis of 4 sites allows at most"),
+    ("v7_oscillations", ["--t-sim-field", "0", "--shape", "5", "5"], "argument --shape: has no effect with "
+                                                                      "--t-sim-field 0"),
+    ("v7_oscillations", ["--set", "populations.E.tau_m=-1"], "populations.E.tau_m = -1 is invalid"),
     ("finite_size_fano", ["--sites", "0"], "argument --sites: must be >= 1"),
     ("finite_size_fano", ["--sites", "5000000000"], "--sites/--t-sim/--seed: "),
 ]
