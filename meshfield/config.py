@@ -895,6 +895,10 @@ def apply_override(d: dict, assignment: str) -> None:
     if not key:
         raise ConfigError(f"--set {assignment!r} is invalid: the key is empty; expected KEY=VALUE, "
                           "e.g. run.t_end=2000")
+    dotted = re.sub(r"\[\s*(\d+)\s*\]", r".\1", key)
+    if dotted != key:
+        raise ConfigError(f"--set {assignment!r} is invalid: entries of couplings and stimuli are addressed "
+                          f"with a dot and their index from 0, as in {dotted}={text.strip()}")
     parts = key.split(".")
     if any(not part.strip() for part in parts):
         raise ConfigError(f"--set {assignment!r} is invalid: the key {key!r} has an empty part; "

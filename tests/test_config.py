@@ -423,6 +423,17 @@ def test_override_index_must_be_ascii_digits(key):
         load_config(None, [f"{key}=5"])
 
 
+@pytest.mark.parametrize("key, dotted", [("couplings[2].J", "couplings.2.J"),
+                                          ("stimuli[0].amplitude", "stimuli.0.amplitude"),
+                                          ("couplings[ 1 ].delay.d0", "couplings.1.delay.d0")])
+def test_override_with_a_bracketed_index_suggests_the_dotted_key(key, dotted):
+    """Messages name list entries as ``couplings[2]``; a user who types that back
+    into --set is told the dotted form instead of 'not a known key'."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, [f"{key}=5"])
+    assert f"as in {dotted}=5" in str(exc.value)
+
+
 def test_delay_d0_beyond_the_step_counter_is_refused():
     assert_config_error(["couplings.0.delay.d0=1e300"],
                         ["couplings[0].delay.d0 = 1e+300", "2e+300 steps", "281474976710655"])
