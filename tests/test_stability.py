@@ -130,6 +130,16 @@ def test_cli_steady_bad_input(tmp_path, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_report_says_when_no_eigenvalue_of_the_static_gain_is_real():
+    """V7's E-I loop: G(k) has a complex pair at every k; the report says so
+    in words instead of printing the -inf that stands for it."""
+    report = stability("v7_oscillation")
+    assert report.static_leading == -math.inf and report.kind == "synchronous oscillation"
+    text = report.format_text()
+    assert "no real eigenvalue of G(k) at any k" in text and "-inf" not in text
+    assert "largest real eigenvalue of G(k) 0.3284" in stability("default").format_text()
+
+
 def test_stable_report_names_the_slowest_mode():
     report = stability("v3_field")
     assert report.kind == "stable" and report.n_unstable_modes == 0

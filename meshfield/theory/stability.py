@@ -102,8 +102,12 @@ class StabilityReport:
             lines.append("  (the self-consistency has several homogeneous solutions; this is the one "
                          "reached from the default start)")
         lines.append(f"linear stability, {self.n_sites} lattice modes ({self.n_distinct} distinct):")
-        lines.append(f"  static:  largest real eigenvalue of G(k) {self.static_leading:.4f} at "
-                     f"|k| = {self.static_k:.4g} rad/mm")
+        if math.isinf(self.static_leading):
+            lines.append("  static:  no real eigenvalue of G(k) at any k (complex pairs only: no static "
+                         "instability)")
+        else:
+            lines.append(f"  static:  largest real eigenvalue of G(k) {self.static_leading:.4f} at "
+                         f"|k| = {self.static_k:.4g} rad/mm")
         if math.isinf(self.sigma):
             lines.append(f"  dynamic: every mode decays faster than {self.sigma_floor:.1f}/s "
                          f"(the resolution of the transfer function)")
