@@ -19,12 +19,14 @@ Rows (durations are the studies' own, per level):
   runs; dt = 0.5 is the V1 row at a third of the length). The mesoscopic cost
   per simulated second grows as 1/dt^2 (K = window / dt cohorts per step), the
   microscopic cost as 1/dt, so the speedup falls as dt -> 0.
+* V7 -- ``v7_oscillation`` (one E/I site, N = 500 + 125, a limit cycle), 100.5 s;
+  and ``v7_oscillating_field`` (8 x 8 lattice, 40 000 neurons), 20.5 s.
 
 It prints a table and writes ``--json`` (default out/bench_speedup.json).
 ``--quick`` divides every duration by 10 (a check that the script works; the
 ratios then weigh the build more).
 
-    python drivers/bench_speedup.py                 # about 8 minutes on one core
+    python drivers/bench_speedup.py                 # about 11 minutes on one core
     python drivers/bench_speedup.py --rows V2 V5
 """
 
@@ -48,9 +50,11 @@ from _bench import prepare_json  # noqa: E402
 PROG = "bench_speedup.py"
 
 #: Cost of the default run: the timed rows of the run in docs/validation_v1356.md
-#: took 450 s in all (its log), plus the untimed 20 ms warm-up runs.
-DEFAULT_RUN = ("about 8 minutes on one core (the timed rows of the run in docs/validation_v1356.md "
-               "took 7.5 minutes, plus the untimed warm-up runs); --quick about 1 minute.")
+#: took 450 s in all (its log), V7's rows 165 s (docs/validation_v7.md), plus the
+#: untimed 20 ms warm-up runs.
+DEFAULT_RUN = ("about 11 minutes on one core (the timed rows took 7.5 minutes for V1-V6 in "
+               "docs/validation_v1356.md and 3 minutes for V7 in docs/validation_v7.md, plus the untimed "
+               "warm-up runs); --quick about 1 minute (40 s with V7, compiled kernels).")
 
 #: (row, packaged configuration, overrides, seeds). run.t_end is each study's duration.
 ROWS = (
@@ -62,6 +66,8 @@ ROWS = (
     ("V5", "nest_example", ["run.t_end=11000"], tuple(range(1, 9))),
     ("V6, dt = 0.25", "v1_single", ["run.t_end=21000", "run.dt=0.25"], (1,)),
     ("V6, dt = 0.1", "v1_single", ["run.t_end=21000", "run.dt=0.1"], (1,)),
+    ("V7", "v7_oscillation", ["run.t_end=100500"], (7,)),
+    ("V7, lattice", "v7_oscillating_field", ["run.t_end=20500"], (7,)),
 )
 
 WARM_UP_MS = 20.0
@@ -126,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "the machine and the load average, as JSON; an existing file is replaced "
                           "(a warning says so).", DEFAULT_RUN, val.BENCH_EXIT_STATUS))
     p.add_argument("--rows", nargs="+", default=None, metavar="STUDY",
-                   help="rows to run, by study id (V1 ... V6; default: all)")
+                   help="rows to run, by study id (V1 ... V7; default: all)")
     p.add_argument("--quick", action="store_true",
                    help="every duration divided by 10 (default: off, the studies' durations)")
     p.add_argument("--json", type=Path, default=Path("out") / "bench_speedup.json", metavar="FILE",
@@ -141,7 +147,8 @@ def main(argv=None) -> int:
     if args.rows:
         unknown = sorted(set(args.rows) - {label.split(",")[0] for label in labels})
         if unknown:
-            p.error(f"--rows: unknown study {', '.join(unknown)}; allowed: V1 V2 V3 V4 V5 V6")
+            allowed = " ".join(dict.fromkeys(label.split(",")[0] for label in labels))
+            p.error(f"--rows: unknown study {', '.join(unknown)}; allowed: {allowed}")
     prepare_json(p, args.json)
     chosen = [row for row in ROWS if not args.rows or row[0].split(",")[0] in args.rows]
 

@@ -5,9 +5,6 @@ kernels allow (7 x 7) with N = 100 E + 25 I per site (6125 neurons), 3 s of
 statistics per level at a fixed seed. Micro is the reference.
 """
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,29 +12,17 @@ import pytest
 
 DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
 
-# Run in a subprocess with one numba thread, as the driver does: on a busy
-# 2-core machine the mesoscopic kernels with 2 threads took 7x longer here.
 STUDY = """
-import sys
-from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-import _validation as val
 import v3_field_async as v3
 data = v3.study(None, t_sim=3000.0, discard=500.0, seed=2, shape=(7, 7), mean_field_t_end=2000.0,
                 scan_factors=(), overrides=["populations.E.N=100", "populations.I.N=25"],
                 continuous_theory=False)
-val.write_json(Path(sys.argv[2]), data)
 """
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    target = tmp_path_factory.mktemp("v3") / "v3.json"
-    env = dict(os.environ, NUMBA_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", STUDY, str(DRIVERS), str(target)], capture_output=True, text=True,
-                          env=env, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(target.read_text())
+def data(driver_study):
+    return driver_study(STUDY)
 
 
 def test_mean_field_field_is_the_homogeneous_discrete_fixed_point(data):

@@ -8,37 +8,18 @@ segments (acceptance rules), jackknife over segments (frequency, amplitude) and
 time blocks (phase locking).
 """
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-DRIVERS = Path(__file__).resolve().parents[1] / "drivers"
-
-# One numba thread in a subprocess, as the driver runs (see tests/test_v3.py).
 STUDY = """
-import sys
-from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-import _validation as val
 import v7_oscillations as v7
 data = v7.study(None, t_sim=10000.0, t_sim_field=3000.0, shape=(5, 5), scan_factors=(0.25,))
-val.write_json(Path(sys.argv[2]), data)
 """
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    target = tmp_path_factory.mktemp("v7") / "v7.json"
-    env = dict(os.environ, NUMBA_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", STUDY, str(DRIVERS), str(target)], capture_output=True, text=True,
-                          env=env, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(target.read_text())
+def data(driver_study):
+    return driver_study(STUDY)
 
 
 def test_the_linear_theory_finds_the_oscillatory_instability(data):
