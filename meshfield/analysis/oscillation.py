@@ -25,16 +25,15 @@ from ._record import (
     refuse_masked,
     whole,
 )
-from .spectra import EDGE_RTOL, psd
+from .spatial import CONSTANT_RTOL as SILENT_RTOL
+from .spectra import EDGE_RTOL, prominence, psd
 from .stats import DEFAULT_BLOCKS
 
-#: a type (or site) whose fluctuations at the frequencies analysed hold no more
-#: than this fraction of its mean square counts as silent: its power there is
-#: rounding noise (a constant minus its computed mean), not activity
-_SILENT_RTOL = 1e-12
 #: half the width of the band around a rhythm, as a frequency ratio: the band
-#: of :func:`oscillation` is ``f0 / BAND_RATIO .. f0 * BAND_RATIO``
+#: of :func:`oscillation` is ``f0 / BAND_RATIO .. f0 * BAND_RATIO`` ...
 BAND_RATIO = math.sqrt(2.0)
+#: ... and at least this many bins either side of ``f0``
+BAND_MIN_BINS = 2
 
 
 def _jackknife_se(replicates: np.ndarray) -> np.ndarray:
@@ -57,9 +56,10 @@ class Oscillation:
     types : tuple of str
         Type names.
     frequency : ndarray, shape (n_types,)
-        Frequency of the largest bin of the site-averaged PSD at or above
-        ``f_min`` (below the Nyquist rate), refined between bins by a parabola
-        through log S, Hz; NaN for a type without fluctuations there.
+        Frequency of the most prominent bin of the site-averaged PSD at or
+        above ``f_min`` (below the Nyquist rate; the prominence of
+        ``meshfield analyze``), refined between bins by a parabola through
+        log S, Hz; NaN for a type without fluctuations there.
     frequency_err : ndarray, shape (n_types,)
         Delete-one jackknife standard error of ``frequency`` over the segments, Hz.
     amplitude : ndarray, shape (n_types,)
@@ -69,7 +69,9 @@ class Oscillation:
     amplitude_err : ndarray, shape (n_types,)
         Delete-one jackknife standard error of ``amplitude`` over the segments, Hz.
     band : ndarray, shape (n_types, 2)
-        ``(frequency / sqrt 2, min(frequency * sqrt 2, Nyquist rate))``, Hz.
+        An octave around ``frequency`` (``f0 / sqrt 2 .. f0 * sqrt 2``), widened
+        to at least 2 bins either side of ``f0``, within one bin and the
+        Nyquist rate, Hz.
     segment_ms : float
         PSD segment duration, ms (the bins are ``1000 / segment_ms`` Hz apart).
     n_segments : int
@@ -86,39 +88,51 @@ class Oscillation:
     n_segments: int
 
 
-def _peaks(spectra: np.ndarray, freqs: np.ndarray, first: int, floor: np.ndarray):
-    """Rhythm of each spectrum in ``spectra`` (shape ``(..., n_freqs)``, Hz).
+def _variance_weights(freqs: np.ndarray) -> np.ndarray:
+    """Weights (Hz) that turn a two-sided PSD on ``f >= 0`` into variance:
+    ``df`` for the zero and the Nyquist bin, ``2 df`` for the others."""
+    df = freqs[1] - freqs[0]
+    weight = np.full(freqs.size, 2.0 * df)
+    weight[0] = weight[-1] = df
+    return weight
 
-    ``first`` is the index of the lowest bin searched (the Nyquist bin, the
-    last, is never searched); ``floor`` (broadcast against ``spectra[..., 0]``)
-    the variance at or above it (Hz^2) up to which a spectrum counts as
-    silent. Returns the frequency, amplitude and band edges (Hz), each of
-    shape ``spectra.shape[:-1]``, NaN for a silent spectrum.
+
+def _peaks(spectra: np.ndarray, freqs: np.ndarray, first: int, floor: np.ndarray):
+    """Rhythm of each spectrum in ``spectra`` (shape ``(n_freqs, ...)``, Hz).
+
+    The peak is the most prominent bin (:func:`meshfield.analysis.spectra.prominence`)
+    from index ``first`` up to below the Nyquist bin; ``floor`` (broadcast
+    against ``spectra[0]``) is the variance from ``first`` up (Hz^2) at or
+    below which a spectrum counts as silent. Returns the frequency, amplitude
+    and band edges (Hz), each of shape ``spectra.shape[1:]``, NaN for a silent
+    spectrum.
     """
     df = freqs[1] - freqs[0]
     nyquist = freqs[-1]
-    searched = spectra[..., first:-1]
-    k = np.argmax(searched, axis=-1)
-    peak = np.take_along_axis(searched, k[..., None], axis=-1)[..., 0]
+    ratio = prominence(spectra, freqs, first)[:-1]
+    k = first + np.argmax(np.where(np.isnan(ratio), -np.inf, ratio), axis=0)
+    peak = np.take_along_axis(spectra, k[None], axis=0)[0]
     # the vertex of the parabola through log S at the peak and its neighbours,
-    # where both lie in the searched range and the three are positive; it lies
-    # within half a bin of the peak, since the peak is the largest of the three
-    inner = (k > 0) & (k < searched.shape[-1] - 1)
-    left = np.take_along_axis(searched, np.clip(k - 1, 0, None)[..., None], axis=-1)[..., 0]
-    right = np.take_along_axis(searched, np.clip(k + 1, None, searched.shape[-1] - 1)[..., None], axis=-1)[..., 0]
+    # where both lie in the searched range, the three are positive and the peak
+    # is a local maximum: it lies within half a bin of the peak
+    inner = (k > first) & (k < freqs.size - 2)
+    left = np.take_along_axis(spectra, np.maximum(k - 1, 0)[None], axis=0)[0]
+    right = np.take_along_axis(spectra, np.minimum(k + 1, freqs.size - 1)[None], axis=0)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         log_left, log_peak, log_right = np.log(left), np.log(peak), np.log(right)
         curvature = log_left - 2.0 * log_peak + log_right
-        shift = np.where(inner & (left > 0) & (right > 0) & (curvature < 0),
-                         0.5 * (log_left - log_right) / curvature, 0.0)
-    f0 = freqs[first + k] + shift * df
-    lo, hi = f0 / BAND_RATIO, np.minimum(f0 * BAND_RATIO, nyquist)
-    # the variance of the band: 2 S df per bin, once for the Nyquist bin
-    weight = np.where(np.arange(freqs.size) == freqs.size - 1, 1.0, 2.0) * df
-    inside = ((freqs >= lo[..., None] * (1.0 - EDGE_RTOL)) & (freqs <= hi[..., None] * (1.0 + EDGE_RTOL)))
-    variance = (spectra * weight * inside).sum(axis=-1)
-    amplitude = np.sqrt(2.0 * variance)
-    silent = (spectra[..., first:] * weight[first:]).sum(axis=-1) <= floor
+        local = inner & (left > 0) & (right > 0) & (peak >= left) & (peak >= right) & (curvature < 0)
+        shift = np.where(local, 0.5 * (log_left - log_right) / curvature, 0.0)
+    f0 = freqs[k] + shift * df
+    # the band: an octave around f0, and at least 2 bins either side, which
+    # holds the leakage of a line between bins through the Hann window
+    lo = np.maximum(np.minimum(f0 / BAND_RATIO, f0 - BAND_MIN_BINS * df), df)
+    hi = np.minimum(np.maximum(f0 * BAND_RATIO, f0 + BAND_MIN_BINS * df), nyquist)
+    weight = _variance_weights(freqs).reshape((-1,) + (1,) * (spectra.ndim - 1))
+    grid = freqs.reshape(weight.shape)
+    inside = (grid >= lo * (1.0 - EDGE_RTOL)) & (grid <= hi * (1.0 + EDGE_RTOL))
+    amplitude = np.sqrt(2.0 * (spectra * weight * inside).sum(axis=0))
+    silent = (spectra[first:] * weight[first:]).sum(axis=0) <= floor
     nan = np.full(f0.shape, np.nan)
     return (np.where(silent, nan, f0), np.where(silent, nan, amplitude),
             np.where(silent, nan, lo), np.where(silent, nan, hi))
@@ -140,19 +154,26 @@ def oscillation(
     (segments of ``segment_ms``, each with its per-site mean removed, Hann
     window by default):
 
-    * ``frequency``: the bin of the largest ``S`` at or above ``f_min`` and
-      below the Nyquist rate, refined by the vertex of the parabola through
-      ``log S`` at that bin and its two neighbours (no refinement when the
-      largest is the first or last bin searched). For a clean line and the
-      Hann window the vertex is off by at most 0.016 bins (0.17 with boxcar);
-      this bias is not in ``frequency_err``.
+    * ``frequency``: the most prominent bin at or above ``f_min`` and below
+      the Nyquist rate: the largest ratio of ``S(f)`` to the median of ``S``
+      from ``f/2`` to ``2 f`` (:func:`meshfield.analysis.spectra.prominence`,
+      the peak ``meshfield analyze`` reports), so that a rhythm on a falling
+      spectrum is found rather than its lowest bin. It is refined by the
+      vertex of the parabola through ``log S`` at that bin and its two
+      neighbours when the bin is a local maximum inside the searched range.
+      For a clean line and the Hann window the vertex is off by at most 0.016
+      bins (0.17 with boxcar); this bias is not in ``frequency_err``.
     * ``amplitude``: ``a = sqrt(2 v)`` with ``v = 2 sum_band S df`` the
-      variance of one site's activity in the band ``frequency / sqrt 2 ..
-      frequency * sqrt 2`` (the Nyquist bin, if in it, counted once; ``df =
-      1000 / segment_ms`` Hz): the amplitude of the sine of that power, ``a``
-      for ``a cos(2 pi f0 t) + const``. Noise in the band counts too: white
-      noise of variance ``s^2`` alone gives ``sqrt(2 s^2 w / f_Nyq)`` for a
-      band of width ``w`` Hz.
+      variance of one site's activity in the band (the Nyquist bin, if in it,
+      counted once; ``df = 1000 / segment_ms`` Hz): the amplitude of the sine
+      of that power, ``a`` for ``a cos(2 pi f0 t) + const``. The band is the
+      octave ``f0 / sqrt 2 .. f0 * sqrt 2``, widened to at least 2 bins either
+      side of ``f0`` so that it holds a line's leakage through the Hann window
+      (a line of a few bins' frequency would otherwise lose up to 18 %), and
+      kept within one bin and the Nyquist rate. With the boxcar window a line
+      between bins leaks up to 2 % of its power out of the band. Noise in the
+      band counts too: white noise of variance ``s^2`` alone gives
+      ``sqrt(2 s^2 w / f_Nyq)`` for a band of width ``w`` Hz.
     * Standard errors: the delete-one jackknife over the segments, each
       replicate computed from the mean of the segment spectra without segment
       ``j``: ``sqrt((n - 1)/n * sum_j (x_j - mean x_j)^2)``. Segments should be
@@ -198,15 +219,12 @@ def oscillation(
         )
     segments = spectrum.segments  # (n_segments, n_freqs, n_types)
     n = spectrum.n_segments
-    df = freqs[1] - freqs[0]
-    weight = np.where(np.arange(freqs.size) == freqs.size - 1, 1.0, 2.0) * df
-    weight[0] = df
-    variance = np.einsum("ft,f->t", spectrum.S, weight)
-    floor = _SILENT_RTOL * (variance + spectrum.mean**2)
+    variance = np.einsum("ft,f->t", spectrum.S, _variance_weights(freqs))
+    floor = SILENT_RTOL * (variance + spectrum.mean**2)
     # the full estimate first, then the n leave-one-out replicates: spectra
-    # (1 + n, n_types, n_freqs)
+    # (n_freqs, 1 + n, n_types)
     leave_out = (segments.sum(axis=0) - segments) / (n - 1)
-    spectra = np.concatenate([spectrum.S[None], leave_out]).transpose(0, 2, 1)
+    spectra = np.concatenate([spectrum.S[None], leave_out]).transpose(1, 0, 2)
     f0, amplitude, lo, hi = _peaks(spectra, freqs, first, floor[None, :])
     return Oscillation(
         types=spectrum.types,
@@ -344,7 +362,7 @@ def _phases(record: Record, t: int, f_lo: float, f_hi: float, edge: int, n_kept:
         # band power against the mean square: both as sum over the record of squares
         band_power = (np.abs(spectrum[keep]) ** 2 * gain[keep, None]).sum(axis=0) / n_time
         mean_square = n_time * mean**2 + (deviation**2).sum(axis=0)
-        active[s0:s1] = band_power > _SILENT_RTOL * mean_square
+        active[s0:s1] = band_power > SILENT_RTOL * mean_square
         block = full[:, : s1 - s0]
         block[:] = 0.0
         block[: freqs.size] = spectrum * gain[:, None]

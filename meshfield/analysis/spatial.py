@@ -20,7 +20,7 @@ from .stats import DEFAULT_BLOCKS
 
 # A site whose variance is below this fraction of its squared mean is treated
 # as constant (its fluctuations are rounding noise, not activity).
-_CONSTANT_RTOL = 1e-12
+CONSTANT_RTOL = 1e-12
 
 
 def _displacements(n: int, periodic: bool, size: int) -> np.ndarray:
@@ -136,7 +136,7 @@ def correlation_vs_distance(
     max_distance = min(max_distance, float(sum(lattice)))
     length, blocks = record.blocks(n_blocks)
     mean, var = _site_moments(record, length * len(blocks))
-    valid = var > _CONSTANT_RTOL * mean**2
+    valid = var > CONSTANT_RTOL * mean**2
     valid &= var > 0.0
     scale = np.where(valid, 1.0 / np.sqrt(np.where(valid, var, 1.0)), 0.0)
 

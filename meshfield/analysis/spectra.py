@@ -26,6 +26,8 @@ EDGE_RTOL = 1e-9
 #: log_band_average allows this many bands even where the spectrum has fewer bins
 MAX_EMPTY_BANDS = 10_000
 DEFAULT_SEGMENT_MS = 1000.0
+#: the neighbourhood median of :func:`prominence` is at least this fraction of the spectrum's mean
+PROMINENCE_FLOOR = 1e-6
 
 
 @dataclass(frozen=True)
@@ -384,14 +386,54 @@ def validation_bands(spectrum: PSD, record_interval: float, n_bands: int = 8,
     return bands, f_min
 
 
-def peak_prominence(spectrum: PSD, f_min: float) -> tuple[np.ndarray, np.ndarray]:
-    """The most prominent peak of each type's spectrum at or above ``f_min``.
+def prominence(S: np.ndarray, freqs: np.ndarray, first: int) -> np.ndarray:
+    """Prominence of every bin from ``freqs[first]`` up: ``S(f)`` over the median of
+    ``S`` from ``f/2`` to ``2 f`` (within ``freqs[first]`` and the Nyquist rate),
+    sampled at 201 log-spaced frequencies so that the median of a power law is
+    its value at ``f``: a rhythm stands out of its neighbourhood, while a smooth
+    spectrum, white or low-pass, stays near 1. The median is taken as at least
+    ``PROMINENCE_FLOOR`` times the mean of ``S`` over the bins considered, so
+    that the rounding noise between the lines of a noise-free signal does not
+    outrank them.
 
-    The prominence of bin ``f`` is ``S(f)`` over the median of ``S`` from
-    ``f/2`` to ``2 f`` (within ``f_min`` and the Nyquist rate), sampled at 201
-    log-spaced frequencies so that the median of a power law is its value at
-    ``f``: a rhythm stands out of its neighbourhood, while a smooth spectrum,
-    white or low-pass, stays near 1.
+    Parameters
+    ----------
+    S : ndarray, shape (n_freqs, ...)
+        Spectra (any number of them along the trailing axes).
+    freqs : ndarray, shape (n_freqs,)
+        Their frequencies, evenly spaced.
+    first : int
+        Index of the lowest bin considered.
+
+    Returns
+    -------
+    ndarray, shape (n_freqs - first, ...)
+        The ratio per bin (NaN where the neighbourhood's median is 0, as for a
+        spectrum without fluctuations).
+    """
+    S = S[first:]
+    f = freqs[first:]
+    # bins of a noise-free signal (a clean line, a deterministic cycle) between
+    # its lines hold rounding noise; their ratios are meaningless, and the
+    # floor keeps them from outranking the lines
+    floor = PROMINENCE_FLOOR * S.mean(axis=0)
+    ratio = np.full(S.shape, np.nan)
+    octave = 2.0 ** np.linspace(-1.0, 1.0, 201)
+    for j in range(f.size):
+        # the bin nearest each log-spaced frequency; the same bin counts once per frequency it is
+        # nearest to, so that the median weighs the window evenly in log f
+        near = np.clip(np.searchsorted(f, f[j] * octave), 1, f.size - 1)
+        near -= (f[j] * octave - f[near - 1]) < (f[near] - f[j] * octave)
+        inside = (f[j] * octave >= f[0]) & (f[j] * octave <= f[-1])
+        median = np.maximum(np.median(S[near[inside]], axis=0), floor)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio[j] = np.where(median > 0, S[j] / median, np.nan)
+    return ratio
+
+
+def peak_prominence(spectrum: PSD, f_min: float) -> tuple[np.ndarray, np.ndarray]:
+    """The most prominent peak of each type's spectrum at or above ``f_min``
+    (:func:`prominence`).
 
     Returns
     -------
@@ -402,22 +444,12 @@ def peak_prominence(spectrum: PSD, f_min: float) -> tuple[np.ndarray, np.ndarray
         Its prominence (NaN where the neighbourhood's median is 0, as for a
         type without fluctuations).
     """
-    freqs = spectrum.freqs
-    above = np.flatnonzero(freqs >= f_min)
-    S = spectrum.S[above]
-    f = freqs[above]
-    ratio = np.full(S.shape, np.nan)
-    octave = 2.0 ** np.linspace(-1.0, 1.0, 201)
-    for j in range(f.size):
-        # the bin nearest each log-spaced frequency; the same bin counts once per frequency it is
-        # nearest to, so that the median weighs the window evenly in log f
-        near = np.clip(np.searchsorted(f, f[j] * octave), 1, f.size - 1)
-        near -= (f[j] * octave - f[near - 1]) < (f[near] - f[j] * octave)
-        inside = (f[j] * octave >= f[0]) & (f[j] * octave <= f[-1])
-        median = np.median(S[near[inside]], axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio[j] = np.where(median > 0, S[j] / median, np.nan)
+    first = int(np.searchsorted(spectrum.freqs, f_min))
+    if first >= spectrum.freqs.size:
+        nan = np.full(spectrum.S.shape[1], np.nan)
+        return nan, nan.copy()
+    ratio = prominence(spectrum.S, spectrum.freqs, first)
     best = np.argmax(np.where(np.isnan(ratio), -np.inf, ratio), axis=0)
-    types = np.arange(S.shape[1])
-    prominence = ratio[best, types]
-    return np.where(np.isnan(prominence), np.nan, f[best]), prominence
+    types = np.arange(ratio.shape[1])
+    peak = ratio[best, types]
+    return np.where(np.isnan(peak), np.nan, spectrum.freqs[first + best]), peak
