@@ -7,6 +7,7 @@ each assertion; seeds are fixed so that every test is deterministic.
 
 from __future__ import annotations
 
+import importlib
 import re
 from types import SimpleNamespace
 
@@ -278,6 +279,34 @@ def test_neighbour_pairs_are_counted_once(lattice, boundary, pairs):
     assert pc.plv[0] > 0.99
 
 
+@pytest.mark.parametrize("lattice, boundary", [((6, 4), "periodic"), ((5, 3), "open"), ((7,), "periodic"),
+                                               ((2, 3), "periodic")])
+def test_rows_read_in_chunks_give_the_numbers_of_one_read(lattice, boundary, monkeypatch):
+    """phase_coherence reads the lattice a few rows at a time with the next row as a
+    halo; one row per chunk gives what the whole lattice at once gives."""
+    module = importlib.import_module("meshfield.analysis.oscillation")  # the package's name is the function
+
+    rng = np.random.default_rng(12)
+    n_time = 4000
+    t = times(n_time)
+    n_sites = int(np.prod(lattice))
+    # a common rhythm with a random phase per site, drifting slowly, plus noise
+    drift = np.cumsum(0.02 * rng.normal(size=(n_time, n_sites)), axis=0)
+    A = 10 + np.cos(2 * np.pi * 12e-3 * t[:, None] + rng.uniform(0, 1, n_sites) + drift)
+    A = (A + 0.3 * rng.normal(size=A.shape)).reshape((n_time, 1) + lattice)
+    whole = phase_coherence(A, DT, boundary=boundary, band=(8.0, 16.0))
+    row_size = n_sites // lattice[0]
+    monkeypatch.setattr(module, "CHUNK_ELEMENTS", n_time * row_size)
+    chunked = phase_coherence(A, DT, boundary=boundary, band=(8.0, 16.0))
+    assert chunked.n_pairs == whole.n_pairs
+    np.testing.assert_allclose([chunked.plv, chunked.plv_err, chunked.lag], [whole.plv, whole.plv_err, whole.lag],
+                               rtol=1e-9, atol=1e-12)
+    # a NaN in a later chunk is reported at its place in the whole lattice
+    A[100, 0, lattice[0] - 1] = np.nan
+    with pytest.raises(AnalysisInputError, match=re.escape(f"at index (100, 0, {lattice[0] - 1}")):
+        phase_coherence(A, DT, boundary=boundary, band=(8.0, 16.0))
+
+
 def test_silent_sites_and_types_are_left_out():
     """A constant site leaves its two pairs out of the ring of 8; a constant
     type has no pair left (NaN), the other type is unaffected."""
@@ -305,6 +334,7 @@ def test_silent_sites_and_types_are_left_out():
 RNG = np.random.default_rng(11)
 RING = 10 + RNG.normal(size=(4_000, 1, 6))
 SITE = 10 + RNG.normal(size=(4_000, 2))
+SLOW = RING + 5 * np.cos(2 * np.pi * 2e-3 * np.arange(4_000))[:, None, None]  # a 2 Hz rhythm
 
 BAD_CALLS = [
     (lambda: phase_coherence(SITE, DT, boundary="periodic"), "A has a single site (lattice shape [1])"),
@@ -329,7 +359,12 @@ BAD_CALLS = [
     (lambda: phase_coherence(RING, DT, boundary="open", band=(5, 10), segment_ms=500),
      "segment_ms = 500: it sets the PSD segments of the default band; give either band or segment_ms"),
     (lambda: phase_coherence(RING, DT, boundary="open", band=(0.4, 10)),
-     "band f_lo = 0.4 Hz: the 4000 samples (4000 ms) after the transient are all dropped"),
+     "band: f_lo = 0.4 Hz; the 4000 samples (4000 ms) after the transient are all dropped"),
+    (lambda: phase_coherence(SLOW, DT, boundary="open"),
+     "the default band of type '0', (1, 4.00024) Hz around the rhythm that oscillation() finds: "
+     "f_lo = 1 Hz; the 4000 samples (4000 ms) after the transient are all dropped as edges of the circular "
+     "FFT (2 periods of f_lo, 2000 samples, at each end); use a longer record, or give a band"),
+    (lambda: phase_coherence(RING, DT, boundary="open", band=(True, 10)), "band = (True, 10): must be"),
     (lambda: phase_coherence(RING, DT, boundary="open", band=(5, 10), n_blocks=1),
      "n_blocks = 1: must be a whole number >= 2"),
     (lambda: phase_coherence(RING, DT, boundary="open", band=(5, 10), n_blocks=5000),

@@ -103,23 +103,31 @@ class Record:
             )
         return self.dx, self.boundary
 
-    def read(self, i0: int, i1: int, only_type: int | None = None) -> np.ndarray:
+    def read(self, i0: int, i1: int, only_type: int | None = None, rows: slice | None = None) -> np.ndarray:
         """Samples ``i0 .. i1-1`` (counted after the transient) as float64, of
-        all types or of the type of index ``only_type`` only.
+        all types or of the type of index ``only_type`` only, and with
+        ``only_type`` of the lattice rows ``rows`` only (a slice of the first
+        lattice axis).
 
         Returns
         -------
         ndarray, shape (i1 - i0, n_types, *lattice_shape), or (i1 - i0, *lattice_shape)
-            for one type
+            for one type (the first lattice axis cut to ``rows``)
         """
-        rows = slice(self.start + i0, self.start + i1)
-        key = rows if only_type is None else (rows, only_type)
-        block = np.asarray(self.data[key], dtype=np.float64)
+        times = slice(self.start + i0, self.start + i1)
         if only_type is None:
+            block = np.asarray(self.data[times], dtype=np.float64)
             check_finite("A", block, offset=self.start + i0)
             return block.reshape((i1 - i0, self.n_types) + self.lattice_shape)
-        check_finite("A", block, offset=self.start + i0, type_index=only_type)
-        return block.reshape((i1 - i0,) + self.lattice_shape)
+        shape = self.lattice_shape
+        if rows is None:
+            block = np.asarray(self.data[times, only_type], dtype=np.float64)
+        else:
+            block = np.asarray(self.data[times, only_type, rows], dtype=np.float64)
+            shape = (len(range(*rows.indices(shape[0]))),) + shape[1:]
+        first_row = 0 if rows is None else rows.indices(self.lattice_shape[0])[0]
+        check_finite("A", block, offset=self.start + i0, type_index=only_type, row_offset=first_row)
+        return block.reshape((i1 - i0,) + shape)
 
     def blocks(self, n_blocks: int) -> tuple[int, list[tuple[int, int]]]:
         """Split the record into ``n_blocks`` equal contiguous blocks.
@@ -434,12 +442,13 @@ def real_array(name: str, value: Any) -> np.ndarray:
     return array.astype(np.float64)
 
 
-def check_finite(name: str, values, offset: int = 0, type_index: int | None = None) -> None:
+def check_finite(name: str, values, offset: int = 0, type_index: int | None = None, row_offset: int = 0) -> None:
     """One error naming ``name`` if ``values`` holds NaN or infinity.
 
     The message gives the index of the first such value, its time index shifted
     by ``offset`` (for a slice of a longer record) and, for one type's slice
-    ``[time, *lattice]`` of a record, with ``type_index`` put in as its second.
+    ``[time, *lattice]`` of a record, with ``type_index`` put in as its second
+    and the first lattice index shifted by ``row_offset`` (a slice of rows).
     """
     values = np.asarray(values)
     if values.dtype == bool or np.issubdtype(values.dtype, np.integer):
@@ -449,6 +458,8 @@ def check_finite(name: str, values, offset: int = 0, type_index: int | None = No
         where = [int(i) for i in np.unravel_index(int(np.argmin(finite)), values.shape)]
         if where:
             where[0] += offset
+        if len(where) > 1:
+            where[1] += row_offset
         if type_index is not None:
             where.insert(1, type_index)
         raise AnalysisInputError(
