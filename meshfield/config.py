@@ -895,7 +895,7 @@ def apply_override(d: dict, assignment: str) -> None:
     if not key:
         raise ConfigError(f"--set {assignment!r} is invalid: the key is empty; expected KEY=VALUE, "
                           "e.g. run.t_end=2000")
-    dotted = re.sub(r"\[\s*(\d+)\s*\]", r".\1", key)
+    dotted = re.sub(r"^(couplings|stimuli)\[\s*([0-9]+)\s*\](?=\.|$)", r"\1.\2", key)
     if dotted != key:
         raise ConfigError(f"--set {assignment!r} is invalid: entries of couplings and stimuli are addressed "
                           f"with a dot and their index from 0, as in {dotted}={text.strip()}")

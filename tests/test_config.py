@@ -434,6 +434,16 @@ def test_override_with_a_bracketed_index_suggests_the_dotted_key(key, dotted):
     assert f"as in {dotted}=5" in str(exc.value)
 
 
+@pytest.mark.parametrize("key", ["populations[0].N", "couplings[\u0662].J", "couplings[2]J", "couplings.[2].J",
+                                 "populations.E.N[0]"])
+def test_other_brackets_get_no_suggestion(key):
+    """Only couplings[i] and stimuli[i], as messages write them, are rewritten; other
+    brackets get the ordinary error, not an invalid suggestion."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, [f"{key}=5"])
+    assert "as in" not in str(exc.value)
+
+
 def test_delay_d0_beyond_the_step_counter_is_refused():
     assert_config_error(["couplings.0.delay.d0=1e300"],
                         ["couplings[0].delay.d0 = 1e+300", "2e+300 steps", "281474976710655"])
