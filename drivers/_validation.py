@@ -593,6 +593,35 @@ def wrote(folder, names) -> str:
     return f"wrote {', '.join(names)} in {folder}"
 
 
+def synchrony(record) -> np.ndarray:
+    """Synchrony index chi per type: std of the lattice mean over the root mean site variance."""
+    A = np.asarray(record.A, dtype=np.float64)
+    A = A.reshape(A.shape[0], A.shape[1], -1)
+    site_var = A.var(axis=0).mean(axis=1)
+    return np.sqrt(A.mean(axis=2).var(axis=0) / site_var)
+
+
+def plot_activity(path: Path, records: dict, types, window_ms: float = 300.0, smooth_ms: float = 5.0) -> None:
+    """Space-time plots of the activity along one lattice row (box-smoothed over ``smooth_ms``),
+    micro above meso, one column per type."""
+    figure, axes = new_figure(2, len(types), width=4.2, height=2.6)
+    for r, (level, record) in enumerate(records.items()):
+        width = max(1, int(round(smooth_ms / record.record_interval)))
+        A = np.asarray(record.A)
+        A = np.apply_along_axis(lambda x: np.convolve(x, np.ones(width) / width, mode="same"), 0, A)
+        n = int(round(window_ms / record.record_interval))
+        for t, name in enumerate(types):
+            ax = axes[r, t]
+            image = ax.imshow(A[-n:, t, :, 0].T, aspect="auto", origin="lower", cmap="viridis",
+                              extent=(0, n * record.record_interval, -0.5, A.shape[2] - 0.5),
+                              vmin=0, vmax=np.percentile(A[-n:, t], 99))
+            ax.set_title(f"{level}: {name}, row y = 0, {smooth_ms:g} ms boxcar")
+            ax.set_xlabel("time (ms, last window)")
+            ax.set_ylabel("site x")
+            figure.colorbar(image, ax=ax, label="Hz")
+    save_figure(figure, path)
+
+
 def speedup(micro: dict, meso: dict) -> dict:
     """Ratios micro time / meso time of two :func:`timed_run` timings."""
     return dict(wall=micro["wall_s"] / meso["wall_s"], cpu=micro["cpu_s"] / meso["cpu_s"],

@@ -126,14 +126,6 @@ def network_theory(config, continuous: bool = True) -> dict:
     return out
 
 
-def synchrony(record) -> np.ndarray:
-    """Synchrony index chi per type: std of the lattice mean over the root mean site variance."""
-    A = np.asarray(record.A, dtype=np.float64)
-    A = A.reshape(A.shape[0], A.shape[1], -1)
-    site_var = A.var(axis=0).mean(axis=1)
-    return np.sqrt(A.mean(axis=2).var(axis=0) / site_var)
-
-
 def indegree_scan(config, factors, t_sim: float, discard: float, seed: int) -> list:
     """Micro and meso mean rates of the field's E/I network on one site vs the in-degree.
 
@@ -239,27 +231,6 @@ def fit_indegree_gap(factors, gaps, errors) -> dict:
         out["b_se"].append(np.sqrt(cov[1, 1]))
         out["chi2"].append(float(np.sum(w * (gaps[:, t] - a - b * x) ** 2)))
     return dict({k: np.array(v) for k, v in out.items()}, dof=len(x) - 2)
-
-
-def plot_activity(path: Path, records: dict, types, window_ms: float = 300.0, smooth_ms: float = 5.0) -> None:
-    """Space-time plots of the activity along one lattice row (box-smoothed over ``smooth_ms``),
-    micro above meso, one column per type."""
-    figure, axes = val.new_figure(2, len(types), width=4.2, height=2.6)
-    for r, (level, record) in enumerate(records.items()):
-        width = max(1, int(round(smooth_ms / record.record_interval)))
-        A = np.asarray(record.A)
-        A = np.apply_along_axis(lambda x: np.convolve(x, np.ones(width) / width, mode="same"), 0, A)
-        n = int(round(window_ms / record.record_interval))
-        for t, name in enumerate(types):
-            ax = axes[r, t]
-            image = ax.imshow(A[-n:, t, :, 0].T, aspect="auto", origin="lower", cmap="viridis",
-                              extent=(0, n * record.record_interval, -0.5, A.shape[2] - 0.5),
-                              vmin=0, vmax=np.percentile(A[-n:, t], 99))
-            ax.set_title(f"{level}: {name}, row y = 0, {smooth_ms:g} ms boxcar")
-            ax.set_xlabel("time (ms, last window)")
-            ax.set_ylabel("site x")
-            figure.colorbar(image, ax=ax, label="Hz")
-    val.save_figure(figure, path)
 
 
 def plot_scan(path: Path, rows: list, types, fit: dict | None = None,
@@ -414,7 +385,7 @@ def compute(*, config: str = CONFIG, t_sim: float = 10000.0, discard: float = 50
         correlation={level: dict(distances=report.correlations[k].distances, r=report.correlations[k].r,
                                  r_err=report.correlations[k].r_err)
                      for k, level in enumerate(("micro", "meso"))},
-        synchrony={level: synchrony(stationary[level]) for level in stationary},
+        synchrony={level: val.synchrony(stationary[level]) for level in stationary},
         synchrony_independent=1.0 / np.sqrt(n_sites),
         theory_checks=checks,
         compare=val.report_dict(report),
@@ -426,7 +397,7 @@ def compute(*, config: str = CONFIG, t_sim: float = 10000.0, discard: float = 50
                         theory=all(c["passed"] for c in checks + mf_checks)),
     )
     figures = [("v3_compare.png", lambda path: plot_comparison(report, path)),
-               ("v3_activity.png", lambda path: plot_activity(path, stationary, cfg.types))]
+               ("v3_activity.png", lambda path: val.plot_activity(path, stationary, cfg.types))]
     if scan:
         figures.append(("v3_indegree_scan.png", lambda path: plot_scan(path, scan, cfg.types)))
     if lattice_scan:

@@ -27,10 +27,10 @@ What is compared (micro is the reference):
   fixed, so the meso level is unchanged), which shows how much of a difference
   comes from the identical input the mesoscopic model gives every neuron.
 
-Cost on one core (shared 2-core machine): one site about 0.07 s (meso) and
-0.15 s (micro) of CPU per simulated second; the lattice about 2.5 s and 10-15 s.
+Cost on one core (shared 2-core machine): one site about 0.01 s (meso) and
+0.15 s (micro) of CPU per simulated second; the lattice about 0.4 s and 7 s.
 The default run (100 s on one site, 20 s on the lattice, one in-degree factor)
-takes about 7 minutes (docs/validation_v7.md).
+takes about 3 minutes (docs/validation_v7.md).
 
 Outputs in ``--out`` (default out/v7/): ``v7.json``, ``v7_paths.png``,
 ``v7_compare.png``, ``v7_field_compare.png`` and ``v7_field_activity.png``
@@ -39,7 +39,7 @@ Outputs in ``--out`` (default out/v7/): ``v7.json``, ``v7_paths.png``,
 Usage::
 
     python drivers/v7_oscillations.py                     # out/v7/
-    # a quick check (about 1 minute): shorter runs, a 5 x 5 lattice, no scan
+    # a quick check (about 20 s): shorter runs, a 5 x 5 lattice, no scan
     python drivers/v7_oscillations.py --t-sim 10000 --t-sim-field 3000 --shape 5 5 --scan \\
         --out out/v7_quick
 """
@@ -59,8 +59,14 @@ if __name__ == "__main__":
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _validation as val  # noqa: E402
-import v3_field_async as v3  # noqa: E402
-from meshfield.analysis import compare_results, oscillation, phase_coherence, plot_comparison  # noqa: E402
+from meshfield.analysis import (  # noqa: E402
+    AnalysisInputError,
+    compare_results,
+    mean_var,
+    oscillation,
+    phase_coherence,
+    plot_comparison,
+)
 from meshfield.theory import stability  # noqa: E402
 
 CONFIG = "v7_oscillation"
@@ -76,8 +82,11 @@ SEGMENT_MS = 1000.0
 #: In-degree factors of the micro level in the one-site control (J scaled by 1/factor).
 SCAN_FACTORS = (0.25,)
 
-#: Duration of the mean-field run (ms) and the transient dropped from it.
-MEAN_FIELD_T_END = 10500.0
+#: Duration of the mean-field run after its transient (ms; 10 PSD segments).
+MEAN_FIELD_T_SIM = 10000.0
+
+#: Batch-means blocks of the comparison (each needs at least one record).
+N_BLOCKS = 20
 
 
 def levels(config, overrides=()) -> tuple[dict, dict]:
@@ -96,8 +105,17 @@ def rhythm(result, discard: float) -> dict:
 
 
 def coherence(result, discard: float) -> dict:
-    """Phase-locking value of neighbouring sites per type, its jackknife SE and the mean lag."""
-    c = phase_coherence(result, discard=discard, segment_ms=SEGMENT_MS)
+    """Phase-locking value of neighbouring sites per type, its jackknife SE and the mean lag.
+
+    A field without a rhythm the record can resolve (its band's edges would
+    take the whole record) gets NaN and the reason, not an error after the runs.
+    """
+    try:
+        c = phase_coherence(result, discard=discard, segment_ms=SEGMENT_MS)
+    except AnalysisInputError as exc:
+        nan = [float("nan")] * len(result.types)
+        return dict(plv=nan, plv_err=nan, lag_rad=nan, band=None, n_pairs=None, n_blocks=None,
+                    note=f"not computed: {exc}")
     return dict(plv=c.plv, plv_err=c.plv_err, lag_rad=c.lag, band=c.band, n_pairs=c.n_pairs, n_blocks=c.n_blocks)
 
 
@@ -200,7 +218,7 @@ def compute(*, config: str = CONFIG, field_config: str = FIELD_CONFIG, t_sim: fl
     """
     cfg = val.load(config, [*overrides, f"run.t_end={discard + t_sim}", f"run.seed={seed}"])
     linear = theory(cfg)
-    mean_field, mf_timing = val.timed_run(cfg, ["run.mean_field=true", f"run.t_end={MEAN_FIELD_T_END}"])
+    mean_field, mf_timing = val.timed_run(cfg, ["run.mean_field=true", f"run.t_end={discard + MEAN_FIELD_T_SIM}"])
     results, timing = levels(cfg)
     report = compare_results(results["micro"], results["meso"], discard=discard, labels=("micro", "meso"))
     rhythms = {level: rhythm(results[level], discard) for level in results}
@@ -211,8 +229,8 @@ def compute(*, config: str = CONFIG, field_config: str = FIELD_CONFIG, t_sim: fl
                       record_interval_ms=cfg.record.interval, N=[p.N for p in cfg.populations],
                       C={f"{c.target}<-{c.source}": c.C for c in cfg.couplings}),
         theory=linear,
-        mean_field=dict(t_end_ms=MEAN_FIELD_T_END, discard_ms=discard, timing=mf_timing,
-                        **rhythm(mean_field, discard)),
+        mean_field=dict(t_end_ms=discard + MEAN_FIELD_T_SIM, discard_ms=discard, timing=mf_timing,
+                        mean=mean_var(mean_field, discard=discard).mean, **rhythm(mean_field, discard)),
         rhythm=rhythms,
         rhythm_difference=dict(frequency=in_se(rhythms, "frequency"), amplitude=in_se(rhythms, "amplitude")),
         compare=val.report_dict(report),
@@ -246,14 +264,14 @@ def compute(*, config: str = CONFIG, field_config: str = FIELD_CONFIG, t_sim: fl
             rhythm_difference=dict(frequency=in_se(frhythms, "frequency"), amplitude=in_se(frhythms, "amplitude")),
             coherence=fcoherence,
             coherence_difference=in_se(fcoherence, "plv"),
-            synchrony={level: v3.synchrony(val.trimmed(fresults[level], discard)) for level in fresults},
+            synchrony={level: val.synchrony(val.trimmed(fresults[level], discard)) for level in fresults},
             compare=val.report_dict(freport),
             timing=ftiming,
             speedup=val.speedup(ftiming["micro"], ftiming["meso"]),
         )
         fstationary = {level: val.trimmed(fresults[level], discard) for level in fresults}
         figures += [("v7_field_compare.png", lambda path: plot_comparison(freport, path)),
-                    ("v7_field_activity.png", lambda path: v3.plot_activity(path, fstationary, fcfg.types))]
+                    ("v7_field_activity.png", lambda path: val.plot_activity(path, fstationary, fcfg.types))]
         acceptance["field"] = freport.passed
     data["acceptance"] = acceptance
     return data, figures
@@ -295,8 +313,8 @@ def summary(data: dict) -> str:
              f"  linear theory: {th['kind']} at {th['frequency_hz']:.2f} Hz, growth {th['growth_rate_per_s']:+.2f}/s "
              f"(stationary rates " + ", ".join(f"{n} {th['rates'][t]:.2f}" for t, n in enumerate(types)) + " Hz)",
              "  mean-field limit cycle: " + ", ".join(
-                 f"{n} {one['mean_field']['frequency'][t]:.3f} Hz, amplitude {one['mean_field']['amplitude'][t]:.3f} Hz"
-                 for t, n in enumerate(types))]
+                 f"{n} {one['mean_field']['frequency'][t]:.3f} Hz, amplitude {one['mean_field']['amplitude'][t]:.3f} Hz, "
+                 f"mean {one['mean_field']['mean'][t]:.3f} Hz" for t, n in enumerate(types))]
     lines += _compare_lines(one["compare"])
     lines += _rhythm_lines(one, types)
     for row in one["indegree_scan"]:
@@ -314,10 +332,13 @@ def summary(data: dict) -> str:
         lines += _compare_lines(field["compare"])
         lines += _rhythm_lines(field, types)
         c, d = field["coherence"], field["coherence_difference"]
+        for level in ("micro", "meso"):
+            if "note" in c[level]:
+                lines.append(f"    {level} phase locking {c[level]['note']}")
         for k, name in enumerate(types):
-            lines.append(f"    {name}: neighbour phase locking micro {c['micro']['plv'][k]:.4f} +- "
-                         f"{c['micro']['plv_err'][k]:.4f}, meso {c['meso']['plv'][k]:.4f} +- "
-                         f"{c['meso']['plv_err'][k]:.4f} ({d['in_se'][k]:+.1f} SE); synchrony chi micro "
+            lines.append(f"    {name}: neighbour phase locking micro {c['micro']['plv'][k]:.5f} +- "
+                         f"{c['micro']['plv_err'][k]:.1e}, meso {c['meso']['plv'][k]:.5f} +- "
+                         f"{c['meso']['plv_err'][k]:.1e} ({d['in_se'][k]:+.1f} SE); synchrony chi micro "
                          f"{field['synchrony']['micro'][k]:.3f}, meso {field['synchrony']['meso'][k]:.3f}")
         ft = field["timing"]
         lines.append(f"  time: micro {ft['micro']['cpu_s']:.1f} s CPU, meso {ft['meso']['cpu_s']:.1f} s CPU; "
@@ -372,6 +393,7 @@ def check_args(p, args):
     if int(np.prod(cfg.lattice.shape)) != 1:
         p.error(f"--config/--set: V7's first part studies one site (this configuration has a lattice of shape "
                 f"{list(cfg.lattice.shape)}); use a one-site configuration such as {CONFIG}")
+    require_records(p, cfg, min(args.t_sim, MEAN_FIELD_T_SIM), "--config/--set")
     if args.t_sim_field > 0:
         overrides = [*common, f"run.t_end={args.discard + args.t_sim_field}"]
         if args.shape is not None:
@@ -381,8 +403,22 @@ def check_args(p, args):
         if int(np.prod(fcfg.lattice.shape)) < 2:
             p.error(f"{what}: V7's lattice part needs at least two sites (shape {list(fcfg.lattice.shape)}); "
                     f"use a lattice configuration such as {FIELD_CONFIG}")
+        if tuple(fcfg.types) != tuple(cfg.types):
+            p.error(f"{what}: the lattice configuration's types {list(fcfg.types)} differ from the one-site "
+                    f"configuration's {list(cfg.types)}; V7 compares the same populations in both parts")
+        require_records(p, fcfg, args.t_sim_field, what)
     elif args.shape is not None:
         p.error("argument --shape: has no effect with --t-sim-field 0 (no lattice run)")
+
+
+def require_records(p, cfg, t_sim: float, what: str) -> None:
+    """``p.error`` unless the record interval allows 1-s PSD segments of at least two
+    records and ``N_BLOCKS`` batch-means blocks of at least one record in ``t_sim`` ms."""
+    interval = cfg.record.interval
+    limit = min(SEGMENT_MS / 2, t_sim / N_BLOCKS)
+    if interval > limit:
+        p.error(f"{what}: record.interval = {interval:g} ms is too long for the statistics: at most {limit:g} ms "
+                f"(PSD segments of {SEGMENT_MS:g} ms and {N_BLOCKS} blocks in {t_sim:g} ms)")
 
 
 def main(argv=None) -> int:

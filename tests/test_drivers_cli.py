@@ -157,6 +157,10 @@ IN_PROCESS_CASES = [
     ("v7_oscillations", ["--t-sim-field", "0", "--shape", "5", "5"], "argument --shape: has no effect with "
                                                                       "--t-sim-field 0"),
     ("v7_oscillations", ["--set", "populations.E.tau_m=-1"], "populations.E.tau_m = -1 is invalid"),
+    ("v7_oscillations", ["--set", "record.interval=600"], "--config/--set: record.interval = 600 ms is too long "
+                                                          "for the statistics: at most 500 ms"),
+    ("v7_oscillations", ["--t-sim-field", "2000", "--set", "record.interval=200"],
+     "--field-config/--set: record.interval = 200 ms is too long for the statistics: at most 100 ms"),
     ("finite_size_fano", ["--sites", "0"], "argument --sites: must be >= 1"),
     ("finite_size_fano", ["--sites", "5000000000"], "--sites/--t-sim/--seed: "),
 ]
@@ -172,6 +176,22 @@ def test_bad_input_is_refused_before_any_run(name, args, message, tmp_path, caps
     err = capsys.readouterr().err
     assert f"{name}.py: error: " in err and message in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_v7_refuses_a_lattice_of_other_types(tmp_path, capsys):
+    """Both parts must hold the same populations (the summary labels them alike)."""
+    from meshfield.config import packaged_config
+
+    text = packaged_config("v7_oscillating_field").read_text()
+    other = tmp_path / "xy.toml"
+    other.write_text(text.replace("[populations.E]", "[populations.X]").replace('"E"', '"X"'))
+    out = tmp_path / "o"
+    with pytest.raises(SystemExit) as exc:
+        driver("v7_oscillations").main(["--field-config", str(other), "--out", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "the lattice configuration's types ['X', 'I'] differ from the one-site configuration's ['E', 'I']" in err
+    assert not out.exists()
 
 
 def test_v4_refused_figures_folder_gets_its_error_line_alone(tmp_path, capsys):

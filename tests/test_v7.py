@@ -36,37 +36,57 @@ def test_the_linear_theory_finds_the_oscillatory_instability(data):
     assert np.all(np.asarray(mf["frequency"]) < 19.31 - 2.0)
 
 
-def test_one_site_micro_and_meso_pass_the_acceptance_rules(data):
-    """Means (3 SE and 5 %) and every PSD band (3 SE or 20 %), VALIDATION.md's rules."""
-    compare = data["one_site"]["compare"]
-    failed = [r for r in compare["rows"] if not r["passed"]]
-    assert compare["passed"] and len(compare["rows"]) == 18, failed
+#: meso / micro - 1 in the default run (python drivers/v7_oscillations.py, 100 s on one
+#: site, 20 s on 8 x 8; docs/validation_v7.md), per type (E, I): the short run must
+#: agree with these within its own 3 SE. The default run resolves them; the short
+#: one does not, so "no difference within 3 SE" would pass for the wrong reason.
+DEFAULT_GAPS = {
+    "one_site": {"mean": (-0.0098, -0.0065), "frequency": (-0.0092, -0.0091), "amplitude": (-0.0072, -0.0012)},
+    "field": {"mean": (-0.0055, -0.0067), "frequency": (-0.0076, -0.0076), "amplitude": (-0.0075, -0.0068)},
+}
+
+
+def rule_rows(part):
+    """The PSD band and correlation rows of a comparison (VALIDATION.md's fixed rules)."""
+    return [r for r in part["compare"]["rows"] if r["quantity"] != "mean"]
+
+
+@pytest.mark.parametrize("part, n_rows", [("one_site", 16), ("field", 22)])
+def test_spectra_and_correlations_pass_the_acceptance_rules(data, part, n_rows):
+    """Every PSD band (3 SE or 20 %) and, on the lattice, the correlations at
+    distances 0, 1, 2 (3 SE or 0.05)."""
+    rows = rule_rows(data[part])
+    assert len(rows) == n_rows and all(r["passed"] for r in rows), [r for r in rows if not r["passed"]]
 
 
 @pytest.mark.parametrize("part", ["one_site", "field"])
-def test_amplitude_agrees_within_three_standard_errors(data, part):
-    """The amplitude of the rhythm (jackknife SEs over the 1-s segments)."""
-    in_se = np.asarray(data[part]["rhythm_difference"]["amplitude"]["in_se"])
-    assert np.all(np.abs(in_se) <= 3.0), in_se
+def test_mean_rates_agree_with_the_default_runs_gap(data, part):
+    """The default run's means differ by -0.5 to -1.0 % (beyond its 3 SE: the
+    documented FAIL); the short run's difference is that gap within its own 3 SE
+    (batch means, 20 blocks) and within VALIDATION.md's 5 %."""
+    means = [r for r in data[part]["compare"]["rows"] if r["quantity"] == "mean"]
+    for r, gap in zip(means, DEFAULT_GAPS[part]["mean"]):
+        relative = r["value_b"] / r["value_a"] - 1.0
+        se = np.hypot(r["se_a"], r["se_b"]) / r["value_a"]
+        assert abs(relative - gap) <= 3 * se and abs(relative) <= 0.05, (r, gap)
 
 
-def test_one_site_frequency_agrees_within_three_standard_errors(data):
-    in_se = np.asarray(data["one_site"]["rhythm_difference"]["frequency"]["in_se"])
-    assert np.all(np.abs(in_se) <= 3.0), in_se
-
-
-def test_field_frequency_is_at_most_one_percent_low(data):
-    """On the lattice the standard error of the frequency (25 sites) is small enough to
-    resolve the meso level's slightly slower cycle: -0.8 % in this run and in the
-    default run (docs/validation_v7.md). Bound it, so that a regression of either
-    level shows."""
-    relative = np.asarray(data["field"]["rhythm_difference"]["frequency"]["relative"])
-    assert np.all((relative > -0.01) & (relative < 0.003)), relative
+@pytest.mark.parametrize("part", ["one_site", "field"])
+@pytest.mark.parametrize("quantity", ["frequency", "amplitude"])
+def test_rhythm_agrees_with_the_default_runs_gap(data, part, quantity):
+    """Frequency and amplitude of the rhythm (jackknife SEs over the 1-s segments):
+    meso - micro is the default run's gap within the short run's 3 SE."""
+    d = data[part]["rhythm_difference"][quantity]
+    relative = np.asarray(d["relative"])
+    se = np.abs(np.asarray(d["difference"]) / np.asarray(d["in_se"])) / np.asarray(
+        data[part]["rhythm"]["micro"][quantity])
+    gap = np.asarray(DEFAULT_GAPS[part][quantity])
+    assert np.all(np.abs(relative - gap) <= 3 * se), (relative, gap, se)
 
 
 def test_small_in_degree_control_shows_the_identical_input_error(data):
     """With in-degrees x0.25 (weights x4) the microscopic neurons' own shot noise
-    (membrane SD about 2.6 mV for E) spreads the volleys, and the high-frequency PSD
+    (membrane SD about 2.5 mV for E) spreads the volleys, and the high-frequency PSD
     band of E falls far below the meso level's (+67 % here), beyond 3 SE and 20 %;
     at the configuration's in-degrees the same band passes."""
     row = data["one_site"]["indegree_scan"][0]
@@ -79,16 +99,10 @@ def test_small_in_degree_control_shows_the_identical_input_error(data):
     assert main["passed"], main
 
 
-def test_field_micro_and_meso_pass_the_acceptance_rules(data):
-    """Means, PSD bands and correlations at distances 0, 1, 2 of the 5 x 5 field."""
-    compare = data["field"]["compare"]
-    failed = [r for r in compare["rows"] if not r["passed"]]
-    assert compare["passed"] and len(compare["rows"]) == 24, failed
-
-
 def test_neighbouring_sites_are_phase_locked_alike_at_both_levels(data):
     """Phase-locking value of neighbouring sites: above 0.99 at both levels (a
-    synchronized field) and equal within 3 jackknife SEs."""
+    synchronized field) and equal within 3 jackknife SEs, as in the default run
+    (+1.2 and +1.3 SE)."""
     coherence = data["field"]["coherence"]
     for level in ("micro", "meso"):
         assert np.all(np.asarray(coherence[level]["plv"]) > 0.99), coherence[level]
