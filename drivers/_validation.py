@@ -73,8 +73,9 @@ class ActivityRecord:
 
 
 def config_path(name: str) -> str:
-    """A packaged configuration's file path for ``name`` (or ``name`` itself if it is a file)."""
-    if Path(name).exists():
+    """A packaged configuration's file path for ``name`` (or ``name`` itself if it is a file,
+    or names one: a path or a ``.toml`` name, which loading then reports as missing)."""
+    if Path(name).exists() or "/" in str(name) or str(name).endswith(".toml"):
         return str(name)
     return str(packaged_config(name))
 

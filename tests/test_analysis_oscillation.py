@@ -379,6 +379,9 @@ BAD_CALLS = [
     (lambda: oscillation(RING, DT, f_min=float("inf")), "f_min = inf: must be a positive frequency"),
     (lambda: oscillation(RING, DT, f_min=500),
      "f_min = 500: no frequency bin from f_min up to below the Nyquist rate 500 Hz"),
+    (lambda: oscillation(RING, DT, segment_ms=2),
+     "f_min = 1: no frequency bin from f_min up to below the Nyquist rate 500 Hz with segments of 2 ms (bins "
+     "500 Hz apart); lower f_min or use longer segments"),
     (lambda: oscillation(RING, DT, window="flattop"), "window = 'flattop': allowed values are boxcar, hann"),
     (lambda: oscillation(RING), "record_interval (ms) is required"),
     (lambda: oscillation("out/r.h5", DT), "A = 'out/r.h5' is a path; open the result first"),

@@ -157,6 +157,8 @@ IN_PROCESS_CASES = [
     ("v7_oscillations", ["--t-sim-field", "0", "--shape", "5", "5"], "argument --shape: has no effect with "
                                                                       "--t-sim-field 0"),
     ("v7_oscillations", ["--set", "populations.E.tau_m=-1"], "populations.E.tau_m = -1 is invalid"),
+    ("v7_oscillations", ["--field-config", "/no/such.toml"], "configuration file '/no/such.toml' does not exist"),
+    ("v3_field_async", ["--config", "nosuch.toml"], "configuration file 'nosuch.toml' does not exist"),
     ("v7_oscillations", ["--set", "record.interval=600"], "--config/--set: record.interval = 600 ms is too long "
                                                           "for the statistics: at most 500 ms"),
     ("v7_oscillations", ["--t-sim-field", "2000", "--set", "record.interval=200"],

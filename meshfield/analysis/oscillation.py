@@ -218,7 +218,8 @@ def oscillation(
     if first >= freqs.size - 1:
         raise AnalysisInputError(
             f"f_min = {f_min:g}: no frequency bin from f_min up to below the Nyquist rate {freqs[-1]:g} Hz "
-            f"with segments of {spectrum.segment_ms:g} ms (bins {freqs[1]:g} Hz apart); lower f_min"
+            f"with segments of {spectrum.segment_ms:g} ms (bins {freqs[1]:g} Hz apart); lower f_min or use "
+            "longer segments"
         )
     segments = spectrum.segments  # (n_segments, n_freqs, n_types)
     n = spectrum.n_segments
