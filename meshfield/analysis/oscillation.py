@@ -27,7 +27,7 @@ from ._record import (
     whole,
 )
 from .spatial import CONSTANT_RTOL as SILENT_RTOL
-from .spectra import EDGE_RTOL, prominence, psd
+from .spectra import EDGE_RTOL, psd, rhythm_bins
 from .stats import DEFAULT_BLOCKS
 
 #: half the width of the band around a rhythm, as a frequency ratio: the band
@@ -59,7 +59,7 @@ class Oscillation:
     types : tuple of str
         Type names.
     frequency : ndarray, shape (n_types,)
-        Frequency of the most prominent bin of the site-averaged PSD at or
+        Frequency of the rhythm's bin of the site-averaged PSD at or
         above ``f_min`` (below the Nyquist rate; the prominence of
         ``meshfield analyze``), refined between bins by a parabola through
         log S, Hz; NaN for a type without fluctuations there.
@@ -103,7 +103,7 @@ def _variance_weights(freqs: np.ndarray) -> np.ndarray:
 def _peaks(spectra: np.ndarray, freqs: np.ndarray, first: int, floor: np.ndarray):
     """Rhythm of each spectrum in ``spectra`` (shape ``(n_freqs, ...)``, Hz).
 
-    The peak is the most prominent bin (:func:`meshfield.analysis.spectra.prominence`)
+    The peak is the rhythm's bin (:func:`meshfield.analysis.spectra.rhythm_bins`)
     from index ``first`` up to below the Nyquist bin; ``floor`` (broadcast
     against ``spectra[0]``) is the variance from ``first`` up (Hz^2) at or
     below which a spectrum counts as silent. Returns the frequency, amplitude
@@ -112,13 +112,13 @@ def _peaks(spectra: np.ndarray, freqs: np.ndarray, first: int, floor: np.ndarray
     """
     df = freqs[1] - freqs[0]
     nyquist = freqs[-1]
-    ratio = prominence(spectra, freqs, first)[:-1]
-    k = first + np.argmax(np.where(np.isnan(ratio), -np.inf, ratio), axis=0)
+    k, _ = rhythm_bins(spectra, freqs, first)
     peak = np.take_along_axis(spectra, k[None], axis=0)[0]
-    # the vertex of the parabola through log S at the peak and its neighbours,
-    # where both lie in the searched range, the three are positive and the peak
-    # is a local maximum: it lies within half a bin of the peak
-    inner = (k > first) & (k < freqs.size - 2)
+    # the vertex of the parabola through log S at the peak and its neighbours
+    # (the one below f_min included), where the three are positive, the one
+    # above is not the Nyquist bin and the peak is a local maximum: it lies
+    # within half a bin of the peak
+    inner = (k >= 1) & (k < freqs.size - 2)
     left = np.take_along_axis(spectra, np.maximum(k - 1, 0)[None], axis=0)[0]
     right = np.take_along_axis(spectra, np.minimum(k + 1, freqs.size - 1)[None], axis=0)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -157,15 +157,19 @@ def oscillation(
     (segments of ``segment_ms``, each with its per-site mean removed, Hann
     window by default):
 
-    * ``frequency``: the most prominent bin at or above ``f_min`` and below
-      the Nyquist rate: the largest ratio of ``S(f)`` to the median of ``S``
-      from ``f/2`` to ``2 f`` (:func:`meshfield.analysis.spectra.prominence`,
-      the peak ``meshfield analyze`` reports), so that a rhythm on a falling
-      spectrum is found rather than its lowest bin. It is refined by the
-      vertex of the parabola through ``log S`` at that bin and its two
-      neighbours when the bin is a local maximum inside the searched range.
+    * ``frequency``: the rhythm's bin at or above ``f_min`` and below the
+      Nyquist rate (:func:`meshfield.analysis.spectra.rhythm_bins`, the peak
+      ``meshfield analyze`` reports): the largest local maximum of ``S`` whose
+      prominence (``S(f)`` over the median of ``S`` from ``f/2`` to ``2 f``) is
+      at least 4, or the most prominent bin where no peak is that prominent.
+      So a rhythm on a falling spectrum is found rather than its lowest bin,
+      and a limit cycle's fundamental rather than a harmonic. It is refined by
+      the vertex of the parabola through ``log S`` at that bin and its two
+      neighbours when the bin is a local maximum below the Nyquist bin.
       For a clean line and the Hann window the vertex is off by at most 0.016
-      bins (0.17 with boxcar); this bias is not in ``frequency_err``.
+      bins from 2.5 bins up (0.17 with boxcar); this bias is not in
+      ``frequency_err``. Lines within the lowest 2 bins are placed and
+      measured less well (up to half a bin and 10 % at the first bin).
     * ``amplitude``: ``a = sqrt(2 v)`` with ``v = 2 sum_band S df`` the
       variance of one site's activity in the band (the Nyquist bin, if in it,
       counted once; ``df = 1000 / segment_ms`` Hz): the amplitude of the sine
@@ -214,7 +218,7 @@ def oscillation(
     f_min = number("f_min", f_min, "a positive frequency in Hz", 0.0, strict=True)
     spectrum = psd(A, record_interval, n_segments, discard, segment_ms=segment_ms, window=window)
     freqs = spectrum.freqs
-    first = int(np.searchsorted(freqs, f_min * (1.0 - EDGE_RTOL)))
+    first = max(1, int(np.searchsorted(freqs, f_min * (1.0 - EDGE_RTOL))))
     if first >= freqs.size - 1:
         raise AnalysisInputError(
             f"f_min = {f_min:g}: no frequency bin from f_min up to below the Nyquist rate {freqs[-1]:g} Hz "

@@ -28,6 +28,8 @@ MAX_EMPTY_BANDS = 10_000
 DEFAULT_SEGMENT_MS = 1000.0
 #: the neighbourhood median of :func:`prominence` is at least this fraction of the spectrum's mean
 PROMINENCE_FLOOR = 1e-6
+#: the least prominence of a local maximum that :func:`rhythm_bins` takes for a rhythm
+RHYTHM_PROMINENCE = 4.0
 
 
 @dataclass(frozen=True)
@@ -431,25 +433,61 @@ def prominence(S: np.ndarray, freqs: np.ndarray, first: int) -> np.ndarray:
     return ratio
 
 
+def rhythm_bins(S: np.ndarray, freqs: np.ndarray, first: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bin of the rhythm in each spectrum, searched from ``first`` (>= 1) to below
+    the Nyquist bin, and its prominence.
+
+    The rhythm is the largest of the local maxima of ``S`` (above the bin below,
+    at least the bin above) whose prominence (:func:`prominence`, computed from
+    the first bin above zero so that a peak at ``first`` has a neighbourhood on
+    both sides) is at least ``RHYTHM_PROMINENCE``; where there is none (noise,
+    a smooth spectrum), the most prominent bin. Taking the largest prominent
+    peak rather than the most prominent bin keeps a limit cycle's fundamental
+    ahead of its harmonics and of its own leakage, whose neighbourhoods can be
+    emptier; requiring prominence keeps a falling spectrum's lowest bin out.
+
+    Parameters
+    ----------
+    S : ndarray, shape (n_freqs, ...)
+    freqs : ndarray, shape (n_freqs,)
+    first : int
+        Lowest bin searched, ``1 <= first < n_freqs - 1``.
+
+    Returns
+    -------
+    index : ndarray of int, shape S.shape[1:]
+        Index of the rhythm's bin into ``freqs``.
+    prominence : ndarray, shape S.shape[1:]
+        Its prominence (NaN for a spectrum without fluctuations).
+    """
+    n = freqs.size
+    ratio = prominence(S, freqs, 1)[first - 1: n - 2]  # bins first .. n-2
+    searched, below, above = S[first: n - 1], S[first - 1: n - 2], S[first + 1: n]
+    with np.errstate(invalid="ignore"):
+        peaks = (searched > below) & (searched >= above) & (ratio >= RHYTHM_PROMINENCE)
+    largest = np.argmax(np.where(peaks, searched, -np.inf), axis=0)
+    most_prominent = np.argmax(np.where(np.isnan(ratio), -np.inf, ratio), axis=0)
+    best = np.where(peaks.any(axis=0), largest, most_prominent)
+    return first + best, np.take_along_axis(ratio, best[None], axis=0)[0]
+
+
 def peak_prominence(spectrum: PSD, f_min: float) -> tuple[np.ndarray, np.ndarray]:
-    """The most prominent peak of each type's spectrum at or above ``f_min``
-    (:func:`prominence`).
+    """The rhythm of each type's spectrum at or above ``f_min`` (:func:`rhythm_bins`)
+    and its prominence.
 
     Returns
     -------
     freqs : ndarray, shape (n_types,)
-        Frequency of the most prominent bin, Hz (NaN where no bin has a
-        prominence).
+        Frequency of the rhythm's bin, Hz (NaN where no bin has a prominence,
+        or no bin lies from ``f_min`` up to below the Nyquist rate).
     prominence : ndarray, shape (n_types,)
         Its prominence (NaN where the neighbourhood's median is 0, as for a
         type without fluctuations).
     """
-    first = int(np.searchsorted(spectrum.freqs, f_min))
-    if first >= spectrum.freqs.size:
+    freqs = spectrum.freqs
+    first = max(1, int(np.searchsorted(freqs, f_min)))
+    if first >= freqs.size - 1:
         nan = np.full(spectrum.S.shape[1], np.nan)
         return nan, nan.copy()
-    ratio = prominence(spectrum.S, spectrum.freqs, first)
-    best = np.argmax(np.where(np.isnan(ratio), -np.inf, ratio), axis=0)
-    types = np.arange(ratio.shape[1])
-    peak = ratio[best, types]
-    return np.where(np.isnan(peak), np.nan, spectrum.freqs[first + best]), peak
+    index, peak = rhythm_bins(spectrum.S, freqs, first)
+    return np.where(np.isnan(peak), np.nan, freqs[index]), peak
