@@ -85,9 +85,6 @@ SCAN_FACTORS = (0.25,)
 #: Duration of the mean-field run after its transient (ms; 10 PSD segments).
 MEAN_FIELD_T_SIM = 10000.0
 
-#: Batch-means blocks of the comparison (each needs at least one record).
-N_BLOCKS = 20
-
 
 def levels(config, overrides=()) -> tuple[dict, dict]:
     """Micro and meso runs of ``config``: results and timings by level."""
@@ -218,7 +215,8 @@ def compute(*, config: str = CONFIG, field_config: str = FIELD_CONFIG, t_sim: fl
     """
     cfg = val.load(config, [*overrides, f"run.t_end={discard + t_sim}", f"run.seed={seed}"])
     linear = theory(cfg)
-    mean_field, mf_timing = val.timed_run(cfg, ["run.mean_field=true", f"run.t_end={discard + MEAN_FIELD_T_SIM}"])
+    mean_field, mf_timing = val.timed_run(cfg, ["run.level=meso", "run.mean_field=true",
+                                                f"run.t_end={discard + MEAN_FIELD_T_SIM}"])
     results, timing = levels(cfg)
     report = compare_results(results["micro"], results["meso"], discard=discard, labels=("micro", "meso"))
     rhythms = {level: rhythm(results[level], discard) for level in results}
@@ -393,7 +391,10 @@ def check_args(p, args):
     if int(np.prod(cfg.lattice.shape)) != 1:
         p.error(f"--config/--set: V7's first part studies one site (this configuration has a lattice of shape "
                 f"{list(cfg.lattice.shape)}); use a one-site configuration such as {CONFIG}")
-    require_records(p, cfg, min(args.t_sim, MEAN_FIELD_T_SIM), "--config/--set")
+    for level in (["run.level=micro"], ["run.level=meso"], ["run.level=meso", "run.mean_field=true"]):
+        val.check_config(p, args.config, [*common, f"run.t_end={args.discard + args.t_sim}", *level])
+    check_statistics(p, "--config/--set", cfg, args.t_sim)
+    check_statistics(p, "--config/--set", cfg, MEAN_FIELD_T_SIM, what_for="the mean-field run")
     if args.t_sim_field > 0:
         overrides = [*common, f"run.t_end={args.discard + args.t_sim_field}"]
         if args.shape is not None:
@@ -406,19 +407,35 @@ def check_args(p, args):
         if tuple(fcfg.types) != tuple(cfg.types):
             p.error(f"{what}: the lattice configuration's types {list(fcfg.types)} differ from the one-site "
                     f"configuration's {list(cfg.types)}; V7 compares the same populations in both parts")
-        require_records(p, fcfg, args.t_sim_field, what)
+        for level in ("micro", "meso"):
+            val.check_config(p, args.field_config, [*overrides, f"run.level={level}"], what=what)
+        check_statistics(p, what, fcfg, args.t_sim_field)
     elif args.shape is not None:
         p.error("argument --shape: has no effect with --t-sim-field 0 (no lattice run)")
 
 
-def require_records(p, cfg, t_sim: float, what: str) -> None:
-    """``p.error`` unless the record interval allows 1-s PSD segments of at least two
-    records and ``N_BLOCKS`` batch-means blocks of at least one record in ``t_sim`` ms."""
+def check_statistics(p, what: str, cfg, t_sim: float, what_for: str = "the comparison") -> None:
+    """``p.error`` unless the statistics accept records of ``t_sim`` ms at the configuration's
+    record interval and lattice: a synthetic record of that shape (a 15 Hz line in noise, on
+    at most 5 sites per axis) goes through the comparison and the rhythm measure first, so
+    that nothing fails after the runs. Takes a second or two."""
     interval = cfg.record.interval
-    limit = min(SEGMENT_MS / 2, t_sim / N_BLOCKS)
-    if interval > limit:
-        p.error(f"{what}: record.interval = {interval:g} ms is too long for the statistics: at most {limit:g} ms "
-                f"(PSD segments of {SEGMENT_MS:g} ms and {N_BLOCKS} blocks in {t_sim:g} ms)")
+    n_time = int(t_sim / interval + 1e-9)
+    shape = tuple(min(n, 5) for n in cfg.lattice.shape)
+    d = cfg.to_dict()
+    d["lattice"]["shape"] = list(shape)
+    t = np.arange(n_time) * interval
+    rng = np.random.default_rng(0)
+    A = 10.0 + 5.0 * np.cos(2e-3 * np.pi * 15.0 * t).reshape((n_time, 1) + (1,) * len(shape))
+    A = A + rng.normal(size=(n_time, len(cfg.types)) + shape)
+    record = val.ActivityRecord(A, tuple(cfg.types), interval, d)
+    try:
+        if what_for == "the comparison":
+            compare_results(record, record, discard=0.0, labels=("micro", "meso"))
+        oscillation(record, segment_ms=SEGMENT_MS)
+    except AnalysisInputError as exc:
+        p.error(f"{what}: record.interval = {interval:g} ms over {t_sim:g} ms: {what_for} cannot use such "
+                f"records ({exc}); the packaged configurations record every 1 ms")
 
 
 def main(argv=None) -> int:

@@ -307,6 +307,20 @@ def test_rows_read_in_chunks_give_the_numbers_of_one_read(lattice, boundary, mon
         phase_coherence(A, DT, boundary=boundary, band=(8.0, 16.0))
 
 
+def test_a_result_that_stores_its_lattice_flat_is_read_by_rows():
+    """A result-like object whose A is [time, type, site] with a 4 x 4 lattice in its
+    config: the rows are sliced from the flat sites."""
+    rng = np.random.default_rng(14)
+    t = times(3000)
+    A = 10 + np.cos(2 * np.pi * 12e-3 * t)[:, None, None, None] + 0.3 * rng.normal(size=(3000, 1, 4, 4))
+    flat = stand_in(A.reshape(3000, 1, 16), DT)
+    flat.config["lattice"]["shape"], flat.shape = [4, 4], (4, 4)
+    expected = phase_coherence(A, DT, boundary="periodic", band=(8.0, 16.0))
+    got = phase_coherence(flat, band=(8.0, 16.0))
+    assert got.n_pairs == expected.n_pairs == 32
+    np.testing.assert_array_equal(got.plv, expected.plv)
+
+
 def test_silent_sites_and_types_are_left_out():
     """A constant site leaves its two pairs out of the ring of 8; a constant
     type has no pair left (NaN), the other type is unaffected."""

@@ -159,10 +159,11 @@ IN_PROCESS_CASES = [
     ("v7_oscillations", ["--set", "populations.E.tau_m=-1"], "populations.E.tau_m = -1 is invalid"),
     ("v7_oscillations", ["--field-config", "/no/such.toml"], "configuration file '/no/such.toml' does not exist"),
     ("v3_field_async", ["--config", "nosuch.toml"], "configuration file 'nosuch.toml' does not exist"),
-    ("v7_oscillations", ["--set", "record.interval=600"], "--config/--set: record.interval = 600 ms is too long "
-                                                          "for the statistics: at most 500 ms"),
-    ("v7_oscillations", ["--t-sim-field", "2000", "--set", "record.interval=200"],
-     "--field-config/--set: record.interval = 200 ms is too long for the statistics: at most 100 ms"),
+    ("v7_oscillations", ["--set", "record.interval=400", "--t-sim", "10000"],
+     "--config/--set: record.interval = 400 ms over 10000 ms: the comparison cannot use such records "
+     "(segments of 800 ms resolve nothing"),
+    ("v7_oscillations", ["--set", "run.mean_field=true"],
+     "run.mean_field = True is invalid: the mean-field limit exists only for level = 'meso'"),
     ("finite_size_fano", ["--sites", "0"], "argument --sites: must be >= 1"),
     ("finite_size_fano", ["--sites", "5000000000"], "--sites/--t-sim/--seed: "),
 ]

@@ -2,18 +2,28 @@
 
 The one-site E/I pair of ``v7_oscillation`` for 10 s per level (with the micro
 level also at in-degrees x0.25), and its lattice version on the smallest
-lattice its kernels allow (5 x 5, 15 625 neurons) for 3 s per level, at a
+lattice its kernels allow (5 x 5, 15 625 neurons) for 8 s per level, at a
 fixed seed. Micro is the reference. Standard errors: batch means and PSD
 segments (acceptance rules), jackknife over segments (frequency, amplitude) and
-time blocks (phase locking).
+time blocks (phase locking). A jackknife over n segments has n - 1 degrees of
+freedom, so its bounds use Student's t at the coverage of 3 SE (99.73 %).
 """
 
 import numpy as np
 import pytest
+from scipy.stats import t as student
+
+#: two-sided coverage of a 3-SE bound for a normal variable
+COVERAGE = 0.9973
+
+
+def t_bound(n_samples: int) -> float:
+    """The factor of a jackknife SE from ``n_samples`` that covers as 3 SE would."""
+    return float(student.ppf(0.5 + COVERAGE / 2, n_samples - 1))
 
 STUDY = """
 import v7_oscillations as v7
-data = v7.study(None, t_sim=10000.0, t_sim_field=3000.0, shape=(5, 5), scan_factors=(0.25,))
+data = v7.study(None, t_sim=10000.0, t_sim_field=8000.0, shape=(5, 5), scan_factors=(0.25,))
 """
 
 
@@ -61,9 +71,11 @@ def test_spectra_and_correlations_pass_the_acceptance_rules(data, part, n_rows):
 
 @pytest.mark.parametrize("part", ["one_site", "field"])
 def test_mean_rates_agree_with_the_default_runs_gap(data, part):
-    """The default run's means differ by -0.5 to -1.0 % (beyond its 3 SE: the
-    documented FAIL); the short run's difference is that gap within its own 3 SE
-    (batch means, 20 blocks) and within VALIDATION.md's 5 %."""
+    """The default run's means differ by -0.5 to -1.0 % (beyond its 3 SE except the
+    lattice's E: the documented FAIL); the short run's difference is that gap
+    within its own 3 SE (batch means, 20 blocks; at this length 6 % and 4 % on one
+    site, a weak check, and 0.7 % and 0.5 % on the lattice) and within
+    VALIDATION.md's 5 %."""
     means = [r for r in data[part]["compare"]["rows"] if r["quantity"] == "mean"]
     for r, gap in zip(means, DEFAULT_GAPS[part]["mean"]):
         relative = r["value_b"] / r["value_a"] - 1.0
@@ -74,14 +86,16 @@ def test_mean_rates_agree_with_the_default_runs_gap(data, part):
 @pytest.mark.parametrize("part", ["one_site", "field"])
 @pytest.mark.parametrize("quantity", ["frequency", "amplitude"])
 def test_rhythm_agrees_with_the_default_runs_gap(data, part, quantity):
-    """Frequency and amplitude of the rhythm (jackknife SEs over the 1-s segments):
-    meso - micro is the default run's gap within the short run's 3 SE."""
+    """Frequency and amplitude of the rhythm (jackknife SEs over the 1-s segments:
+    10 on one site, 8 on the lattice): meso - micro is the default run's gap
+    within the short run's t-bound."""
     d = data[part]["rhythm_difference"][quantity]
     relative = np.asarray(d["relative"])
     se = np.abs(np.asarray(d["difference"]) / np.asarray(d["in_se"])) / np.asarray(
         data[part]["rhythm"]["micro"][quantity])
     gap = np.asarray(DEFAULT_GAPS[part][quantity])
-    assert np.all(np.abs(relative - gap) <= 3 * se), (relative, gap, se)
+    bound = t_bound(data[part]["rhythm"]["micro"]["n_segments"])
+    assert np.all(np.abs(relative - gap) <= bound * se), (relative, gap, se, bound)
 
 
 def test_small_in_degree_control_shows_the_identical_input_error(data):
@@ -101,10 +115,10 @@ def test_small_in_degree_control_shows_the_identical_input_error(data):
 
 def test_neighbouring_sites_are_phase_locked_alike_at_both_levels(data):
     """Phase-locking value of neighbouring sites: above 0.99 at both levels (a
-    synchronized field) and equal within 3 jackknife SEs, as in the default run
-    (+1.2 and +1.3 SE)."""
+    synchronized field) and equal within the t-bound of the jackknife over 20
+    blocks, as in the default run (+1.2 and +1.3 SE)."""
     coherence = data["field"]["coherence"]
     for level in ("micro", "meso"):
         assert np.all(np.asarray(coherence[level]["plv"]) > 0.99), coherence[level]
     in_se = np.asarray(data["field"]["coherence_difference"]["in_se"])
-    assert np.all(np.abs(in_se) <= 3.0), in_se
+    assert np.all(np.abs(in_se) <= t_bound(coherence["micro"]["n_blocks"])), in_se

@@ -123,8 +123,13 @@ class Record:
         if rows is None:
             block = np.asarray(self.data[times, only_type], dtype=np.float64)
         else:
-            block = np.asarray(self.data[times, only_type, rows], dtype=np.float64)
-            shape = (len(range(*rows.indices(shape[0]))),) + shape[1:]
+            r0, r1, _ = rows.indices(shape[0])
+            if len(self.data.shape) == 2 + len(shape):
+                block = np.asarray(self.data[times, only_type, r0:r1], dtype=np.float64)
+            else:  # a result-like object that stores the lattice flat
+                row_size = int(np.prod(shape[1:]))
+                block = np.asarray(self.data[times, only_type, r0 * row_size: r1 * row_size], dtype=np.float64)
+            shape = (r1 - r0,) + shape[1:]
         first_row = 0 if rows is None else rows.indices(self.lattice_shape[0])[0]
         check_finite("A", block, offset=self.start + i0, type_index=only_type, row_offset=first_row)
         return block.reshape((i1 - i0,) + shape)

@@ -404,7 +404,10 @@ def _pair_block_sums(record: Record, t: int, f_lo: float, f_hi: float, edge: int
             continue
         x = record.read(0, record.n_time, only_type=t, rows=slice(r0, r1)).reshape(record.n_time, -1)
         halo = np.unique(target_rows[mine][(target_rows[mine] < r0) | (target_rows[mine] >= r1)])
-        if halo.size:  # the row after the chunk (wrapped on a periodic lattice)
+        # pairs go one step up an axis, so only the row after the chunk (wrapped on a
+        # periodic lattice) can lie outside it; local() below relies on that
+        assert halo.size <= 1, halo
+        if halo.size:
             h = int(halo[0])
             extra = record.read(0, record.n_time, only_type=t, rows=slice(h, h + 1))
             x = np.concatenate([x, extra.reshape(record.n_time, -1)], axis=1)
