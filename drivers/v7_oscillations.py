@@ -86,12 +86,25 @@ SCAN_FACTORS = (0.25,)
 MEAN_FIELD_T_SIM = 10000.0
 
 
-def levels(config, overrides=()) -> tuple[dict, dict]:
-    """Micro and meso runs of ``config``: results and timings by level."""
+def compare_levels(config, discard: float) -> tuple[dict, object, dict]:
+    """Micro and meso runs of ``config`` and what both parts of the study report of them.
+
+    Returns the results by level, the comparison report (micro the reference) and
+    the numbers: rhythms and their differences, the comparison, timings and speedup.
+    """
     results, timing = {}, {}
     for level in ("micro", "meso"):
-        results[level], timing[level] = val.timed_run(config, [*overrides, f"run.level={level}"])
-    return results, timing
+        results[level], timing[level] = val.timed_run(config, [f"run.level={level}"])
+    report = compare_results(results["micro"], results["meso"], discard=discard, labels=("micro", "meso"))
+    rhythms = {level: rhythm(results[level], discard) for level in results}
+    numbers = dict(
+        rhythm=rhythms,
+        rhythm_difference=dict(frequency=in_se(rhythms, "frequency"), amplitude=in_se(rhythms, "amplitude")),
+        compare=val.report_dict(report),
+        timing=timing,
+        speedup=val.speedup(timing["micro"], timing["meso"]),
+    )
+    return results, report, numbers
 
 
 def rhythm(result, discard: float) -> dict:
@@ -217,9 +230,7 @@ def compute(*, config: str = CONFIG, field_config: str = FIELD_CONFIG, t_sim: fl
     linear = theory(cfg)
     mean_field, mf_timing = val.timed_run(cfg, ["run.level=meso", "run.mean_field=true",
                                                 f"run.t_end={discard + MEAN_FIELD_T_SIM}"])
-    results, timing = levels(cfg)
-    report = compare_results(results["micro"], results["meso"], discard=discard, labels=("micro", "meso"))
-    rhythms = {level: rhythm(results[level], discard) for level in results}
+    results, report, numbers = compare_levels(cfg, discard)
     scan = indegree_scan(cfg, scan_factors, results["meso"], discard) if len(scan_factors) else []
     one_site = dict(
         config=val.config_path(config),
@@ -229,11 +240,7 @@ def compute(*, config: str = CONFIG, field_config: str = FIELD_CONFIG, t_sim: fl
         theory=linear,
         mean_field=dict(t_end_ms=discard + MEAN_FIELD_T_SIM, discard_ms=discard, timing=mf_timing,
                         mean=mean_var(mean_field, discard=discard).mean, **rhythm(mean_field, discard)),
-        rhythm=rhythms,
-        rhythm_difference=dict(frequency=in_se(rhythms, "frequency"), amplitude=in_se(rhythms, "amplitude")),
-        compare=val.report_dict(report),
-        timing=timing,
-        speedup=val.speedup(timing["micro"], timing["meso"]),
+        **numbers,
         indegree_scan=scan,
     )
     stationary = {level: val.trimmed(results[level], discard) for level in results}
@@ -249,25 +256,19 @@ def compute(*, config: str = CONFIG, field_config: str = FIELD_CONFIG, t_sim: fl
         if shape is not None:
             field_overrides.append(f"lattice.shape=[{int(shape[0])}, {int(shape[1])}]")
         fcfg = val.load(field_config, field_overrides)
-        fresults, ftiming = levels(fcfg)
-        freport = compare_results(fresults["micro"], fresults["meso"], discard=discard, labels=("micro", "meso"))
-        frhythms = {level: rhythm(fresults[level], discard) for level in fresults}
+        fresults, freport, fnumbers = compare_levels(fcfg, discard)
         fcoherence = {level: coherence(fresults[level], discard) for level in fresults}
+        fstationary = {level: val.trimmed(fresults[level], discard) for level in fresults}
         data["field"] = dict(
             config=val.config_path(field_config),
             settings=dict(t_sim_ms=t_sim_field, discard_ms=discard, seed=seed, shape=list(fcfg.lattice.shape),
                           n_neurons=int(np.prod(fcfg.lattice.shape)) * sum(p.N for p in fcfg.populations)),
             theory=theory(fcfg),
-            rhythm=frhythms,
-            rhythm_difference=dict(frequency=in_se(frhythms, "frequency"), amplitude=in_se(frhythms, "amplitude")),
+            **fnumbers,
             coherence=fcoherence,
             coherence_difference=in_se(fcoherence, "plv"),
-            synchrony={level: val.synchrony(val.trimmed(fresults[level], discard)) for level in fresults},
-            compare=val.report_dict(freport),
-            timing=ftiming,
-            speedup=val.speedup(ftiming["micro"], ftiming["meso"]),
+            synchrony={level: val.synchrony(fstationary[level]) for level in fstationary},
         )
-        fstationary = {level: val.trimmed(fresults[level], discard) for level in fresults}
         figures += [("v7_field_compare.png", lambda path: plot_comparison(freport, path)),
                     ("v7_field_activity.png", lambda path: val.plot_activity(path, fstationary, fcfg.types))]
         acceptance["field"] = freport.passed
