@@ -120,6 +120,7 @@ class Record:
             check_finite("A", block, offset=self.start + i0)
             return block.reshape((i1 - i0, self.n_types) + self.lattice_shape)
         shape = self.lattice_shape
+        r0 = 0
         if rows is None:
             block = np.asarray(self.data[times, only_type], dtype=np.float64)
         else:
@@ -130,8 +131,7 @@ class Record:
                 row_size = int(np.prod(shape[1:]))
                 block = np.asarray(self.data[times, only_type, r0 * row_size: r1 * row_size], dtype=np.float64)
             shape = (r1 - r0,) + shape[1:]
-        first_row = 0 if rows is None else rows.indices(self.lattice_shape[0])[0]
-        check_finite("A", block, offset=self.start + i0, type_index=only_type, row_offset=first_row)
+        check_finite("A", block, offset=self.start + i0, type_index=only_type, row_offset=r0)
         return block.reshape((i1 - i0,) + shape)
 
     def blocks(self, n_blocks: int) -> tuple[int, list[tuple[int, int]]]:
