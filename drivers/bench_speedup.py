@@ -142,15 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     p = build_parser()
-    labels = [row[0] for row in ROWS]
+    studies = [row[0].split(",")[0] for row in ROWS]  # "V6, dt = 0.1" belongs to V6
     args = p.parse_args(argv)
     if args.rows:
-        unknown = sorted(set(args.rows) - {label.split(",")[0] for label in labels})
+        unknown = sorted(set(args.rows) - set(studies))
         if unknown:
-            allowed = " ".join(dict.fromkeys(label.split(",")[0] for label in labels))
-            p.error(f"--rows: unknown study {', '.join(unknown)}; allowed: {allowed}")
+            p.error(f"--rows: unknown study {', '.join(unknown)}; allowed: {' '.join(dict.fromkeys(studies))}")
     prepare_json(p, args.json)
-    chosen = [row for row in ROWS if not args.rows or row[0].split(",")[0] in args.rows]
+    chosen = [row for row, study in zip(ROWS, studies) if not args.rows or study in args.rows]
 
     for label, name, overrides, seeds in chosen:      # numba compilation, untimed
         for level in ("micro", "meso"):
