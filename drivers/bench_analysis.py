@@ -4,8 +4,8 @@
 ``Result.records``: up to ``$MESHFIELD_READ_WHOLE_MIB`` MiB (default 1024) they
 read A whole, once; above it they read it in slices, so that their memory is set
 by the lattice, not by the length of the record. This benchmark measures both
-ways on synthetic results: a 64 x 64 lattice of the packaged default's two
-types, white noise around 10 Hz as A and Abar, for each record length given
+ways on synthetic results: a lattice (``--shape``, default 64 x 64) of the
+packaged default's two types, white noise around 10 Hz as A and Abar, for each record length given
 (default 4000 and 16 000 records of 1 ms, A of 131 and 524 MB), written by
 meshfield's own recorder on each number of ranks given (default 1 and 16: the
 slices of a many-rank result read through many block files). Each command runs
@@ -18,6 +18,7 @@ sites per record: 1 GB for 16 000 records.
 
     python drivers/bench_analysis.py                                  # about 8 minutes
     python drivers/bench_analysis.py --records 4000 64000 --ranks 1   # 4 GB of scratch
+    python drivers/bench_analysis.py --shape 256 256 --records 2500 --ranks 1
 
 It prints the table and writes ``--json`` (default out/bench_analysis.json).
 """
@@ -40,7 +41,7 @@ from _bench import mpiexec, prepare_json  # noqa: E402
 
 PROG = "bench_analysis.py"
 DEFAULT_RUN = "about 8 minutes on two cores for the default record lengths and rank counts."
-SHAPE = (64, 64)
+DEFAULT_SHAPE = (64, 64)
 
 #: the commands measured, {} standing for the result file
 COMMANDS = {
@@ -85,18 +86,18 @@ recorder.close(wall_time=0.0)
 """
 
 
-def write_result(path: Path, n_records: int, ranks: int, seed: int = 1) -> int:
+def write_result(path: Path, n_records: int, ranks: int, shape: tuple, seed: int = 1) -> int:
     """A result of ``n_records`` records of white noise (10 +- 1 Hz) on the
-    default's types over ``SHAPE``, written by meshfield's own recorder on
-    ``ranks`` ranks; returns the bytes of A."""
+    default's types over a lattice of ``shape``, written by meshfield's own
+    recorder on ``ranks`` ranks; returns the bytes of A."""
     cmd = [mpiexec(), "-n", str(ranks), sys.executable, "-c", _WRITE, str(path), str(n_records), str(seed),
-           str(Path(__file__).resolve().parent), "x".join(str(n) for n in SHAPE)]
+           str(Path(__file__).resolve().parent), "x".join(str(n) for n in shape)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
         raise val.DriverError(f"writing the synthetic result on {ranks} ranks failed (status {proc.returncode}): "
                               f"{lines[-1] if lines else 'no output'}")
-    return n_records * 2 * SHAPE[0] * SHAPE[1] * 4
+    return n_records * 2 * shape[0] * shape[1] * 4
 
 
 def measure(args: list, whole_mib: str) -> dict:
@@ -130,6 +131,7 @@ RECORDS = val._at_least(val._whole, 2500, False,
                         "argparse type: a record length, an integer >= 2500 (compare discards 500 ms "
                         "and needs two PSD segments of 1 s).")
 RANKS = val._at_least(val._whole, 1, False, "argparse type: a number of ranks, an integer >= 1.")
+SIDE = val._at_least(val._whole, 2, False, "argparse type: a lattice side, an integer >= 2.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ranks", nargs="+", type=RANKS, default=[1, 16], metavar="R",
                    help="numbers of ranks that write each result (default 1 16; more ranks than cores "
                         "oversubscribe, which only slows the writing)")
+    p.add_argument("--shape", nargs=2, type=SIDE, default=list(DEFAULT_SHAPE), metavar=("NX", "NY"),
+                   help="the lattice of the synthetic results (default 64 64)")
     p.add_argument("--scratch", type=Path, default=None, metavar="DIR",
                    help="folder for the temporary results (default: the system's temporary folder)")
     p.add_argument("--json", type=Path, default=Path("out") / "bench_analysis.json", metavar="FILE",
@@ -163,7 +167,7 @@ def main(argv=None) -> int:
         for n in args.records:
             for ranks in args.ranks:
                 path = Path(folder) / f"r{n}_{ranks}.h5"
-                A_bytes = write_result(path, n, ranks)
+                A_bytes = write_result(path, n, ranks, tuple(args.shape))
                 for mode, whole_mib in MODES.items():
                     row = dict(records=n, ranks=ranks, read=mode, A_bytes=A_bytes)
                     for name, template in COMMANDS.items():
@@ -175,7 +179,7 @@ def main(argv=None) -> int:
                 shutil.rmtree(f"{path}.blocks")
     print()
     print(table(rows))
-    val.write_json(args.json, dict(command=val.command_line(PROG, argv), shape=list(SHAPE), rows=rows))
+    val.write_json(args.json, dict(command=val.command_line(PROG, argv), shape=list(args.shape), rows=rows))
     print(f"wrote {args.json}")
     return val.EXIT_PASSED
 

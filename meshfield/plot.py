@@ -395,7 +395,7 @@ def plot_psd(result, path, discard: float = 200.0) -> str:
     spectrum's samples)."""
     from .analysis import psd
     plt = _plt()
-    spec = psd(result, discard=discard)
+    spec = psd(result, discard=discard, per_site=False)
     N = {name: p["N"] for name, p in result.config.get("populations", {}).items()}
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.set_xscale("log")

@@ -75,6 +75,7 @@ BENCH_SCRIPT_CASES = [
     ("bench_analysis", ["--records", "100"], "argument --records: must be >= 2500 (got 100)"),
     ("bench_analysis", ["--ranks", "1", "1"], "argument --ranks: repeated value(s) 1"),
     ("bench_analysis", ["--ranks", "0"], "argument --ranks: must be >= 1 (got 0)"),
+    ("bench_analysis", ["--shape", "64", "1"], "argument --shape: must be >= 2 (got 1)"),
     ("bench_analysis", ["--scratch", "/nonexistent/scratch"], "--scratch /nonexistent/scratch: not an existing folder"),
 ]
 

@@ -112,7 +112,8 @@ class Record:
         Returns
         -------
         ndarray, shape (i1 - i0, n_types, *lattice_shape), or (i1 - i0, *lattice_shape)
-            for one type (the first lattice axis cut to ``rows``)
+            for one type (the first lattice axis cut to ``rows``); a view of a
+            float64 array given as ``data``, so never to be changed in place
         """
         times = slice(self.start + i0, self.start + i1)
         if only_type is None:
@@ -127,6 +128,8 @@ class Record:
             r0, r1, _ = rows.indices(shape[0])
             if len(self.data.shape) == 2 + len(shape):
                 block = np.asarray(self.data[times, only_type, r0:r1], dtype=np.float64)
+            elif len(self.data.shape) == 2:  # one site, stored without a lattice axis
+                block = np.asarray(self.data[times, only_type], dtype=np.float64)[:, None][:, r0:r1]
             else:  # a result-like object that stores the lattice flat
                 row_size = int(np.prod(shape[1:]))
                 block = np.asarray(self.data[times, only_type, r0 * row_size: r1 * row_size], dtype=np.float64)
@@ -154,6 +157,10 @@ class Record:
 # Samples x sites per batch: bounds the memory of the block-wise transforms and
 # reads (about 64 MB of complex128) without a Python loop per time step.
 BATCH_ELEMENTS = 1 << 22
+#: Samples x sites of one type that the transforms along the time axis hold at a
+#: time when they go through the lattice in chunks of rows (``psd`` with
+#: ``per_site=False``, ``phase_coherence``): 128 MB of float64 input.
+CHUNK_ELEMENTS = 1 << 24
 
 
 def batches(i0: int, i1: int, per_sample: int):

@@ -392,7 +392,7 @@ def compare_results(
 
     stage("power spectral density")
     try:
-        psds = tuple(psd(res, discard=discard, segment_ms=segment_ms) for res in (res_a, res_b))
+        psds = tuple(psd(res, discard=discard, segment_ms=segment_ms, per_site=False) for res in (res_a, res_b))
         # by default from the segments as cut (an even number of samples), not as asked
         bands, f_min = validation_bands(psds[0], dt, n_bands, f_min)
         bands = (bands, validation_bands(psds[1], dt, n_bands, f_min)[0])

@@ -20,6 +20,7 @@ from ._record import (
     Record,
     as_record,
     BATCH_ELEMENTS,
+    CHUNK_ELEMENTS,
     batches,
     ceil_samples,
     number,
@@ -35,8 +36,6 @@ from .stats import DEFAULT_BLOCKS
 BAND_RATIO = math.sqrt(2.0)
 #: ... and at least this many bins either side of ``f0``
 BAND_MIN_BINS = 2
-#: samples x sites that phase_coherence reads and band-passes at a time
-CHUNK_ELEMENTS = 1 << 24
 
 
 def _jackknife_se(replicates: np.ndarray) -> np.ndarray:
@@ -217,7 +216,7 @@ def oscillation(
     Oscillation
     """
     f_min = number("f_min", f_min, "a positive frequency in Hz", 0.0, strict=True)
-    spectrum = psd(A, record_interval, n_segments, discard, segment_ms=segment_ms, window=window)
+    spectrum = psd(A, record_interval, n_segments, discard, segment_ms=segment_ms, window=window, per_site=False)
     freqs = spectrum.freqs
     first = max(1, int(np.searchsorted(freqs, f_min * (1.0 - EDGE_RTOL))))
     if first >= freqs.size - 1:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._record import AnalysisInputError, as_record, floor_samples, number, real_array, whole
+from ._record import CHUNK_ELEMENTS, AnalysisInputError, as_record, floor_samples, number, real_array, whole
 
 WINDOWS = ("boxcar", "hann")
 #: relative distance within which a frequency bin counts as on a band edge
@@ -46,10 +46,11 @@ class PSD:
         Standard error of ``S`` (Hz): standard deviation across segments of the
         site-averaged segment spectra over ``sqrt(n_segments)``. Valid whether
         or not sites are correlated.
-    S_site : ndarray, shape (n_freqs, n_types, *lattice_shape)
-        PSD of each site, averaged over segments, in Hz.
-    S_site_err : ndarray, shape (n_freqs, n_types, *lattice_shape)
-        Standard error of ``S_site`` across segments (Hz).
+    S_site : ndarray, shape (n_freqs, n_types, *lattice_shape), or None
+        PSD of each site, averaged over segments, in Hz (None when
+        :func:`psd` was called with ``per_site=False``).
+    S_site_err : ndarray, shape (n_freqs, n_types, *lattice_shape), or None
+        Standard error of ``S_site`` across segments (Hz), or None.
     segments : ndarray, shape (n_segments, n_freqs, n_types)
         The site-averaged spectrum of each segment (Hz), for band errors.
     mean : ndarray, shape (n_types,)
@@ -67,8 +68,8 @@ class PSD:
     freqs: np.ndarray
     S: np.ndarray
     S_err: np.ndarray
-    S_site: np.ndarray
-    S_site_err: np.ndarray
+    S_site: np.ndarray | None
+    S_site_err: np.ndarray | None
     segments: np.ndarray
     mean: np.ndarray
     segment_ms: float
@@ -105,6 +106,7 @@ def psd(
     *,
     segment_ms: float | None = None,
     window: str = "boxcar",
+    per_site: bool = True,
 ) -> PSD:
     """Two-sided power spectral density of the activity, per site and site-averaged.
 
@@ -134,6 +136,14 @@ def psd(
         leakage around spectral lines (oscillations), at the price of
         correlated neighbouring bins and a 1/6 deficit in the first bin for a
         flat spectrum (the mean removal).
+    per_site : bool
+        Keep the spectrum of every site (``S_site``, ``S_site_err``; two
+        arrays of ``n_freqs x n_types x n_sites`` values, 0.5 GB each for
+        1-s segments at 1 ms on 256 x 256 sites with two types). With
+        ``False`` they are None and the lattice is transformed in chunks of
+        rows of one type (about ``CHUNK_ELEMENTS`` samples x sites at a
+        time), so that the memory no longer grows with the lattice; the
+        site-averaged results are the same up to rounding.
 
     Returns
     -------
@@ -173,10 +183,26 @@ def psd(
             f"does not hold 2 segments of at least 2 samples"
             + (f" (it holds {n_segments} of {length * dt:g} ms)" if length >= 2 else "")
         )
+    if not isinstance(per_site, (bool, np.bool_)):
+        raise AnalysisInputError(f"per_site = {per_site!r}: must be True or False")
     w = _window(window, length)
     dt_s = dt * 1e-3
     norm = dt_s / (length * np.mean(w**2))
     freqs = np.fft.rfftfreq(length, d=dt_s)
+    if not per_site:
+        segments, segment_means = _site_averaged(record, length, n_segments, w, norm, freqs.size)
+        return PSD(
+            freqs=freqs,
+            S=segments.mean(axis=0),
+            S_err=segments.std(axis=0, ddof=1) / np.sqrt(n_segments),
+            S_site=None,
+            S_site_err=None,
+            segments=segments,
+            mean=segment_means.mean(axis=0),
+            segment_ms=length * dt,
+            window=window,
+            types=record.types,
+        )
     shape = (length, record.n_types, record.n_sites)
     total = np.zeros((freqs.size,) + shape[1:])
     total_sq = np.zeros_like(total)
@@ -208,6 +234,37 @@ def psd(
         window=window,
         types=record.types,
     )
+
+
+def _site_averaged(record, length: int, n_segments: int, w: np.ndarray, norm: float, n_freqs: int):
+    """The site-averaged spectrum and the mean of every segment, transforming
+    one type and a chunk of lattice rows at a time.
+
+    Returns
+    -------
+    segments : ndarray, shape (n_segments, n_freqs, n_types)
+    segment_means : ndarray, shape (n_segments, n_types)
+    """
+    n_rows = record.lattice_shape[0]
+    row_size = record.n_sites // n_rows
+    chunk_rows = max(1, CHUNK_ELEMENTS // (length * row_size))
+    segments = np.zeros((n_segments, n_freqs, record.n_types))
+    segment_means = np.zeros((n_segments, record.n_types))
+    for k in range(n_segments):
+        for t in range(record.n_types):
+            for r0 in range(0, n_rows, chunk_rows):
+                rows = slice(r0, min(r0 + chunk_rows, n_rows))
+                x = record.read(k * length, (k + 1) * length, only_type=t, rows=rows).reshape(length, -1)
+                site_means = x.mean(axis=0)
+                segment_means[k, t] += site_means.sum()
+                x = x - site_means  # not in place: x may be a view of the caller's array
+                x *= w[:, None]
+                power = np.abs(np.fft.rfft(x, axis=0))
+                del x
+                np.square(power, out=power)
+                segments[k, :, t] += power.sum(axis=1)
+                del power
+    return segments * (norm / record.n_sites), segment_means / record.n_sites
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,7 @@ def summarize(
         rows.append(Quantity("variance", name, float(moments.var[t]), float(moments.var_se[t]), "Hz^2"))
 
     stage("power spectral density")
-    spectrum = psd(result, discard=discard, segment_ms=segment_ms)
+    spectrum = psd(result, discard=discard, segment_ms=segment_ms, per_site=False)
     bands, f_min = validation_bands(spectrum, dt, n_bands)
     peak_f, prominence = peak_prominence(spectrum, f_min)
     for t, name in enumerate(types):
