@@ -490,3 +490,41 @@ def test_load_config_and_run_take_overrides_for_a_config_and_refuse_malformed_on
     for bad in (123, []):
         with pytest.raises(ConfigError, match=r"configuration .* is invalid: expected a TOML file's path"):
             load_config(bad)
+
+
+# -- the message forms listed in docs/configuration.md are the messages given ---------
+
+def _docs_message_forms() -> list[str]:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    block = text.split("message forms:", 1)[1].split("```", 2)[1]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def _message(overrides=(), path=None) -> str:
+    from meshfield.coupling import build_stencils
+
+    with pytest.raises(ConfigError) as err:
+        build_stencils(load_config(path or "default", list(overrides)))
+    return str(err.value)
+
+
+def test_message_forms_in_the_docs_are_those_the_code_gives(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bin.toml").write_bytes(b"\xff")
+    produced = [
+        _message(["run.dt=-1"]),
+        _message(["run.level=foo"]),
+        _message(["run.foo=1"]),
+        _message(["populations.E.tau_theta=[100.0]", "populations.E.J_theta=[]"]),
+        _message(["couplings.0.kernel={shape='tophat'}"]),
+        _message(["couplings.0.delay.d0=0.1"]),
+        _message(["record.interval=0.7"]),
+        _message(["couplings.0.kernel.r_max=0.9"]),
+        _message(["run.level=micro", "populations.E.N=100000000000000000000"]),
+        _message(["run.dt.x=3"]),
+        _message(path="bin.toml"),
+        _message(["run.t_end=1" + "0" * 400]),
+    ]
+    assert _docs_message_forms() == produced
