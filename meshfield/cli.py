@@ -23,16 +23,28 @@ from .config import ConfigError, load_config
 EXIT_USAGE = 2
 
 
-def _input_errors():
-    """Exception types that mean "bad input" (not a bug)."""
-    from .io.recorder import RecorderError
-    from .io.result import ResultError
-    from .analysis import AnalysisInputError
-    from .io.checkpoint import CheckpointError
-    from .parallel import DecompositionError
-    from .plot import PlotInputError
-    return (ConfigError, DecompositionError, RecorderError, ResultError, AnalysisInputError,
-            CheckpointError, PlotInputError)
+#: the exception types that mean "bad input" (not a bug), by module
+_INPUT_ERRORS = (("io.recorder", "RecorderError"), ("io.result", "ResultError"),
+                 ("analysis", "AnalysisInputError"), ("io.checkpoint", "CheckpointError"),
+                 ("parallel", "DecompositionError"), ("plot", "PlotInputError"))
+
+
+def _input_errors() -> tuple:
+    """Exception types that mean "bad input" (not a bug).
+
+    A module that cannot be imported (numba failing to start, say) is left
+    out rather than raising here: this runs in an ``except`` clause, where an
+    error would bypass the handlers below it, and under ``mpiexec`` leave the
+    other ranks waiting. The command's own error then reaches them."""
+    import importlib
+
+    types = [ConfigError]
+    for module, name in _INPUT_ERRORS:
+        try:
+            types.append(getattr(importlib.import_module(f".{module}", __package__), name))
+        except Exception:
+            continue
+    return tuple(types)
 
 
 def _rank() -> int:
@@ -860,8 +872,15 @@ def _all_failed_or_abort(agree, status: int, message: str) -> None:
     if agree is None or agree.all_failed(AGREE_S):
         return
     rank = agree.comm.Get_rank()
-    print(f"{message} [rank {rank}; the other ranks did not stop with it within {AGREE_S:g} s, "
-          f"so the MPI job is aborted and its unfinished output removed]", file=sys.stderr)
+    if status in (130, 143):
+        # A signal reaches every rank, but one that waits inside an MPI exchange
+        # cannot act on it until the exchange completes, which it never does.
+        why = (f"not every rank could stop within {AGREE_S:g} s (a rank waiting in an MPI exchange "
+               "cannot act on the signal)")
+    else:
+        why = f"the other ranks did not stop with it within {AGREE_S:g} s"
+    print(f"{message} [rank {rank}; {why}, so the MPI job is aborted and its unfinished output removed]",
+          file=sys.stderr)
     sys.stderr.flush()
     sys.stdout.flush()
     from .io.recorder import discard_unfinished

@@ -488,3 +488,19 @@ def test_usage_errors_are_printed_by_the_first_rank_only(variable):
     assert first.returncode == other.returncode == 2
     assert "meshfield: error: unrecognized arguments: --bogus" in first.stderr
     assert other.stderr == "" and other.stdout == ""
+
+
+def test_a_module_that_cannot_be_imported_does_not_hide_the_error(monkeypatch):
+    """_input_errors runs inside an except clause: if it raised (numba failing to
+    start, say), the command's own error would be replaced and, under mpiexec,
+    the other ranks left waiting."""
+    from meshfield import cli
+
+    monkeypatch.setitem(sys.modules, "meshfield.plot", None)  # its import now fails
+    assert cli._input_errors()[0] is meshfield.ConfigError and len(cli._input_errors()) == len(cli._INPUT_ERRORS)
+
+    def broken(args):
+        raise RuntimeError("the command's own error")
+
+    with pytest.raises(RuntimeError, match="the command's own error"):
+        cli._guarded(broken, None)
