@@ -305,7 +305,8 @@ def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_no
     else:
         from .meso.model import resources
     dec = decomposition
-    need = resources(config, stencils, dec.local_shape, dec.halo_width)["peak_bytes"]
+    sizes = resources(config, stencils, dec.local_shape, dec.halo_width)
+    need = sizes["peak_bytes"]
     records = 0
     if in_memory:  # A and Abar of the whole lattice, float32, gathered on every rank
         records = 2 * 4 * config.n_records * len(config.types) * math.prod(config.lattice.shape)
@@ -318,13 +319,21 @@ def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_no
     gib = 2.0 ** 30
     kept = (f" plus {records / gib:,.1f} GiB of records kept in memory (write them to a file "
             f"instead: -o OUT.h5, or output=...)" if records else "")
-    halve = (", or run.cohort_dtype = 'float32', which halves the cohort state"
-             if config.run.level == "meso" and config.run.cohort_dtype == "float64" else "")
+    if config.run.level == "meso" and sizes["history_bytes"] > sizes["state_bytes"]:
+        # the ring buffer of spike counts that the longest delay needs, not the cohorts
+        longest = max(stencils, key=lambda st: int(st.delays.max()))
+        steps = int(longest.delays.max())
+        smaller = (f"or shorter delays: most of it is the spike-count history that the longest "
+                   f"delay needs ({steps} steps = {steps * config.run.dt:g} ms, {longest.key}.delay)")
+    else:
+        halve = (", or run.cohort_dtype = 'float32', which halves the cohort state"
+                 if config.run.level == "meso" and config.run.cohort_dtype == "float64" else "")
+        smaller = f"or a smaller lattice, N, C or history K{halve}"
     raise ConfigError(
         f"the {config.run.level} model needs about {need_max / gib:,.1f} GiB on the largest of the "
         f"{dec.size} rank(s){kept}, more than the {share / gib:,.1f} GiB of memory per rank on this "
         f"node ({on_node} rank(s) share it); use more ranks or nodes (meshfield info -n RANKS "
-        f"shows the need per rank), or a smaller lattice, N, C or history K{halve}"
+        f"shows the need per rank), {smaller}"
     )
 
 

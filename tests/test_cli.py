@@ -114,6 +114,13 @@ def test_run_too_large_for_the_node_is_refused_before_building(tmp_path):
     p = cli("run", "v3_field", "--set", "populations.E.N=4000000", "--level", "micro",
             "-o", str(tmp_path / "m.h5"))
     assert p.returncode == 2 and "the micro model needs about" in p.stderr and "cohort_dtype" not in p.stderr
+    # a meso model that is mostly spike-count history: the delays are named, not N, C or the cohorts
+    p = cli("run", "--set", "couplings.1.delay.velocity=1e-9", "-o", str(tmp_path / "d.h5"))
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().endswith(
+        "or shorter delays: most of it is the spike-count history that the longest delay needs "
+        "(800000002 steps = 4e+08 ms, couplings[1].delay)"), p.stderr
+    assert "cohort_dtype" not in p.stderr and "N, C" not in p.stderr
     assert sorted(os.listdir(tmp_path)) == ["big.toml"]
 
 
