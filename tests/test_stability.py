@@ -112,6 +112,21 @@ def test_cli_steady(tmp_path):
     d = json.loads(out.read_text())
     assert d["growth_rate_per_s"] == pytest.approx(3.255, abs=0.002)
     assert d["wavelength_mm"] == pytest.approx(0.5333, abs=1e-4)
+    assert d["ignored"] == ["stimuli[0] (ou)"]  # v4_pattern's noise
+
+
+def test_cli_steady_says_that_it_ignores_stimuli(tmp_path):
+    """The homogeneous theory has the constant drive only: a stimulus leaves the
+    numbers as they are, and the report says that it was left out."""
+    plain = cli("steady", "v4_pattern", "-q", "--set", "stimuli=[]")
+    assert plain.returncode == 0 and "ignored" not in plain.stdout
+    r = cli("steady", "v4_pattern", "-q", "--json", str(tmp_path / "s.json"), "--set",
+            'stimuli=[{kind="step", amplitude=30.0}, {kind="ou", tau=5.0, amplitude=1.0}]')
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "ignored: stimuli[0] (step), stimuli[1] (ou) (the theory has the constant drive mu only)" in lines
+    assert [line for line in lines if not line.startswith(("ignored:", "wrote "))] == plain.stdout.splitlines()
+    assert json.loads((tmp_path / "s.json").read_text())["ignored"] == ["stimuli[0] (step)", "stimuli[1] (ou)"]
 
 
 @pytest.mark.parametrize("args, message", [

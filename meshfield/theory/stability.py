@@ -65,6 +65,9 @@ class StabilityReport:
         Per ``|k|`` shell: ``k_rad_per_mm``, ``growth_rate_per_s``,
         ``frequency_hz`` and ``static_leading`` (arrays).
     dt : float, ms
+    ignored : tuple of str
+        What of the configuration the theory leaves out, e.g. ``"stimuli[0] (step)"``:
+        the homogeneous state has the constant drive ``mu`` only.
     """
 
     name: str
@@ -85,6 +88,7 @@ class StabilityReport:
     kind: str
     shells: dict
     dt: float
+    ignored: tuple = ()
 
     @property
     def wavelength(self) -> float:
@@ -116,6 +120,8 @@ class StabilityReport:
                          f"frequency {self.frequency:.4g} Hz; {self.n_unstable_modes} of {self.n_sites} "
                          f"modes grow")
         lines.append("verdict: " + self.verdict())
+        if self.ignored:
+            lines.append(f"ignored: {', '.join(self.ignored)} (the theory has the constant drive mu only)")
         lines.append("not computed: non-homogeneous steady states (Newton-Krylov and continuation, "
                      "MODEL.md §6)")
         return "\n".join(lines)
@@ -156,7 +162,7 @@ class StabilityReport:
             frequency_hz=clean(self.frequency), k_rad_per_mm=clean(self.k),
             wavelength_mm=clean(self.wavelength), n_unstable_modes=self.n_unstable_modes,
             sigma_floor_per_s=clean(self.sigma_floor), kind=self.kind, verdict=self.verdict(),
-            shells={key: clean(value) for key, value in self.shells.items()},
+            shells={key: clean(value) for key, value in self.shells.items()}, ignored=list(self.ignored),
         )
 
 
@@ -207,6 +213,7 @@ def stability(config: Any, name: str | None = None,
         frequency=f if math.isfinite(gr.sigma_max) else math.nan, k=k,
         n_unstable_modes=int(np.sum(gr.n_unstable > 0)), sigma_floor=gr.sigma_floor,
         kind=_kind(unstable, k, f), dt=config.run.dt,
+        ignored=tuple(f"stimuli[{i}] ({stim.kind})" for i, stim in enumerate(config.stimuli)),
         shells=dict(k_rad_per_mm=k_shell[:n], growth_rate_per_s=sigma_shell[:n], frequency_hz=f_shell[:n],
                     static_leading=leading_shell[:n]),
     )
