@@ -448,9 +448,10 @@ class KernelConfig:
                 _positive(f"{key}.weights[{i}] weight", vals[-1], allow_zero=True)
                 parsed.append(vals)
             offsets = [tuple(row[:-1]) for row in parsed]
-            if len(set(offsets)) != len(offsets):
-                dup = next(o for o in offsets if offsets.count(o) > 1)
-                _fail(f"{key}.weights", [list(map(int, dup))], "each offset may appear once")
+            for i, offset in enumerate(offsets):
+                if offset in offsets[:i]:
+                    _fail(f"{key}.weights[{i}]", rows[i], f"it repeats the offset {list(map(int, offset))} "
+                          f"of weights[{offsets.index(offset)}]; each offset may appear once")
             if all(row[-1] == 0 for row in parsed):
                 _fail(f"{key}.weights", rows, "the weights are all zero; at least one weight must be > 0")
             kw["weights"] = tuple(parsed)
@@ -955,6 +956,17 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(f"configuration file {str(path)!r} cannot be read: {exc.strerror}") from None
 
 
+def _no_such_configuration(name: str) -> None:
+    """Refuse a configuration that is neither a file nor a packaged name, with the
+    likely slip: a file name without its ``.toml``, or a packaged name mistyped."""
+    message = f"configuration file {name!r} does not exist"
+    if Path(name).suffix == "" and Path(name + ".toml").is_file():
+        message += f"; did you mean {name + '.toml'!r}?"
+    elif Path(name).suffix == "" and len(Path(name).parts) == 1:
+        message += f", nor is it a packaged configuration (available: {', '.join(sorted(PACKAGED))})"
+    raise ConfigError(message)
+
+
 def load_config(path: str | Path | dict | None = None, overrides=()) -> Config:
     """Load and validate a configuration.
 
@@ -984,6 +996,8 @@ def load_config(path: str | Path | dict | None = None, overrides=()) -> Config:
     elif not Path(path).exists() and str(path) in PACKAGED:
         d = read_toml(packaged_config(str(path)))
     else:
+        if not Path(path).exists():
+            _no_such_configuration(str(path))
         d = read_toml(path)
     for assignment in listed:
         apply_override(d, assignment)

@@ -109,6 +109,24 @@ def test_malformed_toml_is_reported_with_the_file_name(tmp_path):
         load_config(str(bad))
 
 
+def test_a_missing_configuration_suggests_the_likely_slip(tmp_path, monkeypatch):
+    from meshfield.config import PACKAGED
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "myf.toml").write_text("")
+    with pytest.raises(ConfigError) as err:
+        load_config("myf")
+    assert str(err.value) == "configuration file 'myf' does not exist; did you mean 'myf.toml'?"
+    with pytest.raises(ConfigError) as err:
+        load_config("defualt")
+    assert str(err.value) == ("configuration file 'defualt' does not exist, nor is it a packaged configuration "
+                              f"(available: {', '.join(sorted(PACKAGED))})") and "default, " in str(err.value)
+    for name in ("sub/defualt", "nosuch.toml"):  # a path or a file name: no list of packaged names
+        with pytest.raises(ConfigError) as err:
+            load_config(name)
+        assert str(err.value) == f"configuration file {name!r} does not exist"
+
+
 def test_missing_file_and_missing_populations():
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("/no/such/file.toml")
@@ -368,6 +386,14 @@ def test_empty_key_name_in_a_table():
     d["run"][""] = 3
     with pytest.raises(ConfigError, match=r"empty key name.*\[run\]"):
         Config.from_dict(d)
+
+
+def test_a_repeated_custom_offset_is_named_by_its_row():
+    """The message used to quote '[[0, 0]]', a value nobody wrote."""
+    msg = assert_config_error(["couplings.0.kernel={shape='custom', weights=[[0, 0, 1.0], [1, 0, 0.5], [0, 0, 2.0]]}"],
+                              [])
+    assert msg == ("couplings[0].kernel.weights[2] = [0, 0, 2.0] is invalid: it repeats the offset [0, 0] "
+                   "of weights[0]; each offset may appear once")
 
 
 def test_kernels_that_are_zero_everywhere_say_why():
