@@ -56,7 +56,12 @@ def _rank() -> int:
 
 
 def _load(args):
-    return load_config(args.config, args.set or ())
+    """The configuration of ``args.config`` with ``--set`` and, where the command
+    has it, ``--level`` (last, so that it wins over a ``--set run.level``)."""
+    overrides = list(args.set or ())
+    if getattr(args, "level", None):
+        overrides.append(f"run.level={args.level}")
+    return load_config(args.config, overrides)
 
 
 # ----------------------------------------------------------------------------- run
@@ -93,8 +98,6 @@ def _dims_option(text: str) -> tuple[int, ...]:
 
 def cmd_run(args) -> int:
     from .simulation import run
-    if args.level:
-        args.set = (args.set or []) + [f"run.level={args.level}"]
     config = _load(args)
     out = args.output
     if out is None:
@@ -614,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(q)
     q.add_argument("-n", "--ranks", type=int, default=1, help="rank count for the estimates")
     q.add_argument("--dims", help="explicit process grid, e.g. 2,2 (as for run)")
+    q.add_argument("--level", choices=("meso", "micro"), help="override run.level (as for run)")
     q.set_defaults(func=cmd_info)
 
     q = sub.add_parser("plot", help="figures of a result: snapshot, space-time, mean; PSD; raster; animation")

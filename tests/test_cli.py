@@ -393,6 +393,14 @@ def test_info_at_the_micro_level_has_no_history_length():
     assert p.returncode == 2 and "populations.E.K = 5 is invalid" in p.stderr
 
 
+def test_info_takes_level_as_run_does_and_python_m_meshfield_is_the_cli():
+    by_set = cli("info", *TINY, "--set", "run.level=micro")
+    p = subprocess.run([sys.executable, "-m", "meshfield", "info", *TINY, "--set", "run.level=meso",
+                        "--level", "micro"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and by_set.returncode == 0, p.stderr + by_set.stderr
+    assert p.stdout == by_set.stdout and "micro level" in p.stdout  # --level wins over --set run.level
+
+
 def test_info_prints_the_steps_actually_simulated():
     """round(t_end / dt) = 101 steps, cut down to 50 whole records of 2 steps."""
     p = cli("info", *TINY, "--set", "run.t_end=50.3")
