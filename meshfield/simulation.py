@@ -599,6 +599,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
                 + (f"; restarted from {restart} at t = {t0:g} ms" if restart is not None else ""))
         t_start = time.perf_counter()
         t_first_block = None
+        first_block_steps = 0
         step = step0
         while step < n_steps:
             # blocks start at multiples of the block length, also after a restart:
@@ -619,13 +620,17 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             model.exchange()
             if t_first_block is None:
                 t_first_block = time.perf_counter() - t_start
+                first_block_steps = nb
                 report.mark(step * config.run.dt)
             report(step * config.run.dt)
         flush(n_steps * config.run.dt)
         wall = time.perf_counter() - t_start
         report(n_steps * config.run.dt, force=True)
         wall = dec.allreduce_max(wall)
-        extra = dict(first_block_seconds=float(t_first_block or 0.0), build_seconds=float(t_build),
+        # the steps of the first block too: a time loop "without the first block"
+        # (slurm/scaling_table.py --time loop) ran the other steps
+        extra = dict(first_block_seconds=float(t_first_block or 0.0), first_block_steps=int(first_block_steps),
+                     build_seconds=float(t_build),
                      history_lengths=[int(k) for k in getattr(model, "history_lengths", [])])
         if recorder is not None:
             if record_spikes:
