@@ -16,9 +16,16 @@ relative to the row with the fewest ranks of the same mode::
     E(R) = [sites * steps / (T * R)] / [sites0 * steps0 / (T0 * R0)]
 
 which is T0 R0 / (T R) for strong scaling (fixed lattice) and T0 / T for weak
-scaling (fixed sites per rank). ``--time wall`` uses ``meta["wall_time"]`` (s,
-the time loop, maximum over ranks, including the first block, i.e. numba
-compilation or cache loading); ``--time loop`` subtracts ``first_block_seconds``.
+scaling (fixed sites per rank), when the runs have as many steps. ``steps`` are
+the steps the result's run simulated: its records times the steps per record
+(``meta["n_records"] * record_interval / dt``). That is not ``round(t_end /
+dt)``: a run restarted from a checkpoint ran from the checkpoint's time on, and a
+``t_end`` that is not a whole number of record intervals is cut down to one.
+``--time wall`` uses ``meta["wall_time"]`` (s, the time loop, maximum over ranks,
+including the first block, i.e. numba compilation or cache loading); ``--time
+loop`` subtracts ``first_block_seconds`` from it, and ``first_block_steps`` from
+the steps (a result written before meshfield stored ``first_block_steps`` is
+counted with all its steps).
 """
 
 from __future__ import annotations
@@ -30,7 +37,20 @@ import os
 import sys
 from pathlib import Path
 
-COLUMNS = ("mode", "ranks", "dims", "sites", "steps", "wall_time", "first_block_seconds", "result")
+COLUMNS = ("mode", "ranks", "dims", "sites", "steps", "wall_time", "first_block_seconds",
+           "first_block_steps", "result")
+
+
+def run_steps(res) -> int:
+    """The number of time steps the run of an open result simulated.
+
+    Every record of a result covers ``record_interval / dt`` steps, and a run
+    ends at a whole record, so the steps are ``n_records`` (``meta``) times that:
+    from the checkpoint's step on for a run started with ``--restart`` (``meta["t0"]``
+    is its time), and ``round(t_end / dt)`` cut down to whole record intervals.
+    """
+    per_record = round(res.record_interval / res.dt)
+    return int(res.meta["n_records"]) * per_record
 
 
 def result_row(mode: str, path: str) -> dict:
@@ -46,8 +66,10 @@ def result_row(mode: str, path: str) -> dict:
     Returns
     -------
     dict
-        Values for :data:`COLUMNS`; ``dims`` as ``"4x2"``, ``wall_time`` and
-        ``first_block_seconds`` in s (the latter empty when the result lacks it).
+        Values for :data:`COLUMNS`; ``dims`` as ``"4x2"``, ``steps`` the steps
+        the run simulated (:func:`run_steps`), ``wall_time`` and
+        ``first_block_seconds`` in s, ``first_block_steps`` the steps of the first
+        block (the last two empty when the result lacks them).
     """
     import meshfield
 
@@ -58,19 +80,28 @@ def result_row(mode: str, path: str) -> dict:
             "ranks": int(meta["ranks"]),
             "dims": "x".join(str(int(d)) for d in meta["dims"]),
             "sites": math.prod(int(n) for n in res.shape),
-            "steps": round(float(res.config["run"]["t_end"]) / res.dt),
+            "steps": run_steps(res),
             "wall_time": float(meta["wall_time"]),
             "first_block_seconds": meta.get("first_block_seconds", ""),
+            "first_block_steps": meta.get("first_block_steps", ""),
             "result": str(path),
         }
 
 
 def append_rows(csv_path: str, rows: list[dict]) -> None:
-    """Append ``rows`` to ``csv_path``, writing the header if the file is new or empty."""
+    """Append ``rows`` to ``csv_path``, writing the header if the file is new or empty.
+
+    A file with another header (one written before a column was added) gets the
+    rows in its own columns, without those it lacks.
+    """
     path = Path(csv_path)
     new = not path.exists() or path.stat().st_size == 0
+    columns = COLUMNS
+    if not new:
+        with path.open(newline="") as f:
+            columns = next(csv.reader(f), None) or COLUMNS
     with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         if new:
             writer.writeheader()
         writer.writerows(rows)
@@ -92,8 +123,16 @@ def _seconds(row: dict, which: str) -> float:
     wall = float(row["wall_time"])
     if which == "wall":
         return wall
-    first = row.get("first_block_seconds") or ""
-    return wall - float(first) if first != "" else math.nan
+    first = row.get("first_block_seconds")
+    return wall - float(first) if first not in (None, "") else math.nan
+
+
+def _steps(row: dict, which: str) -> int:
+    """The steps run in the time :func:`_seconds` gives: all of them, or those after
+    the first block (all of them when the row does not know the first block's)."""
+    steps = int(row["steps"])
+    first = row.get("first_block_steps")
+    return steps - int(first) if which == "loop" and first not in (None, "") else steps
 
 
 def format_table(rows: list[dict], which: str = "wall") -> str:
@@ -121,7 +160,7 @@ def format_table(rows: list[dict], which: str = "wall") -> str:
         series = sorted((r for r in rows if r["mode"] == mode), key=lambda r: int(r["ranks"]))
         base = None
         for r in series:
-            ranks, sites, steps = int(r["ranks"]), int(r["sites"]), int(r["steps"])
+            ranks, sites, steps = int(r["ranks"]), int(r["sites"]), _steps(r, which)
             t = _seconds(r, which)
             throughput = sites * steps / (t * ranks) if t > 0 else math.nan
             if base is None:

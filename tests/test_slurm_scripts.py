@@ -230,6 +230,7 @@ def test_run_local_and_record(tmp_path):
     assert row["sites"] == "256" and row["steps"] == "40"           # 16 x 16, 20 ms / 0.5 ms
     assert float(row["wall_time"]) > 0.0
     assert float(row["first_block_seconds"]) <= float(row["wall_time"])
+    assert 0 < int(row["first_block_steps"]) <= 40
 
     # a second submission into the same folder must fail, not overwrite
     again = _bash("run.sbatch", ["default", "--set", "run.t_end=20", "-q"], tmp_path, env, timeout=300)
@@ -612,21 +613,22 @@ def test_chain_is_a_restart_chain():
 # ----------------------------------------------------------------------------- scaling_table.py
 
 
-def _fake_csv(path):
+def _fake_csv(path, columns=scaling_table.COLUMNS):
     rows = [
-        # strong: 64 x 64 sites, 2000 steps
-        ("strong", 1, "1x1", 4096, 2000, 100.0, 2.0),
-        ("strong", 4, "2x2", 4096, 2000, 31.25, 1.25),
-        ("strong", 2, "2x1", 4096, 2000, 55.0, 1.0),
+        # strong: 64 x 64 sites, 2000 steps, of which 64 in the first block
+        ("strong", 1, "1x1", 4096, 2000, 100.0, 2.0, 64),
+        ("strong", 4, "2x2", 4096, 2000, 31.25, 1.25, 64),
+        ("strong", 2, "2x1", 4096, 2000, 55.0, 1.0, 64),
         # weak: 256 sites per rank
-        ("weak", 1, "1x1", 256, 2000, 10.0, 1.0),
-        ("weak", 4, "2x2", 1024, 2000, 12.5, 1.5),
+        ("weak", 1, "1x1", 256, 2000, 10.0, 1.0, 64),
+        ("weak", 4, "2x2", 1024, 2000, 12.5, 1.5, 64),
     ]
+    names = ("mode", "ranks", "dims", "sites", "steps", "wall_time", "first_block_seconds", "first_block_steps")
     with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(scaling_table.COLUMNS)
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
         for r in rows:
-            w.writerow([*r, f"out/{r[0]}-R{r[1]}.h5"])
+            w.writerow(dict(zip(names, r), result=f"out/{r[0]}-R{r[1]}.h5"))
 
 
 def _table_rows(text):
@@ -654,9 +656,26 @@ def test_scaling_table_loop_time(tmp_path, capsys):
     _fake_csv(path)
     assert scaling_table.main([str(path), "--time", "loop"]) == 0
     rows = _table_rows(capsys.readouterr().out)
-    # strong R=4 from loop times: 98 * 1 / (30 * 4)
+    # strong R=4 from loop times: 98 * 1 / (30 * 4) (as many steps after the first block)
     assert rows["strong", 4][-1] == f"{98 / 120:.2f}"
     assert rows["weak", 4][-1] == f"{9 / 11:.2f}"
+
+
+def test_scaling_table_csv_without_first_block_steps(tmp_path, capsys):
+    """A CSV written before the column first_block_steps was added: its rows count
+    all their steps with --time loop, and rows appended to it keep its header."""
+    old_columns = tuple(c for c in scaling_table.COLUMNS if c != "first_block_steps")
+    path = tmp_path / "scaling.csv"
+    _fake_csv(path, old_columns)
+    assert scaling_table.main([str(path), "--time", "loop"]) == 0
+    rows = _table_rows(capsys.readouterr().out)
+    assert rows["strong", 4][-1] == f"{98 / 120:.2f}"
+    scaling_table.append_rows(str(path), [dict(mode="weak", ranks=2, dims="2x1", sites=512, steps=2000,
+                                               wall_time=11.0, first_block_seconds=1.0, first_block_steps=64,
+                                               result="out/weak-R2.h5")])
+    lines = path.read_text().splitlines()
+    assert lines[0] == ",".join(old_columns)
+    assert lines[-1] == "weak,2,2x1,512,2000,11.0,1.0,out/weak-R2.h5"
 
 
 def test_scaling_table_bad_input(tmp_path, capsys):
@@ -694,3 +713,61 @@ def test_scaling_table_into_a_closed_pipe(tmp_path):
     err = p.stderr.read()
     assert p.wait(timeout=60) == 0
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+# A tiny run: 3 sites, one type, no couplings (no halo), so the meso model takes
+# blocks of 64 steps; dt = 0.5 ms and records every 1 ms (2 steps per record).
+_TINY = ('[run]\nt_end = 8.0\ndt = 0.5\nseed = 3\n[lattice]\nshape = [3]\n'
+         '[populations.E]\nN = 200\nmu = 20.0\n')
+
+
+def _cli_run(tmp_path, name, *args):
+    from meshfield.cli import main
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(_TINY)
+    out = tmp_path / f"{name}.h5"
+    assert main(["run", str(cfg), "-q", "-o", str(out), *args]) == 0
+    return out
+
+
+def _efficiency_against(row, steps, which="wall"):
+    """The table's efficiency, relative to ``row`` (a CSV row of 1 rank), of a row of 2
+    ranks on as many sites that ran ``steps`` steps in half the time ``which`` measures
+    of ``row`` (and no first block): 1.00 exactly when the table takes ``row`` to have
+    run ``steps`` steps in that time; site updates per second and rank are
+    ``sites * steps / (seconds * ranks)``."""
+    seconds = float(row["wall_time"]) - (float(row["first_block_seconds"]) if which == "loop" else 0.0)
+    other = dict(row, ranks=2, steps=steps, wall_time=seconds / 2, first_block_seconds=0.0,
+                 first_block_steps=0)
+    base, line = (line.split() for line in scaling_table.format_table([row, other], which).splitlines()[1:])
+    assert base[1] == "1" and base[-1] == "1.00" and line[1] == "2"
+    return line[-1]
+
+
+def test_scaling_table_steps_of_a_restarted_run(tmp_path):
+    """A run continued from a checkpoint simulates from the checkpoint's time to t_end,
+    not from 0: 8 ms -> 100 ms is 184 steps, not round(100 / 0.5) = 200."""
+    ckpt = tmp_path / "first.ckpt.h5"
+    _cli_run(tmp_path, "first", "--checkpoint", str(ckpt))
+    result = _cli_run(tmp_path, "second", "--restart", str(ckpt), "--set", "run.t_end=100")
+    csv_path = tmp_path / "scaling.csv"
+    assert scaling_table.main(["--record", "strong", str(csv_path), str(result)]) == 0
+    (row,) = list(csv.DictReader(csv_path.open()))
+    assert row["sites"] == "3" and row["steps"] == "184"
+    # the first block ends at the next multiple of the block length, 64 steps:
+    # steps 16..63 (48), then 64..127 and 128..191 and 192..199
+    assert row["first_block_steps"] == "48"
+    # site updates per second and rank: 3 * 184 / wall_time
+    assert _efficiency_against(row, 184) == "1.00"
+    assert _efficiency_against(row, 184 - 48, "loop") == "1.00"
+
+
+def test_scaling_table_steps_of_a_cut_down_t_end(tmp_path):
+    """t_end = 50.3 ms with dt = 0.5 ms and records every 1 ms simulates 100 steps
+    (50 whole records; docs/configuration.md), not round(50.3 / 0.5) = 101."""
+    result = _cli_run(tmp_path, "cut", "--set", "run.t_end=50.3")
+    row = scaling_table.result_row("weak", str(result))
+    assert row["steps"] == 100 and row["first_block_steps"] == 64
+    row = {k: str(v) for k, v in row.items()}
+    assert _efficiency_against(row, 100) == "1.00"
+    assert _efficiency_against(row, 100 - 64, "loop") == "1.00"
