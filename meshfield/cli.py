@@ -230,11 +230,26 @@ def config_warnings(config) -> list[str]:
     """Legal settings that probably do not do what was meant: a stimulus that starts
     at or after the end of the run, a refractory period or a constant delay that is
     not a whole number of steps, and (meso level) an explicit history length K shorter than the
-    membrane's memory."""
+    membrane's memory; a coupling that is left out (C or J zero), a spatial kernel that
+    reaches no other site, and recording of neurons at the meso level, which has none."""
     from .config import refractory_steps, to_steps
+    from .coupling import build_stencil
     from .meso.model import K_MIN_TAU_M
     dt = config.run.dt
     warnings = []
+    for i, c in enumerate(config.couplings):
+        if c.C == 0 or c.J == 0.0:
+            warnings.append(f"couplings[{i}] ({c.source} -> {c.target}) has {'C = 0' if c.C == 0 else 'J = 0'}: "
+                            "it is left out")
+        elif c.kernel.shape not in ("delta", "custom") and len(build_stencil(config, i).offsets) == 1:
+            warnings.append(f"couplings[{i}].kernel ({c.kernel.shape}, r_max = {c.kernel.r_max:g} mm) reaches no "
+                            f"site but the target's own at lattice.dx = {config.lattice.dx:g} mm: it acts as a "
+                            "delta kernel")
+    if config.run.level == "meso":
+        for key in ("spikes_per_site", "voltage_neurons"):
+            if getattr(config.record, key):
+                warnings.append(f"record.{key} = {getattr(config.record, key)} is ignored at the meso level, "
+                                "which has no single neurons (it records A and Abar only)")
     for i, stim in enumerate(config.stimuli):
         first, _, n_steps = _acting_steps(config, stim)
         if first >= n_steps:

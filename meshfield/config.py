@@ -589,6 +589,9 @@ class StimulusConfig:
                   "expected a non-empty list of type names (allowed: " + ", ".join(map(repr, types))
                   + "); leave types out for all types, or remove the stimulus")
         kw["types"] = tuple(_choice(f"{sec}.types", t, types) for t in stim_types)
+        if len(set(kw["types"])) < len(kw["types"]):
+            _fail(f"{sec}.types", stim_types, "each type may appear once (a stimulus acts once on each "
+                  "type it names; listing a type twice would not double its amplitude)")
         for k in ("center", "velocity"):
             if k in d:
                 v = _number_list(f"{sec}.{k}", d[k])

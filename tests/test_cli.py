@@ -368,6 +368,31 @@ def test_a_stimulus_after_the_end_is_warned_about_and_listed_by_info(tmp_path):
     assert "[0] pulse on E, amplitude 6 mV, from step 1000 (500 ms) to step 1199 (until 600 ms)" in info.stdout
 
 
+def test_settings_that_do_nothing_are_warned_about():
+    """Legal but probably not meant (user audit): they used to pass in silence."""
+    from meshfield.cli import config_warnings
+
+    def warned(*overrides):
+        return config_warnings(meshfield.load_config("default", list(overrides)))
+
+    assert warned() == []
+    assert warned("couplings.1.C=0", "couplings.2.J=0") == [
+        "couplings[1] (E -> I) has C = 0: it is left out", "couplings[2] (I -> E) has J = 0: it is left out"]
+    assert warned("couplings.0.kernel.r_max=0.09", "couplings.3.kernel={shape='tophat', radius=0.05}") == [
+        "couplings[0].kernel (gaussian, r_max = 0.09 mm) reaches no site but the target's own at lattice.dx = "
+        "0.1 mm: it acts as a delta kernel",
+        "couplings[3].kernel (tophat, r_max = 0.05 mm) reaches no site but the target's own at lattice.dx = "
+        "0.1 mm: it acts as a delta kernel"]
+    assert warned("couplings.0.kernel.r_max=0.1") == []  # reaches the four nearest neighbours
+    assert warned("couplings.0.kernel={shape='delta'}", "couplings.1.kernel={shape='custom', weights=[[0, 0, 1.0]]}") == []
+    assert warned("record.spikes_per_site=3", "record.voltage_neurons=2") == [
+        "record.spikes_per_site = 3 is ignored at the meso level, which has no single neurons (it records A and "
+        "Abar only)",
+        "record.voltage_neurons = 2 is ignored at the meso level, which has no single neurons (it records A and "
+        "Abar only)"]
+    assert warned("record.spikes_per_site=3", "run.level=micro") == []
+
+
 def test_plot_never_writes_over_its_result(tmp_path):
     """A master file may have any name; one ending in .png must not be replaced by its figure."""
     out = tmp_path / "r.h5"

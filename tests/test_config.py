@@ -396,6 +396,12 @@ def test_a_repeated_custom_offset_is_named_by_its_row():
                    "of weights[0]; each offset may appear once")
 
 
+def test_a_stimulus_names_each_type_once():
+    msg = assert_config_error(["stimuli=[{kind='step', amplitude=3.0, types=['E', 'I', 'E']}]"], [])
+    assert msg == ("stimuli[0].types = ['E', 'I', 'E'] is invalid: each type may appear once (a stimulus acts "
+                   "once on each type it names; listing a type twice would not double its amplitude)")
+
+
 def test_kernels_that_are_zero_everywhere_say_why():
     msg = assert_config_error(["couplings.0.kernel={shape='custom', weights=[[0, 0, 0.0], [1, 0, 0]]}"],
                               ["couplings[0].kernel.weights", "[[0, 0, 0.0], [1, 0, 0]]", "all zero"])
