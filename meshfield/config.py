@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import math
 import numbers
 import re
@@ -123,8 +124,23 @@ def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
+def _as_written(value: Any) -> str:
+    """A value as a TOML file or ``--set`` writes it where Python's repr differs:
+    ``true``/``false`` for booleans, ISO dates and times; lists and tables
+    element by element; everything else as its repr."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime.datetime is a date
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_as_written(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_as_written(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"{key} = {value!r} is invalid: {allowed}")
+    raise ConfigError(f"{key} = {_as_written(value)} is invalid: {allowed}")
 
 
 def _number(key: str, value: Any) -> float:

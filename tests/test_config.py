@@ -560,3 +560,16 @@ def test_message_forms_in_the_docs_are_those_the_code_gives(tmp_path, monkeypatc
         _message(["run.t_end=1" + "0" * 400]),
     ]
     assert _docs_message_forms() == produced
+
+
+def test_messages_quote_values_as_toml_writes_them():
+    """Not Python's reprs (True, datetime.date(1979, 5, 27)): the user wrote TOML."""
+    for override, expected in [
+        ("run.seed=true", "run.seed = true is invalid: expected an integer"),
+        ("run.t_end=1979-05-27", "run.t_end = 1979-05-27 is invalid: expected a number"),
+        ("lattice.shape=[true, 3]", "lattice.shape[0] = true is invalid: expected an integer"),
+        ("run.level=foo", "run.level = 'foo' is invalid: allowed: 'meso', 'micro'"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            load_config("default", [override])
+        assert str(err.value) == expected

@@ -164,7 +164,7 @@ IN_PROCESS_CASES = [
      "--config/--set: record.interval = 400 ms over 10000 ms: the comparison cannot use such records "
      "(segments of 800 ms resolve nothing"),
     ("v7_oscillations", ["--set", "run.mean_field=true"],
-     "run.mean_field = True is invalid: the mean-field limit exists only for level = 'meso'"),
+     "run.mean_field = true is invalid: the mean-field limit exists only for level = 'meso'"),
     ("finite_size_fano", ["--sites", "0"], "argument --sites: must be >= 1"),
     ("finite_size_fano", ["--sites", "5000000000"], "--sites/--t-sim/--seed: "),
 ]
