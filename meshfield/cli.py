@@ -358,7 +358,8 @@ def cmd_plot(args) -> int:
             raster(res, args.raster)
             print(f"wrote {args.raster}")
         if args.animate:
-            animate(res, args.animate, every=args.every)
+            animate(res, args.animate, every=args.every,
+                    progress=None if args.quiet else _CountProgress("meshfield plot", "frame"))
             print(f"wrote {args.animate}")
     return 0
 
@@ -549,12 +550,14 @@ def _report(report, command: str, target: Path | None, option: str | None) -> in
 # ----------------------------------------------------------------------------- steady
 
 
-class _ModeProgress:
-    """Progress of ``meshfield steady`` on stderr: one line every ``interval``
-    seconds while the modes are computed (none for a lattice that takes less).
-    The ETA is measured from the first mode on, after the homogeneous state."""
+class _CountProgress:
+    """Progress of a command that works through ``total`` items (``meshfield steady``'s
+    modes, ``plot --animate``'s frames) on stderr: one line every ``interval``
+    seconds (none for work that takes less). The ETA is measured from the first
+    item on, after whatever came before it."""
 
-    def __init__(self, interval: float = 10.0, stream=None):
+    def __init__(self, command: str, item: str, interval: float = 10.0, stream=None):
+        self.command, self.item = command, item
         self.interval = interval
         self.stream = stream or sys.stderr
         self.start = self.last = time.perf_counter()
@@ -568,7 +571,7 @@ class _ModeProgress:
             return
         self.last = now
         eta = f"{(now - self.first) * (total - done) / (done - 1):8.1f} s" if done > 1 else f"{'-':>8} s"
-        emit(f"[meshfield steady] mode {done} / {total} ({100 * done / total:5.1f} %)  "
+        emit(f"[{self.command}] {self.item} {done} / {total} ({100 * done / total:5.1f} %)  "
              f"wall {now - self.start:8.1f} s  ETA {eta}", self.stream)
 
 
@@ -576,7 +579,7 @@ def cmd_steady(args) -> int:
     from .theory import stability
     try:
         target = _check_json_target(args.json) if args.json is not None else None
-        progress = None if args.quiet else _ModeProgress()
+        progress = None if args.quiet else _CountProgress("meshfield steady", "mode")
         report = stability(_load(args), name=args.config or "default", progress=progress)
     except (OSError, ValueError) as exc:  # ConfigError and TheoryInputError are ValueErrors
         print(f"meshfield steady: unusable input: {exc}", file=sys.stderr)
@@ -644,6 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--every", type=int, default=5, help="animation: every n-th record")
     q.add_argument("--raster", metavar="PNG",
                    help="also write a raster of the recorded spike trains (micro level, record.spikes_per_site)")
+    q.add_argument("-q", "--quiet", action="store_true", help="no progress output (--animate)")
     q.set_defaults(func=cmd_plot)
 
     q = sub.add_parser("compare", help="compare the statistics of two results (VALIDATION.md rules)")

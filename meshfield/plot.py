@@ -300,9 +300,11 @@ def overview(result, path, type_index: int | None = None, time: float | None = N
     return _save(fig, path)
 
 
-def animate(result, path, type_index: int = 0, every: int = 1, fps: int = 25) -> str:
+def animate(result, path, type_index: int = 0, every: int = 1, fps: int = 25, progress=None) -> str:
     """Write an animation (GIF via Pillow, or MP4 when ffmpeg is available and the
-    path ends in .mp4) of the activity field of one type."""
+    path ends in .mp4) of the activity field of one type; ``progress(done, total)``,
+    if given, after each frame (``meshfield plot --animate`` prints a line every
+    10 s)."""
     every = _frame_step(every)
     plt = _plt()
     from matplotlib import animation
@@ -338,7 +340,8 @@ def animate(result, path, type_index: int = 0, every: int = 1, fps: int = 25) ->
     anim = animation.FuncAnimation(fig, draw, frames=len(A), blit=False)
     writer = ANIMATION_FORMATS.get(Path(path).suffix.lower(), "pillow")
     with published(path) as partial:
-        anim.save(partial, writer=writer, fps=fps)
+        anim.save(partial, writer=writer, fps=fps,
+                  progress_callback=None if progress is None else lambda i, n: progress(i + 1, n))
     plt.close(fig)
     return str(path)
 

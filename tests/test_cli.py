@@ -212,7 +212,9 @@ def test_plot_and_analysis_read_a_large_result_in_slices(tmp_path, monkeypatch):
         means = plot._lattice_means(res.records("A"))
         plot.overview(res, tmp_path / "o.png")
         plot.plot_psd(res, tmp_path / "p.png", discard=0.0)
-        plot.animate(res, tmp_path / "a.gif", every=100)
+        calls = []
+        plot.animate(res, tmp_path / "a.gif", every=100, progress=lambda done, total: calls.append((done, total)))
+        assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]  # 400 records, every 100th
         assert summarize(res, discard=100).to_dict() == expected
         assert "A" not in vars(res) and "Abar" not in vars(res)  # never cached whole
     assert whole == []

@@ -93,7 +93,7 @@ def test_mode_progress_lines(monkeypatch):
     clock = iter([0.0, 5.0] + [5.0 + 3.0 * i for i in range(1, 20)])
     monkeypatch.setattr(cli_module.time, "perf_counter", lambda: next(clock))
     stream = io.StringIO()
-    progress = cli_module._ModeProgress(interval=10.0, stream=stream)
+    progress = cli_module._CountProgress("meshfield steady", "mode", interval=10.0, stream=stream)
     for done in range(1, 21):
         progress(done, 20)
     lines = stream.getvalue().splitlines()
