@@ -189,24 +189,40 @@ def psd(
     dt_s = dt * 1e-3
     norm = dt_s / (length * np.mean(w**2))
     freqs = np.fft.rfftfreq(length, d=dt_s)
-    if not per_site:
+    if per_site:
+        segments, segment_means, S_site, S_site_err = _per_site(record, length, n_segments, w, norm, freqs.size)
+    else:
         segments, segment_means = _site_averaged(record, length, n_segments, w, norm, freqs.size)
-        return PSD(
-            freqs=freqs,
-            S=segments.mean(axis=0),
-            S_err=segments.std(axis=0, ddof=1) / np.sqrt(n_segments),
-            S_site=None,
-            S_site_err=None,
-            segments=segments,
-            mean=segment_means.mean(axis=0),
-            segment_ms=length * dt,
-            window=window,
-            types=record.types,
-        )
+        S_site = S_site_err = None
+    return PSD(
+        freqs=freqs,
+        S=segments.mean(axis=0),
+        S_err=segments.std(axis=0, ddof=1) / np.sqrt(n_segments),
+        S_site=S_site,
+        S_site_err=S_site_err,
+        segments=segments,
+        mean=segment_means.mean(axis=0),
+        segment_ms=length * dt,
+        window=window,
+        types=record.types,
+    )
+
+
+def _per_site(record, length: int, n_segments: int, w: np.ndarray, norm: float, n_freqs: int):
+    """The spectra of every segment, one segment of the whole lattice at a time.
+
+    Returns
+    -------
+    segments : ndarray, shape (n_segments, n_freqs, n_types)
+        Site-averaged spectrum of each segment.
+    segment_means : ndarray, shape (n_segments, n_types)
+    S_site, S_site_err : ndarray, shape (n_freqs, n_types, *lattice_shape)
+        Each site's spectrum averaged over the segments, and its standard error.
+    """
     shape = (length, record.n_types, record.n_sites)
-    total = np.zeros((freqs.size,) + shape[1:])
+    total = np.zeros((n_freqs,) + shape[1:])
     total_sq = np.zeros_like(total)
-    segments = np.empty((n_segments, freqs.size, record.n_types))
+    segments = np.empty((n_segments, n_freqs, record.n_types))
     segment_means = np.empty((n_segments, record.n_types))
     for k in range(n_segments):
         x = record.read(k * length, (k + 1) * length).reshape(shape)
@@ -221,19 +237,8 @@ def psd(
     # Sample variance across segments; clipped because a line spectrum has
     # (nearly) identical segments and the difference can round below zero.
     var_site = np.maximum(total_sq / n_segments - S_site**2, 0.0) * n_segments / (n_segments - 1)
-    lattice_axes = (freqs.size, record.n_types) + record.lattice_shape
-    return PSD(
-        freqs=freqs,
-        S=segments.mean(axis=0),
-        S_err=segments.std(axis=0, ddof=1) / np.sqrt(n_segments),
-        S_site=S_site.reshape(lattice_axes),
-        S_site_err=np.sqrt(var_site / n_segments).reshape(lattice_axes),
-        segments=segments,
-        mean=segment_means.mean(axis=0),
-        segment_ms=length * dt,
-        window=window,
-        types=record.types,
-    )
+    lattice_axes = (n_freqs, record.n_types) + record.lattice_shape
+    return segments, segment_means, S_site.reshape(lattice_axes), np.sqrt(var_site / n_segments).reshape(lattice_axes)
 
 
 def _site_averaged(record, length: int, n_segments: int, w: np.ndarray, norm: float, n_freqs: int):
