@@ -12,10 +12,12 @@ import pytest
 from mpi4py import MPI
 
 from meshfield.io.checkpoint import (
+    _CHUNK_BYTES,
     FORMAT,
     VERSION,
     CheckpointError,
     _check_summaries,
+    _chunks,
     check_checkpoint_target,
     read_checkpoint,
     read_checkpoint_attrs,
@@ -44,6 +46,42 @@ def site_values(global_shape):
         "meso/flag": site % 3 == 0,
         "count": (-site).astype(np.int32),
     }
+
+
+def damage(path, name, site=(), value=0x7f, count=8):
+    """Overwrite ``count`` bytes of the stored values of dataset ``name`` with
+    ``value``, as a user's audit did (0x7f bytes make a float64 of about 1.4e306:
+    finite and positive), bypassing HDF5: at the start of the chunk that holds the
+    lattice site ``site`` (its first site by default), or, in a contiguous
+    dataset (a checkpoint from before the checksums), at that site's first value.
+    Returns the file offset."""
+    with h5py.File(path, "r") as f:
+        dataset = f[name]
+        index = tuple(site) + (0,) * (dataset.ndim - len(site))
+        if dataset.chunks is None:
+            offset = dataset.id.get_offset() + int(np.ravel_multi_index(index, dataset.shape)) * \
+                dataset.dtype.itemsize
+        else:
+            corner = tuple(i - i % c for i, c in zip(index, dataset.chunks))
+            offset = dataset.id.get_chunk_info_by_coord(corner).byte_offset
+    with open(path, "r+b") as file:
+        file.seek(offset)
+        before = file.read(count)
+        file.seek(offset)
+        file.write(bytes([value]) * count)
+    assert before != bytes([value]) * count
+    return offset
+
+
+def without_checksums(path):
+    """Rewrite every dataset of the checkpoint at ``path`` contiguous and
+    unfiltered, as checkpoints were written before the checksums; attributes kept."""
+    with h5py.File(path, "r+") as f:
+        for name in json.loads(f.attrs["names"]):
+            data = f[name][()]
+            del f[name]
+            f.create_dataset(name, data=data)
+            assert f[name].chunks is None and not f[name].fletcher32
 
 
 def block_of(arrays, decomposition):
@@ -273,3 +311,82 @@ def test_damaged_checkpoint(tmp_path, decompose):
     with pytest.raises(CheckpointError, match=f"{path}: damaged checkpoint, the dataset "
                                               f"'meso/m' is missing"):
         read_checkpoint(path)
+
+
+def test_datasets_are_chunked_with_checksums(tmp_path, decompose):
+    """Every dataset with values has HDF5's fletcher32 filter (checkpoints were
+    contiguous and unchecked: a changed byte was read as a valid value); an empty
+    one stores no bytes and stays contiguous."""
+    decomposition = decompose()
+    arrays = {**site_values(SHAPE), "none": np.zeros((*SHAPE, 0))}
+    write_checkpoint(tmp_path / "ck.h5", decomposition, block_of(arrays, decomposition), ATTRS)
+    with h5py.File(tmp_path / "ck.h5", "r") as f:
+        for name, value in arrays.items():
+            if value.size:
+                assert f[name].fletcher32 and f[name].chunks == value.shape, name
+            else:
+                assert f[name].chunks is None and not f[name].fletcher32
+    assert_arrays_equal(read_checkpoint(tmp_path / "ck.h5")[0], arrays)
+
+
+@pytest.mark.parametrize("shape, block, itemsize, expected", [
+    ((16, 16, 208), (16, 16), 8, (16, 16, 208)),    # default meso E/u on 1 rank: 0.4 MiB, one chunk
+    ((64, 64, 208), (64, 64), 8, (16, 32, 208)),    # 6.5 MiB: the longest lattice axis halved
+    ((64, 64, 208), (16, 16), 8, (16, 16, 208)),    # 16 ranks: one chunk per block
+    ((64, 64, 208), (21, 32), 8, (21, 16, 208)),    # 3 x 2 ranks (22 + 21 + 21 rows)
+    ((32, 32, 2772), (32, 32), 8, (4, 8, 2772)),    # bench_meso E/u: 22 KiB per site
+    ((7, 5), (7, 5), 4, (7, 5)),
+    ((1000,), (1000,), 8, (1000,)),
+    ((3, 300_000), (3,), 8, (1, 75_000)),          # one site beyond 1 MiB: the trailing axis split too
+    ((16, 16, 0), (16, 16), 8, None),               # no elements, no chunks
+])
+def test_chunks_hold_whole_sites_up_to_1_mib_within_a_block(shape, block, itemsize, expected):
+    chunk = _chunks(shape, block, itemsize)
+    assert chunk == expected
+    if chunk is not None:
+        assert np.prod(chunk) * itemsize <= _CHUNK_BYTES
+
+
+@pytest.mark.parametrize("name", ["y", "meso/m", "meso/flag", "count"])
+def test_a_changed_byte_fails_the_checksum(tmp_path, decompose, name):
+    """Bytes overwritten after writing were read as values (0x7f bytes: 1.4e306,
+    finite and positive, so no value check saw them); now the read names the
+    file and the dataset. The attributes are still readable."""
+    decomposition = decompose()
+    path = tmp_path / "ck.h5"
+    _, arrays = write_known(path, decomposition)
+    damage(path, name, site=(3, 2))
+    said = rf"^{path}: damaged checkpoint, the dataset '{name}' fails its checksum \(its bytes changed"
+    with pytest.raises(CheckpointError, match=said):
+        read_checkpoint(path)
+    with pytest.raises(CheckpointError, match=said):
+        read_checkpoint(path, decomposition)
+    assert read_checkpoint_attrs(path)["step"] == ATTRS["step"]
+
+
+def test_a_damaged_object_header_is_refused_by_name(tmp_path, decompose):
+    """HDF5's own checksums cover its metadata (the 1.10 format): a dataset whose
+    object header has a changed byte was reported as missing."""
+    path = tmp_path / "ck.h5"
+    write_known(path, decompose())
+    with h5py.File(path, "r") as f:
+        header = h5py.h5o.get_info(f["meso/m"].id).addr
+    with open(path, "r+b") as file:
+        file.seek(header + 8)
+        byte = file.read(1)
+        file.seek(header + 8)
+        file.write(bytes([byte[0] ^ 0xff]))
+    with pytest.raises(CheckpointError, match=rf"^{path}: damaged checkpoint, the dataset 'meso/m' "
+                                              rf"cannot be read \(.*checksum"):
+        read_checkpoint(path)
+
+
+def test_a_checkpoint_without_checksums_is_read(tmp_path, decompose):
+    """Checkpoints written before the checksums (contiguous datasets) are read
+    as before."""
+    decomposition = decompose()
+    path = tmp_path / "ck.h5"
+    _, arrays = write_known(path, decomposition)
+    without_checksums(path)
+    assert_arrays_equal(read_checkpoint(path)[0], arrays)
+    assert_arrays_equal(read_checkpoint(path, decomposition)[0], arrays)

@@ -13,7 +13,7 @@ from mpi4py import MPI
 import meshfield.io.checkpoint as checkpoint
 from meshfield.io.checkpoint import CheckpointError, read_checkpoint, write_checkpoint
 from meshfield.parallel import Decomposition, block_range
-from test_checkpoint_io import ATTRS, assert_arrays_equal, block_of, site_values
+from test_checkpoint_io import ATTRS, assert_arrays_equal, block_of, damage, site_values
 
 pytestmark = pytest.mark.mpi
 
@@ -69,6 +69,35 @@ def test_written_on_rows_read_on_columns(shared_tmp, decompose, monkeypatch, mes
     assert attrs["ranks"] == COMM.size
     assert attrs["dims"] == [COMM.size, 1]
     assert attrs["config"] == ATTRS["config"]
+
+
+def test_chunks_within_the_smallest_block_and_a_checksum_per_block(shared_tmp, decompose):
+    """A chunk is at most the writer's smallest block: on 2 ranks (rows 4 + 3)
+    chunks of 3 rows, one of which (rows 3 to 5) the root writes in two parts,
+    for rank 0 and rank 1; on 4 ranks (2 + 2 + 2 + 1) chunks of one row. The
+    file holds every value, read on any grid. A damaged chunk in the last
+    rank's block fails that rank's read only (a rank reads, and checks, the
+    chunks of its block)."""
+    rows = decompose((COMM.size, 1))
+    arrays = site_values(SHAPE)
+    path = write_checkpoint(shared_tmp / "ck.h5", rows, block_of(arrays, rows), ATTRS)
+    smallest = SHAPE[0] // COMM.size
+    with h5py.File(path, "r") as f:
+        assert (f["y"].chunks, f["count"].chunks) == ((smallest, 5, 3), (smallest, 5))
+        assert all(f[name].fletcher32 for name in arrays)
+    assert_arrays_equal(read_checkpoint(path)[0], arrays)
+    columns = decompose((1, COMM.size))
+    assert_arrays_equal(read_checkpoint(path, columns)[0], block_of(arrays, columns))
+    COMM.Barrier()
+    if COMM.rank == 0:
+        damage(path, "y", site=(6, 4))  # the last row: a chunk of the last rank's block alone
+    COMM.Barrier()
+    if COMM.rank == COMM.size - 1:
+        with pytest.raises(CheckpointError, match=rf"^{path}: damaged checkpoint, the dataset 'y' "
+                                                  rf"fails its checksum"):
+            read_checkpoint(path, rows)
+    else:
+        assert_arrays_equal(read_checkpoint(path, rows)[0], block_of(arrays, rows))
 
 
 def test_wrong_trailing_shape_on_one_rank_fails_everywhere(shared_tmp, decompose):

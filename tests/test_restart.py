@@ -19,6 +19,7 @@ from meshfield.io import open_result
 from meshfield.io.checkpoint import CheckpointError, read_checkpoint, read_checkpoint_attrs
 from meshfield.simulation import config_differences
 
+from test_checkpoint_io import damage, without_checksums
 from test_invariance_mpi import OPEN_1D  # noqa: E402  (E/I with adaptation, delays, OU stimulus)
 
 #: the checkpoint time (ms): a record boundary (records every 0.5 ms) at step 41,
@@ -398,3 +399,50 @@ def test_a_checkpoint_step_between_records_is_refused():
         _check_restart_attrs("c.h5", {"config": {}, "step": 41}, 2)
     with pytest.raises(CheckpointError, match=r"'restart_chain' attribute is 'a.h5', not a list"):
         _check_restart_attrs("c.h5", {"config": {}, "step": 42, "restart_chain": "a.h5"}, 2)
+
+
+@pytest.mark.parametrize("level, name", [("meso", "E/u"), ("meso", "hist"), ("micro", "u")])
+def test_a_checkpoint_changed_after_writing_is_refused_by_its_checksum(tmp_path, level, name):
+    """Bytes of a checkpoint overwritten with 0x7f (a user's audit) were read as
+    values of about 1.4e306, finite and positive, so the NaN and sign checks let
+    them through and the restart ran on with wrong activity."""
+    import shutil
+
+    _, _, _, ckpt = split_run(OPEN_1D, tmp_path, level)
+    damaged = str(tmp_path / "damaged.h5")
+    shutil.copy(ckpt, damaged)
+    damage(damaged, name)
+    with pytest.raises(CheckpointError, match=rf"^--restart {damaged}: damaged checkpoint, the dataset "
+                                              rf"'{name}' fails its checksum \(its bytes changed after it "
+                                              rf"was written\)$"):
+        meshfield.run(with_run(OPEN_1D, level=level), comm=MPI.COMM_SELF, restart=damaged)
+
+
+def test_cli_refuses_a_damaged_checkpoint_with_exit_2_and_writes_nothing(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[run]\nt_end = 20.0\ndt = 0.5\nseed = 3\n[lattice]\nshape = [3]\n'
+                   '[populations.E]\nN = 200\nmu = 20.0\n')
+    ckpt = str(tmp_path / "a.ckpt.h5")
+    assert main(["run", str(cfg), "-q", "-o", str(tmp_path / "a.h5"), "--set", "run.t_end=8",
+                 "--checkpoint", ckpt]) == 0
+    damage(ckpt, "E/u")
+    capsys.readouterr()
+    before = sorted(os.listdir(tmp_path))
+    assert main(["run", str(cfg), "-q", "-o", str(tmp_path / "rx.h5"), "--restart", ckpt,
+                 "--checkpoint", str(tmp_path / "rx.ckpt.h5")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [f"meshfield: error: --restart {ckpt}: damaged checkpoint, the dataset 'E/u' fails "
+                     f"its checksum (its bytes changed after it was written)"]
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+@pytest.mark.parametrize("level", ["meso", "micro"])
+def test_a_checkpoint_from_before_the_checksums_restarts_bitwise(tmp_path, level):
+    """Checkpoints written before the checksums hold contiguous, unfiltered
+    datasets; they restart as before."""
+    whole, first, _, ckpt = split_run(OPEN_1D, tmp_path, level)
+    without_checksums(ckpt)
+    second = meshfield.run(with_run(OPEN_1D, level=level), comm=MPI.COMM_SELF, restart=ckpt)
+    n1 = len(first.times)
+    assert np.array_equal(second.A, whole.A[n1:])
+    assert np.array_equal(second.Abar, whole.Abar[n1:])

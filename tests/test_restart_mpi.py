@@ -70,3 +70,23 @@ def test_a_block_damaged_in_one_rank_stops_every_rank(shared_tmp):
     said = rf"--restart {ckpt}: damaged or foreign checkpoint: the array 'E/u' holds 1 NaN"
     with pytest.raises(CheckpointError, match=said if world.rank == last else rf"^rank {last}: {said}"):
         meshfield.run(cfg, comm=world, restart=ckpt)
+
+
+def test_a_checksum_failure_in_one_rank_s_block_stops_every_rank(shared_tmp):
+    """Only the last rank reads the damaged chunk (a chunk is at most the
+    smallest block: 5 of the 6 + 5 sites on 2 ranks, 2 of 3 + 3 + 3 + 2 on 4,
+    so the last site's chunk lies in the last block); the others would go on
+    into the first exchange without it."""
+    from meshfield.io.checkpoint import CheckpointError
+    from test_checkpoint_io import damage
+
+    cfg = with_run(OPEN_1D, level="meso")
+    ckpt = os.path.join(shared_tmp, "damaged-chunk.ckpt.h5")
+    meshfield.run(with_run(cfg, t_end=20.5), comm=world, checkpoint=ckpt)
+    if world.rank == 0:
+        damage(ckpt, "E/u", site=(OPEN_1D["lattice"]["shape"][0] - 1,))  # the last site
+    world.Barrier()
+    last = world.size - 1
+    said = rf"--restart {ckpt}: damaged checkpoint, the dataset 'E/u' fails its checksum"
+    with pytest.raises(CheckpointError, match=rf"^{said}" if world.rank == last else rf"^rank {last}: {said}"):
+        meshfield.run(cfg, comm=world, restart=ckpt)

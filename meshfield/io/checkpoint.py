@@ -12,8 +12,16 @@ Datasets
     groups (``"meso/y"`` is the dataset ``y`` of the group ``meso``). Shape
     ``global_shape + trailing``: the leading axes are the lattice sites, the
     trailing axes (types, history slots, ...) are those of the arrays passed to
-    :func:`write_checkpoint`. Contiguous, uncompressed, in the dtype written
-    (bool, integer, float or complex), so every value is stored exactly.
+    :func:`write_checkpoint`. Uncompressed, in the dtype written (bool, integer,
+    float or complex), so every value is stored exactly. Chunked (:func:`_chunks`:
+    whole trailing axes and as many sites as fit in 1 MiB, at most the writer's
+    smallest block) with HDF5's fletcher32 checksum filter, so that bytes
+    changed after writing are found when read (:func:`read_checkpoint` refuses
+    the file naming the dataset). A dataset with no elements is contiguous and
+    unfiltered (it stores no bytes).
+    Checkpoints written before the checksums were added have contiguous,
+    unfiltered datasets and are read as before, without that check; both are
+    version 1 (any HDF5 reads fletcher32, so older meshfield reads the new ones).
 Root attributes set by the writer
     ``format`` (str)
         ``"meshfield-checkpoint"``.
@@ -82,6 +90,9 @@ _RESERVED_ATTRS = ("format", "version", "global_shape", "names", "ranks", "dims"
 _ARRAY_KINDS = "biufc"
 # One message per at most this many bytes keeps every MPI count below 2**31.
 _MESSAGE_BYTES = 1 << 30
+# Largest chunk of a dataset: fits HDF5's default 1 MiB chunk cache, and is
+# large enough that the chunk index and the 4-byte checksum per chunk cost nothing.
+_CHUNK_BYTES = 1 << 20
 # Distinct from the halo exchange's tags on the same communicator.
 _TAG = 7411
 _INT64 = np.iinfo(np.int64)
@@ -296,6 +307,33 @@ def _encode_attrs(attrs) -> tuple[dict, list[str]]:
     return encoded, json_keys
 
 
+def _chunks(shape: tuple, block: tuple, itemsize: int) -> tuple | None:
+    """Chunk shape of a checkpoint dataset of ``shape``, whose leading axes are
+    the lattice sites, written by ranks whose smallest block is ``block`` (sites
+    per lattice axis); None for a dataset with no elements (contiguous, nothing
+    to check). Pure.
+
+    Starts from one smallest block with whole trailing axes and halves the
+    longest lattice axis (the first of equals) until a chunk holds at most
+    ``_CHUNK_BYTES``; only when one site's state exceeds that are the trailing
+    axes halved too, longest first. So a chunk holds whole sites, and it never
+    spans more than two blocks along an axis: the root writes the blocks one at
+    a time, and a chunk that several blocks share is read back, merged and
+    checksummed again for each of them (equal blocks, whose starts are
+    multiples of the chunk, share none).
+    """
+    if math.prod(shape) == 0:
+        return None
+    n_sites_axes = len(block)
+    chunk = [min(int(b), int(n)) for b, n in zip(block, shape)] + list(shape[n_sites_axes:])
+    while math.prod(chunk) * itemsize > _CHUNK_BYTES:
+        axes = [i for i in range(n_sites_axes) if chunk[i] > 1] or [
+            i for i in range(len(chunk)) if chunk[i] > 1]
+        longest = max(axes, key=lambda i: chunk[i])
+        chunk[longest] = -(-chunk[longest] // 2)
+    return tuple(chunk)
+
+
 class _RootWriter:
     """The root rank's side of :func:`write_checkpoint`: the temporary file.
 
@@ -320,8 +358,13 @@ class _RootWriter:
         try:
             # The 1.10 format stores attributes beyond 64 KiB (a large config).
             self._file = h5py.File(self._tmp, "x", libver="v110")
+            smallest = tuple(min(extent[axis] for _, _, extent, _, _ in summaries)
+                             for axis in range(len(global_shape)))
             for name, trailing, dtype in self.arrays:
-                self._file.create_dataset(name, shape=global_shape + trailing, dtype=dtype)
+                shape = global_shape + trailing
+                chunks = _chunks(shape, smallest, dtype.itemsize)
+                self._file.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks,
+                                          fletcher32=chunks is not None)
             for key, value in encoded.items():
                 self._file.attrs[key] = value
             self._file.attrs["format"] = FORMAT
@@ -513,6 +556,17 @@ def write_checkpoint(path, decomposition, arrays: dict, attrs: dict,
 # -- reading -----------------------------------------------------------------
 
 
+# What h5py raises for a file whose bytes are damaged: OSError (a dataset's
+# fletcher32 checksum, a chunk index), KeyError (an object header whose
+# checksum fails) or RuntimeError (damaged attribute storage).
+_HDF5_ERRORS = (OSError, KeyError, RuntimeError)
+
+
+def _hdf5_text(exc: Exception) -> str:
+    """HDF5's message, without the quotes KeyError adds."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
 def _decode_attrs(path: str, file: h5py.File) -> dict:
     """Return the root attributes as plain Python values, JSON strings decoded."""
     try:
@@ -521,7 +575,7 @@ def _decode_attrs(path: str, file: h5py.File) -> dict:
         attrs = {key: json.loads(value) if key in json_keys else value for key, value in plain.items()}
         attrs["global_shape"] = [int(n) for n in attrs["global_shape"]]
         attrs["names"] = [str(name) for name in attrs["names"]]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (TypeError, ValueError) + _HDF5_ERRORS as exc:
         raise CheckpointError(f"{path}: damaged checkpoint, its attributes cannot be read "
                               f"({type(exc).__name__}: {exc})") from exc
     return attrs
@@ -544,13 +598,21 @@ def _open_checkpoint(path) -> tuple[str, h5py.File, dict]:
         raise CheckpointError(f"{path}: not an HDF5 file, so not a meshfield checkpoint "
                               f"({exc})") from exc
     try:
-        found = file.attrs.get("format")
+        try:
+            found = file.attrs["format"] if "format" in file.attrs else None
+        except _HDF5_ERRORS as exc:  # HDF5's own checksums cover its metadata
+            raise CheckpointError(f"{path}: damaged HDF5 file, its root attributes cannot be "
+                                  f"read ({_hdf5_text(exc)})") from exc
         if isinstance(found, bytes):
             found = found.decode(errors="replace")
         if found != FORMAT:
             raise CheckpointError(f"{path}: not a meshfield checkpoint (its 'format' "
                                   f"attribute is {found!r}, expected {FORMAT!r})")
-        version = file.attrs.get("version")
+        try:
+            version = file.attrs.get("version")
+        except _HDF5_ERRORS as exc:
+            raise CheckpointError(f"{path}: damaged checkpoint, its attributes cannot be read "
+                                  f"({_hdf5_text(exc)})") from exc
         if not isinstance(version, (int, np.integer)) or version < 1:
             raise CheckpointError(f"{path}: damaged checkpoint, its 'version' attribute is "
                                   f"{version!r}, expected an integer >= 1")
@@ -585,8 +647,9 @@ def read_checkpoint_attrs(path) -> dict:
     ------
     CheckpointError
         If ``path`` does not exist, is a folder, is not an HDF5 file, is not a
-        meshfield checkpoint or was written by a newer version; the message names
-        the path.
+        meshfield checkpoint, was written by a newer version or its attributes
+        cannot be read (a metadata checksum of HDF5 fails, a JSON string is
+        malformed); the message names the path.
     """
     _, file, attrs = _open_checkpoint(path)
     file.close()
@@ -619,8 +682,11 @@ def read_checkpoint(path, decomposition=None) -> tuple[dict, dict]:
     ------
     CheckpointError
         As :func:`read_checkpoint_attrs`; also if the checkpoint's lattice differs
-        from ``decomposition.global_shape`` (the message names both shapes) or a
-        listed dataset is missing or has the wrong shape.
+        from ``decomposition.global_shape`` (the message names both shapes), a
+        listed dataset is missing or has the wrong shape, or HDF5 cannot read
+        it: a chunk that fails its fletcher32 checksum ("the dataset 'E/u' fails
+        its checksum"), a damaged chunk index. Only the chunks of the block read
+        are checked.
     """
     path, file, attrs = _open_checkpoint(path)
     with file:
@@ -636,12 +702,31 @@ def read_checkpoint(path, decomposition=None) -> tuple[dict, dict]:
             region = tuple(decomposition.local_slices)
         arrays = {}
         for name in attrs["names"]:
-            dataset = file.get(name)
-            if not isinstance(dataset, h5py.Dataset) or (
-                    dataset.shape[:len(global_shape)] != global_shape):
-                found = "missing" if not isinstance(dataset, h5py.Dataset) else (
-                    f"of shape {dataset.shape}")
-                raise CheckpointError(f"{path}: damaged checkpoint, the dataset {name!r} "
-                                      f"is {found}, expected leading axes {global_shape}")
-            arrays[name] = dataset[region]
+            dataset = None
+            try:
+                # A link whose object HDF5 cannot open (a damaged object header) is
+                # not a missing dataset: file.get would say None for both.
+                if file.get(name, getlink=True) is not None:
+                    dataset = file[name]
+                if not isinstance(dataset, h5py.Dataset) or (
+                        dataset.shape[:len(global_shape)] != global_shape):
+                    found = "missing" if not isinstance(dataset, h5py.Dataset) else (
+                        f"of shape {dataset.shape}")
+                    raise CheckpointError(f"{path}: damaged checkpoint, the dataset {name!r} "
+                                          f"is {found}, expected leading axes {global_shape}")
+                arrays[name] = dataset[region]
+            except _HDF5_ERRORS as exc:
+                raise CheckpointError(_unreadable(path, name, dataset, exc)) from exc
     return arrays, attrs
+
+
+def _unreadable(path: str, name: str, dataset, exc: Exception) -> str:
+    """The message for a dataset that HDF5 cannot open or read. Its only filter is
+    fletcher32, so a filter failure of a dataset that has it is a checksum that
+    does not match the bytes read (HDF5 says "filter returned failure during
+    read"); anything else (a damaged object header or chunk index, which HDF5's
+    metadata checksums find, an I/O error) is quoted."""
+    if isinstance(dataset, h5py.Dataset) and dataset.fletcher32 and "filter" in str(exc):
+        return (f"{path}: damaged checkpoint, the dataset {name!r} fails its checksum "
+                f"(its bytes changed after it was written)")
+    return f"{path}: damaged checkpoint, the dataset {name!r} cannot be read ({_hdf5_text(exc)})"
