@@ -144,6 +144,16 @@ def test_a_restart_chain_equals_one_run_in_a_result_file(tmp_path):
         assert res.meta["restart"] == chain[-1] and list(res.meta["restart_chain"]) == chain
     assert read_checkpoint_attrs(str(tmp_path / "seg2.ckpt.h5"))["restart_chain"] == chain
     assert read_checkpoint_attrs(chain[0])["restart_chain"] == []
+    # in the file, as docs/checkpoints.md says: a JSON string (listed in json_attrs);
+    # the result's meta holds an HDF5 array of strings
+    import json
+
+    import h5py
+
+    with h5py.File(tmp_path / "seg2.ckpt.h5", "r") as f:
+        stored = f.attrs["restart_chain"]
+        assert isinstance(stored, str) and json.loads(stored) == chain
+        assert "restart_chain" in json.loads(f.attrs["json_attrs"])
 
 
 def test_restart_refuses_a_different_configuration(tmp_path):
