@@ -2,6 +2,7 @@
 ``Result.spikes()`` and ``Result.voltage()`` (docs/results.md): global layout,
 times, and their agreement with each other and with the records."""
 
+import h5py
 import numpy as np
 import pytest
 
@@ -65,3 +66,21 @@ def test_meso_result_names_what_is_missing(tmp_path):
             r.spikes()
         with pytest.raises(ResultError, match=r"no membrane potentials .*--set record.voltage_neurons=K"):
             r.voltage()
+
+
+def test_a_changed_byte_in_the_spike_trains_fails_its_checksum(tmp_path):
+    """Recorded spikes and voltages carry HDF5's fletcher32 checksum, as the records do."""
+    micro(tmp_path).close()
+    block = tmp_path / "r.h5.blocks" / "rank00000.h5"
+    with h5py.File(block, "r") as f:
+        assert f["extra/spikes"].fletcher32 and f["extra/voltage"].fletcher32
+        info = f["extra/spikes"].id.get_chunk_info(0)
+    with open(block, "r+b") as fh:
+        fh.seek(info.byte_offset + 8)
+        fh.write(b"\x7f" * 4)
+    with open_result(tmp_path / "r.h5") as r, pytest.raises(ResultError) as error:
+        r.spikes()
+    assert str(error.value) == (f"{tmp_path / 'r.h5'}: cannot read extra dataset 'spikes' of rank00000 (block file "
+                                f"r.h5.blocks/rank00000.h5): it fails its checksum (its bytes changed after it "
+                                f"was written); the result is damaged (copy it again together with its block "
+                                f"folder, or rerun)")

@@ -203,6 +203,78 @@ def test_block_file_without_its_dataset(tmp_path, results):
         open_result(copy)
 
 
+
+def damage_chunk(path, dataset_name, chunk=0, offset=16):
+    """Overwrite 4 bytes inside a chunk of a dataset, as a bad disk or a copy
+    error would; return the values that chunk held."""
+    with h5py.File(path, "r") as f:
+        dataset = f[dataset_name]
+        info = dataset.id.get_chunk_info(chunk)
+        before = dataset[()]
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset + offset)
+        fh.write(b"\x7f\x7f\x7f\x7f")
+    return before
+
+
+def test_records_and_times_carry_checksums(results):
+    """The record datasets of every block file and the master's times have
+    HDF5's fletcher32 filter (they had none: a changed byte was read as a value)."""
+    with h5py.File(results["a"], "r") as f:
+        assert f["times"].fletcher32
+    with h5py.File(f"{results['a']}.blocks/rank00000.h5", "r") as f:
+        assert f["A"].fletcher32 and f["Abar"].fletcher32
+
+
+@pytest.mark.parametrize("name", ["A", "Abar"])
+def test_a_changed_byte_in_the_records_fails_its_checksum(tmp_path, results, name):
+    copy = copy_result(results["a"], tmp_path)
+    damage_chunk(tmp_path / "a.h5.blocks" / "rank00000.h5", name)
+    expected = (f"{copy}: cannot read dataset {name!r}: block file a.h5.blocks/rank00000.h5: its dataset "
+                f"{name!r} fails its checksum (its bytes changed after it was written); the result is damaged")
+    with open_result(copy) as result, pytest.raises(ResultError) as error:
+        getattr(result, name)
+    assert str(error.value).startswith(expected), str(error.value)
+    with open_result(copy) as result, pytest.raises(ResultError, match="fails its checksum"):
+        result.records(name)
+    if name == "A":
+        words = [str(copy), "rank00000.h5: its dataset 'A' fails its checksum"]
+        one_error_line(cli("plot", str(copy), "-o", "p.png", cwd=tmp_path), "meshfield: error:", words)
+        one_error_line(cli("compare", str(results["a"]), str(copy), *SHORT_COMPARE, cwd=tmp_path),
+                       "meshfield compare: unusable input:", words)
+        assert not (tmp_path / "p.png").exists()
+
+
+def test_a_changed_byte_in_the_times_fails_its_checksum(tmp_path, results):
+    copy = copy_result(results["a"], tmp_path)
+    damage_chunk(copy, "times")
+    with pytest.raises(ResultError, match=f"^{copy}: damaged result, its dataset 'times' fails its checksum "
+                                          r"\(its bytes changed after it was written\)"):
+        open_result(copy)
+
+
+def test_results_written_before_the_checksums_are_read_as_before(tmp_path, results):
+    """Block datasets without a filter (results of meshfield before the checksums)."""
+    copy = copy_result(results["a"], tmp_path)
+    with open_result(results["a"]) as result:
+        A, Abar, times = result.A.copy(), result.Abar.copy(), result.times.copy()
+    with h5py.File(tmp_path / "a.h5.blocks" / "rank00000.h5", "a") as f:
+        for name in ("A", "Abar"):
+            values, attrs = f[name][()], dict(f[name].attrs)
+            del f[name]
+            f.create_dataset(name, data=values)
+            f[name].attrs.update(attrs)
+            assert not f[name].fletcher32
+    with h5py.File(copy, "a") as f:
+        values, attrs = f["times"][()], dict(f["times"].attrs)
+        del f["times"]
+        f["times"] = values
+        f["times"].attrs.update(attrs)
+    with open_result(copy) as result:
+        np.testing.assert_array_equal(result.A, A)
+        np.testing.assert_array_equal(result.Abar, Abar)
+        np.testing.assert_array_equal(result.times, times)
+
 # ----------------------------------------------------------------- 4: --bistable values
 
 

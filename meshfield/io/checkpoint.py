@@ -68,6 +68,7 @@ from collections.abc import Mapping
 import h5py
 import numpy as np
 
+from meshfield.io._hdf5 import READ_ERRORS, fails_checksum, hdf5_text
 from meshfield.io.recorder import _check_attr_key, _discard, _fsync, _json_default
 from meshfield.io.result import _decode_attrs as _plain_attrs, in_block_folder, is_result_file
 
@@ -556,17 +557,6 @@ def write_checkpoint(path, decomposition, arrays: dict, attrs: dict,
 # -- reading -----------------------------------------------------------------
 
 
-# What h5py raises for a file whose bytes are damaged: OSError (a dataset's
-# fletcher32 checksum, a chunk index), KeyError (an object header whose
-# checksum fails) or RuntimeError (damaged attribute storage).
-_HDF5_ERRORS = (OSError, KeyError, RuntimeError)
-
-
-def _hdf5_text(exc: Exception) -> str:
-    """HDF5's message, without the quotes KeyError adds."""
-    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-
-
 def _decode_attrs(path: str, file: h5py.File) -> dict:
     """Return the root attributes as plain Python values, JSON strings decoded."""
     try:
@@ -575,7 +565,7 @@ def _decode_attrs(path: str, file: h5py.File) -> dict:
         attrs = {key: json.loads(value) if key in json_keys else value for key, value in plain.items()}
         attrs["global_shape"] = [int(n) for n in attrs["global_shape"]]
         attrs["names"] = [str(name) for name in attrs["names"]]
-    except (TypeError, ValueError) + _HDF5_ERRORS as exc:
+    except (TypeError, ValueError) + READ_ERRORS as exc:
         raise CheckpointError(f"{path}: damaged checkpoint, its attributes cannot be read "
                               f"({type(exc).__name__}: {exc})") from exc
     return attrs
@@ -600,9 +590,9 @@ def _open_checkpoint(path) -> tuple[str, h5py.File, dict]:
     try:
         try:
             found = file.attrs["format"] if "format" in file.attrs else None
-        except _HDF5_ERRORS as exc:  # HDF5's own checksums cover its metadata
+        except READ_ERRORS as exc:  # HDF5's own checksums cover its metadata
             raise CheckpointError(f"{path}: damaged HDF5 file, its root attributes cannot be "
-                                  f"read ({_hdf5_text(exc)})") from exc
+                                  f"read ({hdf5_text(exc)})") from exc
         if isinstance(found, bytes):
             found = found.decode(errors="replace")
         if found != FORMAT:
@@ -610,9 +600,9 @@ def _open_checkpoint(path) -> tuple[str, h5py.File, dict]:
                                   f"attribute is {found!r}, expected {FORMAT!r})")
         try:
             version = file.attrs.get("version")
-        except _HDF5_ERRORS as exc:
+        except READ_ERRORS as exc:
             raise CheckpointError(f"{path}: damaged checkpoint, its attributes cannot be read "
-                                  f"({_hdf5_text(exc)})") from exc
+                                  f"({hdf5_text(exc)})") from exc
         if not isinstance(version, (int, np.integer)) or version < 1:
             raise CheckpointError(f"{path}: damaged checkpoint, its 'version' attribute is "
                                   f"{version!r}, expected an integer >= 1")
@@ -715,18 +705,16 @@ def read_checkpoint(path, decomposition=None) -> tuple[dict, dict]:
                     raise CheckpointError(f"{path}: damaged checkpoint, the dataset {name!r} "
                                           f"is {found}, expected leading axes {global_shape}")
                 arrays[name] = dataset[region]
-            except _HDF5_ERRORS as exc:
+            except READ_ERRORS as exc:
                 raise CheckpointError(_unreadable(path, name, dataset, exc)) from exc
     return arrays, attrs
 
 
 def _unreadable(path: str, name: str, dataset, exc: Exception) -> str:
-    """The message for a dataset that HDF5 cannot open or read. Its only filter is
-    fletcher32, so a filter failure of a dataset that has it is a checksum that
-    does not match the bytes read (HDF5 says "filter returned failure during
-    read"); anything else (a damaged object header or chunk index, which HDF5's
-    metadata checksums find, an I/O error) is quoted."""
-    if isinstance(dataset, h5py.Dataset) and dataset.fletcher32 and "filter" in str(exc):
+    """The message for a dataset that HDF5 cannot open or read: a checksum that
+    does not match the bytes read, or else HDF5's words (a damaged object header
+    or chunk index, which HDF5's metadata checksums find, an I/O error)."""
+    if fails_checksum(dataset, exc):
         return (f"{path}: damaged checkpoint, the dataset {name!r} fails its checksum "
                 f"(its bytes changed after it was written)")
-    return f"{path}: damaged checkpoint, the dataset {name!r} cannot be read ({_hdf5_text(exc)})"
+    return f"{path}: damaged checkpoint, the dataset {name!r} cannot be read ({hdf5_text(exc)})"

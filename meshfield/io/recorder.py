@@ -35,12 +35,12 @@ import h5py
 import numpy as np
 
 import meshfield
+from meshfield.io._hdf5 import hdf5_text
 from meshfield.io.result import (
     _RANK_FILE,
     FORMAT_NAME,
     FORMAT_VERSION,
     RECORD_NAMES,
-    _one_line,
     blocks_dirname,
     in_block_folder,
     is_result_file,
@@ -378,9 +378,10 @@ class Recorder:
         self._file.attrs["local_shape"] = np.array(local_shape, dtype=np.int64)
         self._datasets = []
         for name in RECORD_NAMES:
+            # fletcher32: bytes changed after writing fail the read (docs/results.md)
             dataset = self._file.create_dataset(
                 name, shape=(self.n_records, n_types, *local_shape), dtype=np.float32,
-                chunks=(chunk_records, n_types, *local_shape), fillvalue=np.nan)
+                chunks=(chunk_records, n_types, *local_shape), fillvalue=np.nan, fletcher32=True)
             dataset.attrs["units"] = "Hz"
             self._datasets.append(dataset)
         self._buffer = np.empty((len(RECORD_NAMES), self.flush_every, n_types, *local_shape),
@@ -502,7 +503,7 @@ class Recorder:
         text = str(self._failure)
         reason = next((m.group(1) for m in [re.search(r"error message = '([^']*)'", text)] if m), None)
         return RecorderError(f"cannot write the block file {self._rank_path}{when}: "
-                             f"{reason or _one_line(self._failure)}; the output is discarded")
+                             f"{reason or hdf5_text(self._failure)}; the output is discarded")
 
     def write_extra(self, name: str, array, attrs: dict | None = None) -> None:
         """Store an additional array of this rank (e.g. micro spike trains).
@@ -532,7 +533,11 @@ class Recorder:
             if name in group:
                 raise RecorderError(f"extra dataset {name!r} was already written by rank "
                                     f"{self._decomposition.rank}")
-            dataset = group.create_dataset(name, data=np.asarray(array))
+            data = np.asarray(array)
+            # Checksummed as the records are; HDF5 filters need chunks, which
+            # need at least one element.
+            dataset = group.create_dataset(name, data=data, chunks=True if data.size else None,
+                                           fletcher32=data.size > 0)
             for key, value in checked.items():
                 dataset.attrs[key] = value
 
@@ -617,7 +622,8 @@ class Recorder:
             f.attrs["config_json"] = self._config_json
             f.attrs["run_id"] = self._token
             times = f.create_dataset(
-                "times", data=self.t0 + self.record_interval * np.arange(self.n_records))
+                "times", data=self.t0 + self.record_interval * np.arange(self.n_records),
+                chunks=True, fletcher32=True)
             times.attrs["units"] = "ms"
             for name in RECORD_NAMES:
                 layout = h5py.VirtualLayout(shape=(self.n_records, n_types, *global_shape),

@@ -18,6 +18,8 @@ from functools import cached_property
 import h5py
 import numpy as np
 
+from meshfield.io._hdf5 import READ_ERRORS, fails_checksum, hdf5_text
+
 FORMAT_NAME = "meshfield-result"
 FORMAT_VERSION = 1
 RECORD_NAMES = ("A", "Abar")
@@ -30,16 +32,6 @@ WHOLE_READ_MIB = 1024.0
 
 class ResultError(ValueError):
     """A path that is not a readable meshfield result."""
-
-
-#: what h5py raises for a file or object it cannot read (damaged, truncated,
-#: missing): turned into a ResultError naming the file
-_READ_ERRORS = (OSError, KeyError, RuntimeError)
-
-
-def _one_line(exc: BaseException) -> str:
-    """The text of an h5py exception on one line."""
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def blocks_dirname(master_path: str) -> str:
@@ -148,7 +140,7 @@ class CheckedRecords:
         self._result._open_file()  # a ResultError once the result is closed
         try:
             data = self._dataset[key]
-        except _READ_ERRORS as exc:
+        except READ_ERRORS as exc:
             raise self._result._read_error(self.name, exc) from exc
         now = self._stamp()
         if now != self._stamps:
@@ -231,7 +223,13 @@ class Result:
     def __init__(self, path: str, file: h5py.File):
         self.path = path
         self._file = file
-        self.times = file["times"][()]
+        try:
+            self.times = file["times"][()]
+        except READ_ERRORS as exc:
+            if not fails_checksum(file["times"], exc):
+                raise
+            raise ResultError(f"{path}: damaged result, its dataset 'times' fails its checksum (its bytes "
+                              f"changed after it was written)") from exc
         self.types = [str(name) for name in file.attrs["types"]]
         self.config = json.loads(file.attrs["config_json"])
         self.meta = _decode_attrs(file["meta"].attrs)
@@ -278,7 +276,7 @@ class Result:
             data = dataset[()]
             self._check_blocks_current()
             return data
-        except _READ_ERRORS as exc:
+        except READ_ERRORS as exc:
             raise self._read_error(name, exc) from exc
 
     def _read_error(self, name: str, exc: BaseException) -> ResultError:
@@ -287,7 +285,7 @@ class Result:
         folder = os.path.dirname(self.path)
         culprit = next((problem[1] for block, datasets in _block_sources(self._file, (name,)).items()
                         if (problem := _block_file_problem(folder, block, datasets, read=True))), None)
-        where = f"block file {culprit}" if culprit else _one_line(exc)
+        where = f"block file {culprit}" if culprit else hdf5_text(exc)
         return ResultError(f"{self.path}: cannot read dataset {name!r}: {where}; the result is "
                            f"damaged (copy it again together with its block folder, or rerun)")
 
@@ -381,11 +379,13 @@ class Result:
         for key in sorted(group):
             try:
                 arrays[int(key.removeprefix("rank"))] = group[key][()]
-            except _READ_ERRORS as exc:
+            except READ_ERRORS as exc:
                 link = group.get(key, getlink=True)
                 block = f" (block file {link.filename})" if isinstance(link, h5py.ExternalLink) else ""
+                why = ("it fails its checksum (its bytes changed after it was written)"
+                       if fails_checksum(group.get(key), exc) else hdf5_text(exc))
                 raise ResultError(f"{self.path}: cannot read extra dataset {name!r} of {key}"
-                                  f"{block}: {_one_line(exc)}; the result is damaged "
+                                  f"{block}: {why}; the result is damaged "
                                   f"(copy it again together with its block folder, or rerun)") from exc
         self._check_blocks_current()
         return arrays
@@ -515,9 +515,15 @@ def _block_file_problem(folder: str, file_name: str, dset_names, read: bool = Fa
                 if not isinstance(dataset, h5py.Dataset):
                     return False, f"{file_name}: it has no dataset {dset_name.lstrip('/')!r}"
                 if read:
-                    dataset[()]
-    except _READ_ERRORS as exc:
-        return False, f"{file_name}: not a readable HDF5 file ({_one_line(exc)})"
+                    try:
+                        dataset[()]
+                    except READ_ERRORS as exc:
+                        if not fails_checksum(dataset, exc):
+                            raise
+                        return False, (f"{file_name}: its dataset {dset_name.lstrip('/')!r} fails its "
+                                       f"checksum (its bytes changed after it was written)")
+    except READ_ERRORS as exc:
+        return False, f"{file_name}: not a readable HDF5 file ({hdf5_text(exc)})"
     return None
 
 
@@ -672,9 +678,9 @@ def open_result(path: str | os.PathLike, check_blocks: bool = True) -> Result:
         if check_blocks:
             _check_blocks(path, file)
         return Result(path, file)
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         file.close()
-        raise ResultError(f"{path}: cannot be read as a meshfield result ({_one_line(exc)})") from exc
+        raise ResultError(f"{path}: cannot be read as a meshfield result ({hdf5_text(exc)})") from exc
     except BaseException:
         file.close()
         raise
