@@ -167,9 +167,15 @@ def build_stencil(config: Config, index: int) -> Stencil:
                 f"is {delay_ms[j] / dt:.3g} steps of run.dt = {dt} ms; a delay may have at most "
                 f"2**48 - 1 = {COUNTER_MAX} steps (the step counter of the random numbers)")
     delays = np.array([to_steps(d, dt) for d in delay_ms], dtype=np.int64)
-    if delays.min() < 1:
-        raise ConfigError(f"{key}.delay.d0 = {c.delay.d0} ms rounds to {delays.min()} steps; "
-                          f"delays must be >= one step (run.dt = {dt} ms)")
+    if delays.min() < 1:  # MODEL.md §3: every delay, rounded to whole steps, >= one step
+        j = int(np.argmin(delay_ms))
+        if delay_ms[j] == c.delay.d0:  # a constant delay, or the kernel's offset 0
+            raise ConfigError(f"{key}.delay.d0 = {c.delay.d0!r} is invalid: delays are rounded to whole steps "
+                              f"and must be >= one step (run.dt = {dt} ms), so d0 >= dt/2 = {dt / 2:g} ms")
+        raise ConfigError(f"{key}.delay.d0 = {c.delay.d0!r} is invalid: the delay over offset "
+                          f"{tuple(int(v) for v in offsets[j])} (d0 + |o| dx / velocity = {delay_ms[j]:.6g} ms) "
+                          f"rounds to {delays[j]} steps of run.dt = {dt} ms; every delay must be >= one step "
+                          f"(raise d0, or lower delay.velocity)")
     types = config.types
     return Stencil(target=types.index(c.target), source=types.index(c.source), J=c.J, C=c.C,
                    offsets=offsets, weights=weights, delays=delays, key=key, type_names=types)

@@ -45,7 +45,6 @@ def test_overrides_reach_nested_keys_and_array_entries():
     ("run.level='nano'", ["run.level", "nano", "micro"]),
     ("run.dt=0", ["run.dt", "> 0"]),
     ("record.interval=0.7", ["record.interval", "0.7", "multiple of run.dt"]),
-    ("couplings.0.delay.d0=0.1", ["couplings[0].delay.d0", "0.1", "one step"]),
     ("populations.E.N=0", ["populations.E.N", ">= 1"]),
     ("populations.E.J_theta=[1.0]", ["populations.E.J_theta", "one entry per adaptation"]),
     ("run.seed=-1", ["run.seed", ">= 0"]),

@@ -202,5 +202,23 @@ def test_d0_of_half_a_step_rounds_up_to_one_step():
     """docs: d0 >= dt/2 (an exact half rounds up)."""
     st = build_stencil(cfg("{shape='delta'}", delay="{d0=0.25}"), 0)  # dt = 0.5
     assert st.delays.tolist() == [1]
-    with pytest.raises(ConfigError, match=r"couplings\[0\].delay.d0"):
-        cfg("{shape='delta'}", delay="{d0=0.2499}")
+    assert _refused(cfg("{shape='delta'}", delay="{d0=0.2499}")) == (
+        "couplings[0].delay.d0 = 0.2499 is invalid: delays are rounded to whole steps and must be >= one step "
+        "(run.dt = 0.5 ms), so d0 >= dt/2 = 0.25 ms")
+
+
+def test_d0_below_half_a_step_is_allowed_where_every_delay_is_a_step():
+    """MODEL.md §3: every delay, rounded to whole steps, >= one step. A kernel
+    without offset 0 and a finite velocity can have d0 = 0 (it was refused by
+    d0 alone: d0 >= dt/2)."""
+    ring = "{shape='custom', weights=[[-1, 0, 1.0], [1, 0, 1.0], [0, 2, 0.5]]}"
+    st = build_stencil(cfg(ring, delay="{d0=0.0, velocity=0.1}"), 0)  # dx 0.1 mm: 1 ms per site
+    assert sorted(st.delays.tolist()) == [2, 2, 4]
+    # its shortest delay decides, named by its offset
+    assert _refused(cfg(ring, delay="{d0=0.0, velocity=0.5}")) == (
+        "couplings[0].delay.d0 = 0.0 is invalid: the delay over offset (-1, 0) (d0 + |o| dx / velocity = 0.2 ms) "
+        "rounds to 0 steps of run.dt = 0.5 ms; every delay must be >= one step (raise d0, or lower "
+        "delay.velocity)")
+    # a kernel with offset 0 needs d0 >= dt/2 whatever the velocity
+    assert "so d0 >= dt/2 = 0.25 ms" in _refused(cfg("{shape='gaussian', sigma=0.1, r_max=0.2}",
+                                                     delay="{d0=0.2, velocity=0.1}"))
