@@ -771,3 +771,36 @@ def test_scaling_table_steps_of_a_cut_down_t_end(tmp_path):
     row = {k: str(v) for k, v in row.items()}
     assert _efficiency_against(row, 100) == "1.00"
     assert _efficiency_against(row, 100 - 64, "loop") == "1.00"
+
+
+@needs_venv
+def test_chain_segments_take_their_threads_from_their_own_job(tmp_path):
+    """The chain submits its jobs with --export=ALL from the login node, where
+    SLURM_CPUS_PER_TASK is unset: the thread settings must not be fixed there (at 1),
+    or a header with --cpus-per-task=4 would run every segment with one thread and
+    srun would give each rank one core."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "sbatch_env.log"
+    fake = bindir / "sbatch"
+    fake.write_text(f'#!/bin/bash\nenv | grep -E "^(NUMBA_NUM_THREADS|SRUN_CPUS_PER_TASK)=" >> {log}\n'
+                    'echo "$((500 + RANDOM % 100))"\n')
+    fake.chmod(0o755)
+    env = _env(tmp_path, venv=VENV, N_SEGMENTS=2)
+    env.pop("NUMBA_NUM_THREADS", None)
+    env["PATH"] = f"{bindir}:{env['PATH']}"
+    proc = _bash("chain.sbatch", [], tmp_path, env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert not log.exists() or log.read_text() == "", log.read_text()
+    # inside a segment's job with --cpus-per-task=4: 4 threads, and srun is told 4 cores per task
+    launcher = bindir / "launch"
+    launcher.write_text('#!/bin/bash\necho "LAUNCH NUMBA_NUM_THREADS=$NUMBA_NUM_THREADS '
+                        'SRUN_CPUS_PER_TASK=$SRUN_CPUS_PER_TASK"\n')
+    launcher.chmod(0o755)
+    env = _env(tmp_path, SEGMENT=0, SLURM_JOB_ID=501, SLURM_NTASKS=4, SLURM_CPUS_PER_TASK=4,
+               LAUNCH=str(launcher))
+    env.pop("NUMBA_NUM_THREADS", None)
+    proc = _bash("chain.sbatch", ["cfg.toml"], tmp_path, env)
+    assert proc.returncode == 0, proc.stderr
+    assert "LAUNCH NUMBA_NUM_THREADS=4 SRUN_CPUS_PER_TASK=4" in proc.stdout
+    assert "4 rank(s) x 4 thread(s)" in proc.stdout
