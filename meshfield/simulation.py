@@ -34,6 +34,10 @@ __all__ = ["run", "build_model", "make_decomposition", "MemoryResult", "DEFAULT_
 #: block length (steps) when nothing couples the sites and no delay bounds it
 DEFAULT_BLOCK = 64
 
+#: the micro level's recorded spike trains and membrane potentials go to the
+#: block file whenever this many bytes have gathered (per rank)
+EXTRA_FLUSH_BYTES = 4 << 20
+
 #: configuration keys that may differ between a checkpoint and the run restarted from it
 RESTART_MAY_CHANGE = ("run.t_end", "run.progress_interval")
 
@@ -577,10 +581,27 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             memory_E.append(buf_E[:buf_len].copy())
         buf_len = 0
 
-    # microscopic extras: spike trains and membrane potentials of sampled neurons
-    spikes, voltages = [], []
-    record_spikes = config.run.level == "micro" and config.record.spikes_per_site > 0
-    record_voltage = config.run.level == "micro" and config.record.voltage_neurons > 0
+    # microscopic extras: spike trains and membrane potentials of sampled neurons,
+    # appended to the block file every EXTRA_FLUSH_BYTES (a result in memory has
+    # no place for them)
+    extras = {}
+    if recorder is not None and config.run.level == "micro":
+        if config.record.spikes_per_site > 0:
+            extras["spikes"] = ([], {"columns": ["step", "global_site", "type", "neuron"]})
+            # created now: a run whose recorded neurons never fire has it, empty
+            recorder.append_extra("spikes", np.zeros((0, 4), np.int64), extras["spikes"][1])
+        if config.record.voltage_neurons > 0:
+            extras["voltage"] = ([], {"units": "mV", "axes": ["step", "type", "*local_site", "neuron"],
+                                      "local_start": list(dec.local_start)})
+    extra_bytes = 0
+
+    def flush_extras():
+        nonlocal extra_bytes
+        for name, (parts, attrs) in extras.items():
+            if parts:
+                recorder.append_extra(name, np.concatenate(parts), attrs)
+                parts.clear()
+        extra_bytes = 0
 
     report = _Progress(config.run.t_end, config.run.progress_interval, verbose, t_start=t0)
     try:
@@ -606,10 +627,12 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             # the models' ring buffers hold whole blocks
             nb = min(block - step % block, n_steps - step)
             model.advance(step, nb, counts[:nb], expected[:nb])
-            if record_spikes:
-                spikes.append(model.recorded_spikes())
-            if record_voltage:
-                voltages.append(model.recorded_voltage()[1])
+            for name, (parts, _) in extras.items():
+                data = model.recorded_spikes() if name == "spikes" else model.recorded_voltage()[1]
+                parts.append(data)
+                extra_bytes += data.nbytes
+            if extra_bytes >= EXTRA_FLUSH_BYTES:
+                flush_extras()
             if buf_len + min(per_block, chunk) > chunk:
                 flush(step * config.run.dt)
             if buf_len == 0:
@@ -633,13 +656,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
                      build_seconds=float(t_build),
                      history_lengths=[int(k) for k in getattr(model, "history_lengths", [])])
         if recorder is not None:
-            if record_spikes:
-                recorder.write_extra("spikes", np.concatenate(spikes) if spikes else np.zeros((0, 4), np.int64),
-                                     {"columns": ["step", "global_site", "type", "neuron"]})
-            if record_voltage:
-                recorder.write_extra("voltage", np.concatenate(voltages),
-                                     {"units": "mV", "axes": ["step", "type", "*local_site", "neuron"],
-                                      "local_start": list(dec.local_start)})
+            flush_extras()
             recorder.close(wall, extra)
             # The result is published: a checkpoint that fails below leaves it in place.
             recorder = None

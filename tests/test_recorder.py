@@ -306,6 +306,40 @@ def test_extra_datasets(tmp_path):
             result.extra("rates")
 
 
+
+def test_appended_extra_datasets_grow_in_the_block_file(tmp_path):
+    """``append_extra`` writes rows as they come (the micro level's spike trains
+    and voltages, which grow with the run, are not held in memory to the end)."""
+    path = tmp_path / "out.h5"
+    recorder = Recorder(path, OneRank((7,)), TYPES, 1, 0.5, 0.5, CONFIG, META)
+    recorder.write(0, np.ones((1, 2, 7)), np.ones((1, 2, 7)))
+    recorder.append_extra("spikes", np.zeros((0, 4), np.int64), attrs={"columns": ["a", "b", "c", "d"]})
+    rows = np.arange(40, dtype=np.int64).reshape(10, 4)
+    recorder.append_extra("spikes", rows[:3])
+    recorder.append_extra("spikes", rows[3:3])  # no rows: nothing changes
+    recorder.append_extra("spikes", rows[3:], attrs={"ignored": 1})  # attributes of the first call stay
+    recorder.append_extra("never", np.zeros((0, 2, 3)))  # created, stays empty
+    with pytest.raises(RecorderError, match=r"rows of shape \(3,\) and dtype int64 cannot extend rows of "
+                                            r"shape \(4,\) and dtype int64"):
+        recorder.append_extra("spikes", np.zeros((1, 3), np.int64))
+    with pytest.raises(RecorderError, match="dtype float64 cannot extend"):
+        recorder.append_extra("spikes", np.zeros((1, 4)))
+    with pytest.raises(RecorderError, match="no empty trailing axis, got shape \\(\\)"):
+        recorder.append_extra("scalar", np.float64(1.0))
+    with pytest.raises(RecorderError, match="already written"):
+        recorder.write_extra("spikes", rows)
+    recorder.write_extra("fixed", rows)
+    with pytest.raises(RecorderError, match="already written"):
+        recorder.append_extra("fixed", rows)
+    recorder.close(wall_time=1.0)
+    with h5py.File(tmp_path / "out.h5.blocks" / "rank00000.h5", "r") as f:
+        spikes = f["extra/spikes"]
+        assert spikes.maxshape == (None, 4) and spikes.fletcher32 and spikes.chunks[1:] == (4,)
+        assert [str(c) for c in spikes.attrs["columns"]] == ["a", "b", "c", "d"] and list(spikes.attrs) == ["columns"]
+    with open_result(path) as result:
+        np.testing.assert_array_equal(result.extra("spikes")[0], rows)
+        assert result.extra("never")[0].shape == (0, 2, 3)
+
 def test_moved_pair_reads_from_other_working_directory(tmp_path, monkeypatch):
     written = tmp_path / "written"
     moved = tmp_path / "moved"

@@ -84,3 +84,31 @@ def test_a_changed_byte_in_the_spike_trains_fails_its_checksum(tmp_path):
                                 f"r.h5.blocks/rank00000.h5): it fails its checksum (its bytes changed after it "
                                 f"was written); the result is damaged (copy it again together with its block "
                                 f"folder, or rerun)")
+
+
+def test_spikes_and_voltage_reach_the_block_file_during_the_run(tmp_path, monkeypatch):
+    """They are appended whenever EXTRA_FLUSH_BYTES have gathered, not held to the
+    end of the run (a run recording the voltage of many neurons ran out of
+    memory): flushed after every block, the result is the same."""
+    from meshfield import simulation
+    from meshfield.io import Recorder
+    calls = []
+    append = Recorder.append_extra
+
+    def counted(self, name, array, attrs=None):
+        calls.append((name, len(array)))
+        return append(self, name, array, attrs)
+
+    with micro(tmp_path, "whole.h5") as r:
+        whole = r.spikes(), r.voltage()
+    monkeypatch.setattr(Recorder, "append_extra", counted)
+    monkeypatch.setattr(simulation, "EXTRA_FLUSH_BYTES", 1)
+    with micro(tmp_path, "pieces.h5") as r:
+        pieces = r.spikes(), r.voltage()
+    np.testing.assert_array_equal(pieces[0], whole[0])
+    np.testing.assert_array_equal(pieces[1][0], whole[1][0])
+    np.testing.assert_array_equal(pieces[1][1], whole[1][1])
+    # one empty call creates the spikes, then one call per block of d_min steps
+    voltage_rows = [n for name, n in calls if name == "voltage"]
+    assert calls[0] == ("spikes", 0) and sum(voltage_rows) == 80 and len(voltage_rows) == 80 // max(voltage_rows)
+    assert len(voltage_rows) > 1

@@ -389,6 +389,7 @@ class Recorder:
         self._n_buffered = 0
         self._n_flushed = 0
         self._failure = None  # the exception of a failed write of the block file
+        self._appended = {}  # name -> the growing extra dataset of append_extra
 
     # -- writing -------------------------------------------------------------
 
@@ -493,8 +494,8 @@ class Recorder:
         line to exit without that cleanup."""
         global HDF5_WRITE_FAILED
         HDF5_WRITE_FAILED = True
-        _UNWRITABLE.append((self._file, self._datasets))
-        self._file, self._datasets = None, []
+        _UNWRITABLE.append((self._file, self._datasets, list(self._appended.values())))
+        self._file, self._datasets, self._appended = None, [], {}
         self._failure = exc
 
     def _write_error(self, when: str = "") -> RecorderError:
@@ -522,11 +523,7 @@ class Recorder:
             Attributes of the dataset (e.g. ``{"units": "ms"}``); values as for
             ``meta``.
         """
-        self._require_open()
-        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-            raise RecorderError(f"extra dataset name {name!r}: expected a non-empty name "
-                                f"without '/'")
-        checked = _check_meta(attrs or {}, f"attrs of extra dataset {name!r}")
+        checked = self._check_extra(name, attrs)
 
         def write() -> None:
             group = self._file.require_group("extra")
@@ -542,6 +539,66 @@ class Recorder:
                 dataset.attrs[key] = value
 
         self._write(write)
+
+    def append_extra(self, name: str, array, attrs: dict | None = None) -> None:
+        """Append rows to an additional array of this rank, written as they come.
+
+        For data that grows with the run (the micro level's spike trains and
+        membrane potentials): the rows go to the block file at once, so the
+        memory they take is that of one call, not that of the whole run. The
+        first call creates ``extra/<name>`` (as :meth:`write_extra` does, chunked
+        along the first axis with the fletcher32 checksum) with the attributes
+        ``attrs``; later calls append along the first axis and must give the
+        same trailing shape and dtype. A call with no rows creates the dataset
+        empty. Not collective.
+
+        Parameters
+        ----------
+        name : str
+            Dataset name, without '/'; not also given to :meth:`write_extra`.
+        array : array_like
+            At least one axis; the rows to append along the first.
+        attrs : dict, optional
+            Attributes, taken at the first call.
+        """
+        checked = self._check_extra(name, attrs)
+        data = np.asarray(array)
+        if data.ndim < 1 or 0 in data.shape[1:]:
+            raise RecorderError(f"extra dataset {name!r}: expected rows along the first axis and no empty "
+                                f"trailing axis, got shape {data.shape}")
+        dataset = self._appended.get(name)
+        if dataset is not None and (dataset.shape[1:] != data.shape[1:] or dataset.dtype != data.dtype):
+            raise RecorderError(f"extra dataset {name!r}: rows of shape {data.shape[1:]} and dtype {data.dtype} "
+                                f"cannot extend rows of shape {dataset.shape[1:]} and dtype {dataset.dtype}")
+
+        def write() -> None:
+            target = self._appended.get(name)
+            if target is None:
+                group = self._file.require_group("extra")
+                if name in group:
+                    raise RecorderError(f"extra dataset {name!r} was already written by rank "
+                                        f"{self._decomposition.rank}")
+                row_bytes = data.dtype.itemsize * math.prod(data.shape[1:])
+                target = group.create_dataset(name, shape=(0, *data.shape[1:]), dtype=data.dtype,
+                                              maxshape=(None, *data.shape[1:]), fletcher32=True,
+                                              chunks=(max(1, _CHUNK_BYTES // row_bytes), *data.shape[1:]))
+                for key, value in checked.items():
+                    target.attrs[key] = value
+                self._appended[name] = target
+            n = target.shape[0]
+            if len(data):
+                target.resize(n + len(data), axis=0)
+                target[n:] = data
+
+        self._write(write)
+
+    def _check_extra(self, name, attrs) -> dict:
+        """Check an extra dataset's name and attributes; return the attributes."""
+        self._require_open()
+        if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+            raise RecorderError(f"extra dataset name {name!r}: expected a non-empty name "
+                                f"without '/'")
+        return _check_meta(attrs or {}, f"attrs of extra dataset {name!r}")
 
     # -- finishing -------------------------------------------------------------
 
