@@ -527,8 +527,10 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         from .io.checkpoint import CheckpointError, read_checkpoint
 
         def read_block():  # this rank's block: one rank alone may fail to read it, or find it damaged
-            state = _naming_restart(lambda path: read_checkpoint(path, dec), restart)[0]
-            _check_state(restart, model.state_dict(), state, model.NONNEGATIVE_STATE)
+            # read into the model's own arrays where it can (the state once, not twice)
+            views = model.state_dict(copy=False)
+            state = _naming_restart(lambda path: read_checkpoint(path, dec, into=views), restart)[0]
+            _check_state(restart, views, state, model.NONNEGATIVE_STATE)
             return state
 
         model.load_state_dict(dec.all_decide(read_block, CheckpointError))
@@ -662,7 +664,8 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             recorder = None
         if checkpoint is not None:
             from .io.checkpoint import write_checkpoint
-            write_checkpoint(checkpoint, dec, model.state_dict(),
+            # views, not a second copy of the state: the run has ended
+            write_checkpoint(checkpoint, dec, model.state_dict(copy=False),
                              dict(config=config.to_dict(), level=config.run.level, step=n_steps,
                                   time_ms=n_steps * config.run.dt, dt=config.run.dt, seed=config.run.seed,
                                   meshfield_version=__version__, restart_chain=chain,

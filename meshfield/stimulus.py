@@ -67,11 +67,13 @@ class Stimulus:
                 _ou_advance(x, 0.0, s.amplitude, config.run.seed, STREAM_INIT, i, 0, self.global_site)
                 self.ou_state[i] = x
 
-    def state_dict(self) -> dict:
+    def state_dict(self, copy: bool = True) -> dict:
         """The Ornstein-Uhlenbeck states (mV), ``stimulus/ou_<i>`` of shape
         ``local_shape`` for stimulus ``i``, to be merged into a model's state
-        (checkpoints; the other stimuli are pure functions of time)."""
-        return {f"stimulus/ou_{i}": x.reshape(self.local_shape).copy() for i, x in self.ou_state.items()}
+        (checkpoints; the other stimuli are pure functions of time); views of
+        the stimulus's own arrays with ``copy=False``."""
+        return {f"stimulus/ou_{i}": x.reshape(self.local_shape).copy() if copy else x.reshape(self.local_shape)
+                for i, x in self.ou_state.items()}
 
     def load_state_dict(self, d: dict) -> None:
         """Restore the states of :meth:`state_dict` from a model's state (arrays of

@@ -303,6 +303,29 @@ def test_global_shape_mismatch_on_read(tmp_path, decompose):
         read_checkpoint(path, decompose((5, 7)))
 
 
+
+def test_read_into_given_arrays(tmp_path, decompose):
+    """``into``: a restart reads the state into the model's own arrays, so that it
+    holds the state once, not twice. An array of the block's shape that is
+    C-contiguous and writeable receives the values (converted to its dtype) and is
+    returned itself; any other (wrong shape, not contiguous, another kind) is left
+    alone and the values come in a new array."""
+    decomposition = decompose()
+    _, arrays = write_known(tmp_path / "ck.h5", decomposition)
+    into = {"y": np.full((*SHAPE, 3), -1.0),
+            "meso/m": np.zeros((*SHAPE, 2, 4), np.int32),  # integers into narrower integers
+            "meso/flag": np.zeros((*SHAPE, 1), bool),       # wrong shape
+            "count": np.zeros((SHAPE[1], SHAPE[0]), np.int32).T}  # not C-contiguous
+    found, _ = read_checkpoint(tmp_path / "ck.h5", decomposition, into=into)
+    assert found["y"] is into["y"] and found["meso/m"] is into["meso/m"]
+    assert found["meso/flag"] is not into["meso/flag"] and found["count"] is not into["count"]
+    assert not into["meso/flag"].any() and not into["count"].any()
+    for name, value in arrays.items():
+        np.testing.assert_array_equal(found[name], value, err_msg=name)
+    # a float array does not take integers (nor the other way round)
+    found, _ = read_checkpoint(tmp_path / "ck.h5", decomposition, into={"count": np.zeros(SHAPE)})
+    assert found["count"].dtype == np.int32
+
 def test_damaged_checkpoint(tmp_path, decompose):
     path = tmp_path / "ck.h5"
     write_known(path, decompose())

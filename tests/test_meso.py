@@ -215,6 +215,12 @@ def test_fused_blocks_equal_the_block_by_block_path_bitwise():
         for t, nb in calls:
             model.advance(t, nb, counts[t:t + nb], expected[t:t + nb])
         out.append((counts, expected, model.state_dict()))
+        # copy=False (checkpoints): the same values, the cohorts as views of the model's arrays
+        views = model.state_dict(copy=False)
+        assert views.keys() == out[-1][2].keys()
+        assert all(np.array_equal(views[key], out[-1][2][key]) for key in views)
+        assert np.shares_memory(views["E/m"], model.pops[0]["state"]["m"])
+        assert not np.shares_memory(out[-1][2]["E/m"], model.pops[0]["state"]["m"])
     assert out[0][0].sum() > 500  # both types fire
     assert np.array_equal(out[0][0], out[1][0]) and np.array_equal(out[0][1], out[1][1])
     assert out[0][2].keys() == out[1][2].keys()

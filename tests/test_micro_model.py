@@ -104,6 +104,9 @@ def test_checkpoint_continues_bitwise():
     _, _, a = build(config_dict())
     run_blocks(a, 0, 20, 2)
     saved = {k: v.copy() for k, v in a.state_dict().items()}
+    views = a.state_dict(copy=False)  # for checkpoints: views of the model's arrays where they can be
+    assert all(np.array_equal(views[k], saved[k]) for k in saved) and views.keys() == saved.keys()
+    assert np.shares_memory(views["u"], a.state.u) and not np.shares_memory(a.state_dict()["u"], a.state.u)
     counts_a, expected_a, _ = run_blocks(a, 20, 30, 2)
     _, _, b = build(config_dict())
     b.load_state_dict(saved)

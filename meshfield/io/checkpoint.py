@@ -646,7 +646,7 @@ def read_checkpoint_attrs(path) -> dict:
     return attrs
 
 
-def read_checkpoint(path, decomposition=None) -> tuple[dict, dict]:
+def read_checkpoint(path, decomposition=None, into: dict | None = None) -> tuple[dict, dict]:
     """Read the arrays of a checkpoint, whole or this rank's block.
 
     Not collective: each rank opens the file read-only and reads its own
@@ -659,12 +659,19 @@ def read_checkpoint(path, decomposition=None) -> tuple[dict, dict]:
     decomposition : Decomposition, optional
         Provides ``global_shape`` and ``local_slices``; without it the whole
         arrays are read.
+    into : dict of str to numpy.ndarray, optional
+        Arrays to read into, by name (a model's ``state_dict(copy=False)``, so
+        that a restart holds the state once, not twice): an array of the shape
+        read that is C-contiguous and writeable receives the values, converted
+        to its dtype, and is returned as it is; other names are read into new
+        arrays.
 
     Returns
     -------
     arrays : dict of str to numpy.ndarray
         Name -> array of shape ``local_shape + trailing`` (with a
-        decomposition) or ``global_shape + trailing``, in the dtype written.
+        decomposition) or ``global_shape + trailing``, in the dtype written
+        (or that of the array in ``into``).
     attrs : dict
         As :func:`read_checkpoint_attrs` returns them.
 
@@ -704,10 +711,23 @@ def read_checkpoint(path, decomposition=None) -> tuple[dict, dict]:
                         f"of shape {dataset.shape}")
                     raise CheckpointError(f"{path}: damaged checkpoint, the dataset {name!r} "
                                           f"is {found}, expected leading axes {global_shape}")
-                arrays[name] = dataset[region]
+                target = (into or {}).get(name)
+                if _can_receive(target, dataset, region):
+                    dataset.read_direct(target, source_sel=region or np.s_[...])
+                    arrays[name] = target
+                else:
+                    arrays[name] = dataset[region]
             except READ_ERRORS as exc:
                 raise CheckpointError(_unreadable(path, name, dataset, exc)) from exc
     return arrays, attrs
+
+
+def _can_receive(target, dataset: h5py.Dataset, region: tuple) -> bool:
+    """Whether ``target`` can take the values of ``dataset[region]`` in place."""
+    if not (isinstance(target, np.ndarray) and target.flags.c_contiguous and target.flags.writeable):
+        return False
+    shape = tuple(len(range(*r.indices(n))) for r, n in zip(region, dataset.shape)) + dataset.shape[len(region):]
+    return target.shape == shape and target.size > 0 and target.dtype.kind == dataset.dtype.kind
 
 
 def _unreadable(path: str, name: str, dataset, exc: Exception) -> str:

@@ -412,11 +412,14 @@ class MesoModel:
             self.decomposition.exchange(self.hist[a:b])
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict:
+    def state_dict(self, copy: bool = True) -> dict:
         """The dynamic state, with the local sites as leading axes ``local_shape`` so
         that a checkpoint can be re-read on another decomposition.
 
-        Valid between :meth:`exchange` and the next :meth:`advance`.
+        Valid between :meth:`exchange` and the next :meth:`advance`. With
+        ``copy=False`` the arrays that can be are views of the model's own (the
+        cohort buffers, most of the state), which the next :meth:`advance`
+        changes: for writing a checkpoint without a second copy of the state.
 
         Returns
         -------
@@ -436,8 +439,9 @@ class MesoModel:
         for P in self.pops:
             for name, a in P["state"].items():
                 a = a.T if name == "y" else a  # y is (n_incoming, n_local)
-                out[f"{P['pop'].name}/{name}"] = a.reshape(shape + a.shape[1:]).copy()
-        out.update(self.stimulus.state_dict())
+                a = a.reshape(shape + a.shape[1:])
+                out[f"{P['pop'].name}/{name}"] = a.copy() if copy else a
+        out.update(self.stimulus.state_dict(copy))
         return out
 
     def load_state_dict(self, d: dict) -> None:

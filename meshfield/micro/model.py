@@ -285,13 +285,15 @@ class MicroModel:
         return step0, volt.reshape((volt.shape[0], self.n_types) + self.local_shape + (volt.shape[3],))
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict:
+    def state_dict(self, copy: bool = True) -> dict:
         """The dynamic state, with the local sites as leading axes ``local_shape``
         so that a checkpoint can be re-read on another decomposition.
 
         Valid between :meth:`exchange` and the next :meth:`advance` (then the
         ring buffer holds every pending input). The synapses are not part of it:
-        they are a pure function of the seed and the configuration.
+        they are a pure function of the seed and the configuration. With
+        ``copy=False`` the arrays are views of the model's own where they can be
+        (all but the ring buffer), which the next :meth:`advance` changes.
 
         Returns
         -------
@@ -305,10 +307,12 @@ class MicroModel:
         s, lay = self.state, self.layout
         site_shape = self.local_shape + (lay.n_per_site,)
         ring = self.ring.reshape(self.ring.shape[0], lay.n_local, self.n_types).transpose(1, 0, 2)
-        out = dict(u=s.u.reshape(site_shape).copy(), y=s.y.reshape(site_shape + (-1,)).copy(),
-                   q=s.q.reshape(site_shape + (s.q.shape[1],)).copy(), ref=s.ref.reshape(site_shape).copy(),
-                   ring=ring.reshape(site_shape + ring.shape[1:]).copy())
-        out.update(self.stimulus.state_dict())
+        out = dict(u=s.u.reshape(site_shape), y=s.y.reshape(site_shape + (-1,)),
+                   q=s.q.reshape(site_shape + (s.q.shape[1],)), ref=s.ref.reshape(site_shape),
+                   ring=ring.reshape(site_shape + ring.shape[1:]))
+        if copy:
+            out = {name: a.copy() for name, a in out.items()}
+        out.update(self.stimulus.state_dict(copy))
         return out
 
     def load_state_dict(self, d: dict) -> None:
