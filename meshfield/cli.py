@@ -191,6 +191,7 @@ def describe(config, ranks: int = 1, dims=None) -> str:
                      f"{r['history_bytes'] / 2**20:.2f} MiB spike-count history")
         lines.append(f"communication: <= {sent / 1024:.1f} KiB per rank per exchange "
                      f"({cells} halo cells sent x types x d_min x 8 bytes)")
+        lines.append(_buffers_line(config, n_local))
     else:
         from .micro.model import resources
         from .theory import stationary_rates_network
@@ -198,15 +199,25 @@ def describe(config, ranks: int = 1, dims=None) -> str:
         lines.append(f"micro level per rank: {r['neurons']} neurons, {r['synapses']} synapses, "
                      f"{r['memory_bytes'] / 2**20:.1f} MiB ({r['bytes_per_synapse']:.2f} bytes per synapse), "
                      f"{r['peak_bytes'] / 2**20:.1f} MiB while the connectivity is built")
+        lines.append(_buffers_line(config, n_local))
         rate = _expected_rate(config, stationary_rates_network)
         if rate is not None:
             lines.append(f"spike traffic per exchange (every {dmin} steps), at the mean-field rate "
-                         f"{rate:.1f} Hz: <= {r['spikes_per_exchange_per_hz'] * rate:.0f} spikes, "
-                         f"{r['bytes_per_exchange_per_hz'] * rate / 1024:.1f} KiB per rank")
+                         f"{rate:.1f} Hz: about {r['spikes_per_exchange_per_hz'] * rate:.0f} spikes, "
+                         f"{r['bytes_per_exchange_per_hz'] * rate / 1024:.1f} KiB per rank (in proportion "
+                         "to the rate the network fires at)")
         else:
-            lines.append(f"spike traffic per exchange: <= {r['spikes_per_exchange_per_hz']:.1f} spikes "
+            lines.append(f"spike traffic per exchange: about {r['spikes_per_exchange_per_hz']:.1f} spikes "
                          "per Hz of mean rate per rank")
     return "\n".join(lines)
+
+
+def _buffers_line(config, n_local: int) -> str:
+    """``info``'s line on the memory a rank takes besides its model."""
+    from .simulation import BASE_BYTES, RECORD_BUFFER, record_buffer_bytes
+    return (f"plus {record_buffer_bytes(config, n_local) / 2**20:.1f} MiB of record buffers (up to "
+            f"{RECORD_BUFFER} records of A and Abar) and about {BASE_BYTES / 2**20:.0f} MiB per rank for "
+            "Python, numba, MPI and h5py")
 
 
 def _acting_steps(config, stim) -> tuple[int, float, int]:

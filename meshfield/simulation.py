@@ -293,6 +293,20 @@ def node_memory_bytes() -> int:
     return int(total if limit is None else min(total, limit))
 
 
+#: records a rank gathers (A and Abar of its block, float32) before it writes them
+RECORD_BUFFER = 256
+
+#: what a rank takes besides the model and its buffers: the interpreter, numpy,
+#: numba, MPI and h5py (measured with numba 0.68.1, h5py 3.16; docs/hpc.md)
+BASE_BYTES = 250 << 20
+
+
+def record_buffer_bytes(config: Config, n_local: int) -> int:
+    """Bytes of records a rank with ``n_local`` sites buffers before writing them
+    (A and Abar, float32): at most :data:`RECORD_BUFFER` records."""
+    return 2 * min(config.n_records, RECORD_BUFFER) * len(config.types) * int(n_local) * 4
+
+
 def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_node: int) -> None:
     """Refuse a run whose model cannot fit: the estimate of the largest rank's peak
     (the models' ``resources``, which ``meshfield info`` prints; at the micro level
@@ -310,7 +324,10 @@ def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_no
         from .meso.model import resources
     dec = decomposition
     sizes = resources(config, stencils, dec.local_shape, dec.halo_width)
-    need = sizes["peak_bytes"]
+    # (the micro level's peak, while the connectivity is built, ends before the
+    # record buffers are made)
+    need = max(sizes["peak_bytes"],
+               sizes["memory_bytes"] + record_buffer_bytes(config, math.prod(dec.local_shape)))
     records = 0
     if in_memory:  # A and Abar of the whole lattice, float32, gathered on every rank
         records = 2 * 4 * config.n_records * len(config.types) * math.prod(config.lattice.shape)
@@ -561,7 +578,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     acc_e = np.zeros((n_types, n_local))
     # records are buffered and written in chunks; a chunk holds at least one block's
     per_block = block // R + 1
-    chunk = max(1, min(n_records, max(256, per_block)))
+    chunk = max(1, min(n_records, max(RECORD_BUFFER, per_block)))
     buf_A = np.empty((chunk, n_types) + local_shape, dtype=np.float32)
     buf_E = np.empty_like(buf_A)
     flat_A = buf_A.reshape(chunk, n_types, n_local)

@@ -110,7 +110,9 @@ def test_run_too_large_for_the_node_is_refused_before_building(tmp_path):
     p = cli("run", str(toml), "--set", "run.cohort_dtype=float32", "-o", str(tmp_path / "big.h5"))
     assert p.returncode == 2 and "cohort_dtype" not in p.stderr  # already halved: no such hint
     half = float(p.stderr.split("needs about ")[1].split(" GiB")[0].replace(",", ""))
-    assert half == pytest.approx(need * (5 * 208 * 4 + 64) / (5 * 208 * 8 + 64), rel=1e-3)  # K = 208
+    # K = 208; the record buffers (20 records of A and Abar, float32) are not halved
+    buffers = 2 * 20 * 60000**2 * 4 / 2**30
+    assert half == pytest.approx((need - buffers) * (5 * 208 * 4 + 64) / (5 * 208 * 8 + 64) + buffers, rel=1e-3)
     p = cli("run", "v3_field", "--set", "populations.E.N=4000000", "--level", "micro",
             "-o", str(tmp_path / "m.h5"))
     assert p.returncode == 2 and "the micro model needs about" in p.stderr and "cohort_dtype" not in p.stderr
@@ -134,6 +136,31 @@ def test_memory_check_counts_records_kept_in_memory(monkeypatch):
     with pytest.raises(meshfield.config.ConfigError, match=r"records kept in memory .*-o OUT\.h5"):
         meshfield.run(config)
 
+
+
+def test_memory_check_counts_the_record_buffers(monkeypatch, tmp_path):
+    """Each rank gathers up to 256 records of A and Abar of its block (float32)
+    before writing them; on a large block that is a third of the meso state, and
+    neither info nor the check counted it."""
+    import meshfield.simulation as sim
+    config = meshfield.load_config(meshfield.config.packaged_config("default"),
+                                   ["lattice.shape=[64, 64]", "run.t_end=300"])
+    buffers = 2 * 256 * 2 * 64 * 64 * 4
+    assert sim.record_buffer_bytes(config, 64 * 64) == buffers
+    short = meshfield.load_config(meshfield.config.packaged_config("default"), ["run.t_end=100"])
+    assert sim.record_buffer_bytes(short, 10) == 2 * 100 * 2 * 10 * 4  # a run of 100 records buffers 100
+    from meshfield.coupling import build_stencils
+    from meshfield.meso.model import resources
+    stencils = build_stencils(config)
+    state = resources(config, stencils, (64, 64), 5)["memory_bytes"]
+    # memory for the state but not the buffers: refused, the buffers named in the need
+    monkeypatch.setattr(sim, "node_memory_bytes", lambda: state + buffers // 2)
+    with pytest.raises(meshfield.config.ConfigError, match="the meso model needs about"):
+        meshfield.run(config, output=str(tmp_path / "r.h5"))
+    assert os.listdir(tmp_path) == []
+    p = cli("info", "default", "--set", "lattice.shape=[64, 64]", "--set", "run.t_end=300")
+    assert ("plus 16.0 MiB of record buffers (up to 256 records of A and Abar) and about 250 MiB per rank "
+            "for Python, numba, MPI and h5py") in p.stdout
 
 def test_malformed_toml(tmp_path):
     bad = tmp_path / "bad.toml"
