@@ -435,6 +435,19 @@ def test_spatial_spectrum_of_stripes(mode):
     assert result.power[0, 0] == pytest.approx(0.0, abs=1e-20)
 
 
+def test_k_vector_peak_is_the_first_of_the_pair_in_fft_order():
+    # A real field has equal power at +k and -k; the documented choice is the
+    # first of the pair in FFT order, here (3, 4) steps, not (-3, -4), whatever
+    # the stripes' phase (argmax alone followed the rounding: 11 of 50 phases).
+    n, dx = 32, 0.1
+    X, Y = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    k_step = 2 * np.pi / (n * dx)
+    for j in range(50):
+        stripes = 5.0 + np.cos(2 * np.pi * (3 * X + 4 * Y) / n + 2 * np.pi * j / 50)
+        result = spatial_spectrum(stripes, dx)
+        np.testing.assert_allclose(result.k_vector_peak[0] / k_step, [3.0, 4.0], atol=1e-12)
+
+
 def test_shells_round_half_steps_up():
     assert wave_number_shell([0.0, 0.49, 0.5, 1.5, 2.5, 4.5], 1.0).tolist() == [0, 0, 1, 2, 3, 5]
     # also where |k| / k_step is x.5 only to rounding: the first mode of the short

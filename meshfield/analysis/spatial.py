@@ -364,7 +364,10 @@ def spatial_spectrum(
         members = shell == peak_shell[t]
         weight = flat[t, members].sum()
         k_peak[t] = (flat[t, members] @ k_norm.ravel()[members]) / weight if weight > 0 else peak_shell[t] * k_step
-        best = np.flatnonzero(nonzero)[np.argmax(flat[t, nonzero])]
+        # Of the pair +-k, whose powers a real field makes equal up to rounding,
+        # the first in FFT order (argmax alone picks whichever rounding favours).
+        values = flat[t, nonzero]
+        best = np.flatnonzero(nonzero)[np.flatnonzero(values >= values.max() * (1.0 - 1e-9))[0]]
         k_vector_peak[t] = k_vectors[best]
     return SpatialSpectrum(
         k=np.arange(n_modes.size) * k_step,
