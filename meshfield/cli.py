@@ -266,6 +266,14 @@ def config_warnings(config) -> list[str]:
         if first >= n_steps:
             warnings.append(f"stimuli[{i}] ({stim.kind}) starts at {first * dt:g} ms, at or after "
                             f"the end of the run (run.t_end = {config.run.t_end:g} ms): it never acts")
+        sampling = 1000.0 / config.record.interval  # records per second
+        if stim.kind == "grating" and abs(stim.frequency) > sampling / 2:
+            seen = stim.frequency - round(stim.frequency / sampling) * sampling
+            way = "travelling the other way" if seen * stim.frequency < 0 else "in the same direction"
+            warnings.append(f"stimuli[{i}].frequency = {stim.frequency:g} Hz is beyond the Nyquist rate of the "
+                            f"records ({sampling / 2:g} Hz at record.interval = {config.record.interval:g} ms): "
+                            f"the records alias it, a wave at {abs(seen):g} Hz {way}; record.interval "
+                            f"< {500.0 / abs(stim.frequency):.3g} ms records it")
     for i, c in enumerate(config.couplings):
         # a delay that varies with distance is rounded per offset, as documented; a
         # constant one is a single number the user chose, like t_ref

@@ -493,6 +493,25 @@ def test_info_takes_the_process_grid_of_run():
     assert p.returncode == 2 and "halo width 5 exceeds the smallest block along axis 0" in p.stderr
 
 
+
+@pytest.mark.parametrize("frequency, interval, seen", [
+    (700.0, 1.0, "a wave at 300 Hz travelling the other way; record.interval < 0.714 ms records it"),
+    (-1300.0, 1.0, "a wave at 300 Hz in the same direction; record.interval < 0.385 ms records it"),
+    (300.0, 2.0, "a wave at 200 Hz travelling the other way; record.interval < 1.67 ms records it"),
+])
+def test_a_grating_faster_than_the_records_is_warned_about(frequency, interval, seen):
+    """The pattern audit's 700 Hz grating, recorded every 1 ms, was analysed as a
+    clean 300 Hz wave going the wrong way, without a word."""
+    grating = f"stimuli=[{{kind='grating', amplitude=20.0, wavelength=0.4, frequency={frequency}, types=['E']}}]"
+    p = cli("info", "v4_pattern", "--set", grating, "--set", "run.dt=0.1", "--set", f"record.interval={interval}")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == (f"meshfield info: warning: stimuli[0].frequency = {frequency:g} Hz is beyond the Nyquist "
+                        f"rate of the records ({500 / interval:g} Hz at record.interval = {interval:g} ms): the "
+                        f"records alias it, {seen}\n")
+    below = grating.replace(f"frequency={frequency}", f"frequency={0.99 * 500 / interval}")
+    assert cli("info", "v4_pattern", "--set", below, "--set", "run.dt=0.1", "--set",
+               f"record.interval={interval}").stderr == ""
+
 def test_info_and_run_warn_about_settings_that_probably_do_not_do_what_was_meant(tmp_path):
     """A t_ref that is not a whole number of steps was rounded silently, and an
     explicit K far below 5 tau_m + t_ref gave rates 5x too high without a word."""

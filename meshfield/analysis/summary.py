@@ -234,6 +234,11 @@ def summarize(
                                  "steps"))
             rows.append(Quantity("wavelength", name, float(space.wavelength[t]), float("nan"), "mm"))
             rows.append(Quantity("k peak share", name, share, float("nan"), "1"))
+            # the single strongest wave vector: a pattern's orientation, and the |k|
+            # that the linear theory (meshfield steady) predicts, where the shell
+            # average above mixes the modes of a shell
+            for axis, value in enumerate(space.k_vector_peak[t]):
+                rows.append(Quantity(f"k vector peak [{axis}]", name, float(value), float("nan"), "rad/mm"))
         most = max(2, WAVE_ENTRIES // record.n_sites) * dt
         duration = min(wave_ms if wave_ms is not None else most, record.duration)
         if duration < 2 * dt:
@@ -252,6 +257,9 @@ def summarize(
             rows.append(Quantity("wave k", name, wave.k if wave else nan, nan, "rad/mm"))
             rows.append(Quantity("wave share", name, wave.share if wave else nan, nan, "1"))
             rows.append(Quantity("wave directionality", name, wave.directionality if wave else nan, nan, "1"))
+            for axis in range(len(record.lattice_shape)):
+                rows.append(Quantity(f"wave direction [{axis}]", name, wave.direction[axis] if wave else nan,
+                                     nan, "1"))
 
     if spec is not None:
         stage("dwell times")
