@@ -22,6 +22,12 @@ from .config import ConfigError, load_config
 
 EXIT_USAGE = 2
 
+#: the onset transient that ``compare`` and ``analyze`` discard by default
+#: (``--discard``), from a result whose run started at t = 0
+DEFAULT_DISCARD_MS = 500.0
+DISCARD_HELP = (f"initial transient to discard (ms; default {DEFAULT_DISCARD_MS:g}, or 0 when the results "
+                "continue runs from checkpoints, which have no onset transient)")
+
 
 #: the exception types that mean "bad input" (not a bug), by module
 _INPUT_ERRORS = (("io.recorder", "RecorderError"), ("io.result", "ResultError"),
@@ -482,6 +488,7 @@ def cmd_compare(args) -> int:
 
     from . import open_result
     from .analysis import compare_results, plot_comparison
+    from .analysis._record import onset_discard
     from .plot import check_figure_target
     with ExitStack() as stack:
         try:
@@ -493,7 +500,8 @@ def cmd_compare(args) -> int:
             if bistable is not None:
                 for label, res in ((args.reference, a), (args.other, b)):
                     _check_bistable_types(args.bistable, label, res)
-            report = compare_results(a, b, discard=args.discard, bistable=bistable, segment_ms=args.segment_ms,
+            discard = args.discard if args.discard is not None else onset_discard(DEFAULT_DISCARD_MS, a, b)
+            report = compare_results(a, b, discard=discard, bistable=bistable, segment_ms=args.segment_ms,
                                      n_blocks=args.blocks, labels=(args.reference, args.other),
                                      progress=None if args.quiet else _StageProgress("compare"))
         except (OSError, ValueError) as exc:  # every bad-input error of meshfield is a ValueError
@@ -535,13 +543,15 @@ def _write_json(target: Path, data: dict) -> None:
 def cmd_analyze(args) -> int:
     from . import open_result
     from .analysis import summarize
+    from .analysis._record import onset_discard
     try:
         bistable = _bistable_option(args.bistable) if args.bistable else None
         target = _check_json_target(args.json) if args.json is not None else None
         with open_result(args.result) as res:
             if bistable is not None:
                 _check_bistable_types(args.bistable, args.result, res)
-            summary = summarize(res, discard=args.discard, segment_ms=args.segment_ms, n_bands=args.bands,
+            discard = args.discard if args.discard is not None else onset_discard(DEFAULT_DISCARD_MS, res)
+            summary = summarize(res, discard=discard, segment_ms=args.segment_ms, n_bands=args.bands,
                                 n_blocks=args.blocks, max_distance=args.max_distance, bistable=bistable,
                                 wave_ms=args.wave_ms, label=args.result,
                                 progress=None if args.quiet else _StageProgress("analyze"))
@@ -672,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("compare", help="compare the statistics of two results (VALIDATION.md rules)")
     q.add_argument("reference", help="the reference result (tolerances are relative to it)")
     q.add_argument("other", help="the result under test")
-    q.add_argument("--discard", type=float, default=500.0, help="initial transient to discard (ms)")
+    q.add_argument("--discard", type=float, default=None, help=DISCARD_HELP)
     q.add_argument("--segment-ms", type=float, default=1000.0, metavar="MS",
                    help="PSD segment length (default 1000 ms: 1 Hz bins, the lowest band edge of "
                         "VALIDATION.md); both records need two segments after --discard")
@@ -691,7 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("analyze", help="the statistics of one result: moments, spectra, correlations, "
                                        "patterns, waves, dwell times")
     q.add_argument("result", help="a result file OUT.h5")
-    q.add_argument("--discard", type=float, default=500.0, help="initial transient to discard (ms)")
+    q.add_argument("--discard", type=float, default=None, help=DISCARD_HELP)
     q.add_argument("--segment-ms", type=float, default=None, metavar="MS",
                    help="PSD segment length (ms; default 1000, or half the record if shorter than 2 s)")
     q.add_argument("--bands", type=int, default=8, help="log-spaced PSD bands (default 8)")

@@ -23,6 +23,8 @@ __all__ = ["overview", "animate", "plot_psd", "raster", "check_figure_target", "
 ANIMATION_FORMATS = {".gif": "pillow", ".mp4": "ffmpeg"}
 #: the default snapshot of the overview is chosen after this much of the record (ms)
 SNAPSHOT_DISCARD_MS = 200.0
+#: the onset transient that the PSD figure leaves out of a run from t = 0
+PSD_DISCARD_MS = 200.0
 #: statistics over a record are computed in slices of about this size (float64)
 _SLICE_BYTES = 16 * 2**20
 
@@ -391,13 +393,17 @@ def raster(result, path, window_ms: float = 1000.0, max_rows: int = 2000) -> str
     return _save(fig, path)
 
 
-def plot_psd(result, path, discard: float = 200.0) -> str:
+def plot_psd(result, path, discard: float | None = None) -> str:
     """Write the lattice-averaged power spectral density of A per type (two-sided,
     Hz^2/Hz, log-log, with the standard error band across segments) and the
     level r/N of N independent spike trains of the mean rate r (over the
-    spectrum's samples)."""
+    spectrum's samples). ``discard`` (ms): by default ``PSD_DISCARD_MS`` of a
+    run from t = 0, nothing of a run restarted from a checkpoint."""
     from .analysis import psd
+    from .analysis._record import onset_discard
     plt = _plt()
+    if discard is None:
+        discard = onset_discard(PSD_DISCARD_MS, result)
     spec = psd(result, discard=discard, per_site=False)
     N = {name: p["N"] for name, p in result.config.get("populations", {}).items()}
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -592,3 +592,31 @@ def test_a_module_that_cannot_be_imported_does_not_hide_the_error(monkeypatch):
 
     with pytest.raises(RuntimeError, match="the command's own error"):
         cli._guarded(broken, None)
+
+
+def test_a_segment_restarted_from_a_checkpoint_is_analysed_without_discarding_an_onset(tmp_path):
+    """A chain's later segments have no onset transient: analyze, compare and
+    plot --psd discarded one by default anyway (500 and 200 ms), so a 600-ms
+    segment could not be analysed ("only 0 samples remain"; HPC audit). By default
+    they now discard nothing of a restarted segment; --discard still applies,
+    and a pair with a run from t = 0 still discards 500 ms of both."""
+    from meshfield.analysis._record import onset_discard
+    sets = [s for s in TINY if s != "--set" and not s.startswith("run.t_end")]
+    first = meshfield.load_config("default", [*sets, "run.t_end=1200"])
+    meshfield.run(first, output=str(tmp_path / "s0.h5"), checkpoint=str(tmp_path / "ck.h5")).close()
+    meshfield.run(meshfield.load_config("default", [*sets, "run.t_end=1800"]), output=str(tmp_path / "s1.h5"),
+                  restart=str(tmp_path / "ck.h5")).close()
+    with meshfield.open_result(tmp_path / "s0.h5") as s0, meshfield.open_result(tmp_path / "s1.h5") as s1:
+        assert s1.times[0] == 1200.0
+        assert (onset_discard(500, s1), onset_discard(500, s0), onset_discard(500, s0, s1)) == (0.0, 500.0, 500.0)
+        assert onset_discard(500, np.zeros((3, 1, 1))) == 500.0  # an array: from t = 0
+    p = cli("analyze", "s1.h5", cwd=tmp_path)
+    assert p.returncode == 0 and "settings: discard_ms=0, analysed_ms=600," in p.stdout, p.stderr
+    p = cli("analyze", "s1.h5", "--discard", "100", cwd=tmp_path)
+    assert p.returncode == 0 and "settings: discard_ms=100, analysed_ms=500," in p.stdout, p.stderr
+    p = cli("compare", "s1.h5", "s1.h5", "--segment-ms", "250", cwd=tmp_path)
+    assert p.returncode == 0 and "settings: discard_ms=0," in p.stdout, p.stderr
+    p = cli("compare", "s0.h5", "s1.h5", "--segment-ms", "250", cwd=tmp_path)
+    assert p.returncode == 2 and "remain after discarding the first 500 ms (--discard)" in p.stderr
+    p = cli("plot", "s1.h5", "-o", "s1.png", "--psd", "psd.png", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr

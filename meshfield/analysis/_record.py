@@ -480,6 +480,18 @@ def check_finite(name: str, values, offset: int = 0, type_index: int | None = No
         )
 
 
+def onset_discard(ms: float, *results) -> float:
+    """The transient the command line discards by default: ``ms`` where a
+    result's run started at t = 0 (the onset transient of its initial
+    condition), 0 where every result continues a run from a checkpoint (its
+    first record starts later, and it has no onset transient). An array (no
+    ``times``) counts as starting at 0."""
+    def start(result) -> float:
+        times = getattr(result, "times", None)
+        return float(times[0]) if times is not None and len(times) else 0.0
+    return float(ms) if any(start(result) <= 0.0 for result in results) else 0.0
+
+
 def type_index(record: Record, which: int | str) -> int:
     """Index of a type given by name or index."""
     if isinstance(which, str):
