@@ -437,7 +437,10 @@ class _Progress:
             rates = f"speed {speed:9.1f} ms/s  ETA {(self.t_end - t_sim) / speed:8.1f} s"
         else:
             rates = f"speed {'-':>9} ms/s  ETA {'-':>8} s"
-        _emit(f"[meshfield] t = {t_sim:10.1f} / {self.t_end:.1f} ms ({100 * t_sim / self.t_end:5.1f} %)"
+        # the share of this run's own time span: a restarted run starts at 0 %
+        span = self.t_end - self.t_start
+        done = 100 * (t_sim - self.t_start) / span if span > 0 else 100.0
+        _emit(f"[meshfield] t = {t_sim:10.1f} / {self.t_end:.1f} ms ({done:5.1f} %)"
               f"  wall {wall:8.1f} s  {rates}", self.stream)
 
 

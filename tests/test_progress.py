@@ -33,6 +33,9 @@ def test_without_a_mark_the_speed_counts_from_the_start(monkeypatch):
     progress = simulation._Progress(t_end=100.0, interval=5.0, enabled=True, stream=out, t_start=20.0)
     progress(60.0)
     assert "speed       4.0 ms/s  ETA     10.0 s" in out.getvalue()
+    # the percentage is of this run's span, 20 .. 100 ms (a restart from 20 ms
+    # showed 60 %, the share since t = 0, where half its work was done)
+    assert "t =       60.0 / 100.0 ms ( 50.0 %)" in out.getvalue()
 
 
 @pytest.mark.parametrize("enabled", [False])
