@@ -190,6 +190,19 @@ def test_run_dry(tmp_path):
     assert info in cmds and run in cmds
     assert cmds.index(info) < cmds.index(run)
     assert not (tmp_path / "out").exists()
+    # it said "done: out/run-123/result.h5" after running nothing
+    assert proc.stdout.rstrip().endswith("dry run: nothing was run or written") and "done:" not in proc.stdout
+
+
+@needs_venv
+def test_run_local_creates_the_folder_of_an_out_elsewhere(tmp_path):
+    """OUT outside OUTDIR: info.txt went to OUTDIR and the run then failed for the
+    missing folder of OUT (HPC audit)."""
+    env = _env(tmp_path, venv=VENV, LAUNCH=MPIEXEC, NTASKS=1, OUT="results/a/r.h5")
+    proc = _bash("run.sbatch", ["default", "--set", "run.t_end=10", "-q"], tmp_path, env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "results" / "a" / "r.h5").is_file() and proc.stdout.rstrip().endswith("done: results/a/r.h5")
+    assert (tmp_path / "out" / "run-local" / "info.txt").is_file()
 
 
 def test_run_dry_info_gets_config_options_only(tmp_path):
@@ -273,10 +286,11 @@ def test_header_task_count_fits_the_packaged_default(script):
 
 
 @needs_venv
-def test_run_local_compile_once_job_on_the_header_ranks(tmp_path):
-    """The documented compile-once job, `sbatch slurm/run.sbatch default --set run.t_end=10`,
-    on the header's rank count (10 ms)."""
-    n = _header_ntasks("run.sbatch")
+def test_run_local_compile_once_job_on_one_rank(tmp_path):
+    """The documented compile-once job, `sbatch --ntasks=1 slurm/run.sbatch default
+    --set run.t_end=10` (on the header's ranks every rank compiled at once, what
+    the job is meant to spare the production runs)."""
+    n = 1
     env = _env(tmp_path, venv=VENV, LAUNCH=MPIEXEC, SLURM_NTASKS=n, SLURM_JOB_ID=4242)
     proc = _bash("run.sbatch", ["default", "--set", "run.t_end=10", "-q"], tmp_path, env, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -331,6 +345,7 @@ def test_sweep_dry(tmp_path):
     assert proc.returncode == 0, proc.stderr
     expected = f"srun -n 4 meshfield run cfg.toml -o out/sweep/3.h5 --set run.t_end=100 {_param_lines()[3]}"
     assert expected in _commands(proc.stdout)
+    assert proc.stdout.rstrip().endswith("dry run: nothing was run or written") and "done:" not in proc.stdout
 
 
 def test_sweep_index_out_of_range(tmp_path):
@@ -597,6 +612,7 @@ def test_chain_dry_segment(tmp_path):
     assert ("srun -n 8 meshfield run cfg.toml -o out/chain/segment-2.h5 --checkpoint "
             "out/chain/segment-2.ckpt.h5 --restart out/chain/segment-1.ckpt.h5 --set run.t_end=300"
             in _commands(proc.stdout))
+    assert proc.stdout.rstrip().endswith("dry run: nothing was run or written") and "done:" not in proc.stdout
 
 
 def test_chain_refuses_sbatch_without_segment(tmp_path):
