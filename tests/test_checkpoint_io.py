@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from meshfield.io._hdf5 import CHUNK_BYTES
 from meshfield.io.checkpoint import (
-    _CHUNK_BYTES,
     FORMAT,
     VERSION,
     CheckpointError,
@@ -367,7 +367,7 @@ def test_chunks_hold_whole_sites_up_to_1_mib_within_a_block(shape, block, itemsi
     chunk = _chunks(shape, block, itemsize)
     assert chunk == expected
     if chunk is not None:
-        assert np.prod(chunk) * itemsize <= _CHUNK_BYTES
+        assert np.prod(chunk) * itemsize <= CHUNK_BYTES
 
 
 @pytest.mark.parametrize("name", ["y", "meso/m", "meso/flag", "count"])

@@ -1,8 +1,13 @@
-"""What the result reader and the checkpoint reader share about HDF5's errors."""
+"""What the result and checkpoint code share about HDF5: chunk size and errors."""
 
 from __future__ import annotations
 
 import h5py
+
+#: Target size of one HDF5 chunk of a result's or a checkpoint's dataset: it fits
+#: HDF5's default 1 MiB chunk cache, and is large enough for efficient I/O and
+#: for the chunk index and the 4-byte fletcher32 checksum per chunk to cost nothing.
+CHUNK_BYTES = 1 << 20
 
 #: What h5py raises for a file or object it cannot read (damaged, truncated,
 #: missing): OSError (a dataset's fletcher32 checksum, a chunk index, a missing

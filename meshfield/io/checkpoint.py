@@ -68,7 +68,7 @@ from collections.abc import Mapping
 import h5py
 import numpy as np
 
-from meshfield.io._hdf5 import READ_ERRORS, fails_checksum, hdf5_text
+from meshfield.io._hdf5 import CHUNK_BYTES, READ_ERRORS, fails_checksum, hdf5_text
 from meshfield.io.recorder import _check_attr_key, _discard, _fsync, _json_default
 from meshfield.io.result import _decode_attrs as _plain_attrs, in_block_folder, is_result_file
 
@@ -91,9 +91,6 @@ _RESERVED_ATTRS = ("format", "version", "global_shape", "names", "ranks", "dims"
 _ARRAY_KINDS = "biufc"
 # One message per at most this many bytes keeps every MPI count below 2**31.
 _MESSAGE_BYTES = 1 << 30
-# Largest chunk of a dataset: fits HDF5's default 1 MiB chunk cache, and is
-# large enough that the chunk index and the 4-byte checksum per chunk cost nothing.
-_CHUNK_BYTES = 1 << 20
 # Distinct from the halo exchange's tags on the same communicator.
 _TAG = 7411
 _INT64 = np.iinfo(np.int64)
@@ -316,7 +313,7 @@ def _chunks(shape: tuple, block: tuple, itemsize: int) -> tuple | None:
 
     Starts from one smallest block with whole trailing axes and halves the
     longest lattice axis (the first of equals) until a chunk holds at most
-    ``_CHUNK_BYTES``; only when one site's state exceeds that are the trailing
+    ``CHUNK_BYTES``; only when one site's state exceeds that are the trailing
     axes halved too, longest first. So a chunk holds whole sites, and it never
     spans more than two blocks along an axis: the root writes the blocks one at
     a time, and a chunk that several blocks share is read back, merged and
@@ -327,7 +324,7 @@ def _chunks(shape: tuple, block: tuple, itemsize: int) -> tuple | None:
         return None
     n_sites_axes = len(block)
     chunk = [min(int(b), int(n)) for b, n in zip(block, shape)] + list(shape[n_sites_axes:])
-    while math.prod(chunk) * itemsize > _CHUNK_BYTES:
+    while math.prod(chunk) * itemsize > CHUNK_BYTES:
         axes = [i for i in range(n_sites_axes) if chunk[i] > 1] or [
             i for i in range(len(chunk)) if chunk[i] > 1]
         longest = max(axes, key=lambda i: chunk[i])

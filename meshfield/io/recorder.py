@@ -35,7 +35,7 @@ import h5py
 import numpy as np
 
 import meshfield
-from meshfield.io._hdf5 import hdf5_text
+from meshfield.io._hdf5 import CHUNK_BYTES, hdf5_text
 from meshfield.io.result import (
     _RANK_FILE,
     FORMAT_NAME,
@@ -73,10 +73,6 @@ def discard_unfinished() -> None:
         shutil.rmtree(tmp_blocks, ignore_errors=True)
     _UNFINISHED.clear()
 
-
-# Target size of one HDF5 chunk of one record array on one rank: large enough for
-# efficient I/O, small enough to fit HDF5's default 1 MiB chunk cache.
-_CHUNK_BYTES = 1 << 20
 
 _REQUIRED_META = ("level", "seed", "dt")
 _RESERVED_META = ("version", "ranks", "dims", "global_shape", "record_interval", "t0",
@@ -361,7 +357,7 @@ class Recorder:
         if sites == 0:
             raise RecorderError(f"rank {d.rank} owns no sites (local_shape {local_shape})")
         n_types = len(self.types)
-        chunk_records = max(1, min(self.n_records, _CHUNK_BYTES // (n_types * sites * 4)))
+        chunk_records = max(1, min(self.n_records, CHUNK_BYTES // (n_types * sites * 4)))
         if flush_every is None:
             flush_every = chunk_records
         elif (isinstance(flush_every, bool) or not isinstance(flush_every, (int, np.integer))
@@ -581,7 +577,7 @@ class Recorder:
                 row_bytes = data.dtype.itemsize * math.prod(data.shape[1:])
                 target = group.create_dataset(name, shape=(0, *data.shape[1:]), dtype=data.dtype,
                                               maxshape=(None, *data.shape[1:]), fletcher32=True,
-                                              chunks=(max(1, _CHUNK_BYTES // row_bytes), *data.shape[1:]))
+                                              chunks=(max(1, CHUNK_BYTES // row_bytes), *data.shape[1:]))
                 for key, value in checked.items():
                     target.attrs[key] = value
                 self._appended[name] = target
