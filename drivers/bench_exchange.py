@@ -6,8 +6,10 @@ records of its size (326 records of 3 columns per rank and exchange, as
 `drivers/bench_micro.py` reports), and prints the wall time per call on rank 0,
 with the records sorted (the default of the function) and unsorted (the micro
 level's call). The figure includes the MPI messages and any wait for the other
-ranks, so run it on an otherwise idle machine. It prints its figures and writes
-no file (docs/micro.md quotes them).
+ranks, so run it on an otherwise idle machine. It also prints the cost of the
+time loop's vote on Ctrl-C and SIGTERM (`meshfield.parallel.StopOnSignal`),
+timed at every block. It prints its figures and writes no file (docs/micro.md
+and docs/parallel.md quote them).
 
     python drivers/bench_exchange.py            # 2 ranks, about 10 seconds
     python drivers/bench_exchange.py --ranks 4
@@ -55,6 +57,18 @@ for sort in (True, False):
     elapsed = d.comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
     out["sorted" if sort else "unsorted"] = {"ms_per_call": 1e3 * elapsed / calls,
                                              "received_per_call": received / calls}
+# the stop vote of the time loop (meshfield/parallel/stop.py), here at every block
+from meshfield.parallel import stop as stop_module
+stop_module.VOTE_INTERVAL_S = 0.0
+with stop_module.StopOnSignal(d.comm) as stop:
+    for _ in range(100):
+        stop.poll()
+    d.comm.Barrier()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        stop.poll()
+    elapsed = d.comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
+out["vote_us"] = 1e6 * elapsed / calls
 if d.rank == 0:
     print(json.dumps(out))
 """
@@ -91,6 +105,8 @@ def main(argv=None) -> int:
     for key in ("sorted", "unsorted"):
         r = res[key]
         print(f"  {key:8s}: {r['ms_per_call']:.3f} ms per exchange ({r['received_per_call']:.0f} halo records received)")
+    print(f"  stop vote: {res['vote_us']:.1f} µs per vote (the time loop's vote on Ctrl-C and SIGTERM, "
+          "docs/parallel.md; a vote at every block here)")
     return val.EXIT_PASSED
 
 

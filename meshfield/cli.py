@@ -879,11 +879,13 @@ def _guarded(func, args, collective: bool = True) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         _all_failed_or_abort(agree, 130, "meshfield: interrupted")
-        print("meshfield: interrupted", file=sys.stderr)
+        if _rank() == 0:
+            print("meshfield: interrupted", file=sys.stderr)
         return 130
     except Terminated:
         _all_failed_or_abort(agree, 143, "meshfield: terminated (SIGTERM)")
-        print("meshfield: terminated (SIGTERM)", file=sys.stderr)
+        if _rank() == 0:
+            print("meshfield: terminated (SIGTERM)", file=sys.stderr)
         return 143
     except Exception:
         if agree is None:

@@ -26,7 +26,7 @@ from . import __version__
 from ._console import emit as _emit
 from .config import Config, load_config
 from .coupling import build_stencils, halo_width, min_delay
-from .parallel import Decomposition, ranks_on_node
+from .parallel import Decomposition, StopOnSignal, ranks_on_node
 
 __all__ = ["run", "build_model", "make_decomposition", "MemoryResult", "DEFAULT_BLOCK",
            "RESTART_MAY_CHANGE", "config_differences"]
@@ -644,30 +644,33 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         t_first_block = None
         first_block_steps = 0
         step = step0
-        while step < n_steps:
-            # blocks start at multiples of the block length, also after a restart:
-            # the models' ring buffers hold whole blocks
-            nb = min(block - step % block, n_steps - step)
-            model.advance(step, nb, counts[:nb], expected[:nb])
-            for name, (parts, _) in extras.items():
-                data = model.recorded_spikes() if name == "spikes" else model.recorded_voltage()[1]
-                parts.append(data)
-                extra_bytes += data.nbytes
-            if extra_bytes >= EXTRA_FLUSH_BYTES:
-                flush_extras()
-            if buf_len + min(per_block, chunk) > chunk:
-                flush(step * config.run.dt)
-            if buf_len == 0:
-                buf_first = (step - step0) // R  # the next record to complete
-            buf_len += _accumulate(counts[:nb], expected[:nb], step, R, acc_n, acc_e, to_hz,
-                                   flat_A, flat_E, buf_len)
-            step += nb
-            model.exchange()
-            if t_first_block is None:
-                t_first_block = time.perf_counter() - t_start
-                first_block_steps = nb
-                report.mark(step * config.run.dt)
-            report(step * config.run.dt)
+        # under mpiexec, Ctrl-C and SIGTERM stop every rank after the same block
+        with StopOnSignal(dec.comm) as stop:
+            while step < n_steps:
+                # blocks start at multiples of the block length, also after a restart:
+                # the models' ring buffers hold whole blocks
+                nb = min(block - step % block, n_steps - step)
+                model.advance(step, nb, counts[:nb], expected[:nb])
+                for name, (parts, _) in extras.items():
+                    data = model.recorded_spikes() if name == "spikes" else model.recorded_voltage()[1]
+                    parts.append(data)
+                    extra_bytes += data.nbytes
+                if extra_bytes >= EXTRA_FLUSH_BYTES:
+                    flush_extras()
+                if buf_len + min(per_block, chunk) > chunk:
+                    flush(step * config.run.dt)
+                if buf_len == 0:
+                    buf_first = (step - step0) // R  # the next record to complete
+                buf_len += _accumulate(counts[:nb], expected[:nb], step, R, acc_n, acc_e, to_hz,
+                                       flat_A, flat_E, buf_len)
+                step += nb
+                model.exchange()
+                if t_first_block is None:
+                    t_first_block = time.perf_counter() - t_start
+                    first_block_steps = nb
+                    report.mark(step * config.run.dt)
+                report(step * config.run.dt)
+                stop.poll()
         flush(n_steps * config.run.dt)
         wall = time.perf_counter() - t_start
         report(n_steps * config.run.dt, force=True)

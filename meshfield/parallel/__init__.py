@@ -16,6 +16,7 @@ from .decomposition import (
     ranks_on_node,
 )
 from .spikes import exchange_spikes
+from .stop import StopOnSignal
 
 __all__ = [
     "Decomposition",
@@ -27,4 +28,5 @@ __all__ = [
     "process_grid",
     "ranks_on_node",
     "exchange_spikes",
+    "StopOnSignal",
 ]
