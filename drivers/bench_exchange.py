@@ -58,9 +58,8 @@ for sort in (True, False):
     out["sorted" if sort else "unsorted"] = {"ms_per_call": 1e3 * elapsed / calls,
                                              "received_per_call": received / calls}
 # the stop vote of the time loop (meshfield/parallel/stop.py), here at every block
-from meshfield.parallel import stop as stop_module
-stop_module.VOTE_INTERVAL_S = 0.0
-with stop_module.StopOnSignal(d.comm) as stop:
+from meshfield.parallel import StopOnSignal
+with StopOnSignal(d.comm, interval_s=0.0) as stop:
     for _ in range(100):
         stop.poll()
     d.comm.Barrier()

@@ -75,6 +75,13 @@ sys.exit(main(sys.argv[3:]))
 """
 
 
+def _start(cmd, cwd):
+    """``cmd`` with its output captured, in a session of its own, so that
+    :func:`_finish` can kill all of it."""
+    return subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=cwd, start_new_session=True)
+
+
 def _finish(p, timeout):
     """``p.communicate()``; on a timeout (the hang these tests look for) kill
     the whole process group, mpiexec's ranks included, so none is left running."""
@@ -102,9 +109,8 @@ def test_a_rank_that_fails_alone_aborts_the_job_instead_of_hanging(tmp_path, kin
     script.write_text(ONE_RANK_FAILS)
     out = tmp_path / "r.h5"
     start = time.monotonic()
-    p = subprocess.Popen([str(MPIEXEC), "-n", "2", sys.executable, str(script), kind, "run", *SMALL,
-                          "--set", "run.t_end=2000", "-q", "-o", str(out)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+    p = _start([MPIEXEC, "-n", "2", sys.executable, script, kind, "run", *SMALL,
+                "--set", "run.t_end=2000", "-q", "-o", out], tmp_path)
     _, err = _finish(p, 120)
     assert time.monotonic() - start < 60
     assert p.returncode == status, err
@@ -116,10 +122,8 @@ def test_a_rank_that_fails_alone_aborts_the_job_instead_of_hanging(tmp_path, kin
 
 def _start_long_run(tmp_path, n_ranks):
     launcher = [str(MPIEXEC), "-n", str(n_ranks)] if n_ranks > 1 else []
-    p = subprocess.Popen([*launcher, sys.executable, "-m", "meshfield.cli", "run", *SMALL,
-                          "--set", "run.t_end=1000000", "-q", "-o", str(tmp_path / "r.h5")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                         start_new_session=True)
+    p = _start([*launcher, sys.executable, "-m", "meshfield.cli", "run", *SMALL,
+                "--set", "run.t_end=1000000", "-q", "-o", tmp_path / "r.h5"], tmp_path)
     deadline = time.monotonic() + 120
     while not glob.glob(str(tmp_path / "r.h5.blocks.tmp-*" / "rank*.h5")):   # the run is writing
         if p.poll() is not None or time.monotonic() > deadline:
@@ -169,10 +173,8 @@ def test_a_signal_to_one_rank_stops_every_rank_after_the_same_block(tmp_path, si
     for its halo until the job was aborted."""
     script = tmp_path / "signal_on_one_rank.py"
     script.write_text(SIGNAL_ON_ONE_RANK)
-    p = subprocess.Popen([str(MPIEXEC), "-n", "2", sys.executable, str(script), signame, str(times), "run",
-                          *SMALL, "--set", "run.t_end=1000000", "-q", "-o", str(tmp_path / "r.h5")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                         start_new_session=True)
+    p = _start([MPIEXEC, "-n", "2", sys.executable, script, signame, times, "run", *SMALL,
+                "--set", "run.t_end=1000000", "-q", "-o", tmp_path / "r.h5"], tmp_path)
     out, err = _finish(p, 120)
     assert p.returncode == status, err
     stopped = dict(re.findall(r"rank (\d) stopped at block (\d+)", out))

@@ -20,9 +20,9 @@ that must end at once has its launcher's own ways: a second Ctrl-C to
 ``mpiexec``, SIGKILL.
 
 The ranks vote about every :data:`VOTE_INTERVAL_S` seconds: each vote also
-carries the wall time each rank spent since the last one, and the slowest
-rank's time per block sets the number of blocks to the next vote, which every
-rank thus computes alike. A vote costs a few microseconds (docs/parallel.md),
+carries each rank's wall time per block since the last one, and the slowest
+rank's sets the number of blocks to the next vote, which every rank thus
+computes alike. A vote costs a few microseconds (docs/parallel.md),
 so 10 ms between votes make it negligible even where a block takes tens of
 microseconds, and a signal is acted on within a few tens of milliseconds.
 """
@@ -61,20 +61,22 @@ class StopOnSignal:
     comm : mpi4py.MPI.Comm
         The ranks of the run (duplicated, so the votes never meet the run's own
         collectives).
+    interval_s : float
+        The wall seconds between two votes to aim at (0: a vote at every block).
     """
 
-    def __init__(self, comm):
+    def __init__(self, comm, interval_s: float = VOTE_INTERVAL_S):
         self._world = comm
+        self._interval_s = interval_s
         self._comm = None
         self._previous = {}
         self._pending = 0  # the signal noted since the last vote, 0 for none
-        # the vote: (signal number or 0, wall seconds since the last vote), reduced by MAX
+        # the vote: (signal number or 0, wall seconds per block since the last vote), reduced by MAX
         self._mine = np.zeros(2)
         self._agreed = np.zeros(2)
         self._request = None
         self._every = 1       # blocks from one vote to the next
         self._blocks = 0      # blocks since the last vote
-        self._voted_blocks = 1  # the blocks that the running vote's wall time covers
         self._t_vote = 0.0
 
     # -- the handler ------------------------------------------------------
@@ -121,10 +123,9 @@ class StopOnSignal:
             signum, slowest = int(self._agreed[0]), float(self._agreed[1])
             if signum:
                 self._deliver(signum)
-            per_block = slowest / self._voted_blocks
-            self._every = int(min(MAX_BLOCKS_PER_VOTE, max(1, VOTE_INTERVAL_S // max(per_block, 1e-9))))
-        self._mine[:] = (self._pending, now - self._t_vote)
-        self._voted_blocks, self._blocks, self._t_vote = self._blocks, 0, now
+            self._every = int(min(MAX_BLOCKS_PER_VOTE, max(1, self._interval_s // max(slowest, 1e-9))))
+        self._mine[:] = (self._pending, (now - self._t_vote) / self._blocks)
+        self._blocks, self._t_vote = 0, now
         self._request = self._comm.Iallreduce(self._mine, self._agreed, op=MPI.MAX)
 
     def _deliver(self, signum: int) -> None:
