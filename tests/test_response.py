@@ -95,6 +95,33 @@ def test_bad_input_is_refused():
         growth_rates(raw)
 
 
+def test_bad_population_parameters_and_windows_are_refused_by_name():
+    # The engine's kernel takes what it is given: a negative delta_u used to be
+    # reported as a population that "does not settle", tau_m = 0 raised
+    # ZeroDivisionError, a NaN mu was named "mu_eff = None", c = 0 returned a
+    # zero response, and K = 3 (inside the 8 refractory steps) returned the
+    # response of a population firing at 223 Hz instead of 24.4 Hz.
+    import dataclasses
+
+    pop = load_config(packaged_config("v1_single")).populations[0]
+    for change, message in (({"delta_u": -1.0}, "'delta_u' = -1.0 must be > 0"),
+                            ({"tau_m": 0.0}, "'tau_m' = 0.0 must be > 0"),
+                            ({"mu": math.nan}, "'mu' = nan must be finite"),
+                            ({"c": 0.0}, "'c' = 0.0 must be > 0")):
+        with pytest.raises(TheoryInputError, match=message):
+            impulse_response(dataclasses.replace(pop, **change), 0.5)
+    for K in (3, 8, 0, -5, 10.5, "a", math.nan):
+        with pytest.raises(TheoryInputError, match=r"K = .* must be a whole number of steps from n_ref \+ 1 = 9"):
+            impulse_response(pop, 0.5, K=K)
+    # the smallest allowed window gives the stationary rate of the discrete theory at that window
+    r = impulse_response(pop, 0.5, K=9)
+    assert r.rate_hz == pytest.approx(stationary_rate_discrete(pop, 0.5, K=9), rel=1e-12)
+    # numpy scalars are numbers: the same response as with Python floats
+    reference = impulse_response(pop, 0.5, mu_eff=23.0)
+    r = impulse_response(pop, np.float32(0.5), mu_eff=np.float32(23.0), K=np.int64(reference.K))
+    assert np.array_equal(r.h, reference.h)
+
+
 # ---------------------------------------------------------------------------
 # root counting and the leading root on loops with closed-form roots
 # ---------------------------------------------------------------------------

@@ -72,7 +72,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..lattice import wave_number_shell
-from .stationary import TheoryInputError
+from .stationary import TheoryInputError, _mu_eff, _neuron, _number, _step
 
 __all__ = ["GrowthRates", "ImpulseResponse", "growth_rates", "impulse_response"]
 
@@ -190,21 +190,32 @@ def impulse_response(pop: Any, dt: float, mu_eff: float | None = None, K: int | 
     Raises
     ------
     TheoryInputError
-        For a bad ``dt`` or ``mu_eff``, or when the activity does not
+        For a missing or out-of-range population parameter (the checks of the
+        stationary theory, naming the parameter), a bad ``dt``, ``mu_eff`` or
+        ``K`` (a whole number of steps above the refractory steps, at most the
+        engine's bound), or when the activity does not
         become stationary or the response does not decay within 4e6 steps (the
         population oscillates on its own: it has no stable stationary state to
         linearize about).
     """
+    from ..config import history_limit, refractory_steps
     from ..meso import kernels
     from ..meso.model import history_length, population_tables
     from ..propagators import membrane_propagators
 
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise TheoryInputError(f"dt = {dt!r} must be a finite number > 0 (ms)")
-    mu = pop.mu if mu_eff is None else mu_eff
-    if not (isinstance(mu, (int, float)) and math.isfinite(mu)):
-        raise TheoryInputError(f"mu_eff = {mu_eff!r} must be a finite potential in mV")
-    K = history_length(pop, dt) if K is None else int(K)
+    # The engine's kernel takes the parameters as they are: a negative delta_u, a
+    # zero tau_m or a window K inside the refractory period would give a wrong
+    # response or an error from deep inside it, so they are checked here first.
+    nrn = _neuron(pop)
+    dt = _step(dt)
+    mu = _mu_eff(nrn, mu_eff)
+    if K is None:
+        K = history_length(pop, dt)
+    else:
+        n_ref, limit = refractory_steps(nrn.t_ref, dt), history_limit(dt)
+        K = int(_number("K", K, f"a whole number of steps from n_ref + 1 = {n_ref + 1} to {limit} (the "
+                                f"engine's history length; t_ref = {nrn.t_ref:g} ms is {n_ref} steps)",
+                        lambda k: k == int(k) and n_ref < k <= limit))
     const = population_tables(pop, dt, K, 3, 0)
     state = const["state"]
     P_mm = membrane_propagators(pop.tau_m, np.zeros(0), dt).P_mm
