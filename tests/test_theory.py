@@ -534,3 +534,20 @@ def test_a_silent_type_has_rate_zero():
                                                      "populations.I.delta_u=0.001"]))
     assert d.rates[0] == 0.0
     assert d.rates[1] == pytest.approx(20.241, abs=1e-3)
+
+
+def test_a_runaway_network_without_refractoriness_has_no_solution():
+    # E without refractoriness excites itself (J C tau_m / 1000 = 16 mV per Hz): its
+    # rate is unbounded. The solver's residual clips the rates at 1e7 Hz, and its
+    # zero there, F(1e7 Hz) = 1.28e8 Hz, was returned as a solution although the
+    # model at that rate fires at 1.5e9 Hz.
+    E, I = population(t_ref=0.0, mu=20.0), population(mu=18.0, tau_m=10.0, t_ref=2.0)
+    J, C = np.array([[2.0, -0.1], [0.1, -0.1]]), np.array([[400, 200], [400, 200]])
+    with pytest.raises(TheoryInputError, match=r"ran beyond 1e\+07 Hz"):
+        stationary_rates_network([E, I], J, C)
+    # with refractoriness the same network saturates below 1/t_ref: a true solution
+    state = stationary_rates_network([population(mu=20.0), I], J, C)
+    assert state.solutions.shape == (1, 2) and state.rates[0] < 250.0
+    mu_eff = mean_input([population(mu=20.0), I], J, C, state.rates)
+    for pop, rate, mu in zip((population(mu=20.0), I), state.rates, mu_eff):
+        assert renewal_rate(pop, rate, mu_eff=mu) == pytest.approx(rate, rel=1e-9)

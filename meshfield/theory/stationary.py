@@ -1176,8 +1176,14 @@ def stationary_rates_network(
     solutions: list[np.ndarray] = []
     primary_solution = None
     closest = (math.inf, np.full(T, np.nan))
+    runaway = False
     for k, start in enumerate(starts):
         result = optimize.root(residual, np.log(start), method="hybr", options={"xtol": 1e-13})
+        # The residual evaluates the model at rates clipped to 1e7 Hz, so beyond that
+        # cap its zero is F(1e7 Hz), not a solution (a runaway without refractoriness).
+        if np.any(result.x > _LOG_MAX_RATE):
+            runaway = True
+            continue
         size = float(np.max(np.abs(residual(result.x))))
         if size < closest[0]:
             closest = (size, np.exp(result.x))
@@ -1188,9 +1194,16 @@ def stationary_rates_network(
             primary_solution = rates
         if not any(np.allclose(rates, s, rtol=1e-6, atol=0.0) for s in solutions):
             solutions.append(rates)
+    if not solutions and not math.isfinite(closest[0]):
+        raise TheoryInputError(
+            f"no stationary state found: from every one of the {len(starts)} starts the rates ran beyond "
+            f"{math.exp(_LOG_MAX_RATE):g} Hz (a runaway; the rate is unbounded where t_ref = 0; check J, C "
+            "and the drives)"
+        )
     if not solutions:
         raise TheoryInputError(
-            f"no stationary state found from any of the {len(starts)} starts: the closest point reached, "
+            (f"no stationary state found from any of the {len(starts)} starts"
+             + (" (some ran beyond 1e+07 Hz)" if runaway else "")) + ": the closest point reached, "
             f"rates {np.array2string(closest[1], precision=4)} Hz, misses the equations by {closest[0]:.3g} "
             "in log rate (check J, C and the drives, or give rates0 near a solution)"
         )
