@@ -445,6 +445,10 @@ def test_history_window_limits_and_types():
     (lambda: stationary_rate_discrete(population(), None), "dt = None must be a time step"),
     (lambda: psd_high_frequency_level(10.0, np.inf), "N = inf must be a positive whole number"),
     (lambda: hazard_free(population(), [-5.0]), "ages must be finite and >= 0 ms"),
+    (lambda: stationary_rate(population(tau_theta="abc", J_theta=[1.0])),
+     "'tau_theta' = 'abc' must be a list of numbers"),
+    (lambda: stationary_rate(population(tau_theta=[10.0], J_theta=[[1.0], 2.0])),
+     r"'J_theta' = \[\[1.0\], 2.0\] must be a list of numbers"),
 ])
 def test_bad_input_is_named(call, message):
     with pytest.raises(TheoryInputError, match=message):

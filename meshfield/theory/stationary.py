@@ -177,8 +177,14 @@ def _neuron(pop: Any) -> _Neuron:
             raise TheoryInputError(f"population parameter '{name}' = {values[name]} must be > 0")
     if values["t_ref"] < 0.0:
         raise TheoryInputError(f"population parameter 't_ref' = {values['t_ref']} must be >= 0")
-    tau_theta = np.atleast_1d(np.asarray(getattr(pop, "tau_theta", ()), dtype=np.float64))
-    J_theta = np.atleast_1d(np.asarray(getattr(pop, "J_theta", ()), dtype=np.float64))
+    kernel = {}
+    for name in ("tau_theta", "J_theta"):
+        value = getattr(pop, name, ())
+        try:
+            kernel[name] = np.atleast_1d(np.asarray(value, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise TheoryInputError(f"population parameter '{name}' = {value!r} must be a list of numbers") from None
+    tau_theta, J_theta = kernel["tau_theta"], kernel["J_theta"]
     if tau_theta.ndim != 1 or tau_theta.shape != J_theta.shape:
         raise TheoryInputError(
             f"population parameters 'tau_theta' ({tau_theta.tolist()}) and 'J_theta' "
