@@ -1209,7 +1209,7 @@ def stationary_rates_network(
     if not solutions:
         raise TheoryInputError(
             (f"no stationary state found from any of the {len(starts)} starts"
-             + (" (some ran beyond 1e+07 Hz)" if runaway else "")) + ": the closest point reached, "
+             + (f" (some ran beyond {math.exp(_LOG_MAX_RATE):g} Hz)" if runaway else "")) + ": the closest point reached, "
             f"rates {np.array2string(closest[1], precision=4)} Hz, misses the equations by {closest[0]:.3g} "
             "in log rate (check J, C and the drives, or give rates0 near a solution)"
         )
