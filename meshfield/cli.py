@@ -483,6 +483,17 @@ def _in_options(exc: Exception, params) -> str:
     return message
 
 
+def _refuse_result_as_target(option: str, path: str, results, error) -> None:
+    """Refuse an output path that is the file of one of the input ``results``
+    (a master file may have any name, even one ending in .png or .json), as
+    ``plot`` does: writing there would replace the result."""
+    key = Path(path).resolve()
+    for result in results:
+        if Path(result).resolve() == key:
+            raise error(f"{option} {path!r} is also the file of the result {result!r}; give the output "
+                        f"its own file, other than the results")
+
+
 def cmd_compare(args) -> int:
     from contextlib import ExitStack
 
@@ -495,6 +506,7 @@ def cmd_compare(args) -> int:
             bistable = _bistable_option(args.bistable) if args.bistable else None
             if args.figure:
                 check_figure_target(args.figure, "--figure")
+                _refuse_result_as_target("--figure", args.figure, (args.reference, args.other), ValueError)
             a = stack.enter_context(open_result(args.reference))
             b = stack.enter_context(open_result(args.other))
             if bistable is not None:
@@ -547,6 +559,8 @@ def cmd_analyze(args) -> int:
     try:
         bistable = _bistable_option(args.bistable) if args.bistable else None
         target = _check_json_target(args.json) if args.json is not None else None
+        if target is not None:
+            _refuse_result_as_target("--json", args.json, (args.result,), ValueError)
         with open_result(args.result) as res:
             if bistable is not None:
                 _check_bistable_types(args.bistable, args.result, res)

@@ -438,6 +438,28 @@ def test_plot_never_writes_over_its_result(tmp_path):
         assert res.A.shape == (20, 2, 6, 6)
 
 
+def test_compare_and_analyze_never_write_over_their_results(tmp_path):
+    """As for plot: a master file may have any name, so one ending in .png (compare's
+    --figure) or .json (analyze's --json) must not be replaced by the output."""
+    out = tmp_path / "r.h5"
+    assert cli("run", *TINY, "--set", "run.t_end=200", "-o", str(out)).returncode == 0  # long enough for both
+    for name, command in (("r.png", ["compare", "r.png", "r.png", "--segment-ms", "100", "--figure"]),
+                          ("r.json", ["analyze", "r.json", "--json"])):
+        renamed = tmp_path / name
+        out.rename(renamed)
+        before = renamed.read_bytes()
+        for target in (name, f"./{name}"):
+            p = cli(*command, target, "--discard", "0", "--blocks", "2", "-q", cwd=tmp_path)
+            assert p.returncode == 2 and p.stdout == "", p.stdout
+            assert p.stderr == (f"meshfield {command[0]}: unusable input: {command[-1]} {target!r} is also the "
+                                f"file of the result {name!r}; give the output its own file, other than the "
+                                f"results\n")
+        assert renamed.read_bytes() == before
+        with meshfield.open_result(renamed) as res:
+            assert res.A.shape == (200, 2, 6, 6)
+        renamed.rename(out)
+
+
 def test_info_at_the_micro_level_has_no_history_length():
     """K is meso-only: a micro config that run accepts (K below the refractory steps) passes info."""
     p = cli("info", *TINY, "--set", "run.level=micro", "--set", "populations.E.K=5")
