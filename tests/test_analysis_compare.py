@@ -218,6 +218,20 @@ def test_unusable_input(other, message):
         compare_results(field_result(1, n_time=5000), other())
 
 
+def test_a_record_too_short_for_the_discarded_transient_is_named():
+    """Of two results, the one whose record the transient leaves too short is
+    named by its label (the other may be long enough); an invalid transient is
+    the setting's fault and names no result."""
+    long, short = field_result(1, n_time=3000), field_result(2, n_time=300)
+    with pytest.raises(CompareInputError, match=r"^micro: only 0 samples remain after discarding 500.0 ms "
+                                                r"of a record of 300 samples"):
+        compare_results(short, long, labels=("micro", "meso"))
+    with pytest.raises(CompareInputError, match=r"^meso: only 0 samples remain"):
+        compare_results(long, short, labels=("micro", "meso"))
+    with pytest.raises(CompareInputError, match=r"^discard = -1: must be a non-negative time in ms"):
+        compare_results(long, short, discard=-1, labels=("micro", "meso"))
+
+
 def test_non_finite_and_bad_bistable_option():
     broken = field_result(2, n_time=5000)
     broken.A[1000, 0, 0, 0] = np.nan

@@ -342,10 +342,16 @@ def compare_results(
                                  error=CompareInputError) for d in distances)
     else:
         distances = (0.0, 1.0, 2.0)
-    try:
-        records = tuple(as_record(res, discard=discard) for res in (res_a, res_b))
-    except AnalysisInputError as error:
-        raise CompareInputError(str(error)) from error
+    # the transient applies to both: an invalid one is the setting's fault, a
+    # record too short for it is one result's, which the message then names
+    discard = number("discard", discard, "a non-negative time in ms", 0.0, error=CompareInputError)
+    records = []
+    for label, res in zip(labels, (res_a, res_b)):
+        try:
+            records.append(as_record(res, discard=discard))
+        except AnalysisInputError as error:
+            raise CompareInputError(f"{label}: {error}") from error
+    records = tuple(records)
     _check_compatible(records, labels)
     types = records[0].types
     dt = records[0].record_interval
