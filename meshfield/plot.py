@@ -83,7 +83,23 @@ def check_figure_target(path, option: str = "path", animation: bool = False) -> 
                 f"{option} {str(path)!r}: unknown image format {suffix or '(no suffix)'!r}; "
                 f"allowed: {', '.join(allowed)}"
             )
-    return check_output_file(path, option)
+    checked = check_output_file(path, option)
+    # The figure is drawn into a hidden twin first (``published``), whose name is
+    # longer than the target's: a legal name near the file system's limit would
+    # fail only after the drawing, with earlier figures already written.
+    hidden = _partial(target).name
+    try:
+        limit = os.pathconf(target.resolve().parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if len(os.fsencode(hidden)) > limit:
+        longer = len(os.fsencode(hidden)) - len(os.fsencode(target.name))
+        raise PlotInputError(
+            f"{option} {str(path)!r}: the name is too long: the figure is drawn into the hidden file "
+            f"{hidden!r} beside it first, longer than the {limit} bytes a file name may have there; "
+            f"use a name of at most {limit - longer} bytes"
+        )
+    return checked
 
 
 def check_output_file(path, option: str = "path", error: type[ValueError] = PlotInputError) -> Path:
@@ -140,13 +156,18 @@ def _frame_step(every) -> int:
     return int(every)
 
 
+def _partial(target: Path) -> Path:
+    """The hidden temporary file beside ``target`` that :func:`published` writes first."""
+    return target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
+
+
 @contextmanager
 def published(path):
     """Yield a hidden temporary path beside ``path`` (same suffix, so matplotlib
     picks the format from it) and rename it onto ``path`` on success; on any
     failure remove it and leave ``path`` untouched."""
     target = Path(path)
-    partial = target.with_name(f".{target.stem}.partial-{os.getpid()}{target.suffix}")
+    partial = _partial(target)
     try:
         yield partial
         os.replace(partial, target)

@@ -460,6 +460,39 @@ def test_compare_and_analyze_never_write_over_their_results(tmp_path):
         renamed.rename(out)
 
 
+def test_a_figure_name_too_long_for_its_hidden_twin_is_refused_before_drawing(tmp_path):
+    """A figure is drawn into '.NAME.partial-PID.SUFFIX' first; a legal name whose twin
+    exceeds the file system's 255 bytes gave a traceback and status 1 after the drawing
+    (compare: after its table, as if a quantity had failed; plot: after the figures
+    before it were written). It is refused like any unwritable path: one line, status 2,
+    nothing written."""
+    out = tmp_path / "r.h5"
+    assert cli("run", *TINY, "--set", "run.t_end=200", "-o", str(out)).returncode == 0
+    long_png, long_gif = "b" * 248 + ".png", "c" * 248 + ".gif"
+    for command, option, name in ((["plot", "r.h5", "-o"], "-o", long_png),
+                                  (["plot", "r.h5", "-o", "ok.png", "--animate"], "--animate", long_gif),
+                                  (["compare", "r.h5", "r.h5", "--segment-ms", "100", "--figure"], "--figure",
+                                   long_png)):
+        before = sorted(tmp_path.iterdir())
+        p = cli(*command, name, "-q", cwd=tmp_path)
+        assert p.returncode == 2 and p.stdout == "", p.stderr
+        lines = p.stderr.strip().splitlines()
+        assert len(lines) == 1, p.stderr
+        prefix = "meshfield compare: unusable input: " if command[0] == "compare" else "meshfield: error: "
+        assert lines[0].startswith(f"{prefix}{option} {name!r}: the name is too long: the figure is drawn "
+                                   f"into the hidden file '.{name[:-4]}.partial-"), lines[0]
+        assert "longer than the 255 bytes a file name may have there; use a name of at most" in lines[0]
+        hidden = lines[0].split("hidden file '", 1)[1].split("'", 1)[0]
+        assert hidden.startswith(f".{name[:-4]}.partial-") and hidden.endswith(name[-4:]) and len(hidden) > 255
+        assert lines[0].endswith(f"use a name of at most {255 - (len(hidden) - len(name))} bytes")
+        assert sorted(tmp_path.iterdir()) == before
+    # a name that leaves room for its twin is written
+    fits = "d" * 235 + ".png"
+    p = cli("plot", "r.h5", "-o", fits, "-q", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / fits).read_bytes()[:4] == b"\x89PNG"
+
+
 def test_info_at_the_micro_level_has_no_history_length():
     """K is meso-only: a micro config that run accepts (K below the refractory steps) passes info."""
     p = cli("info", *TINY, "--set", "run.level=micro", "--set", "populations.E.K=5")
