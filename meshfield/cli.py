@@ -341,24 +341,34 @@ def cmd_info(args) -> int:
 # ----------------------------------------------------------------------------- plot
 
 
+def _distinct_targets(results, outputs, error) -> None:
+    """Refuse an output path that is the file of an input result or of another
+    output, before anything is read or drawn. ``outputs`` are ``(option, path)``
+    pairs, ``path`` None for an option not given. A master file may have any
+    name, even one ending in .png or .json, and writing there would replace it."""
+    taken = {Path(result).resolve(): f"the result {result!r}" for result in results}
+    for option, path in outputs:
+        if path is None:
+            continue
+        key = Path(path).resolve()
+        if key in taken:
+            raise error(f"{option} {path!r} is also the file of {taken[key]}; give each output its own file, "
+                        "other than the results")
+        taken[key] = option
+
+
 def cmd_plot(args) -> int:
     from . import open_result
     from .analysis import AnalysisInputError
     from .plot import (PlotInputError, animate, check_figure_target, check_plot_options, overview,
                        plot_psd, raster)
     out = args.output or str(Path(args.result).with_suffix(".png"))
-    # Refuse every unwritable or shared target before drawing anything; the result
-    # itself (a master file may have any name, even one ending in .png) is never a target.
-    targets = {str(Path(args.result).resolve()): f"the result {args.result!r}"}
-    for option, path in (("-o", out), ("--psd", args.psd), ("--raster", args.raster), ("--animate", args.animate)):
-        if path is None:
-            continue
-        check_figure_target(path, option, animation=option == "--animate")
-        key = str(Path(path).resolve())
-        if key in targets:
-            raise PlotInputError(f"{option} {path!r} is also the file of {targets[key]}; give each figure "
-                                 "its own file, other than the result")
-        targets[key] = option
+    # Refuse every unwritable or shared target before drawing anything.
+    figures = (("-o", out), ("--psd", args.psd), ("--raster", args.raster), ("--animate", args.animate))
+    for option, path in figures:
+        if path is not None:
+            check_figure_target(path, option, animation=option == "--animate")
+    _distinct_targets((args.result,), figures, PlotInputError)
     with open_result(args.result) as res:
         # --every matters only for --animate
         for option, value in (("--time", dict(time=args.time)),
@@ -483,17 +493,6 @@ def _in_options(exc: Exception, params) -> str:
     return message
 
 
-def _refuse_result_as_target(option: str, path: str, results, error) -> None:
-    """Refuse an output path that is the file of one of the input ``results``
-    (a master file may have any name, even one ending in .png or .json), as
-    ``plot`` does: writing there would replace the result."""
-    key = Path(path).resolve()
-    for result in results:
-        if Path(result).resolve() == key:
-            raise error(f"{option} {path!r} is also the file of the result {result!r}; give the output "
-                        f"its own file, other than the results")
-
-
 def cmd_compare(args) -> int:
     from contextlib import ExitStack
 
@@ -506,7 +505,7 @@ def cmd_compare(args) -> int:
             bistable = _bistable_option(args.bistable) if args.bistable else None
             if args.figure:
                 check_figure_target(args.figure, "--figure")
-                _refuse_result_as_target("--figure", args.figure, (args.reference, args.other), ValueError)
+                _distinct_targets((args.reference, args.other), (("--figure", args.figure),), ValueError)
             a = stack.enter_context(open_result(args.reference))
             b = stack.enter_context(open_result(args.other))
             if bistable is not None:
@@ -560,7 +559,7 @@ def cmd_analyze(args) -> int:
         bistable = _bistable_option(args.bistable) if args.bistable else None
         target = _check_json_target(args.json) if args.json is not None else None
         if target is not None:
-            _refuse_result_as_target("--json", args.json, (args.result,), ValueError)
+            _distinct_targets((args.result,), (("--json", args.json),), ValueError)
         with open_result(args.result) as res:
             if bistable is not None:
                 _check_bistable_types(args.bistable, args.result, res)

@@ -452,7 +452,7 @@ def test_compare_and_analyze_never_write_over_their_results(tmp_path):
             p = cli(*command, target, "--discard", "0", "--blocks", "2", "-q", cwd=tmp_path)
             assert p.returncode == 2 and p.stdout == "", p.stdout
             assert p.stderr == (f"meshfield {command[0]}: unusable input: {command[-1]} {target!r} is also the "
-                                f"file of the result {name!r}; give the output its own file, other than the "
+                                f"file of the result {name!r}; give each output its own file, other than the "
                                 f"results\n")
         assert renamed.read_bytes() == before
         with meshfield.open_result(renamed) as res:
