@@ -32,7 +32,8 @@ DISCARD_HELP = (f"initial transient to discard (ms; default {DEFAULT_DISCARD_MS:
 #: the exception types that mean "bad input" (not a bug), by module
 _INPUT_ERRORS = (("io.recorder", "RecorderError"), ("io.result", "ResultError"),
                  ("analysis", "AnalysisInputError"), ("io.checkpoint", "CheckpointError"),
-                 ("parallel", "DecompositionError"), ("plot", "PlotInputError"))
+                 ("parallel", "DecompositionError"), ("plot", "PlotInputError"),
+                 ("plot", "OutputWriteError"))
 
 
 def _input_errors() -> tuple:
@@ -523,9 +524,9 @@ def cmd_compare(args) -> int:
         print(f"meshfield compare: warning: {args.reference} and {args.other} are the same file, so "
               f"every quantity agrees with itself and the comparison passes trivially", file=sys.stderr)
     print(report.format_text())
-    if args.figure:
-        plot_comparison(report, args.figure)
-        print(f"wrote {args.figure}")
+    if args.figure and not _written("compare", "--figure", args.figure,
+                                    lambda: plot_comparison(report, args.figure)):
+        return EXIT_USAGE
     return 0 if report.passed else 1
 
 
@@ -574,19 +575,29 @@ def cmd_analyze(args) -> int:
     return _report(summary, "analyze", target, args.json)
 
 
-def _report(report, command: str, target: Path | None, option: str | None) -> int:
+def _report(report, command: str, target: Path | None, json_path: str | None) -> int:
     """Print ``report.format_text()`` and write ``report.to_dict()`` to the JSON
     ``target`` (already checked) if one was asked for; the exit status."""
     print(report.format_text())
-    if target is not None:
-        try:
-            _write_json(target, report.to_dict())
-        except OSError as exc:  # a name too long for the temporary, a full disk, ...
-            print(f"meshfield {command}: cannot write --json {option!r}: {exc.strerror or exc}; "
-                  f"nothing was written", file=sys.stderr)
-            return EXIT_USAGE
-        print(f"wrote {target}")
+    if target is not None and not _written(command, "--json", json_path,
+                                           lambda: _write_json(target, report.to_dict())):
+        return EXIT_USAGE
     return 0
+
+
+def _written(command: str, option: str, path: str, write) -> bool:
+    """Call ``write()``, which writes ``path`` through :func:`meshfield.plot.published`
+    after the report was printed, and say so; if the system fails to write (a
+    full disk, a name too long for the hidden temporary), say that in one line
+    instead and return False: nothing was written at ``path``."""
+    try:
+        write()
+    except OSError as exc:
+        print(f"meshfield {command}: cannot write {option} {path!r}: {exc.strerror or exc}; "
+              "nothing was written", file=sys.stderr)
+        return False
+    print(f"wrote {path}")
+    return True
 
 
 # ----------------------------------------------------------------------------- steady

@@ -34,6 +34,16 @@ class PlotInputError(ValueError):
     writer), a snapshot time outside the record, a frame step below 1."""
 
 
+class OutputWriteError(OSError):
+    """A figure or JSON file that could not be written although its path was
+    checked (a full disk, a quota): nothing was written there, and a file
+    already at the path is left as it was. ``strerror`` is the system's
+    reason, ``filename`` the path."""
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename!r}: {self.strerror}; nothing was written there"
+
+
 def _image_formats() -> list[str]:
     from matplotlib.backend_bases import FigureCanvasBase
     return sorted(f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes())
@@ -165,12 +175,16 @@ def _partial(target: Path) -> Path:
 def published(path):
     """Yield a hidden temporary path beside ``path`` (same suffix, so matplotlib
     picks the format from it) and rename it onto ``path`` on success; on any
-    failure remove it and leave ``path`` untouched."""
+    failure remove it and leave ``path`` untouched. A failure of the system to
+    write (``OSError``) becomes an :class:`OutputWriteError` naming ``path``."""
     target = Path(path)
     partial = _partial(target)
     try:
         yield partial
         os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise OutputWriteError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

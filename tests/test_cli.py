@@ -1,5 +1,6 @@
 """The command line: results, exit status, one-line errors, nothing half-written."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -493,6 +494,39 @@ def test_a_figure_name_too_long_for_its_hidden_twin_is_refused_before_drawing(tm
     assert (tmp_path / fits).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_figure_or_json_the_system_fails_to_write_gives_one_line_and_status_2(tmp_path, monkeypatch, capsys):
+    """A write can fail after every check passed (a full disk, a quota). plot and
+    compare --figure gave a traceback and status 1 (compare: after its table, as if a
+    quantity had failed); now each says so in one line naming the file and the reason,
+    with status 2, and leaves nothing behind, as analyze --json already did."""
+    from meshfield import cli as cli_module
+    for name, seed in (("r.h5", "1"), ("s.h5", "2")):
+        p = cli("run", *TINY, "--set", "run.t_end=200", "--set", f"run.seed={seed}", "-o", name, "-q",
+                cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+
+    def full_disk(source, target):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "replace", full_disk)
+    statistics = ["--segment-ms", "100", "--discard", "0", "--blocks", "2", "-q"]
+    reason = os.strerror(errno.ENOSPC)
+    for argv, line in (
+            (["plot", "r.h5", "-o", "f.png"], f"meshfield: error: cannot write 'f.png': {reason}; nothing was "
+                                              "written there"),
+            (["compare", "r.h5", "s.h5", *statistics, "--figure", "f.png"],
+             f"meshfield compare: cannot write --figure 'f.png': {reason}; nothing was written"),
+            (["analyze", "r.h5", *statistics, "--json", "f.json"],
+             f"meshfield analyze: cannot write --json 'f.json': {reason}; nothing was written")):
+        before = sorted(tmp_path.iterdir())
+        status = cli_module.main(argv)
+        captured = capsys.readouterr()
+        assert status == 2, captured
+        assert captured.err.strip().splitlines() == [line]
+        assert sorted(tmp_path.iterdir()) == before
+
+
 def test_info_at_the_micro_level_has_no_history_length():
     """K is meso-only: a micro config that run accepts (K below the refractory steps) passes info."""
     p = cli("info", *TINY, "--set", "run.level=micro", "--set", "populations.E.K=5")
@@ -640,7 +674,8 @@ def test_a_module_that_cannot_be_imported_does_not_hide_the_error(monkeypatch):
     from meshfield import cli
 
     monkeypatch.setitem(sys.modules, "meshfield.plot", None)  # its import now fails
-    assert cli._input_errors()[0] is meshfield.ConfigError and len(cli._input_errors()) == len(cli._INPUT_ERRORS)
+    importable = [entry for entry in cli._INPUT_ERRORS if entry[0] != "plot"]
+    assert cli._input_errors()[0] is meshfield.ConfigError and len(cli._input_errors()) == 1 + len(importable)
 
     def broken(args):
         raise RuntimeError("the command's own error")
