@@ -432,15 +432,17 @@ def plot_psd(result, path, discard: float | None = None) -> str:
     """Write the lattice-averaged power spectral density of A per type (two-sided,
     Hz^2/Hz, log-log, with the standard error band across segments) and the
     level r/N of N independent spike trains of the mean rate r (over the
-    spectrum's samples). ``discard`` (ms): by default ``PSD_DISCARD_MS`` of a
-    run from t = 0, nothing of a run restarted from a checkpoint."""
+    spectrum's samples; not for a mean-field run, which has no finite-size
+    noise). ``discard`` (ms): by default ``PSD_DISCARD_MS`` of a run from
+    t = 0, nothing of a run restarted from a checkpoint."""
     from .analysis import psd
     from .analysis._record import onset_discard
     plt = _plt()
     if discard is None:
         discard = onset_discard(PSD_DISCARD_MS, result)
     spec = psd(result, discard=discard, per_site=False)
-    N = {name: p["N"] for name, p in result.config.get("populations", {}).items()}
+    finite_size = not result.config.get("run", {}).get("mean_field", False)
+    N = {name: p["N"] for name, p in result.config.get("populations", {}).items()} if finite_size else {}
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -455,7 +457,7 @@ def plot_psd(result, path, discard: float | None = None) -> str:
             ax.axhline(float(spec.mean[ti]) / N[name], color=line.get_color(), ls="--", lw=0.8)
     ax.set_xlabel("f (Hz)")
     ax.set_ylabel("PSD of A (Hz²/Hz, two-sided)")
-    ax.set_title("power spectral density (band: ±1 SE; dashed: r/N)")
+    ax.set_title("power spectral density (band: ±1 SE" + ("; dashed: r/N)" if finite_size else "; mean field)"))
     ax.legend()
     fig.tight_layout()
     return _save(fig, path)

@@ -273,6 +273,26 @@ def test_plot_comparison_of_a_type_without_fluctuations_is_quiet(tmp_path):
     assert (tmp_path / "psd.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_plot_psd_draws_the_finite_size_level_only_where_there_is_finite_size_noise(tmp_path, monkeypatch):
+    """The dashed r/N line is the PSD of N independent spike trains; a mean-field
+    run has no such noise (its fluctuations come from stimuli or the dynamics),
+    so no line is drawn there, and the title says why."""
+    import meshfield.plot as plot
+
+    figures = []
+    monkeypatch.setattr(plot, "_save", lambda fig, path: figures.append(fig) or str(path))
+    res = field_result(1, n_time=3000)
+    res.config["populations"] = {"E": {"N": 400}, "I": {"N": 100}}
+    r = res.A[int(plot.PSD_DISCARD_MS):].mean(axis=(0, 2, 3))  # records of 1 ms
+    for mean_field, dashed in ((False, r / [400, 100]), (True, [])):
+        res.config["run"] = {"mean_field": mean_field}
+        plot.plot_psd(res, tmp_path / "psd.png")
+        ax = figures[-1].axes[0]
+        levels = [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
+        np.testing.assert_allclose(levels, dashed, rtol=5e-3)  # the PSD uses whole segments only
+        assert ax.get_title().endswith("mean field)" if mean_field else "dashed: r/N)")
+
+
 @pytest.mark.parametrize("p_leave_b, dwells_b", [(0.0, (0, 0)), (1e-4, (0, 1))])
 def test_plot_comparison_without_dwells_is_quiet(tmp_path, p_leave_b, dwells_b):
     """A result that never switches (no dwell at all) or switches twice (one
