@@ -490,6 +490,9 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     ----------
     config : Config, dict, str, Path or None
         A configuration, or anything :func:`meshfield.config.load_config` accepts.
+        A Config is validated again, as its dict would be: one changed with
+        ``dataclasses.replace`` (which checks nothing) raises the ConfigError
+        that the same value in a TOML file would.
     overrides : list of str
         ``key.path=value`` assignments (``--set``) applied to ``config``.
     output : str or None
@@ -522,8 +525,9 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     -------
     meshfield.io.Result (opened, when ``output`` is given) or MemoryResult.
     """
-    if not isinstance(config, Config) or overrides:
-        config = load_config(config, overrides)  # a Config with overrides too (they were ignored)
+    # a Config too, overrides or not: one changed in Python (dataclasses.replace,
+    # which runs no checks) is validated as the TOML route is, naming the key
+    config = load_config(config, overrides)
     _check_distinct_files(output, checkpoint, restart)
     say = log or _emit
     stencils = build_stencils(config)
