@@ -712,6 +712,10 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             say(f"[meshfield] wrote {output}")
     if output is not None:
         from .io import open_result
+        # every rank is here, and nothing below communicates: release the run's
+        # Cartesian communicator, or a sweep of about a thousand runs in one
+        # process runs out of MPI's communicator ids
+        dec.free()
         # The root has checked the blocks it published; the other ranks leave that
         # to their first read (R ranks each opening R block files adds up).
         return open_result(output, check_blocks=dec.is_root)
@@ -726,6 +730,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         E[sl] = np.concatenate(memory_E)
     A = dec.allreduce_sum(A)
     E = dec.allreduce_sum(E)
+    dec.free()  # the last collective of the run (see above)
     meta.update(version=__version__, ranks=dec.size, dims=list(dec.dims), wall_time=wall,
                 hostname=platform.node(), command=" ".join(sys.argv), **extra)
     return MemoryResult(A=A, Abar=E, times=t0 + np.arange(n_records) * config.record.interval,
