@@ -26,7 +26,7 @@ from . import __version__
 from ._console import emit as _emit
 from .config import Config, load_config
 from .coupling import build_stencils, halo_width, min_delay
-from .parallel import Decomposition, StopOnSignal, ranks_on_node
+from .parallel import Decomposition, StopOnSignal, processes_on_node
 
 __all__ = ["run", "build_model", "make_decomposition", "MemoryResult", "DEFAULT_BLOCK",
            "RESTART_MAY_CHANGE", "config_differences"]
@@ -235,7 +235,8 @@ def make_decomposition(config: Config, comm=None, dims=None, stencils=None) -> D
 
 def set_threads_per_rank(local: int) -> int:
     """Numba threads of this rank: ``NUMBA_NUM_THREADS`` if the user set it, else the
-    node's cores divided by the ``local`` ranks on the node (at least 1). More
+    node's cores divided by the ``local`` processes of the job on the node
+    (:func:`meshfield.parallel.processes_on_node`; at least 1). More
     threads than cores make the parallel kernels' workers wait on each other: on 2
     cores, two ranks with two threads each ran the default field 3x slower than
     with one."""
@@ -534,7 +535,9 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     dec = make_decomposition(config, comm, dims, stencils)
     root = dec.rank == 0
     verbose = progress and root
-    on_node = ranks_on_node(dec.comm)
+    # the job's processes on this node, also those outside comm (a sweep of
+    # comm=MPI.COMM_SELF runs): they share its cores and memory
+    on_node = processes_on_node(dec.comm)
     threads = set_threads_per_rank(on_node)
     check_memory(config, dec, stencils, in_memory=output is None, on_node=on_node)
 

@@ -13,6 +13,7 @@ from meshfield.parallel import (
     check_halo,
     exchange_spikes,
     process_grid,
+    processes_on_node,
 )
 from test_halo import HALO_CASES, _case_id, assert_halo_exchange, assert_spike_exchange
 
@@ -296,3 +297,17 @@ def test_factorizations_list_every_ordered_factorization():
     for size in range(1, 200):
         for ndim in (1, 2, 3):
             assert list(_factorizations(size, ndim)) == by_enumeration(size, ndim)
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, 1),
+    ({"MPI_LOCALNRANKS": "4"}, 4),                 # MPICH's Hydra
+    ({"OMPI_COMM_WORLD_LOCAL_SIZE": "3"}, 3),      # Open MPI
+    ({"MPI_LOCALNRANKS": ""}, 1),
+    ({"MPI_LOCALNRANKS": "x"}, 1),
+    ({"MPI_LOCALNRANKS": "0"}, 1),
+])
+def test_processes_on_node_counts_the_jobs_other_processes_from_the_launcher(environ, expected):
+    # COMM_SELF sees one rank; the launcher's count of the job's processes on the
+    # node is what shares the cores with it
+    assert processes_on_node(MPI.COMM_SELF, environ) == expected

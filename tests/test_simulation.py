@@ -75,3 +75,18 @@ def test_a_thousand_runs_in_one_process_do_not_exhaust_the_communicator_ids():
     config = meshfield.load_config(TINY)
     means = [float(meshfield.run(config, comm=MPI.COMM_SELF).A.mean()) for _ in range(1200)]
     assert len(set(means)) == 1
+
+
+def test_a_run_on_comm_self_shares_the_node_with_the_jobs_other_processes(monkeypatch):
+    # a sweep under mpiexec -n 2 that gives each rank its own run on COMM_SELF:
+    # each rank took all the node's cores for its numba threads (2 x 2 threads on
+    # 2 cores ran the default 6 to 9 times slower than 2 x 1) and all its memory
+    seen = {}
+    monkeypatch.setenv("MPI_LOCALNRANKS", "2")
+    monkeypatch.setattr(simulation, "set_threads_per_rank", lambda local: seen.setdefault("threads", local))
+    check = simulation.check_memory
+    monkeypatch.setattr(simulation, "check_memory",
+                        lambda *args, on_node, **kwargs: check(*args, on_node=seen.setdefault("memory", on_node),
+                                                               **kwargs))
+    meshfield.run(TINY, comm=MPI.COMM_SELF)
+    assert seen == {"threads": 2, "memory": 2}

@@ -13,6 +13,7 @@ from .decomposition import (
     halo_cells_sent,
     neighbour_faces,
     process_grid,
+    processes_on_node,
     ranks_on_node,
 )
 from .spikes import exchange_spikes
@@ -27,6 +28,7 @@ __all__ = [
     "neighbour_faces",
     "process_grid",
     "ranks_on_node",
+    "processes_on_node",
     "exchange_spikes",
     "StopOnSignal",
 ]

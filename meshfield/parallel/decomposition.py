@@ -28,6 +28,7 @@ axis. Leading dimensions of exchanged arrays (slots, types, ...) are arbitrary.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -678,3 +679,27 @@ def ranks_on_node(comm: MPI.Intracomm) -> int:
         return node.Get_size()
     finally:
         node.Free()
+
+
+#: environment variables in which launchers give the number of a job's processes
+#: on this node: MPICH's Hydra (mpiexec), Open MPI's mpirun
+LOCAL_SIZE_VARIABLES = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
+
+
+def processes_on_node(comm: MPI.Intracomm, environ=None) -> int:
+    """Processes of the whole job that share this rank's node: the ranks of
+    ``comm`` on it (:func:`ranks_on_node`), or more where the launcher says so.
+
+    A run on a part of the job (``comm=MPI.COMM_SELF`` in a sweep that gives each
+    rank its own run) shares the node's cores and memory with the job's other
+    processes, which its communicator cannot see; the launcher's count is read
+    from ``environ`` (default ``os.environ``) without communicating. Collective
+    over ``comm``.
+    """
+    here = ranks_on_node(comm)
+    environ = os.environ if environ is None else environ
+    for name in LOCAL_SIZE_VARIABLES:
+        text = str(environ.get(name, "")).strip()
+        if text.isascii() and text.isdigit() and int(text) > 0:
+            return max(here, int(text))
+    return here
