@@ -394,6 +394,11 @@ class MemoryResult:
     def __exit__(self, *exc):
         return None
 
+    def close(self) -> None:
+        """Nothing to release (the records are arrays); there so that a script
+        closes what ``run`` returns alike, with or without ``output``."""
+        return None
+
 
 class _Progress:
     """Progress lines on rank 0: simulated time, wall time, speed, ETA.

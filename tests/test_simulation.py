@@ -90,3 +90,11 @@ def test_a_run_on_comm_self_shares_the_node_with_the_jobs_other_processes(monkey
                                                                **kwargs))
     meshfield.run(TINY, comm=MPI.COMM_SELF)
     assert seen == {"threads": 2, "memory": 2}
+
+
+@pytest.mark.parametrize("to_file", [False, True])
+def test_what_run_returns_can_be_closed_with_or_without_output(tmp_path, to_file):
+    result = meshfield.run(TINY, comm=MPI.COMM_SELF, output=str(tmp_path / "r.h5") if to_file else None)
+    A = result.A
+    result.close()
+    assert A.shape == (2, 1, 1) and np.isfinite(A).all()
