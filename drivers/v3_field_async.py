@@ -479,7 +479,8 @@ def build_parser():
                    help="ms of statistics per level and factor of the single-site scan (default 20000)")
     p.add_argument("--lattice-scan", type=val.positive, nargs="*", default=list(LATTICE_SCAN_FACTORS),
                    metavar="FACTOR",
-                   help="in-degree factors (> 0) of the micro level on the lattice (no values: skip; default "
+                   help="in-degree factors (> 0, not 1: the main run is factor 1) of the micro level on the "
+                        "lattice (no values: skip; default "
                         + " ".join(f"{f:g}" for f in LATTICE_SCAN_FACTORS) + ")")
     return p
 
@@ -499,6 +500,11 @@ def check_args(p, args):
     val.require_segments(p, args.t_sim, SEGMENT_MS)
     val.refuse_duplicates(p, "--scan", args.scan)
     val.refuse_duplicates(p, "--lattice-scan", args.lattice_scan)
+    if 1.0 in args.lattice_scan:
+        # the main run is the scan's factor 1 already; a second point at 1/factor = 1
+        # leaves the fit a + b / factor without a solution (a singular matrix after the runs)
+        p.error("argument --lattice-scan: factor 1 is the main run, which the scan includes already; "
+                "give only the other factors (default " + " ".join(f"{f:g}" for f in LATTICE_SCAN_FACTORS) + ")")
     overrides = [*args.overrides, f"run.t_end={args.discard + args.t_sim}", f"run.seed={args.seed}"]
     if args.shape is not None:
         overrides.append(f"lattice.shape=[{args.shape[0]}, {args.shape[1]}]")

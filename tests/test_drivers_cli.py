@@ -129,6 +129,7 @@ IN_PROCESS_CASES = [
     ("v3_field_async", ["--config", "v4_pattern"], "V3 studies a 2-D field (this configuration has a "
                                                    "lattice of shape [64])"),
     ("v3_field_async", ["--config", "v1_single"], "lattice of shape [1]"),
+    ("v3_field_async", ["--lattice-scan", "1", "4"], "argument --lattice-scan: factor 1 is the main run"),
     ("v3_control", ["--t-sim", "-1"], "argument --t-sim: must be > 0"),
     ("v3_control", ["--factor", "-64"], "argument --factor: must be > 0"),
     ("v3_control", ["--t-sim", "1500"], "at least 2000 ms"),
