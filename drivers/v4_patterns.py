@@ -295,7 +295,8 @@ def sweep(config_path, overrides, base, gs, t_sweep: float) -> dict:
         g_c, bracket = float("nan"), None
     pairs = np.array([(G, lam_m) for r in rows
                       for G, lam_m in zip(r["theory_leading"], r["growth_rate_per_s"])
-                      if G is not None and lam_m is not None and G >= SIGN_CHECK_MIN])
+                      if G is not None and lam_m is not None and G >= SIGN_CHECK_MIN]).reshape(-1, 2)
+    # no mode with G >= SIGN_CHECK_MIN (every g of the sweep far below the onset): nothing to check
     excess, measured = pairs[:, 0] - 1.0, pairs[:, 1]
     # the growth rates of the same modes against the transfer-function theory
     # (meshfield.theory.growth_rates; None where a root is below its resolution)
@@ -310,7 +311,8 @@ def sweep(config_path, overrides, base, gs, t_sweep: float) -> dict:
                                        if len(both) else None),
                 sign_check=dict(min_leading=SIGN_CHECK_MIN, n_modes=int(len(pairs)),
                                 agree=int(np.sum(np.sign(excess) == np.sign(measured))),
-                                rate_per_unit_excess_per_s=float(excess @ measured / (excess @ excess))))
+                                rate_per_unit_excess_per_s=float(excess @ measured / (excess @ excess))
+                                if len(pairs) else None))
 
 
 # ---------------------------------------------------------------------------
@@ -498,6 +500,9 @@ def check_args(p, args, overrides):
     if len(base.lattice.shape) != 1:
         p.error(f"--config: {PROG} analyses 1-D lattices (the pattern drift and the figures); this one has "
                 f"shape {list(base.lattice.shape)}")
+    if base.lattice.shape[0] < 2:
+        p.error(f"--config: {PROG} measures the wave number of a pattern, which needs a lattice of at least "
+                f"two sites; this one has shape {list(base.lattice.shape)}")
     if args.sweep and not base.stimuli:
         p.error("--config: the sweep needs a first stimulus (the symmetry-breaking seed); this configuration "
                 "has none (or skip the sweep: --sweep with no values)")
@@ -598,11 +603,12 @@ def main(argv=None) -> int:
     if args.sweep:
         summary["sweep"] = sweep(args.config, overrides, base, args.sweep, args.t_sweep)
         summary["sweep"]["g_c_theory"] = summary["theory"]["meso"]["g_c"]
+        within = summary["sweep"]["growth_rate_check"]["max_abs_difference_per_s"]
         print(f"[v4] onset: measured g_c = {summary['sweep']['g_c_measured']:.4f} "
               f"(bracket {summary['sweep']['g_c_bracket']}), theory {summary['theory']['meso']['g_c']:.4f}; "
               f"growth-rate signs agree with G - 1 for {summary['sweep']['sign_check']['agree']}/"
               f"{summary['sweep']['sign_check']['n_modes']} modes; growth rates within "
-              f"{summary['sweep']['growth_rate_check']['max_abs_difference_per_s']:.3g}/s of the transfer-function "
+              f"{'-' if within is None else format(within, '.3g')}/s of the transfer-function "
               f"theory for {summary['sweep']['growth_rate_check']['n_modes']} modes")
 
     # Acceptance (docs/validation.md): same dominant wave number at both levels; the

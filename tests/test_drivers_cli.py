@@ -138,6 +138,7 @@ IN_PROCESS_CASES = [
     ("v4_patterns", ["--t-micro", "0"], "argument --t-micro: must be > 0"),
     ("v4_patterns", ["--config", "nosuch"], "packaged configuration 'nosuch' does not exist"),
     ("v4_patterns", ["--config", "v3_field"], "analyses 1-D lattices"),
+    ("v4_patterns", ["--config", "v1_single", "--sweep"], "needs a lattice of at least two sites"),
     ("v4_patterns", ["--sweep", "0.9", "0.9"], "argument --sweep: repeated value(s) 0.9"),
     ("v4_patterns", ["--t-sweep", "1000"], "at least 1400 ms"),
     ("v4_patterns", ["--figures", "/proc/no/figures"], "argument --figures: cannot create the folder"),

@@ -73,3 +73,23 @@ def test_micro_network_forms_the_predicted_pattern(v4_micro):
         others = np.delete(spectrum.power[t, 1:], peak - 1)
         z = (spectrum.power[t, peak] - np.median(others)) / others.std()
         assert z >= 6.0, (t, z, spectrum.power[t])
+
+
+def test_driver_sweep_below_the_onset_has_no_modes_to_check(tmp_path):
+    """drivers/v4_patterns.py with a sweep far below the onset (g = 0.5: every
+    static eigenvalue below SIGN_CHECK_MIN) reports the sign check on no modes,
+    and draws its onset figure, instead of failing after the runs."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "drivers"))
+    import v4_patterns as v4
+
+    base = meshfield.load_config(packaged_config("v4_pattern"))
+    sw = v4.sweep("v4_pattern", [], base, [0.5], v4.FIT_END)
+    assert sw["sign_check"]["n_modes"] == 0 and sw["sign_check"]["agree"] == 0
+    assert sw["sign_check"]["rate_per_unit_excess_per_s"] is None
+    assert sw["growth_rate_check"] == dict(n_modes=0, max_abs_difference_per_s=None)
+    summary = dict(sweep=sw, theory=dict(meso=dict(g_c=0.96)))
+    v4.figure_onset(summary, tmp_path / "onset.png")
+    assert (tmp_path / "onset.png").stat().st_size > 1000
