@@ -604,19 +604,23 @@ def synchrony(record) -> np.ndarray:
 
 def plot_activity(path: Path, records: dict, types, window_ms: float = 300.0, smooth_ms: float = 5.0) -> None:
     """Space-time plots of the activity along one lattice row (box-smoothed over ``smooth_ms``),
-    micro above meso, one column per type."""
+    micro above meso, one column per type: the row y = 0 of a 2-D lattice, the
+    whole of a 1-D one."""
     figure, axes = new_figure(2, len(types), width=4.2, height=2.6)
     for r, (level, record) in enumerate(records.items()):
         width = max(1, int(round(smooth_ms / record.record_interval)))
         A = np.asarray(record.A)
         A = np.apply_along_axis(lambda x: np.convolve(x, np.ones(width) / width, mode="same"), 0, A)
         n = int(round(window_ms / record.record_interval))
+        # sites along the first axis, at index 0 of the others (none on a 1-D lattice)
+        row = A.reshape(A.shape[:3] + (-1,))[..., 0]
+        where = "row y = 0" if A.ndim > 3 else "all sites"
         for t, name in enumerate(types):
             ax = axes[r, t]
-            image = ax.imshow(A[-n:, t, :, 0].T, aspect="auto", origin="lower", cmap="viridis",
+            image = ax.imshow(row[-n:, t].T, aspect="auto", origin="lower", cmap="viridis",
                               extent=(0, n * record.record_interval, -0.5, A.shape[2] - 0.5),
                               vmin=0, vmax=np.percentile(A[-n:, t], 99))
-            ax.set_title(f"{level}: {name}, row y = 0, {smooth_ms:g} ms boxcar")
+            ax.set_title(f"{level}: {name}, {where}, {smooth_ms:g} ms boxcar")
             ax.set_xlabel("time (ms, last window)")
             ax.set_ylabel("site x")
             figure.colorbar(image, ax=ax, label="Hz")

@@ -360,6 +360,19 @@ def test_a_failed_figure_leaves_the_earlier_outputs_untouched(tmp_path):
     assert all(p.read_text() == "old" for p in tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("shape", [(6,), (6, 5)])
+def test_activity_figure_of_a_1d_and_a_2d_lattice(shape, tmp_path):
+    """V7's lattice part accepts any lattice of two or more sites (a 1-D ring too):
+    its activity figure, drawn after the runs, must handle both."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    records = {level: val.ActivityRecord(rng.uniform(0, 20, (400,) + (2,) + shape), ("E", "I"), 1.0, {})
+               for level in ("micro", "meso")}
+    val.plot_activity(tmp_path / "activity.png", records, ("E", "I"))
+    assert (tmp_path / "activity.png").stat().st_size > 1000
+
+
 def test_prepare_out_creates_the_folder_and_announces_earlier_outputs(tmp_path, capsys):
     p = val.parser("v9", "test", prog="v9.py", writes="w", default_run="d")
     folder = val.prepare_out(p, tmp_path / "a" / "b", ["v9.json"], ["v9.json", "v9_*.png"])
