@@ -350,7 +350,7 @@ def build_parser():
     p = val.parser("v7", __doc__, prog=PROG,
                    writes="v7.json and the figures v7_paths.png, v7_compare.png, v7_field_compare.png, "
                           "v7_field_activity.png (the last two unless --t-sim-field 0) into --out.",
-                   default_run="about 7 minutes on one core (docs/validation_v7.md), most of it the micro "
+                   default_run="about 3 minutes on one core (docs/validation_v7.md), most of it the micro "
                                "level on the lattice.")
     p.add_argument("--config", default=CONFIG, help=f"one-site configuration, packaged name or TOML file "
                                                     f"(default {CONFIG})")

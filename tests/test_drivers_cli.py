@@ -302,6 +302,17 @@ def test_v3_usage_example_uses_a_lattice_the_kernels_allow():
     assert "--shape 6 6" not in doc and "--shape 7 7" in doc
 
 
+def test_help_states_the_default_run_time_of_the_docs_table():
+    """docs/validation.md's table of the drivers and each --help give the same cost
+    of the default run (``~X min`` there, ``about X minutes`` here)."""
+    docs = (DRIVERS.parent / "docs" / "validation.md").read_text()
+    rows = re.findall(r"^\| `(\w+)\.py` \| ~([0-9.]+) min \|", docs, flags=re.M)
+    assert len(rows) >= 10, rows
+    for name, minutes in rows:
+        text = " ".join(driver(name).build_parser().format_help().split())
+        assert f"Default run: about {minutes} minutes" in text, (name, minutes)
+
+
 def test_v6_skip_ranks_help_names_the_restart_test():
     p = driver("v6_numerics").build_parser()
     (action,) = [a for a in p._actions if a.dest == "skip_ranks"]
