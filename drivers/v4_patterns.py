@@ -416,7 +416,8 @@ def figure_onset(summary: dict, path: Path) -> None:
     axes[0].plot(g, [np.nan if x is None else x for x in theory], "x", color="C3", ms=7,
                  label="theory (transfer function)")
     axes[0].axhline(0, color="k", lw=0.8, ls=":")
-    axes[1].semilogy(g, amp, "o-", color="C0")
+    # far below the onset the mode may have decayed to 0, which a log axis cannot show
+    (axes[1].semilogy if np.any(amp > 0) else axes[1].plot)(g, amp, "o-", color="C0")
     for ax in axes[:2]:
         ax.axvline(g_c, color="C3", lw=1.2, label=f"theory g_c = {g_c:.3f}")
         ax.set_xlabel("coupling scale g (all J × g)")
@@ -445,7 +446,8 @@ def figure_onset(summary: dict, path: Path) -> None:
     diff = sw["growth_rate_check"]["max_abs_difference_per_s"]
     axes[2].set_title(f"signs agree with G − 1 for {check['agree']}/{check['n_modes']} modes"
                       + ("" if diff is None else f"\n|measured − theory| ≤ {diff:.2f}/s"), fontsize=8)
-    axes[2].legend(fontsize=6, ncol=2)
+    if axes[2].get_legend_handles_labels()[0]:  # none when no mode reached the sign check
+        axes[2].legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -75,6 +75,7 @@ def test_micro_network_forms_the_predicted_pattern(v4_micro):
         assert z >= 6.0, (t, z, spectrum.power[t])
 
 
+@pytest.mark.filterwarnings("error")  # the figure too: no log axis without positive values, no empty legend
 def test_driver_sweep_below_the_onset_has_no_modes_to_check(tmp_path):
     """drivers/v4_patterns.py with a sweep far below the onset (g = 0.5: every
     static eigenvalue below SIGN_CHECK_MIN) reports the sign check on no modes,
