@@ -72,7 +72,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..lattice import wave_number_shell
-from .stationary import TheoryInputError, _mu_eff, _neuron, _number, _step
+from .stationary import TheoryInputError, _explicit_window, _mu_eff, _neuron, _step
 
 __all__ = ["GrowthRates", "ImpulseResponse", "growth_rates", "impulse_response"]
 
@@ -212,10 +212,9 @@ def impulse_response(pop: Any, dt: float, mu_eff: float | None = None, K: int | 
     if K is None:
         K = history_length(pop, dt)
     else:
-        n_ref, limit = refractory_steps(nrn.t_ref, dt), history_limit(dt)
-        K = int(_number("K", K, f"a whole number of steps from n_ref + 1 = {n_ref + 1} to {limit} (the "
-                                f"engine's history length; t_ref = {nrn.t_ref:g} ms is {n_ref} steps)",
-                        lambda k: k == int(k) and n_ref < k <= limit))
+        K = _explicit_window(nrn, dt, K, history_limit(dt),
+                             f" (the engine's history length; t_ref = {nrn.t_ref:g} ms is "
+                             f"{refractory_steps(nrn.t_ref, dt)} steps)")
     const = population_tables(pop, dt, K, 3, 0)
     state = const["state"]
     P_mm = membrane_propagators(pop.tau_m, np.zeros(0), dt).P_mm

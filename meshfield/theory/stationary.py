@@ -758,8 +758,16 @@ def _history_length(nrn: _Neuron, dt: float, mu_eff: float, K: int | None, hazar
         return K
     if hazard_rule != "trapezoid":
         raise TheoryInputError("K (the mesoscopic history window) applies only to hazard_rule='trapezoid'")
-    return int(_number("K", K, f"a whole number of steps from n_ref + 1 = {n_ref + 1} to {_MAX_THEORY_K}",
-                       lambda k: k == int(k) and n_ref < k <= _MAX_THEORY_K))
+    return _explicit_window(nrn, dt, K, _MAX_THEORY_K)
+
+
+def _explicit_window(nrn: _Neuron, dt: float, K: Any, limit: int, note: str = "") -> int:
+    """A history window ``K`` given by the caller: a whole number of steps beyond
+    the refractory steps and at most ``limit``; ``note`` follows the limit in
+    the message."""
+    n_ref = _refractory_steps(nrn, dt)
+    return int(_number("K", K, f"a whole number of steps from n_ref + 1 = {n_ref + 1} to {limit}{note}",
+                       lambda k: k == int(k) and n_ref < k <= limit))
 
 
 @dataclass(frozen=True)
