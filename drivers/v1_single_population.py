@@ -385,7 +385,7 @@ def compute(*, config: str = CONFIG, t_sim: float = 60000.0, discard: float = 10
     N : int, optional
         Override the population size of every type (default: the file's N).
     weak_n : int
-        Population size of the small-N comparison (0: skip it).
+        Population size of the small-N comparison (0, or the main N: skip it).
     mean_field_t_end : float
         Duration of the mean-field run (ms); its last second is compared.
     scan_J : sequence of float
@@ -420,7 +420,7 @@ def compute(*, config: str = CONFIG, t_sim: float = 60000.0, discard: float = 10
     runs = {}
     main_tag = f"N={N or cfg.populations[0].N}"
     runs[main_tag] = level_comparison(cfg, t_sim, discard, seed, N, theory)
-    if weak_n:
+    if weak_n and f"N={weak_n}" != main_tag:  # the same N would repeat the main comparison
         runs[f"N={weak_n}"] = level_comparison(cfg, t_sim, discard, seed, weak_n, theory)
     main = runs[main_tag]
     scan = adaptation_scan(cfg, scan_J, scan_t_sim, discard, seed) if len(scan_J) else []
@@ -513,7 +513,7 @@ def build_parser():
     p.add_argument("--n", type=val.positive_int, default=None, metavar="N",
                    help="population size of every type (default: the file's, 500)")
     p.add_argument("--weak-n", type=val.nonnegative_int, default=50, metavar="N",
-                   help="population size of the small-N comparison (0: skip; default 50)")
+                   help="population size of the small-N comparison (0 or the main N: skip; default 50)")
     p.add_argument("--scan-j", type=val.positive, nargs="*", default=list(SCAN_J), metavar="J",
                    help="J_theta values (mV ms, > 0) of the adaptation scan of the 'adapting' type "
                         "(no values: skip; default " + " ".join(f"{j:g}" for j in SCAN_J) + ")")

@@ -90,3 +90,20 @@ def test_summary_reports_every_acceptance_check(data):
     for name, passed in data["acceptance"].items():
         assert f"{name} {'PASS' if passed else 'FAIL'}" in text
     assert f"overall {'PASS' if all(data['acceptance'].values()) else 'FAIL'}" in text
+
+
+def test_weak_n_equal_to_the_main_n_runs_the_comparison_once(monkeypatch):
+    """``--weak-n`` equal to the main N would repeat the main comparison (same
+    runs, same seed): it is skipped, and the JSON has one run."""
+    calls = []
+
+    def fake_comparison(cfg, t_sim, discard, seed, n, theory):
+        calls.append(n)
+        return dict(compare=dict(passed=True), theory_checks=[], hf_level={}, report=None, records=None)
+
+    monkeypatch.setattr(v1, "level_comparison", fake_comparison)
+    data, figures = v1.compute(config=v1.CONFIG, t_sim=T_SIM, discard=1000.0, seed=3, N=N, weak_n=N, scan_J=(),
+                               mean_field_t_end=3000.0, low_frequency_t_sim=0)
+    assert calls == [N]
+    assert list(data["runs"]) == [f"N={N}"]
+    assert [name for name, _ in figures if name.startswith("v1_compare")] == ["v1_compare.png"]
