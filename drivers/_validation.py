@@ -33,7 +33,7 @@ import shlex
 import sys
 import textwrap
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -112,8 +112,33 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+#: Simulated time (ms) of the untimed run of :func:`warm_up`, at least one record interval.
+WARM_UP_MS = 20.0
+
+_warmed: set = set()
+
+
+def warm_up(config: Config) -> None:
+    """Run a short copy of ``config`` once per process, untimed.
+
+    The first run of a configuration in a process compiles its numba kernels
+    (or loads them from numba's cache), which can take longer than the run
+    itself; a speedup timed over it says more about the cache than about the
+    levels. Copies that differ in ``run.t_end`` or ``run.seed`` alone share
+    one warm-up.
+    """
+    from mpi4py import MPI
+
+    key = repr(replace(config, run=replace(config.run, t_end=0.0, seed=0)))
+    if key in _warmed:
+        return
+    short = replace(config, run=replace(config.run, t_end=max(WARM_UP_MS, config.record.interval)))
+    meshfield.run(short, comm=MPI.COMM_SELF)
+    _warmed.add(key)
+
+
 def timed_run(config: Config, overrides=()):
-    """Run ``config`` on this process alone and time it.
+    """Run ``config`` on this process alone and time it, after :func:`warm_up`.
 
     Returns
     -------
@@ -127,6 +152,7 @@ def timed_run(config: Config, overrides=()):
 
     if overrides:
         config = load(config, overrides)
+    warm_up(config)
     wall, cpu = time.perf_counter(), cpu_seconds()
     result = meshfield.run(config, comm=MPI.COMM_SELF)
     timing = dict(wall_s=time.perf_counter() - wall, cpu_s=cpu_seconds() - cpu,

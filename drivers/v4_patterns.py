@@ -169,7 +169,9 @@ def pattern_drift(E: np.ndarray, m: int, n: int, dx: float, block: int) -> dict:
 
 
 def timed_run(config):
-    """``meshfield.run`` in memory, with the CPU seconds of this process (build included)."""
+    """``meshfield.run`` in memory, with the CPU seconds of this process (build included,
+    numba compilation not: :func:`_validation.warm_up` runs first)."""
+    val.warm_up(config)
     c0 = time.process_time()
     result = meshfield.run(config, comm=MPI.COMM_SELF)
     return result, time.process_time() - c0

@@ -16,6 +16,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -500,3 +501,24 @@ def test_acceptance_line_names_every_check_and_the_verdict():
     assert (val.acceptance_line("V3 acceptance", {"mean_rate": False, "psd": True})
             == "  V3 acceptance: mean_rate FAIL, psd PASS; overall FAIL")
     assert val.acceptance_line("V5", {"psd": True}) == "  V5: psd PASS; overall PASS"
+
+
+def test_timed_runs_exclude_the_first_run_of_a_configuration(monkeypatch):
+    """The first run of a configuration in a process compiles (or loads) its numba
+    kernels; ``timed_run`` runs a short untimed copy first, once per configuration
+    up to its duration and seed, so a driver's speedup does not measure the cache."""
+    calls = []
+
+    def fake_run(config, comm=None):
+        calls.append((config.run.t_end, config.run.seed, config.populations[0].N))
+        return SimpleNamespace(meta={"wall_time": 0.0})
+
+    monkeypatch.setattr(val.meshfield, "run", fake_run)
+    monkeypatch.setattr(val, "_warmed", set())
+    base = val.load("v1_single")
+    val.timed_run(base, ["run.t_end=500", "run.seed=2"])
+    val.timed_run(base, ["run.t_end=800", "run.seed=3"])
+    val.timed_run(base, ["run.t_end=800", "populations.plain.N=50"])
+    first = max(val.WARM_UP_MS, base.record.interval)
+    assert calls == [(first, 2, 500), (500.0, 2, 500), (800.0, 3, 500),
+                     (first, 1, 50), (800.0, 1, 50)]
