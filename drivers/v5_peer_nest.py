@@ -60,6 +60,7 @@ import numpy as np  # noqa: E402
 
 import _validation as val  # noqa: E402
 from meshfield.analysis import compare_results, plot_comparison, psd  # noqa: E402
+from meshfield.analysis.spectra import segment_samples  # noqa: E402
 
 CONFIG = "nest_example"
 PROG = "v5_peer_nest.py"
@@ -198,6 +199,10 @@ def compute(*, config: str = CONFIG, seeds=tuple(range(1, 9)), t_end: float = 11
     if n_blocks < 2:
         raise ValueError(f"{len(seeds)} seed(s) x {stationary} ms give {n_blocks} block(s) of {block} ms; need >= 2")
     cfg = val.load(config, [f"run.t_end={t_end}"])
+    segments = stationary / psd_segment(cfg.record.interval)
+    if abs(segments - round(segments)) > 1e-9 * segments:
+        raise ValueError(f"t_end - discard = {stationary} ms must be a whole number of PSD segments of "
+                         f"{psd_segment(cfg.record.interval)} ms, so that no segment joins two runs")
     records, timing = collect(cfg, seeds, discard)
     reports = {}
     for ref, test in PAIRS:
@@ -265,7 +270,8 @@ def build_parser():
     p.add_argument("--seeds", type=val.seed, nargs="+", default=list(range(1, 9)), metavar="SEED",
                    help="one run per seed and simulator, no repeats (default 1 2 3 4 5 6 7 8)")
     p.add_argument("--t-end", type=val.positive, default=11000.0, metavar="MS",
-                   help="ms per run: --discard plus a whole number of blocks (default 11000)")
+                   help="ms per run: --discard plus a whole number of blocks and of 1 s PSD segments "
+                        "(default 11000)")
     p.add_argument("--discard", type=val.nonnegative, default=1000.0, metavar="MS",
                    help="transient dropped from each run, ms (>= 0; default 1000)")
     p.add_argument("--block", type=val.positive, default=5000.0, metavar="MS",
@@ -273,11 +279,32 @@ def build_parser():
     return p
 
 
-def minimum_t_end(n_seeds: int, discard: float, block: float) -> float:
+def psd_segment(interval: float) -> float:
+    """The PSD segment (ms) as :func:`meshfield.analysis.psd` cuts ``SEGMENT_MS`` at
+    this record interval: an even number of whole records."""
+    n = segment_samples(SEGMENT_MS, interval)
+    return (n - n % 2) * interval
+
+
+def aligned_blocks(block: float, segment: float) -> int | None:
+    """The fewest blocks that are also a whole number of PSD segments (None beyond 1000):
+    runs of a multiple of them keep every segment inside one run."""
+    for k in range(1, 1001):
+        ratio = k * block / segment
+        if abs(ratio - round(ratio)) <= 1e-9 * ratio:
+            return k
+    return None
+
+
+def minimum_t_end(n_seeds: int, discard: float, block: float, segment: float = SEGMENT_MS) -> float:
     """The shortest run that gives the statistics enough data: at least one block per
-    run, two blocks and two PSD segments over all seeds."""
-    per_run = max(1, math.ceil(2 / n_seeds), math.ceil(2 * SEGMENT_MS / (n_seeds * block) - 1e-9))
-    return discard + per_run * block
+    run, two blocks and two PSD segments over all seeds, and whole PSD segments per run
+    (``aligned_blocks``; None if there is no such run)."""
+    unit = aligned_blocks(block, segment)
+    if unit is None:
+        return None
+    per_run = max(1, math.ceil(2 / n_seeds), math.ceil(2 * segment / (n_seeds * block) - 1e-9))
+    return discard + unit * math.ceil(per_run / unit) * block
 
 
 def check_args(p, args):
@@ -288,20 +315,28 @@ def check_args(p, args):
         p.error("V5 compares with NEST, which is not installed here: pip install nest-simulator "
                 "(make test installs it into .venv)")
     val.refuse_duplicates(p, "--seeds", args.seeds)
+    cfg = val.check_config(p, args.config, [f"run.t_end={args.t_end}"])
     n = len(args.seeds)
-    shortest = minimum_t_end(n, args.discard, args.block)
+    segment = psd_segment(cfg.record.interval)
+    shortest = minimum_t_end(n, args.discard, args.block, segment)
+    if shortest is None:
+        p.error(f"argument --block: {args.block:g} ms has no multiple of at most 1000 blocks that is a whole "
+                f"number of PSD segments of {segment:g} ms; choose a block such as {5 * segment:g}")
     if args.t_end < shortest - 1e-9:
         p.error(f"argument --t-end: {args.t_end:g} ms is too short for {n} seed(s): each run needs --discard "
                 f"{args.discard:g} ms plus whole blocks of {args.block:g} ms, and all seeds together at least 2 "
-                f"blocks and 2 PSD segments of {SEGMENT_MS:g} ms: at least {shortest:g} ms")
-    per_run = (args.t_end - args.discard) / args.block
+                f"blocks and 2 PSD segments of {segment:g} ms: at least {shortest:g} ms")
+    unit = aligned_blocks(args.block, segment) * args.block
+    per_run = (args.t_end - args.discard) / unit
     if abs(per_run - round(per_run)) > 1e-9:
-        lower = args.discard + math.floor(per_run) * args.block
-        upper = args.discard + math.ceil(per_run) * args.block
+        lower = args.discard + math.floor(per_run) * unit
+        upper = args.discard + math.ceil(per_run) * unit
         choices = " or ".join(f"{t:g}" for t in (lower, upper) if t >= shortest - 1e-9)
+        whole = (f"blocks of {args.block:g} ms" if unit == args.block else
+                 f"blocks of {args.block:g} ms and of PSD segments of {segment:g} ms (so that no segment "
+                 f"joins two runs), i.e. of {unit:g} ms")
         p.error(f"argument --t-end: t_end - discard = {args.t_end - args.discard:g} ms must be a whole number of "
-                f"blocks of {args.block:g} ms (--t-end {choices})")
-    cfg = val.check_config(p, args.config, [f"run.t_end={args.t_end}"])
+                f"{whole} (--t-end {choices})")
     problems = []
     if int(np.prod(cfg.lattice.shape)) != 1:
         problems.append(f"lattice.shape = {list(cfg.lattice.shape)}: the NEST peer needs a single site")

@@ -146,6 +146,9 @@ IN_PROCESS_CASES = [
     ("v5_peer_nest", ["--t-end", "-1"], "argument --t-end: must be > 0"),
     ("v5_peer_nest", ["--seeds", "1", "1"], "argument --seeds: repeated value(s) 1"),
     ("v5_peer_nest", ["--t-end", "11500"], "(--t-end 11000 or 16000)"),
+    ("v5_peer_nest", ["--block", "1500", "--t-end", "5500"],
+     "and of PSD segments of 1000 ms (so that no segment joins two runs), i.e. of 3000 ms (--t-end 4000 or 7000)"),
+    ("v5_peer_nest", ["--block", "333.3"], "argument --block: 333.3 ms has no multiple of at most 1000 blocks"),
     ("v5_peer_nest", ["--config", "v3_field"], "NEST cannot represent this configuration"),
     ("v6_numerics", ["--dt", "-0.5"], "argument --dt: must be > 0"),
     ("v6_numerics", ["--dt", "0.5", "0.3"], "multiple of run.dt = 0.3"),
@@ -262,6 +265,12 @@ def test_v5_minimum_duration():
     assert v5.minimum_t_end(1, 1000.0, 5000.0) == 11000.0  # two blocks from one seed
     assert v5.minimum_t_end(8, 1000.0, 5000.0) == 6000.0   # one block per run
     assert v5.minimum_t_end(2, 1000.0, 500.0) == 2000.0    # two PSD segments of 1 s in all
+    # runs of whole PSD segments, so that no segment joins two runs: 2 blocks of 1.5 s are 3 segments
+    assert v5.minimum_t_end(8, 1000.0, 1500.0) == 4000.0
+    assert v5.minimum_t_end(1, 0.0, 1500.0, v5.psd_segment(1.0)) == 3000.0
+    assert v5.psd_segment(3.0) == 996.0                    # 332 records of 3 ms: psd's even cut
+    assert v5.aligned_blocks(750.0, 1000.0) == 4
+    assert v5.aligned_blocks(333.3, 1000.0) is None
 
 
 # ----------------------------------------------------------------------------- help
