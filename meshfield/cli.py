@@ -633,7 +633,12 @@ def cmd_steady(args) -> int:
     try:
         target = _check_json_target(args.json) if args.json is not None else None
         progress = None if args.quiet else _CountProgress("meshfield steady", "mode")
-        report = stability(_load(args), name=args.config or "default", progress=progress)
+        config = _load(args)
+        if args.rates0 is not None and (len(args.rates0) != len(config.types)
+                                        or not all(0.0 < r < math.inf for r in args.rates0)):
+            raise ValueError(f"--rates0 {' '.join(f'{r:g}' for r in args.rates0)} is invalid: expected one "
+                             f"finite rate > 0 Hz per type ({', '.join(config.types)})")
+        report = stability(config, name=args.config or "default", progress=progress, rates0=args.rates0)
     except (OSError, ValueError) as exc:  # ConfigError and TheoryInputError are ValueErrors
         print(f"meshfield steady: unusable input: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -748,6 +753,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("steady", help="the homogeneous steady state and its linear stability: growth rate, "
                                       "frequency and wave number of the fastest mode (mean-field theory)")
     config_args(q)
+    q.add_argument("--rates0", type=float, nargs="+", metavar="HZ",
+                   help="one rate per type, in the configuration's order: of several steady states "
+                        "(the report lists them), analyse the one nearest these rates")
     q.add_argument("--json", metavar="OUT.json", help="also write the numbers as JSON")
     q.add_argument("-q", "--quiet", action="store_true",
                    help="no progress lines (otherwise one on stderr every 10 s on a large lattice)")

@@ -129,7 +129,34 @@ def test_cli_steady_says_that_it_ignores_stimuli(tmp_path):
     assert json.loads((tmp_path / "s.json").read_text())["ignored"] == ["stimuli[0] (step)", "stimuli[1] (ou)"]
 
 
+def test_cli_steady_lists_the_solutions_and_analyses_the_one_chosen(tmp_path):
+    """bistable_pair: three homogeneous states; the default start reaches the
+    symmetric saddle (test above), and --rates0 near a winner analyses that
+    state, which is stable."""
+    r = cli("steady", "bistable_pair", "-q")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert "  the self-consistency has 3 homogeneous solutions (choose one with --rates0, a rate per type):" in lines
+    listed = [line for line in lines if line.startswith("    A ")]
+    assert len(listed) == 3 and listed[1].endswith("<- analysed here (reached from the default start)")
+    out = tmp_path / "s.json"
+    r = cli("steady", "bistable_pair", "-q", "--rates0", "30", "0.1", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    d = json.loads(out.read_text())
+    low, symmetric, high = d["solutions_hz"]
+    assert d["rates_hz"] == high and high[0] > symmetric[0] > high[1]
+    assert d["rates0_hz"] == [30.0, 0.1]
+    assert d["kind"] == "stable" and d["growth_rate_per_s"] < 0
+    assert "UNSTABLE" not in r.stdout
+    assert r.stdout.splitlines()[7].endswith("<- analysed here (the nearest to --rates0 30 0.1)")
+    # the report of the chosen state is that of the library call
+    assert d["growth_rate_per_s"] == pytest.approx(stability("bistable_pair", rates0=high).sigma, rel=1e-9)
+
+
 @pytest.mark.parametrize("args, message", [
+    (["bistable_pair", "--rates0", "30"], "--rates0 30 is invalid: expected one finite rate > 0 Hz per type (A, B)"),
+    (["bistable_pair", "--rates0", "30", "-1"], "--rates0 30 -1 is invalid"),
+    (["bistable_pair", "--rates0", "30", "inf"], "--rates0 30 inf is invalid"),
     (["v4_pattern", "--set", "lattice.boundary=open"], "periodic"),
     (["v4_pattern", "--json", "x.txt"], "must end in .json"),
     (["no_such_config"], "no_such_config"),

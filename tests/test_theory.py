@@ -298,6 +298,18 @@ def test_bistable_pair_has_three_solutions():
             assert rates[a] == pytest.approx(stationary_rate(pop, mu_eff=mu_eff[a]), rel=1e-8)
 
 
+@pytest.mark.parametrize("rates0, expected", [((30.0, 0.1), 2), ((0.1, 30.0), 0), ((2.0, 2.0), 1)])
+def test_rates0_selects_the_nearest_solution(rates0, expected):
+    """V2's pair at the engine's step: from (30, 0.1) Hz the solver itself reaches
+    the opposite state; ``rates`` is the solution nearest the start in log rate,
+    so a start picks a state."""
+    from meshfield.theory import growth_rates
+
+    gr = growth_rates("bistable_pair", rates0=rates0)
+    assert len(gr.solutions) == 3
+    np.testing.assert_array_equal(gr.rates, gr.solutions[expected])
+
+
 # ---------------------------------------------------------------------------
 # Spectrum convention
 # ---------------------------------------------------------------------------

@@ -316,7 +316,7 @@ class Dispersion:
         Static gains ``dA_a/dmu_a``.
     multiple : bool
         True if the homogeneous self-consistency has several solutions; the
-        analysis is for ``rates`` (the one reached from ``rates0``).
+        analysis is for ``rates`` (the one nearest ``rates0``, if given).
     level : str
         Firing rule used: ``"meso"`` (trapezoid, the engine's K) or ``"micro"``
         (endpoint rule, no window).
@@ -409,8 +409,8 @@ def dispersion(config: Any, *, level: str | None = None, rates0: np.ndarray | No
         history window K of the mesoscopic engine) or ``"micro"`` (end-point
         hazard of the microscopic neuron, no window). Default: ``run.level``.
     rates0 : array_like, shape (T,), Hz, optional
-        Starting point of the stationary-state search (selects a branch when
-        there are several).
+        Starting point of the stationary-state search; of several solutions, the
+        one nearest it in log rate is analysed.
 
     Returns
     -------

@@ -520,8 +520,13 @@ class GrowthRates:
         Distinct modes computed (wave vectors whose stencil transforms coincide
         share one).
     rates : ndarray, shape (T,), Hz
+        The homogeneous stationary state analysed (the one nearest ``rates0``, if given).
     mu_eff : ndarray, shape (T,), mV
     responses : tuple of ImpulseResponse
+    solutions : ndarray, shape (S, T), Hz
+        Every homogeneous stationary state the search found, ``rates`` among them
+        (:attr:`meshfield.theory.NetworkStationaryState.solutions`); another is
+        analysed by passing it as ``rates0``.
     """
 
     types: tuple
@@ -536,6 +541,7 @@ class GrowthRates:
     rates: np.ndarray
     mu_eff: np.ndarray
     responses: tuple
+    solutions: np.ndarray
 
     @property
     def unstable(self) -> bool:
@@ -590,7 +596,8 @@ def growth_rates(config: Any, *, rates0: np.ndarray | None = None,
     ----------
     config : Config, or anything :func:`meshfield.config.load_config` accepts.
     rates0 : array_like, shape (T,), Hz, optional
-        Starting point of the stationary-state search (selects a branch).
+        Starting point of the stationary-state search; of several solutions, the
+        one nearest it in log rate is analysed.
     progress : callable, optional
         Called as ``progress(done, total)`` after each distinct mode (about
         0.03 s each; a 128 x 128 lattice has two thousand).
@@ -685,4 +692,4 @@ def growth_rates(config: Any, *, rates0: np.ndarray | None = None,
         sigma=sigma_u[inverse].reshape(shape), frequency=freq_u[inverse].reshape(shape),
         n_unstable=count_u[inverse].reshape(shape), sigma_floor=floor, n_distinct=len(first),
         rates=np.asarray(state.rates, dtype=float), mu_eff=np.asarray(state.mu_eff, dtype=float),
-        responses=responses)
+        responses=responses, solutions=np.asarray(state.solutions, dtype=float))

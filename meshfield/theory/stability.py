@@ -41,6 +41,12 @@ class StabilityReport:
         Stationary rates (Hz), total inputs (mV) and static gains (Hz/mV).
     multiple : bool
         The homogeneous self-consistency has several solutions (this is one).
+    solutions : ndarray, shape (S, T), Hz
+        Every homogeneous solution found (``rates`` among them).
+    rates0 : ndarray, shape (T,), Hz, or None
+        The start given to the search; ``rates`` is the solution nearest it (None:
+        the default start, the uncoupled rates at ``mu``, and ``rates`` the
+        solution reached from there).
     n_sites : int
         Lattice sites (= lattice modes).
     n_distinct : int
@@ -89,6 +95,8 @@ class StabilityReport:
     shells: dict
     dt: float
     ignored: tuple = ()
+    solutions: np.ndarray = None
+    rates0: np.ndarray = None
 
     @property
     def wavelength(self) -> float:
@@ -103,8 +111,15 @@ class StabilityReport:
         for name, r, m, g in zip(self.types, self.rates, self.mu_eff, self.gains):
             lines.append(f"  {name:<8} {r:>10.4f} {m:>12.4f} {g:>13.4f}")
         if self.multiple:
-            lines.append("  (the self-consistency has several homogeneous solutions; this is the one "
-                         "reached from the default start)")
+            here = ("reached from the default start" if self.rates0 is None else
+                    "the nearest to --rates0 " + " ".join(f"{r:g}" for r in self.rates0))
+            lines.append(f"  the self-consistency has {len(self.solutions)} homogeneous solutions "
+                         f"(choose one with --rates0, a rate per type):")
+            for solution in self.solutions:
+                mark = f"   <- analysed here ({here})" if np.allclose(solution, self.rates, rtol=1e-6,
+                                                                       atol=0.0) else ""
+                lines.append("    " + ", ".join(f"{name} {r:.4f} Hz" for name, r in zip(self.types, solution))
+                             + mark)
         lines.append(f"linear stability, {self.n_sites} lattice modes ({self.n_distinct} distinct):")
         if math.isinf(self.static_leading):
             lines.append("  static:  no real eigenvalue of G(k) at any k (complex pairs only: no static "
@@ -156,7 +171,9 @@ class StabilityReport:
 
         return dict(
             name=self.name, types=list(self.types), rates_hz=clean(self.rates), mu_eff_mv=clean(self.mu_eff),
-            gains_hz_per_mv=clean(self.gains), multiple=self.multiple, dt_ms=self.dt, n_sites=self.n_sites,
+            gains_hz_per_mv=clean(self.gains), multiple=self.multiple,
+            solutions_hz=[] if self.solutions is None else [clean(s) for s in self.solutions],
+            rates0_hz=None if self.rates0 is None else clean(self.rates0), dt_ms=self.dt, n_sites=self.n_sites,
             n_distinct_modes=self.n_distinct, static_leading=clean(self.static_leading),
             static_k_rad_per_mm=clean(self.static_k), growth_rate_per_s=clean(self.sigma),
             frequency_hz=clean(self.frequency), k_rad_per_mm=clean(self.k),
@@ -167,7 +184,8 @@ class StabilityReport:
 
 
 def stability(config: Any, name: str | None = None,
-              progress: Callable[[int, int], None] | None = None) -> StabilityReport:
+              progress: Callable[[int, int], None] | None = None,
+              rates0: Any = None) -> StabilityReport:
     """The homogeneous steady state of ``config`` and its linear stability.
 
     Parameters
@@ -178,6 +196,10 @@ def stability(config: Any, name: str | None = None,
     progress : callable, optional
         Passed to :func:`meshfield.theory.growth_rates`: ``progress(done, total)``
         after each distinct mode.
+    rates0 : array_like, shape (T,), Hz, optional
+        Start of the search for the stationary state; of several solutions, the
+        one nearest it in log rate is analysed (default: the one reached from the
+        uncoupled rates at ``mu``).
 
     Returns
     -------
@@ -196,8 +218,8 @@ def stability(config: Any, name: str | None = None,
     label = name if name is not None else (config if isinstance(config, str) else "the configuration")
     if not isinstance(config, Config):
         config = load_config(config)
-    d = dispersion(config, level="meso")
-    gr = growth_rates(config, progress=progress)
+    d = dispersion(config, level="meso", rates0=rates0)
+    gr = growth_rates(config, rates0=rates0, progress=progress)
     i = int(np.argmax(gr.sigma))
     f = float(gr.frequency.ravel()[i])
     k = float(gr.k_norm.ravel()[i])
@@ -214,6 +236,7 @@ def stability(config: Any, name: str | None = None,
         n_unstable_modes=int(np.sum(gr.n_unstable > 0)), sigma_floor=gr.sigma_floor,
         kind=_kind(unstable, k, f), dt=config.run.dt,
         ignored=tuple(f"stimuli[{i}] ({stim.kind})" for i, stim in enumerate(config.stimuli)),
+        solutions=gr.solutions, rates0=None if rates0 is None else np.asarray(rates0, dtype=np.float64),
         shells=dict(k_rad_per_mm=k_shell[:n], growth_rate_per_s=sigma_shell[:n], frequency_hz=f_shell[:n],
                     static_leading=leading_shell[:n]),
     )

@@ -1063,8 +1063,9 @@ class NetworkStationaryState:
     Attributes
     ----------
     rates : ndarray, shape (T,), Hz
-        The solution reached from the primary start (``rates0`` or the uncoupled
-        rates; for one type the solution nearest it).
+        The solution reached from the default start (the uncoupled rates), or the
+        solution nearest ``rates0`` in log rate when that is given (for one type,
+        the solution nearest the start in either case).
     mu_eff : ndarray, shape (T,), mV
         Total mean input at ``rates``.
     solutions : ndarray, shape (S, T), Hz
@@ -1123,7 +1124,9 @@ def stationary_rates_network(
     hazard_rule : {"trapezoid", "endpoint"}
         Discrete model only.
     rates0 : array_like, shape (T,), Hz, optional
-        Primary starting point.
+        Primary starting point; ``rates`` is then the solution found nearest it in
+        log rate (the solver may reach another from there: from (30, 0.1) Hz a
+        bistable pair's solver reaches the state where the second type wins).
 
     Returns
     -------
@@ -1221,7 +1224,10 @@ def stationary_rates_network(
             f"rates {np.array2string(closest[1], precision=4)} Hz, misses the equations by {closest[0]:.3g} "
             "in log rate (check J, C and the drives, or give rates0 near a solution)"
         )
-    if primary_solution is None:
+    if rates0 is not None:
+        log_start = np.log(primary)
+        primary_solution = min(solutions, key=lambda s: float(np.sum((np.log(np.maximum(s, tiny)) - log_start) ** 2)))
+    elif primary_solution is None:
         primary_solution = solutions[0]
     # a rate at the solver's floor is a silent type: 0, not 1e-300
     primary_solution = np.where(primary_solution <= 2.0 * tiny, 0.0, primary_solution)
