@@ -37,6 +37,18 @@ def test_pulse_is_gaussian_in_space_rectangular_in_time_with_minimum_image():
     assert np.all(mu[2, 1] == 0)  # only E
 
 
+def test_pulse_on_an_open_lattice_does_not_wrap():
+    """Only a periodic lattice takes the minimum image: on an open one the site at
+    0.9 mm from a pulse centred at the origin is 0.9 mm away (exp(-10.125) of the
+    peak), not 0.1 mm as on the torus."""
+    _, s = make("[{kind='pulse', amplitude=3.0, center=[0.0, 0.0], width=0.2, types=['E']}]", periodic=False)
+    field = (s.mu_block(0, 1) - s.mu0[None, :, None])[0, 0].reshape(10, 8)
+    x = np.arange(10)[:, None] * 0.1
+    y = np.arange(8)[None, :] * 0.1
+    np.testing.assert_allclose(field, 3.0 * np.exp(-0.5 * (x ** 2 + y ** 2) / 0.2 ** 2), rtol=1e-12,
+                               atol=1e-12)  # (mu0 + pulse - mu0 rounds to 1e-15)
+
+
 def test_moving_spot_moves_with_its_velocity():
     _, s = make("[{kind='moving_spot', amplitude=1.0, center=[0.2, 0.4], width=0.05, "
                 "velocity=[0.1, 0.0], t_start=0.0}]")
@@ -46,6 +58,25 @@ def test_moving_spot_moves_with_its_velocity():
     assert peak0 == (2, 4) and peak20 == ((2 + 10) % 10, 4)
 
 
+def test_moving_spot_starts_at_its_center_at_t_start():
+    """docs/model.md §6: the centre is ``center + velocity (t - t_start)`` while the
+    spot is on. With t_start = 2 ms it sits at ``center`` in step 4 (t = 2 ms) and
+    10 ms later has moved 0.05 mm/ms x 10 ms = 0.5 mm; nothing before t_start.
+    The closed form uses the minimum image on the 1.0 x 0.8 mm torus."""
+    _, s = make("[{kind='moving_spot', amplitude=1.0, center=[0.2, 0.4], width=0.1, "
+                "velocity=[0.05, 0.0], t_start=2.0}]")
+    mu = s.mu_block(0, 25) - s.mu0[None, :, None]
+    assert np.all(mu[:4] == 0)
+    x = np.arange(10)[:, None] * 0.1
+    y = np.arange(8)[None, :] * 0.1
+    for step in (4, 24):
+        cx = 0.2 + 0.05 * (step * 0.5 - 2.0)
+        d0 = (x - cx + 0.5) % 1.0 - 0.5
+        d1 = (y - 0.4 + 0.4) % 0.8 - 0.4
+        want = np.exp(-0.5 * (d0 ** 2 + d1 ** 2) / 0.1 ** 2)
+        np.testing.assert_allclose(mu[step, 0].reshape(10, 8), want, rtol=1e-12, atol=1e-14)
+
+
 def test_grating_and_step():
     _, s = make("[{kind='grating', amplitude=2.0, wavelength=0.5, direction=0.0, frequency=0.0},"
                 " {kind='step', amplitude=1.5, t_start=1.0}]", shape=(10,))
@@ -53,6 +84,20 @@ def test_grating_and_step():
     x = np.arange(10) * 0.1
     np.testing.assert_allclose(mu[0, 0], 2.0 * np.cos(2 * np.pi * x / 0.5), atol=1e-12)
     np.testing.assert_allclose(mu[2, 0], 2.0 * np.cos(2 * np.pi * x / 0.5) + 1.5, atol=1e-12)
+
+
+def test_grating_travels_along_its_wave_vector():
+    """docs/model.md §6: ``amplitude cos(k x - 2 pi f t)``; at f = 50 Hz the crests
+    move towards +x at f wavelength = 0.025 mm/ms (the phase advances 0.157 rad
+    per step of 0.5 ms, far above the 1e-12 tolerance)."""
+    _, s = make("[{kind='grating', amplitude=2.0, wavelength=0.5, direction=0.0, frequency=50.0}]",
+                shape=(10,))
+    mu = s.mu_block(0, 5) - s.mu0[None, :, None]
+    x = np.arange(10) * 0.1
+    for step in range(5):
+        t = step * 0.5
+        np.testing.assert_allclose(mu[step, 0], 2.0 * np.cos(2 * np.pi * x / 0.5 - 2 * np.pi * 50.0 * t * 1e-3),
+                                   atol=1e-12)
 
 
 def test_stimulus_depends_on_global_coordinates_only():
