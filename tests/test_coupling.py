@@ -43,6 +43,16 @@ def test_kernel_profiles(kernel, profile):
     np.testing.assert_allclose(st.weights, expected / expected.sum(), rtol=1e-12)
 
 
+def test_tophat_includes_the_offsets_on_its_radius():
+    """MODEL.md §3: a tophat weighs every offset with |o| dx <= radius. Radius 0.2 mm
+    at dx = 0.1 mm: the 13 offsets with |o| <= 2 sites, four of them exactly on the
+    circle, each of weight 1/13."""
+    st = build_stencil(cfg("{shape='tophat', radius=0.2}"), 0)
+    inside = sorted((i, j) for i in range(-2, 3) for j in range(-2, 3) if i * i + j * j <= 4)
+    assert sorted(map(tuple, st.offsets.tolist())) == inside
+    np.testing.assert_allclose(st.weights, 1.0 / 13, rtol=1e-14)
+
+
 def test_dog_is_center_minus_surround_clipped_at_zero():
     st = build_stencil(cfg("{shape='dog', sigma_center=0.1, sigma_surround=0.3, surround_weight=0.5, r_max=0.6}"), 0)
     assert (st.weights > 0).all()
@@ -50,6 +60,19 @@ def test_dog_is_center_minus_surround_clipped_at_zero():
     g = lambda s: np.exp(-0.5 * (r / s) ** 2) / (2 * np.pi * s * s)
     raw = np.clip(g(0.1) - 0.5 * g(0.3), 0, None)
     np.testing.assert_allclose(st.weights, raw / raw.sum(), rtol=1e-12)
+
+
+def test_dog_in_one_dimension_uses_one_dimensional_gaussians():
+    """The area-normalized Gaussians of a dog kernel are (2 pi s^2)^(-d/2) in d
+    dimensions; on a 1-D lattice centre and surround are weighed with d = 1."""
+    st = build_stencil(cfg("{shape='dog', sigma_center=0.1, sigma_surround=0.3, surround_weight=0.5, r_max=0.6}",
+                           shape=(21,)), 0)
+    o = np.arange(-6, 7)
+    r = np.abs(o) * 0.1
+    g = lambda s: np.exp(-0.5 * (r / s) ** 2) / np.sqrt(2 * np.pi * s * s)
+    raw = np.clip(g(0.1) - 0.5 * g(0.3), 0, None)
+    assert st.offsets[:, 0].tolist() == o[raw > 0].tolist()
+    np.testing.assert_allclose(st.weights, raw[raw > 0] / raw.sum(), rtol=1e-12)
 
 
 def test_custom_kernel_table():
@@ -78,6 +101,15 @@ def test_open_lattice_edge_renormalizes_over_existing_offsets():
 def test_kernel_too_wide_for_periodic_lattice_is_rejected():
     with pytest.raises(ConfigError, match=r"couplings\[0\].kernel.r_max = 0.5 mm is too large"):
         build_stencil(cfg("{shape='gaussian', sigma=0.2, r_max=0.5}", shape=(8, 8)), 0)
+
+
+def test_kernel_reaching_half_a_periodic_axis_is_rejected():
+    """On a periodic axis of 8 sites the offsets +4 and -4 are the same site: a
+    stencil may reach 3 sites, not 4."""
+    with pytest.raises(ConfigError, match=r"reaches 4 sites along axis 0, but a periodic axis of 8 sites "
+                                          r"allows at most 3"):
+        build_stencil(cfg("{shape='gaussian', sigma=0.2, r_max=0.4}", shape=(8, 8)), 0)
+    assert halo_width([build_stencil(cfg("{shape='gaussian', sigma=0.2, r_max=0.3}", shape=(8, 8)), 0)]) == 3
 
 
 def test_halo_width_is_the_widest_stencil():
