@@ -326,6 +326,30 @@ def test_finite_size_mean_rate_matches_renewal_theory(cohort_dtype):
     assert abs(mean - r_disc) < 3 * se
 
 
+@pytest.mark.parametrize("noise", ["poisson", "binomial"])
+def test_finite_size_draw_has_mean_n_bar_and_the_variance_of_its_law(noise):
+    """Given the expectation n_bar of a step, run.noise = "binomial" draws n ~
+    Binomial(N, n_bar/N) and "poisson" (MODEL.md §4, the documented alternative)
+    n ~ Poisson(n_bar) clipped at N (never reached here). u = mu = u_th = u_reset
+    and c = 400 Hz give n_bar/N ~ 0.125, so the two variances, n_bar (1 - n_bar/N)
+    and n_bar, differ by 12 %. n - n_bar is a martingale difference: over 20000
+    steps its mean is within 4 standard errors sqrt(mean var / steps) of 0, and
+    sum (n - n_bar)^2 / sum var within 4 standard errors (about 1 %, computed
+    from the sample) of 1."""
+    N = 100
+    res = run_self(single(t_end=10500.0, N=N, mu=15.0, u_reset=15.0, c=400.0, t_ref=1.0), [f"run.noise='{noise}'"])
+    per_step = N * 0.5e-3  # Hz -> spikes per step
+    n = res.A[1000:, 0, 0].astype(float) * per_step
+    n_bar = res.Abar[1000:, 0, 0].astype(float) * per_step
+    d = n - n_bar
+    var = n_bar if noise == "poisson" else n_bar * (1.0 - n_bar / N)
+    assert 0.1 < n_bar.mean() / N < 0.15
+    assert abs(d.mean()) < 4 * math.sqrt(var.mean() / len(d))
+    se = (d ** 2 - var).std() * math.sqrt(len(d)) / var.sum()
+    assert se < 0.015  # resolves the 12 % between the two laws
+    assert abs((d ** 2).sum() / var.sum() - 1.0) < 4 * se
+
+
 def test_psd_at_high_frequency_approaches_r_over_N():
     """The finite-size noise of N neurons: at high frequencies the two-sided PSD of A
     (Hz^2/Hz) is r/N, the level of N independent spike trains of rate r."""
