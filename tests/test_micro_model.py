@@ -1,5 +1,7 @@
 """The microscopic model on one rank (meshfield.micro.model): interface, records, checkpoints."""
 
+import math
+
 import numpy as np
 import pytest
 from mpi4py import MPI
@@ -89,6 +91,18 @@ def test_recorded_spikes_are_the_counted_spikes():
     assert np.all(expected >= 0) and np.all(expected <= np.array([30, 10])[None, :, None])
 
 
+def test_recorded_spikes_are_those_of_the_first_spikes_per_site_neurons():
+    """record.spikes_per_site = 5 keeps the spikes of neurons i < 5 of every type and
+    site: exactly the rows with i < 5 of the same run recording every neuron (the
+    recording does not touch the dynamics)."""
+    _, _, every = build(config_dict(spikes_per_site=30))
+    _, _, first = build(config_dict(spikes_per_site=5))
+    all_spikes = run_blocks(every, 0, 120, every.d_min)[2]
+    some = run_blocks(first, 0, 120, first.d_min)[2]
+    assert len(some) > 20 and (all_spikes[:, 3] >= 5).sum() > 20
+    np.testing.assert_array_equal(some, all_spikes[all_spikes[:, 3] < 5])
+
+
 def test_recorded_voltage():
     _, _, model = build(config_dict(voltage_neurons=12))
     run_blocks(model, 0, 4, 2)
@@ -136,6 +150,29 @@ def test_run_entry_point_micro_level():
     # sqrt(spike count); with ~750 E spikes (100 ms x 360 neurons x ~20 Hz) that is
     # ~4 % of the mean, so 20 % is 5 standard errors
     assert abs(result.A[:, 0].mean() - result.Abar[:, 0].mean()) < 0.2 * result.Abar[:, 0].mean()
+
+
+def test_records_hold_the_drawn_and_the_expected_activity():
+    """A record holds A = spikes / (N interval) and Abar = (sum of the firing
+    probabilities) / (N interval). With u = mu = u_reset = u_th, t_ref = 0 and no
+    adaptation or coupling every neuron fires in every step with P = 1 - exp(-c dt),
+    so Abar = 1000 P / dt in every record (to float32 rounding), while A is
+    Binomial(N R, P) / (N R dt) Hz per record of R = 2 steps: over 1000 records of
+    N = 200 neurons its mean lies within 4 standard errors of Abar and its sample
+    variance within 4 standard errors (sqrt(2 / 999), 4.5 %) of
+    (1000 / dt)^2 P (1 - P) / (N R)."""
+    d = config_dict(shape=(1,), couplings=False)
+    d["populations"] = {"P": dict(N=200, mu=15.0, u_reset=15.0, u_th=15.0, c=100.0, delta_u=2.0, t_ref=0.0)}
+    d["run"]["t_end"] = 1000.0
+    result = meshfield.run(d, comm=MPI.COMM_SELF)
+    P = 1.0 - math.exp(-100.0 * 1e-3 * 0.5)
+    rate = 1000.0 * P / 0.5
+    np.testing.assert_allclose(result.Abar, rate, rtol=1e-6)
+    A = result.A[:, 0, 0].astype(float)
+    assert len(A) == 1000
+    var = (1000.0 / 0.5) ** 2 * P * (1.0 - P) / (200 * 2)
+    assert abs(A.mean() - rate) < 4 * math.sqrt(var / len(A))
+    assert abs(A.var(ddof=1) / var - 1.0) < 4 * math.sqrt(2.0 / (len(A) - 1))
 
 
 def test_uncoupled_neurons_fire_at_the_dead_time_renewal_rate():
