@@ -244,6 +244,11 @@ def _stimulus_timing(config, stim) -> str:
     return f"from step {first} ({first * dt:g} ms) {until}"
 
 
+#: The lengths that set each kernel shape's reach besides r_max (a tophat's radius may be the shorter).
+_KERNEL_WIDTHS = {"gaussian": ("sigma",), "exponential": ("length",), "tophat": ("radius",),
+                  "dog": ("sigma_center", "sigma_surround")}
+
+
 def config_warnings(config) -> list[str]:
     """Legal settings that probably do not do what was meant: a stimulus that starts
     at or after the end of the run, a refractory period or a constant delay that is
@@ -260,8 +265,9 @@ def config_warnings(config) -> list[str]:
             warnings.append(f"couplings[{i}] ({c.source} -> {c.target}) has {'C = 0' if c.C == 0 else 'J = 0'}: "
                             "it is left out")
         elif c.kernel.shape not in ("delta", "custom") and len(build_stencil(config, i).offsets) == 1:
-            warnings.append(f"couplings[{i}].kernel ({c.kernel.shape}, r_max = {c.kernel.r_max:g} mm) reaches no "
-                            f"site but the target's own at lattice.dx = {config.lattice.dx:g} mm: it acts as a "
+            widths = "".join(f"{name} = {getattr(c.kernel, name):g} mm, " for name in _KERNEL_WIDTHS[c.kernel.shape])
+            warnings.append(f"couplings[{i}].kernel ({c.kernel.shape}, {widths}r_max = {c.kernel.r_max:g} mm) reaches "
+                            f"no site but the target's own at lattice.dx = {config.lattice.dx:g} mm: it acts as a "
                             "delta kernel")
     if config.run.level == "meso":
         for key in ("spikes_per_site", "voltage_neurons"):

@@ -409,10 +409,14 @@ def test_settings_that_do_nothing_are_warned_about():
     assert warned("couplings.1.C=0", "couplings.2.J=0") == [
         "couplings[1] (E -> I) has C = 0: it is left out", "couplings[2] (I -> E) has J = 0: it is left out"]
     assert warned("couplings.0.kernel.r_max=0.09", "couplings.3.kernel={shape='tophat', radius=0.05}") == [
-        "couplings[0].kernel (gaussian, r_max = 0.09 mm) reaches no site but the target's own at lattice.dx = "
-        "0.1 mm: it acts as a delta kernel",
-        "couplings[3].kernel (tophat, r_max = 0.05 mm) reaches no site but the target's own at lattice.dx = "
-        "0.1 mm: it acts as a delta kernel"]
+        "couplings[0].kernel (gaussian, sigma = 0.15 mm, r_max = 0.09 mm) reaches no site but the target's own at "
+        "lattice.dx = 0.1 mm: it acts as a delta kernel",
+        "couplings[3].kernel (tophat, radius = 0.05 mm, r_max = 0.05 mm) reaches no site but the target's own at "
+        "lattice.dx = 0.1 mm: it acts as a delta kernel"]
+    # a radius below dx within a wider r_max: the message names the radius, the length at fault
+    assert warned("couplings.3.kernel={shape='tophat', radius=0.05, r_max=0.4}") == [
+        "couplings[3].kernel (tophat, radius = 0.05 mm, r_max = 0.4 mm) reaches no site but the target's own at "
+        "lattice.dx = 0.1 mm: it acts as a delta kernel"]
     assert warned("couplings.0.kernel.r_max=0.1") == []  # reaches the four nearest neighbours
     assert warned("couplings.0.kernel={shape='delta'}", "couplings.1.kernel={shape='custom', weights=[[0, 0, 1.0]]}") == []
     assert warned("record.spikes_per_site=3", "record.voltage_neurons=2") == [
