@@ -178,10 +178,7 @@ def fixed_points(config, continuous: bool = True) -> dict:
         for name in ("up", "down", "symmetric"):
             if name in states:
                 continue
-            # Far-off trial rates of the multi-start solver overflow the hazard; the
-            # solver discards them, so their warnings carry no information (as in V3).
-            with np.errstate(over="ignore", invalid="ignore"):
-                found = stationary_rates_network(pops, J, C, rates0=guesses[name], **kw).solutions
+            found = stationary_rates_network(pops, J, C, rates0=guesses[name], **kw).solutions
             for rates in found:
                 states.update(_classify(rates, guesses))
         missing = {"up", "down", "symmetric"} - set(states)

@@ -79,10 +79,8 @@ def predicted_gap(config, factor: float, b_percent=B_PERCENT, b_se_percent=B_SE_
         J[types.index(c.target), types.index(c.source)] = c.J
         C[types.index(c.target), types.index(c.source)] = c.C
     dt = config.run.dt
-    with np.errstate(over="ignore", invalid="ignore"):
-        meso = stationary_rates_network(config.populations, J, C, dt=dt,
-                                        K=[p.K for p in config.populations]).rates
-        micro = stationary_rates_network(config.populations, J, C, dt=dt, hazard_rule="endpoint").rates
+    meso = stationary_rates_network(config.populations, J, C, dt=dt, K=[p.K for p in config.populations]).rates
+    micro = stationary_rates_network(config.populations, J, C, dt=dt, hazard_rule="endpoint").rates
     step_rule = meso / micro - 1.0
     indegree = np.asarray(b_percent) / 100.0 / factor
     return dict(step_rule=step_rule, indegree=indegree, total=step_rule + indegree,

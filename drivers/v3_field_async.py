@@ -109,20 +109,17 @@ def network_theory(config, continuous: bool = True) -> dict:
         J[index[c.target], index[c.source]] = c.J
         C[index[c.target], index[c.source]] = c.C
     dt = config.run.dt
-    # The multi-start solver tries far-off rates whose quadrature overflows; those
-    # starts are discarded by the solver, so their warnings carry no information.
-    with np.errstate(over="ignore", invalid="ignore"):
-        discrete = stationary_rates_network(config.populations, J, C, dt=dt,
-                                            K=[history_length(p, dt) for p in config.populations])
-        # The micro level's step rule, without a history window.
-        endpoint = stationary_rates_network(config.populations, J, C, dt=dt, hazard_rule="endpoint")
-        out = dict(discrete_trapezoid=discrete.rates, discrete_endpoint=endpoint.rates,
-                   hazard_rule_gap=discrete.rates / endpoint.rates - 1.0,
-                   multiple=bool(discrete.multiple or endpoint.multiple))
-        if continuous:
-            solution = stationary_rates_network(config.populations, J, C)
-            out.update(continuous=solution.rates, mu_eff=solution.mu_eff,
-                       multiple=bool(solution.multiple or discrete.multiple))
+    discrete = stationary_rates_network(config.populations, J, C, dt=dt,
+                                        K=[history_length(p, dt) for p in config.populations])
+    # The micro level's step rule, without a history window.
+    endpoint = stationary_rates_network(config.populations, J, C, dt=dt, hazard_rule="endpoint")
+    out = dict(discrete_trapezoid=discrete.rates, discrete_endpoint=endpoint.rates,
+               hazard_rule_gap=discrete.rates / endpoint.rates - 1.0,
+               multiple=bool(discrete.multiple or endpoint.multiple))
+    if continuous:
+        solution = stationary_rates_network(config.populations, J, C)
+        out.update(continuous=solution.rates, mu_eff=solution.mu_eff,
+                   multiple=bool(solution.multiple or discrete.multiple))
     return out
 
 

@@ -141,12 +141,10 @@ def theory(config, dt: float | None, hazard_rule: str = "trapezoid", truncated: 
         return np.array([stationary_rate_discrete(p, dt, K=window(p), hazard_rule=hazard_rule)
                          for p in config.populations])
     J, C = _coupling_matrices(config)
-    # Far-off trial rates of the multi-start solver overflow; the solver discards them.
-    with np.errstate(over="ignore", invalid="ignore"):
-        if dt is None:
-            return stationary_rates_network(config.populations, J, C).rates
-        return stationary_rates_network(config.populations, J, C, dt=dt, K=[window(p) for p in config.populations],
-                                        hazard_rule=hazard_rule).rates
+    if dt is None:
+        return stationary_rates_network(config.populations, J, C).rates
+    return stationary_rates_network(config.populations, J, C, dt=dt, K=[window(p) for p in config.populations],
+                                    hazard_rule=hazard_rule).rates
 
 
 def observed_order(dts, errors) -> list:

@@ -567,3 +567,21 @@ def test_a_runaway_network_without_refractoriness_has_no_solution():
     mu_eff = mean_input([population(mu=20.0), I], J, C, state.rates)
     for pop, rate, mu in zip((population(mu=20.0), I), state.rates, mu_eff):
         assert renewal_rate(pop, rate, mu_eff=mu) == pytest.approx(rate, rel=1e-9)
+
+
+def test_far_off_trial_rates_leave_no_numpy_warnings():
+    """Strong facilitation (J_theta = -1e9 mV ms) makes the threshold kernel of the
+    search's far-off trial rates overflow; those points are no solutions and the
+    solver moves on, so numpy's overflow warnings (printed by `meshfield info
+    --level micro` before) would tell the user nothing."""
+    import warnings
+
+    import meshfield
+    from meshfield.cli import _expected_rate
+
+    config = meshfield.load_config("default", ["run.level=micro", "populations.E.J_theta=[-1e9]",
+                                               "populations.E.tau_theta=[10]"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rate = _expected_rate(config, stationary_rates_network)
+    assert rate is None  # no state found (so info leaves the traffic estimate out), and no warning on the way

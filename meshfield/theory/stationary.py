@@ -1157,9 +1157,13 @@ def stationary_rates_network(
 
     def rate_of(index: int, mu_eff: float, rate_hz: float) -> float:
         nrn = neurons[index]
-        if dt is None:
-            return 1e3 / _renewal_quadrature(nrn, mu_eff, rate_hz).mean_interval
-        return _discrete_cohorts(nrn, dt, mu_eff, windows[index], hazard_rule).renewal_rate_hz(rate_hz)
+        # Far-off trial rates of the search (and strong facilitation) overflow the
+        # threshold kernel; such a point is not a solution and the solver moves on
+        # or discards it, so numpy's warnings about it would carry no information.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if dt is None:
+                return 1e3 / _renewal_quadrature(nrn, mu_eff, rate_hz).mean_interval
+            return _discrete_cohorts(nrn, dt, mu_eff, windows[index], hazard_rule).renewal_rate_hz(rate_hz)
 
     tiny = 1e-300
 
