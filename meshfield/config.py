@@ -704,6 +704,13 @@ class Config:
                 raise ConfigError(f"populations.{name!r}: the type name is empty; name each type, "
                                   "e.g. [populations.E]")
             _check_type_name(name)
+        for name, p in pops_d.items():
+            missing = [key for key in ("N", "mu") if isinstance(p, dict) and key not in p]
+            others = [other for other in pops_d if other != name and isinstance(pops_d[other], dict)
+                      and not {"N", "mu"} - set(pops_d[other])]
+            if missing and others:  # most often a misspelt type name in --set, which makes a new table
+                raise ConfigError(f"populations.{name}.{missing[0]} is missing; every population needs N and mu "
+                                  f"(the configuration's types are {', '.join(others)}: is {name!r} misspelt?)")
         pops = tuple(PopulationConfig.from_dict(name, p, run.level) for name, p in pops_d.items())
         types = tuple(p.name for p in pops)
         couplings_d = d.get("couplings", [])

@@ -133,6 +133,19 @@ def test_missing_file_and_missing_populations():
         Config.from_dict({"run": {}})
 
 
+def test_a_type_name_misspelt_in_set_is_named_with_the_types_there_are():
+    """--set populations.E.K=9 on a configuration whose types are plain and
+    adapting makes a new table E without N and mu: the message lists the types."""
+    with pytest.raises(ConfigError) as err:
+        load_config("v1_single", ["populations.E.K=9"])
+    assert str(err.value) == ("populations.E.N is missing; every population needs N and mu (the configuration's "
+                              "types are plain, adapting: is 'E' misspelt?)")
+    # a single incomplete type has no others to suggest
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"populations": {"E": {"N": 10}}})
+    assert str(err.value) == "populations.E.mu is missing; every population needs N and mu"
+
+
 def test_duplicate_coupling_pair_is_rejected():
     d = base()
     d["couplings"].append(dict(d["couplings"][0]))
@@ -550,6 +563,7 @@ def test_message_forms_in_the_docs_are_those_the_code_gives(tmp_path, monkeypatc
         _message(["run.foo=1"]),
         _message(["populations.E.tau_theta=[100.0]", "populations.E.J_theta=[]"]),
         _message(["couplings.0.kernel={shape='tophat'}"]),
+        _message(["populations.E.K=9"], path="v1_single"),
         _message(["couplings.0.delay.d0=0.1"]),
         _message(["record.interval=0.7"]),
         _message(["couplings.0.kernel.r_max=0.9"]),
