@@ -296,7 +296,7 @@ def aligned_blocks(block: float, segment: float) -> int | None:
     return None
 
 
-def minimum_t_end(n_seeds: int, discard: float, block: float, segment: float = SEGMENT_MS) -> float:
+def minimum_t_end(n_seeds: int, discard: float, block: float, segment: float = SEGMENT_MS) -> float | None:
     """The shortest run that gives the statistics enough data: at least one block per
     run, two blocks and two PSD segments over all seeds, and whole PSD segments per run
     (``aligned_blocks``; None if there is no such run)."""
