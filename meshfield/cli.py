@@ -195,7 +195,8 @@ def describe(config, ranks: int = 1, dims=None) -> str:
         sent = cells * len(config.populations) * dmin * 8
         lines.append(f"memory per rank (meso): {r['state_bytes'] / 2**20:.1f} MiB cohort state "
                      f"({config.run.cohort_dtype}) + "
-                     f"{r['history_bytes'] / 2**20:.2f} MiB spike-count history")
+                     f"{r['history_bytes'] / 2**20:.2f} MiB spike-count history + "
+                     f"{r['block_bytes'] / 2**20:.2f} MiB of arrays for a block of {r['block_steps']} step(s)")
         lines.append(f"communication: <= {sent / 1024:.1f} KiB per rank per exchange "
                      f"({cells} halo cells sent x types x d_min x 8 bytes)")
         lines.append(_buffers_line(config, n_local))

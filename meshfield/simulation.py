@@ -311,7 +311,8 @@ def record_buffer_bytes(config: Config, n_local: int) -> int:
 def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_node: int) -> None:
     """Refuse a run whose model cannot fit: the estimate of the largest rank's peak
     (the models' ``resources``, which ``meshfield info`` prints; at the micro level
-    while the connectivity is built) against the node's memory divided by the
+    while the connectivity is built, at the meso level with the arrays of one block
+    of steps) against the node's memory divided by the
     ``on_node`` ranks on it. Collective; every rank raises the
     same :class:`~meshfield.config.ConfigError`.
 
@@ -326,9 +327,11 @@ def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_no
     dec = decomposition
     sizes = resources(config, stencils, dec.local_shape, dec.halo_width)
     # (the micro level's peak, while the connectivity is built, ends before the
-    # record buffers are made)
+    # record buffers are made; the meso level's arrays of one block of steps live
+    # beside them)
     need = max(sizes["peak_bytes"],
-               sizes["memory_bytes"] + record_buffer_bytes(config, math.prod(dec.local_shape)))
+               sizes["memory_bytes"] + sizes.get("block_bytes", 0)
+               + record_buffer_bytes(config, math.prod(dec.local_shape)))
     records = 0
     if in_memory:  # A and Abar of the whole lattice, float32, gathered on every rank
         records = 2 * 4 * config.n_records * len(config.types) * math.prod(config.lattice.shape)

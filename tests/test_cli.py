@@ -105,14 +105,16 @@ def test_run_too_large_for_the_node_is_refused_before_building(tmp_path):
     assert len(lines) == 1 and "the meso model needs about" in lines[0]
     assert "GiB of memory per rank on this node" in lines[0] and "meshfield info -n RANKS" in lines[0]
     need = float(lines[0].split("needs about ")[1].split(" GiB")[0].replace(",", ""))
-    # 3.6e9 sites x (5 arrays x K x 8 bytes + 64), K = 5 tau_m + t_ref (automatic)
+    # 3.6e9 sites x (5 arrays x K x 8 bytes + 64), K = 5 tau_m + t_ref (automatic),
+    # plus the record buffers and the float64 arrays of a block of the run's 40 steps
     assert 2.0e4 < need < 4.0e4
     assert lines[0].endswith("or run.cohort_dtype = 'float32', which halves the cohort state")
     p = cli("run", str(toml), "--set", "run.cohort_dtype=float32", "-o", str(tmp_path / "big.h5"))
     assert p.returncode == 2 and "cohort_dtype" not in p.stderr  # already halved: no such hint
     half = float(p.stderr.split("needs about ")[1].split(" GiB")[0].replace(",", ""))
-    # K = 208; the record buffers (20 records of A and Abar, float32) are not halved
-    buffers = 2 * 20 * 60000**2 * 4 / 2**30
+    # K = 208; the record buffers (20 records of A and Abar, float32) are not halved, nor
+    # the block's 6 float64 rows (counts, expectations and drive of the time loop and the kernel)
+    buffers = 2 * 20 * 60000**2 * 4 / 2**30 + 8 * 40 * 6 * 60000**2 / 2**30
     assert half == pytest.approx((need - buffers) * (5 * 208 * 4 + 64) / (5 * 208 * 8 + 64) + buffers, rel=1e-3)
     p = cli("run", "v3_field", "--set", "populations.E.N=4000000", "--level", "micro",
             "-o", str(tmp_path / "m.h5"))
@@ -162,6 +164,40 @@ def test_memory_check_counts_the_record_buffers(monkeypatch, tmp_path):
     p = cli("info", "default", "--set", "lattice.shape=[64, 64]", "--set", "run.t_end=300")
     assert ("plus 16.0 MiB of record buffers (up to 256 records of A and Abar) and about 250 MiB per rank "
             "for Python, numba, MPI and h5py") in p.stdout
+
+def test_memory_check_and_info_count_the_arrays_of_a_block(monkeypatch, tmp_path):
+    """The time loop advances the meso model d_min steps at a time, and the spike
+    counts, expectations, drives and stencil inputs of such a block are (d_min,
+    sites) rows of float64: 15 for the default's two types and four stencils.
+    Neither info nor the check counted them; with 200 ms delays a 64 x 64 block
+    peaked 333 MiB above the interpreter where info printed 166 MiB, without
+    couplings (blocks of 64 steps) 73 MiB where it printed 56 MiB."""
+    import meshfield.simulation as sim
+    from meshfield.coupling import build_stencils
+    from meshfield.meso.model import resources
+    delays = [f"couplings.{i}.delay.d0=20" for i in range(4)]  # d_min = 40 steps
+    config = meshfield.load_config(meshfield.config.packaged_config("default"), ["run.t_end=40"] + delays)
+    stencils = build_stencils(config)
+    sizes = resources(config, stencils, (16, 16), 5)
+    block = 8 * 40 * 256 * (3 * 2 + 4 + 2 + 3)
+    assert sizes["block_steps"] == 40 and sizes["block_bytes"] == block
+    assert sizes["peak_bytes"] == sizes["memory_bytes"] + block
+    # a run shorter than a block fills only its steps; without couplings the blocks are 64 steps
+    short = meshfield.load_config(meshfield.config.packaged_config("default"), ["run.t_end=10"] + delays)
+    assert resources(short, stencils, (16, 16), 5)["block_bytes"] == block // 2
+    alone = meshfield.load_config(meshfield.config.packaged_config("default"),
+                                  [f"couplings.{i}.C=0" for i in range(4)])
+    assert resources(alone, (), (16, 16), 0)["block_bytes"] == 8 * 64 * 256 * (3 * 2 + 3)
+    # memory for the state, the history and the record buffers but not the block: refused
+    buffers = sim.record_buffer_bytes(config, 256)
+    monkeypatch.setattr(sim, "node_memory_bytes", lambda: sizes["memory_bytes"] + buffers + block // 2)
+    with pytest.raises(meshfield.config.ConfigError, match="the meso model needs about"):
+        meshfield.run(config, output=str(tmp_path / "r.h5"))
+    assert os.listdir(tmp_path) == []
+    p = cli("info", "--set", "run.t_end=40", *(a for d in delays for a in ("--set", d)))
+    assert p.returncode == 0, p.stderr
+    assert f"+ {block / 2**20:.2f} MiB of arrays for a block of 40 step(s)" in p.stdout
+
 
 def test_malformed_toml(tmp_path):
     bad = tmp_path / "bad.toml"

@@ -192,6 +192,16 @@ def history_slots(d_min: int, d_max: int) -> int:
     return d_min * (-(-d_max // d_min) + 1)
 
 
+def fused_block_steps(d_min: int, halo_width: int, n_sites: int) -> int | None:
+    """Steps per call of :meth:`MesoModel.advance` on a lattice of ``n_sites`` sites
+    without a halo (:data:`FUSED_MAX_SITES`, :data:`FUSED_STEPS`), or None where the
+    time loop takes blocks of ``d_min`` steps (``meshfield.simulation.DEFAULT_BLOCK``
+    without couplings). The same on every rank: a function of the configuration."""
+    if halo_width == 0 and n_sites <= FUSED_MAX_SITES:
+        return max(d_min, FUSED_STEPS - FUSED_STEPS % max(d_min, 1))
+    return None
+
+
 def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
     """Size of the mesoscopic model on a block, without building it (``meshfield
     info``, and the memory check of :func:`meshfield.run`).
@@ -212,8 +222,22 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
         ``K`` (history steps per type), ``state_bytes`` (the five cohort arrays of
         K values of ``run.cohort_dtype`` per population plus its scalars), ``history_bytes`` (the
         ring buffer of spike counts over the block and its halo),
-        ``memory_bytes`` (their sum), ``peak_bytes`` (the same: the model is built
-        without temporaries of its size) and ``halo_cells`` (sites of the halo).
+        ``memory_bytes`` (their sum: the arrays the model keeps), ``block_steps``
+        (the steps the time loop advances at once: ``d_min``, 64 without couplings),
+        ``block_bytes`` (the float64 arrays of one such block, see below),
+        ``peak_bytes`` (``memory_bytes + block_bytes``: the model is built without
+        temporaries of its size) and ``halo_cells`` (sites of the halo).
+
+        The arrays of a block are ``(steps, n_local)`` rows of float64, all alive while
+        a type's populations advance: the time loop's spike counts and their
+        expectations (2 per type, :func:`meshfield.simulation.run`), the drive of
+        every type (:meth:`meshfield.stimulus.Stimulus.mu_block`), and in
+        :func:`kernels.advance_fused` the input of every stencil, the inputs of the
+        type's own stencils, its drive, spike counts and expectations (while the
+        inputs are summed, the history slot of every stencil entry instead). With
+        long delays (a large ``d_min``) they outgrow the cohort state: 400 steps
+        of the default's two types and four stencils are 15 rows, about 47 KiB per site
+        against 12 KiB of cohort state.
     """
     local_shape = tuple(int(m) for m in local_shape)
     h = int(halo_width)
@@ -224,8 +248,19 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
     itemsize = np.dtype(config.run.cohort_dtype).itemsize
     state = n_local * sum(5 * K * itemsize + 64 for K in Ks)
     history = D * len(Ks) * with_halo * 8
+    from ..simulation import DEFAULT_BLOCK  # (simulation imports this module lazily)
+    d_min = min_delay(stencils)
+    n_steps = config.n_records * config.record_every
+    block = fused_block_steps(d_min, h, math.prod(config.lattice.shape)) or d_min or DEFAULT_BLOCK
+    block = min(block, n_steps)  # a shorter run fills only its steps
+    n_types = len(Ks)
+    n_in = max((sum(1 for s in stencils if s.target == t) for t in range(n_types)), default=0)
+    n_entries = sum(len(s.weights) for s in stencils)
+    rows = n_local * (3 * n_types + len(stencils)) + max(n_local * (n_in + 3), n_entries)
+    block_bytes = 8 * block * rows
     return dict(K=Ks, state_bytes=state, history_bytes=history, memory_bytes=state + history,
-                peak_bytes=state + history, halo_cells=with_halo - n_local)
+                block_steps=block, block_bytes=block_bytes, peak_bytes=state + history + block_bytes,
+                halo_cells=with_halo - n_local)
 
 
 def population_tables(pop: PopulationConfig, dt: float, K: int, n_local: int, n_in: int,
@@ -305,9 +340,7 @@ class MesoModel:
         self._advance = kernels.advance_fused_serial if serial else kernels.advance_fused
         # Long blocks need no halo (nothing to exchange within them); the choice depends
         # on the configuration only, so every rank loops over the same blocks.
-        long_blocks = decomposition.halo_width == 0 and self.lattice.n_sites <= FUSED_MAX_SITES
-        self.block_steps = (max(self.d_min, FUSED_STEPS - FUSED_STEPS % max(self.d_min, 1))
-                            if long_blocks else None)
+        self.block_steps = fused_block_steps(self.d_min, decomposition.halo_width, self.lattice.n_sites)
         self._per_type = self._per_type_arguments()
 
     # ------------------------------------------------------------------ construction
