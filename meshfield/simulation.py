@@ -341,25 +341,51 @@ def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_no
         return
     need_max, records = dec.allreduce_max(need), dec.allreduce_max(records)
     share = -dec.allreduce_max(-share)
-    gib = 2.0 ** 30
-    kept = (f" plus {records / gib:,.1f} GiB of records kept in memory (write them to a file "
+    need_text, share_text = _distinct_sizes(need_max, share)
+    kept = (f" plus {_size(records)} of records kept in memory (write them to a file "
             f"instead: -o OUT.h5, or output=...)" if records else "")
-    if config.run.level == "meso" and sizes["history_bytes"] > sizes["state_bytes"]:
+    meso = config.run.level == "meso"
+    block_bytes = sizes.get("block_bytes", 0)
+    if meso and sizes["history_bytes"] > max(sizes["state_bytes"], block_bytes):
         # the ring buffer of spike counts that the longest delay needs, not the cohorts
         longest = max(stencils, key=lambda st: int(st.delays.max()))
         steps = int(longest.delays.max())
         smaller = (f"or shorter delays: most of it is the spike-count history that the longest "
                    f"delay needs ({steps} steps = {steps * config.run.dt:g} ms, {longest.key}.delay)")
+    elif meso and stencils and block_bytes > sizes["state_bytes"]:
+        # the arrays of one block of d_min steps, which the shortest delay sets
+        shortest = min(stencils, key=lambda st: int(st.delays.min()))
+        steps = sizes["block_steps"]
+        smaller = (f"or shorter delays: most of it is the arrays of one block of {steps} steps "
+                   f"= {steps * config.run.dt:g} ms, the shortest delay ({shortest.key}.delay), which the "
+                   f"time loop advances at once")
     else:
         halve = (", or run.cohort_dtype = 'float32', which halves the cohort state"
-                 if config.run.level == "meso" and config.run.cohort_dtype == "float64" else "")
-        smaller = f"or a smaller lattice, N, C or history K{halve}"
+                 if meso and config.run.cohort_dtype == "float64" else "")
+        smaller = f"or a smaller lattice, N, C{' or history K' if meso else ''}{halve}"
     raise ConfigError(
-        f"the {config.run.level} model needs about {need_max / gib:,.1f} GiB on the largest of the "
-        f"{dec.size} rank(s){kept}, more than the {share / gib:,.1f} GiB of memory per rank on this "
+        f"the {config.run.level} model needs about {need_text} on the largest of the "
+        f"{dec.size} rank(s){kept}, more than the {share_text} of memory per rank on this "
         f"node ({on_node} rank(s) share it); use more ranks or nodes (meshfield info -n RANKS "
         f"shows the need per rank), {smaller}"
     )
+
+
+def _size(nbytes: float, digits: int = 1) -> str:
+    """``nbytes`` in GiB, or in MiB below 1 GiB, with ``digits`` decimals."""
+    if nbytes >= 2.0 ** 30:
+        return f"{nbytes / 2.0 ** 30:,.{digits}f} GiB"
+    return f"{nbytes / 2.0 ** 20:,.{digits}f} MiB"
+
+
+def _distinct_sizes(need: float, share: float) -> tuple[str, str]:
+    """The two sizes of the memory refusal with as many decimals (up to 3) as it
+    takes to tell them apart (0.3 GiB "more than" 0.3 GiB read as nonsense)."""
+    for digits in (1, 2, 3):
+        texts = _size(need, digits), _size(share, digits)
+        if texts[0] != texts[1]:
+            break
+    return texts
 
 
 def build_model(config: Config, decomposition, stencils):

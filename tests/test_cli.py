@@ -119,6 +119,7 @@ def test_run_too_large_for_the_node_is_refused_before_building(tmp_path):
     p = cli("run", "v3_field", "--set", "populations.E.N=4000000", "--level", "micro",
             "-o", str(tmp_path / "m.h5"))
     assert p.returncode == 2 and "the micro model needs about" in p.stderr and "cohort_dtype" not in p.stderr
+    assert p.stderr.strip().endswith("or a smaller lattice, N, C")  # no history K at the micro level
     # a meso model that is mostly spike-count history: the delays are named, not N, C or the cohorts
     p = cli("run", "--set", "couplings.1.delay.velocity=1e-9", "-o", str(tmp_path / "d.h5"))
     assert p.returncode == 2, p.stderr
@@ -165,6 +166,7 @@ def test_memory_check_counts_the_record_buffers(monkeypatch, tmp_path):
     assert ("plus 16.0 MiB of record buffers (up to 256 records of A and Abar) and about 250 MiB per rank "
             "for Python, numba, MPI and h5py") in p.stdout
 
+
 def test_memory_check_and_info_count_the_arrays_of_a_block(monkeypatch, tmp_path):
     """The time loop advances the meso model d_min steps at a time, and the spike
     counts, expectations, drives and stencil inputs of such a block are (d_min,
@@ -197,6 +199,30 @@ def test_memory_check_and_info_count_the_arrays_of_a_block(monkeypatch, tmp_path
     p = cli("info", "--set", "run.t_end=40", *(a for d in delays for a in ("--set", d)))
     assert p.returncode == 0, p.stderr
     assert f"+ {block / 2**20:.2f} MiB of arrays for a block of 40 step(s)" in p.stdout
+
+
+def test_memory_refusal_names_what_dominates_and_tells_the_sizes_apart(monkeypatch, tmp_path):
+    """With 200 ms delays the arrays of a 400-step block are most of a 64 x 64 meso model:
+    the refusal asks for shorter delays and names the shortest. Sizes below 1 GiB
+    are in MiB, and as many decimals as tell need and memory apart."""
+    import meshfield.simulation as sim
+    config = meshfield.load_config(meshfield.config.packaged_config("default"),
+                                   ["run.t_end=400", "lattice.shape=[64, 64]"]
+                                   + [f"couplings.{i}.delay.d0=200" for i in range(4)])
+    from meshfield.coupling import build_stencils
+    from meshfield.meso.model import resources
+    sizes = resources(config, build_stencils(config), (64, 64), 5)
+    assert sizes["block_steps"] == 400 and sizes["block_bytes"] > sizes["state_bytes"] + sizes["history_bytes"]
+    monkeypatch.setattr(sim, "node_memory_bytes", lambda: sizes["peak_bytes"] // 2)
+    with pytest.raises(meshfield.config.ConfigError) as err:
+        meshfield.run(config, output=str(tmp_path / "r.h5"))
+    message = str(err.value)
+    assert message.endswith("or shorter delays: most of it is the arrays of one block of 400 steps = 200 ms, "
+                            "the shortest delay (couplings[0].delay), which the time loop advances at once")
+    assert " MiB on the largest of the 1 rank(s)" in message and " MiB of memory per rank" in message
+    assert sim._distinct_sizes(5.952 * 2**30, 5.951 * 2**30) == ("5.952 GiB", "5.951 GiB")
+    assert sim._distinct_sizes(0.31 * 2**30, 0.3 * 2**30) == ("317.4 MiB", "307.2 MiB")
+    assert sim._distinct_sizes(45302.5 * 2**30, 23.5 * 2**30) == ("45,302.5 GiB", "23.5 GiB")
 
 
 def test_malformed_toml(tmp_path):
