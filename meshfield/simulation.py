@@ -34,6 +34,13 @@ __all__ = ["run", "build_model", "make_decomposition", "MemoryResult", "DEFAULT_
 #: block length (steps) when nothing couples the sites and no delay bounds it
 DEFAULT_BLOCK = 64
 
+
+def loop_block_steps(model_block: int | None, d_min: int) -> int:
+    """Steps the time loop advances at once: the model's own block where it takes
+    longer ones (no halo to exchange within them), else the shortest delay
+    ``d_min``, else :data:`DEFAULT_BLOCK` (nothing couples the sites)."""
+    return model_block or d_min or DEFAULT_BLOCK
+
 #: the micro level's recorded spike trains and membrane potentials go to the
 #: block file whenever this many bytes have gathered (per rank)
 EXTRA_FLUSH_BYTES = 4 << 20
@@ -600,7 +607,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     n_records = (n_steps - step0) // R
     t0 = step0 * config.run.dt
     # a model may take longer blocks when no halo has to be exchanged within them
-    block = getattr(model, "block_steps", None) or min_delay(stencils) or DEFAULT_BLOCK
+    block = loop_block_steps(getattr(model, "block_steps", None), min_delay(stencils))
     N = np.array([p.N for p in config.populations], dtype=float)
     to_hz = 1000.0 / (N[:, None] * config.record.interval)  # spikes per record -> Hz
 

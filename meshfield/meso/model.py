@@ -195,8 +195,8 @@ def history_slots(d_min: int, d_max: int) -> int:
 def fused_block_steps(d_min: int, halo_width: int, n_sites: int) -> int | None:
     """Steps per call of :meth:`MesoModel.advance` on a lattice of ``n_sites`` sites
     without a halo (:data:`FUSED_MAX_SITES`, :data:`FUSED_STEPS`), or None where the
-    time loop takes blocks of ``d_min`` steps (``meshfield.simulation.DEFAULT_BLOCK``
-    without couplings). The same on every rank: a function of the configuration."""
+    time loop takes blocks of ``d_min`` steps (:func:`meshfield.simulation.loop_block_steps`).
+    The same on every rank: a function of the configuration."""
     if halo_width == 0 and n_sites <= FUSED_MAX_SITES:
         return max(d_min, FUSED_STEPS - FUSED_STEPS % max(d_min, 1))
     return None
@@ -248,10 +248,10 @@ def resources(config: Config, stencils, local_shape, halo_width: int) -> dict:
     itemsize = np.dtype(config.run.cohort_dtype).itemsize
     state = n_local * sum(5 * K * itemsize + 64 for K in Ks)
     history = D * len(Ks) * with_halo * 8
-    from ..simulation import DEFAULT_BLOCK  # (simulation imports this module lazily)
+    from ..simulation import loop_block_steps  # (simulation imports this module lazily)
     d_min = min_delay(stencils)
     n_steps = config.n_records * config.record_every
-    block = fused_block_steps(d_min, h, math.prod(config.lattice.shape)) or d_min or DEFAULT_BLOCK
+    block = loop_block_steps(fused_block_steps(d_min, h, math.prod(config.lattice.shape)), d_min)
     block = min(block, n_steps)  # a shorter run fills only its steps
     n_types = len(Ks)
     n_in = max((sum(1 for s in stencils if s.target == t) for t in range(n_types)), default=0)
