@@ -60,7 +60,7 @@ import numpy as np  # noqa: E402
 
 import _validation as val  # noqa: E402
 from meshfield.analysis import compare_results, plot_comparison, psd  # noqa: E402
-from meshfield.analysis.spectra import segment_samples  # noqa: E402
+from meshfield.analysis.spectra import segment_cut  # noqa: E402
 
 CONFIG = "nest_example"
 PROG = "v5_peer_nest.py"
@@ -282,8 +282,7 @@ def build_parser():
 def psd_segment(interval: float) -> float:
     """The PSD segment (ms) as :func:`meshfield.analysis.psd` cuts ``SEGMENT_MS`` at
     this record interval: an even number of whole records."""
-    n = segment_samples(SEGMENT_MS, interval)
-    return (n - n % 2) * interval
+    return segment_cut(SEGMENT_MS, interval) * interval
 
 
 def aligned_blocks(block: float, segment: float) -> int | None:

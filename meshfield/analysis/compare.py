@@ -28,7 +28,7 @@ import numpy as np
 from ._record import OPEN_FIRST, AnalysisInputError, Stages, as_record, is_path, is_result, number, whole
 from .bistable import bistable_signal, dwell_times
 from .spatial import correlation_vs_distance
-from .spectra import psd, segment_samples, validation_bands
+from .spectra import psd, segment_cut, validation_bands
 from .stats import DEFAULT_BLOCKS, mean_var
 
 MEAN_SE_FACTOR = 3.0
@@ -357,8 +357,7 @@ def compare_results(
     dt = records[0].record_interval
     # psd cuts segments to an even number of samples, and two must fit (shorter
     # segments than 2 samples are psd's to refuse)
-    cut = segment_samples(segment_ms, dt)
-    cut -= cut % 2
+    cut = segment_cut(segment_ms, dt)
     as_cut = "" if abs(cut * dt - segment_ms) < 1e-9 * segment_ms else \
         f", cut to {cut * dt:g} ms (an even number of samples)"
     for label, record in zip(labels, records):

@@ -88,6 +88,13 @@ def segment_samples(segment_ms: float, dt: float) -> int:
     return floor_samples(segment_ms / dt)
 
 
+def segment_cut(segment_ms: float, dt: float) -> int:
+    """The samples of a segment of ``segment_ms`` as :func:`psd` cuts it: the whole
+    records (:func:`segment_samples`), rounded down to an even number."""
+    n = segment_samples(segment_ms, dt)
+    return n - n % 2
+
+
 def _window(name: str, length: int) -> np.ndarray:
     if name == "boxcar":
         return np.ones(length)
