@@ -569,11 +569,16 @@ def test_a_runaway_network_without_refractoriness_has_no_solution():
         assert renewal_rate(pop, rate, mu_eff=mu) == pytest.approx(rate, rel=1e-9)
 
 
-def test_far_off_trial_rates_leave_no_numpy_warnings():
-    """Strong facilitation (J_theta = -1e9 mV ms) makes the threshold kernel of the
-    search's far-off trial rates overflow; those points are no solutions and the
-    solver moves on, so numpy's overflow warnings (printed by `meshfield info
-    --level micro` before) would tell the user nothing."""
+def test_strong_facilitation_saturates_at_the_refractory_limit_without_numpy_warnings():
+    """Strong facilitation (J_theta = -1e9 mV ms) overflows the threshold kernel.
+    Any rate above 0 then drives the threshold to -inf, so the type fires as soon
+    as it leaves refractoriness: 1/(t_ref + dt) in discrete time (the step-end
+    hazard fires in the first step after the n_ref refractory ones), 1/t_ref in
+    continuous time. The search found no state before: at the start rate 0 the
+    kernel's 0 * inf was nan (from every start), and the continuous tail integral
+    made nan of -inf - (-inf); the message then blamed a runaway "where t_ref = 0"
+    for a type with t_ref = 4 ms, and `meshfield info --level micro` left the
+    traffic estimate out. Nor do numpy's overflow warnings reach the user."""
     import warnings
 
     import meshfield
@@ -581,7 +586,34 @@ def test_far_off_trial_rates_leave_no_numpy_warnings():
 
     config = meshfield.load_config("default", ["run.level=micro", "populations.E.J_theta=[-1e9]",
                                                "populations.E.tau_theta=[10]"])
+    E, I = config.populations
+    J = [[c.J for c in config.couplings if c.target == t and c.source == s][0] for t in "EI" for s in "EI"]
+    C = [[c.C for c in config.couplings if c.target == t and c.source == s][0] for t in "EI" for s in "EI"]
+    J, C = np.reshape(J, (2, 2)), np.reshape(C, (2, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        rate = _expected_rate(config, stationary_rates_network)
-    assert rate is None  # no state found (so info leaves the traffic estimate out), and no warning on the way
+        rate, why = _expected_rate(config, stationary_rates_network)
+        discrete = stationary_rates_network([E, I], J, C, dt=0.5, hazard_rule="endpoint")
+        continuous = stationary_rates_network([E, I], J, C)
+    assert why is None
+    assert discrete.rates[0] == pytest.approx(1e3 / (E.t_ref + 0.5), rel=1e-12)
+    assert continuous.rates[0] == pytest.approx(1e3 / E.t_ref, rel=1e-9)
+    # I at its own stationary rate under that drive: a self-consistent solution
+    mu_I = mean_input([E, I], J, C, continuous.rates)[1]
+    assert renewal_rate(I, continuous.rates[1], mu_eff=mu_I) == pytest.approx(continuous.rates[1], rel=1e-9)
+    assert rate == pytest.approx((E.N * discrete.rates[0] + I.N * discrete.rates[1]) / (E.N + I.N), rel=1e-12)
+
+
+def test_the_renewal_map_at_rate_zero_survives_an_overflowing_kernel():
+    """At rate 0 the population builds no threshold, but each neuron keeps the
+    kernel of its own last spike, which here (-1e7 mV at age 0) makes it fire as
+    soon as it leaves refractoriness. The rate-0 term 0 * (-inf) was nan, so the
+    map returned nan at the search's default start."""
+    import warnings
+
+    facilitating = population(tau_theta=[100.0], J_theta=[-1e9])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for rate_hz in (0.0, 1e-3, 30.0):
+            assert renewal_rate(facilitating, rate_hz) == pytest.approx(1e3 / 4.0, rel=1e-9)
+            assert renewal_rate_discrete(facilitating, 0.5, rate_hz) == pytest.approx(1e3 / 4.5, rel=1e-12)

@@ -240,8 +240,23 @@ def _epsilon(nrn: _Neuron, ages: np.ndarray) -> np.ndarray:
 
 
 def _theta_tilde(nrn: _Neuron, eps: np.ndarray) -> np.ndarray:
-    """Quasi-renewal kernel delta_u (1 - exp(-eps/delta_u)) in mV."""
-    return -nrn.delta_u * np.expm1(-eps / nrn.delta_u)
+    """Quasi-renewal kernel delta_u (1 - exp(-eps/delta_u)) in mV; -inf where
+    strong facilitation (eps < -709 delta_u) overflows it."""
+    with np.errstate(over="ignore"):
+        return -nrn.delta_u * np.expm1(-eps / nrn.delta_u)
+
+
+def _threshold_tail(panels: "_Panels", nrn: _Neuron, end: float) -> tuple[np.ndarray, np.ndarray]:
+    """``end + int_x theta_tilde`` (mV ms) to the last edge of ``panels``, at their
+    nodes and edges (:meth:`_Panels.backward`).
+
+    theta_tilde is at most delta_u, so the only infinity it takes is -inf, where
+    strong facilitation overflows it; an integral over such ages is -inf, not the
+    nan that ``inf - inf`` in the panel sums makes of it.
+    """
+    with np.errstate(invalid="ignore"):
+        tails = panels.backward(_theta_tilde(nrn, _epsilon(nrn, panels.nodes)), end)
+    return tuple(np.where(np.isnan(tail), -np.inf, tail) for tail in tails)
 
 
 def _linear_tail(nrn: _Neuron, ages: np.ndarray) -> np.ndarray:
@@ -268,7 +283,14 @@ def _log_hazard_per_ms(nrn: _Neuron, u: np.ndarray, theta: np.ndarray) -> np.nda
 
 def _threshold(nrn: _Neuron, ages: np.ndarray, A: float, tail: np.ndarray) -> np.ndarray:
     """theta(a) (mV) from the tail int_a^inf theta_tilde (mV ms) and the rate A (per ms)."""
-    return nrn.u_th + _epsilon(nrn, ages) + A * tail
+    return nrn.u_th + _epsilon(nrn, ages) + _rate_times(A, tail)
+
+
+def _rate_times(A: float, tail):
+    """``A * tail``, the threshold that a rate A builds from a kernel tail; 0 for a
+    silent population (A = 0) also where strong facilitation overflows the tail to
+    -inf (0 * inf would be nan: a silent population has no adaptation)."""
+    return A * tail if A != 0.0 else np.zeros_like(tail)
 
 
 def _log_hazard_and_hazard(
@@ -410,7 +432,7 @@ def _renewal_quadrature(
         coarse_counts = np.where(np.isfinite(spacing), np.ceil(widths / np.minimum(spacing, widths)), 1)
         coarse = _subdivide(breaks, coarse_counts)
         x = coarse.nodes
-        tail_nodes, tail_edges = coarse.backward(_theta_tilde(nrn, _epsilon(nrn, x)), tail_at_horizon)
+        tail_nodes, tail_edges = _threshold_tail(coarse, nrn, tail_at_horizon)
         log_hazard, hazard = threshold_hazard(x, tail_nodes)
         _, cumulative = coarse.forward(hazard, 0.0)
 
@@ -426,7 +448,7 @@ def _renewal_quadrature(
         tail_end = tail_edges[keep]
         for refinement in range(_REFINEMENT_PASSES + 1):
             x = fine.nodes
-            tail_nodes, tail_edges = fine.backward(_theta_tilde(nrn, _epsilon(nrn, x)), tail_end)
+            tail_nodes, tail_edges = _threshold_tail(fine, nrn, tail_end)
             log_hazard, hazard = threshold_hazard(x, tail_nodes)
             cumulative_nodes, cumulative = fine.forward(hazard, 0.0)
             # A coarse panel (tau_m long) can hide the whole rise of the hazard
@@ -793,7 +815,8 @@ class _DiscreteCohorts:
         """Threshold (mV), hazard (per ms) and step hazards of ages 0..length-1."""
         A_step = rate_hz * 1e-3 * self.dt
         theta = (
-            self.nrn.u_th + self.eps[:length] + A_step * (self.older_in_window[:length] + self.older_than_window)
+            self.nrn.u_th + self.eps[:length]
+            + _rate_times(A_step, self.older_in_window[:length] + self.older_than_window)
         )
         # capped as in the continuous theory: the step's firing probability is 1
         # either way, and the hazard in Hz of the profile stays finite
@@ -807,7 +830,7 @@ class _DiscreteCohorts:
 
     def _free_hazard(self, rate_hz: float) -> float:
         """Constant hazard of the free pool (per ms): membrane mu_eff, threshold u_th + theta_old."""
-        theta_old = rate_hz * 1e-3 * self.dt * self.older_than_window
+        theta_old = float(_rate_times(rate_hz * 1e-3 * self.dt, np.float64(self.older_than_window)))
         return float(_exp(_log_hazard_per_ms(self.nrn, self.mu_eff, self.nrn.u_th + theta_old)))
 
     def renewal_rate_hz(self, rate_hz: float) -> float:
@@ -1197,15 +1220,17 @@ def stationary_rates_network(
     solutions: list[np.ndarray] = []
     primary_solution = None
     closest = (math.inf, np.full(T, np.nan))
-    runaway = False
+    runaway = 0
     for k, start in enumerate(starts):
         result = optimize.root(residual, np.log(start), method="hybr", options={"xtol": 1e-13})
         # The residual evaluates the model at rates clipped to 1e7 Hz, so beyond that
         # cap its zero is F(1e7 Hz), not a solution (a runaway without refractoriness).
         if np.any(result.x > _LOG_MAX_RATE):
-            runaway = True
+            runaway += 1
             continue
         size = float(np.max(np.abs(residual(result.x))))
+        if not math.isfinite(size):  # the model could not be evaluated there
+            continue
         if size < closest[0]:
             closest = (size, np.exp(result.x))
         if not (result.success and size < 1e-9):
@@ -1215,16 +1240,23 @@ def stationary_rates_network(
             primary_solution = rates
         if not any(np.allclose(rates, s, rtol=1e-6, atol=0.0) for s in solutions):
             solutions.append(rates)
-    if not solutions and not math.isfinite(closest[0]):
+    if not solutions and runaway == len(starts):
         raise TheoryInputError(
             f"no stationary state found: from every one of the {len(starts)} starts the rates ran beyond "
             f"{math.exp(_LOG_MAX_RATE):g} Hz (a runaway; the rate is unbounded where t_ref = 0; check J, C "
             "and the drives)"
         )
+    if not solutions and not math.isfinite(closest[0]):
+        raise TheoryInputError(
+            f"no stationary state found: from none of the {len(starts)} starts did the search reach rates "
+            "at which the model's rates are finite numbers"
+            + (f" ({runaway} ran beyond {math.exp(_LOG_MAX_RATE):g} Hz)" if runaway else "")
+            + " (check J, C, the drives and the adaptation)"
+        )
     if not solutions:
         raise TheoryInputError(
             (f"no stationary state found from any of the {len(starts)} starts"
-             + (f" (some ran beyond {math.exp(_LOG_MAX_RATE):g} Hz)" if runaway else "")) + ": the closest point reached, "
+             + (f" ({runaway} ran beyond {math.exp(_LOG_MAX_RATE):g} Hz)" if runaway else "")) + ": the closest point reached, "
             f"rates {np.array2string(closest[1], precision=4)} Hz, misses the equations by {closest[0]:.3g} "
             "in log rate (check J, C and the drives, or give rates0 near a solution)"
         )
