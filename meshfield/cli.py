@@ -208,15 +208,22 @@ def describe(config, ranks: int = 1, dims=None) -> str:
                      f"{r['memory_bytes'] / 2**20:.1f} MiB ({r['bytes_per_synapse']:.2f} bytes per synapse), "
                      f"{r['peak_bytes'] / 2**20:.1f} MiB while the connectivity is built")
         lines.append(_buffers_line(config, n_local))
-        rate = _expected_rate(config, stationary_rates_network)
-        if rate is not None:
-            lines.append(f"spike traffic per exchange (every {dmin} steps), at the mean-field rate "
-                         f"{rate:.1f} Hz: about {r['spikes_per_exchange_per_hz'] * rate:.0f} spikes, "
-                         f"{r['bytes_per_exchange_per_hz'] * rate / 1024:.1f} KiB per rank (in proportion "
-                         "to the rate the network fires at)")
+        if not dmin:
+            lines.append("spike traffic: none (no couplings)")
+        elif not r["bytes_per_exchange_per_hz"]:
+            lines.append(f"spike traffic: none (no neighbour ranks on the process grid {tuple(dims)})")
         else:
-            lines.append(f"spike traffic per exchange: about {r['spikes_per_exchange_per_hz']:.1f} spikes "
-                         "per Hz of mean rate per rank")
+            rate, why = _expected_rate(config, stationary_rates_network)
+            if rate is not None:
+                lines.append(f"spike traffic per exchange (every {dmin} steps), at the mean-field rate "
+                             f"{rate:.1f} Hz: about {r['spikes_per_exchange_per_hz'] * rate:.0f} spikes, "
+                             f"{r['bytes_per_exchange_per_hz'] * rate / 1024:.1f} KiB per rank (in proportion "
+                             "to the rate the network fires at)")
+            else:
+                lines.append(f"spike traffic per exchange (every {dmin} steps): about "
+                             f"{r['spikes_per_exchange_per_hz']:.1f} spikes, "
+                             f"{r['bytes_per_exchange_per_hz'] / 1024:.2f} KiB per rank per Hz of mean rate "
+                             f"(no mean-field rate to scale by: {why})")
     return "\n".join(lines)
 
 
@@ -317,8 +324,8 @@ def config_warnings(config) -> list[str]:
 
 def _expected_rate(config, solver):
     """Mean stationary rate (Hz, averaged over neurons) of the homogeneous mean-field
-    state of the micro level (its step-end hazard rule), or None when the theory
-    finds none."""
+    state of the micro level (its step-end hazard rule) and None, or None and the
+    theory's reason when it finds none."""
     import numpy as np
 
     from .theory import TheoryInputError
@@ -331,10 +338,10 @@ def _expected_rate(config, solver):
         C[types.index(c.target), types.index(c.source)] = c.C
     try:
         state = solver(list(config.populations), J, C, dt=config.run.dt, hazard_rule="endpoint")
-    except TheoryInputError:  # no (or no unique) state: the estimate is optional
-        return None
+    except TheoryInputError as error:  # no state: the estimate is optional
+        return None, str(error)
     N = np.array([p.N for p in config.populations], dtype=float)
-    return float(np.dot(state.rates, N) / N.sum())
+    return float(np.dot(state.rates, N) / N.sum()), None
 
 
 def cmd_info(args) -> int:

@@ -602,6 +602,34 @@ def test_info_at_the_micro_level_has_no_history_length():
     assert p.returncode == 2 and "populations.E.K = 5 is invalid" in p.stderr
 
 
+def test_info_says_when_the_micro_level_exchanges_no_spikes_and_why_it_gives_no_rate(monkeypatch):
+    """Without couplings or neighbour ranks info printed "spike traffic per exchange
+    (every 0 steps) ... about 0 spikes"; where the theory finds no stationary state
+    it gave a figure per Hz without saying why there was no rate to scale it by."""
+    from meshfield.cli import describe
+
+    def traffic(config, ranks):
+        return describe(config, ranks, None).splitlines()[-1]
+
+    uncoupled = meshfield.load_config("v1_single", ["run.level=micro"])
+    assert traffic(uncoupled, 1) == "spike traffic: none (no couplings)"
+    coupled = meshfield.load_config("default", ["run.level=micro"])
+    assert traffic(coupled, 1) == "spike traffic: none (no neighbour ranks on the process grid (1, 1))"
+    two = traffic(coupled, 2)
+    assert two.startswith("spike traffic per exchange (every 2 steps), at the mean-field rate 17.2 Hz: about ")
+    # where the theory finds no stationary state, info gives its reason
+    from meshfield import theory
+
+    def no_state(*args, **kwargs):
+        raise theory.TheoryInputError("no stationary state found: (the reason)")
+
+    monkeypatch.setattr(theory, "stationary_rates_network", no_state)
+    line = traffic(coupled, 2)
+    assert line.startswith("spike traffic per exchange (every 2 steps): about "), line
+    assert line.endswith(" KiB per rank per Hz of mean rate (no mean-field rate to scale by: no stationary "
+                         "state found: (the reason))"), line
+
+
 def test_info_takes_level_as_run_does_and_python_m_meshfield_is_the_cli():
     by_set = cli("info", *TINY, "--set", "run.level=micro")
     p = subprocess.run([sys.executable, "-m", "meshfield", "info", *TINY, "--set", "run.level=meso",
