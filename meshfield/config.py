@@ -992,6 +992,21 @@ def _no_such_configuration(name: str) -> None:
     raise ConfigError(message)
 
 
+def _as_toml_values(value: Any) -> Any:
+    """A copy of a configuration dict from Python, with the values that scripts
+    compute (NumPy arrays, NumPy scalars such as ``np.bool_``, tuples) as the
+    lists and Python scalars that a TOML file gives; the checks then see what
+    they would see in a file."""
+    if isinstance(value, dict):
+        return {key: _as_toml_values(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_toml_values(v) for v in value]
+    tolist = getattr(value, "tolist", None)  # numpy.ndarray and numpy.generic, without importing numpy here
+    if tolist is not None and type(value).__module__ == "numpy":
+        return _as_toml_values(tolist())
+    return copy.deepcopy(value)
+
+
 def load_config(path: str | Path | dict | None = None, overrides=()) -> Config:
     """Load and validate a configuration.
 
@@ -999,8 +1014,9 @@ def load_config(path: str | Path | dict | None = None, overrides=()) -> Config:
     ----------
     path : str, Path, dict, Config or None
         A TOML file, the name of a packaged example (``"default"``,
-        ``"nest_example"``, ...), an already parsed dict, a Config (to apply
-        ``overrides`` to), or None for the packaged default.
+        ``"nest_example"``, ...), an already parsed dict (its NumPy arrays and
+        scalars are read as the TOML lists and values they stand for), a Config
+        (to apply ``overrides`` to), or None for the packaged default.
     overrides : iterable of str
         ``key.path=value`` assignments applied before validation (``--set``).
     """
@@ -1017,7 +1033,7 @@ def load_config(path: str | Path | dict | None = None, overrides=()) -> Config:
     if path is None:
         d = read_toml(packaged_config("default"))
     elif isinstance(path, dict):
-        d = copy.deepcopy(path)
+        d = _as_toml_values(path)
     elif not Path(path).exists() and str(path) in PACKAGED:
         d = read_toml(packaged_config(str(path)))
     else:

@@ -515,6 +515,30 @@ def test_integers_beyond_float_and_numpy_scalars():
     assert type(cfg.population("E").N) is int and type(cfg.run.dt) is float
 
 
+def test_numpy_arrays_and_booleans_in_a_dict_are_read_as_toml_lists_and_booleans():
+    """A script's np.array([16, 16]) for a shape, an array of adaptation time
+    constants or an np.bool_ were refused ('expected a list of numbers', 'expected
+    true or false', with a repr like array([100.])); they now load as the lists
+    and booleans they stand for, and a wrong one is named as a TOML list."""
+    import numpy as np
+
+    plain = load_config("v3_field", ["populations.E.tau_theta=[100.0]", "populations.E.J_theta=[10.0]"])
+    d = load_config("v3_field").to_dict()
+    d["lattice"]["shape"] = np.array(d["lattice"]["shape"])
+    d["populations"]["E"]["tau_theta"] = np.array([100.0])
+    d["populations"]["E"]["J_theta"] = np.linspace(10.0, 10.0, 1)
+    d["run"]["mean_field"] = np.bool_(False)
+    d["run"]["t_end"] = np.array(plain.run.t_end)  # a 0-d array is its value
+    assert load_config(d) == plain
+    d["lattice"]["shape"] = np.array([4, 4, 2])
+    with pytest.raises(ConfigError, match=r"^lattice.shape = \[4, 4, 2\] is invalid: expected \[n\]"):
+        load_config(d)
+    d["lattice"]["shape"] = plain.lattice.shape
+    d["run"]["mean_field"] = np.float64(1.0)
+    with pytest.raises(ConfigError, match=r"^run.mean_field = 1.0 is invalid: expected true or false$"):
+        load_config(d)
+
+
 def test_load_config_and_run_take_overrides_for_a_config_and_refuse_malformed_ones(tmp_path):
     """meshfield.run(Config, overrides=...) ignored the overrides and ran the
     Config as it was; a string of overrides was taken character by character,
