@@ -604,6 +604,23 @@ def test_strong_facilitation_saturates_at_the_refractory_limit_without_numpy_war
     assert rate == pytest.approx((E.N * discrete.rates[0] + I.N * discrete.rates[1]) / (E.N + I.N), rel=1e-12)
 
 
+def test_a_search_that_meets_only_undefined_rates_says_so(monkeypatch):
+    """Where the model's rate is nan at every start (as strong facilitation made it
+    before), the message blamed a runaway 'where t_ref = 0', or would quote a
+    closest point of nan rates."""
+    from meshfield.theory import stationary
+
+    class Undefined:
+        mean_interval = math.nan
+
+    monkeypatch.setattr(stationary, "_renewal_quadrature", lambda *args, **kwargs: Undefined())
+    with pytest.raises(TheoryInputError) as error:
+        stationary_rates_network([population(), population(mu=18.0)], np.zeros((2, 2)), np.zeros((2, 2)))
+    assert str(error.value) == (
+        "no stationary state found: from each of the 5 starts the search ended where the model gives no "
+        "finite rate (check J, C, the drives and the adaptation)")
+
+
 def test_the_renewal_map_at_rate_zero_survives_an_overflowing_kernel():
     """At rate 0 the population builds no threshold, but each neuron keeps the
     kernel of its own last spike, which here (-1e7 mV at age 0) makes it fire as

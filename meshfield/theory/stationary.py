@@ -1248,8 +1248,8 @@ def stationary_rates_network(
         )
     if not solutions and not math.isfinite(closest[0]):
         raise TheoryInputError(
-            f"no stationary state found: from none of the {len(starts)} starts did the search reach rates "
-            "at which the model's rates are finite numbers"
+            f"no stationary state found: from each of the {len(starts)} starts the search ended where the "
+            "model gives no finite rate"
             + (f" ({runaway} ran beyond {math.exp(_LOG_MAX_RATE):g} Hz)" if runaway else "")
             + " (check J, C, the drives and the adaptation)"
         )
