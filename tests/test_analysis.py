@@ -252,6 +252,36 @@ def test_mean_var_of_ar1_process():
     assert result.mean_se[0] == pytest.approx(expected_se, rel=0.5)
 
 
+def test_batch_means_errors_against_the_scatter_over_records_and_block_length():
+    """The calibration that docs/analysis.md states for mean_var: over R = 400
+    independent AR(1) records (tau = 10 samples; the types of one array) the
+    RMS of mean_se over the SD of mean is 1 with blocks of 50 tau (a record of
+    1000 tau in 20 blocks), and about 0.6 with blocks of one tau (20 tau in 20
+    blocks: the SE 40 % low). The Monte Carlo error of such a ratio is about
+    sqrt(1/(2 R)) = 0.035; 0.12 is 3.5 of those."""
+    R, tau = 400, 10.0
+    rng = np.random.default_rng(12)
+    a = np.exp(-1.0 / tau)
+
+    def records(n_time):
+        e = rng.normal(size=(n_time, R))
+        e[0] /= np.sqrt(1 - a * a)  # a stationary start
+        return 5.0 + lfilter([np.sqrt(1 - a * a)], [1, -a], e, axis=0)
+
+    def ratio(result):
+        return np.sqrt(np.mean(result.mean_se**2)) / result.mean.std(ddof=1)
+
+    long_blocks = mean_var(records(int(1000 * tau)), 1.0, n_blocks=20)
+    assert ratio(long_blocks) == pytest.approx(1.0, abs=0.12)
+    var_ratio = np.sqrt(np.mean(long_blocks.var_se**2)) / long_blocks.var.std(ddof=1)
+    assert var_ratio == pytest.approx(1.0, abs=0.12)
+    short_blocks = mean_var(records(int(20 * tau)), 1.0, n_blocks=20)
+    assert ratio(short_blocks) == pytest.approx(0.6, abs=0.1)
+    # var is low by the variance of the record's mean, 2 tau / T = 0.1 at 20 tau
+    # (the mean of 400 records of SD 0.29 is good to 0.015)
+    assert short_blocks.var.mean() == pytest.approx(0.9, abs=0.05)
+
+
 def test_batch_means_errors_are_the_sample_sd_of_the_blocks_over_root_n():
     """Exact on a record whose blocks are constant: 20 blocks of 7 samples with
     values v_b (the 3 samples left over are dropped). The block means are v_b

@@ -59,10 +59,17 @@ def mean_var(
 
     Block length: the blocks are independent only if each is much longer than
     the correlation time of the activity (for bistable switching: several mean
-    dwell times). The default of 20 blocks makes the relative uncertainty of the
-    standard error itself about ``1/sqrt(2*19) = 16 %`` and suits records that
-    are at least ~20 times longer than the slowest correlation time; for
-    shorter records choose fewer, longer blocks.
+    dwell times). With blocks of ``L`` and an integrated correlation time
+    ``tau`` (the area under the normalized autocorrelation, one side) the
+    standard errors come out low by about a factor ``sqrt(1 - tau/L)``: 5 %
+    for blocks of 10 ``tau``, 10 % for 5 ``tau``, 40 % for blocks of one
+    ``tau`` (Monte Carlo on an Ornstein-Uhlenbeck process). The default of 20
+    blocks makes the relative uncertainty of the standard error itself about
+    ``1/sqrt(2*19) = 16 %`` and suits records at least ~200 times longer than
+    the slowest correlation time (blocks of 10 ``tau``); for shorter records
+    choose fewer, longer blocks. ``var`` is taken about the whole record's
+    mean and is low by that mean's variance, about ``2 tau / T`` of ``var``
+    for a record of ``T``.
 
     Parameters
     ----------
