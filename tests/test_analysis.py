@@ -768,6 +768,22 @@ def test_fano_factor_of_poisson_binomial_and_regular_counts():
     assert np.array_equal(regular.fano, np.zeros((2, 2)))
 
 
+def test_fano_factor_is_unbiased_with_two_windows_per_block():
+    # Binomial counts (1 - p = 0.5) in 10 blocks of 2 windows, 1000 independent
+    # records as the types of one array: the variance over a block's windows has
+    # n - 1 = 1 in the denominator, so the mean of fano is 0.5 (docs/analysis.md);
+    # the "low by 1 - 1/n" that the docs once stated would give 0.25. The scatter
+    # of one record's fano is about 0.22, so its mean over 1000 is good to 0.007:
+    # 0.03 is 4 of those.
+    R, N, dt = 1000, 100, 1.0
+    counts = np.random.default_rng(11).binomial(N, 0.5, (40, R))
+    ff = fano_factor(counts / (N * dt * 1e-3), [2.0], N=[N] * R, record_interval=dt, n_blocks=10)
+    assert abs(ff.fano[0].mean() - 0.5) < 0.03
+    # and se is the scatter over records: the RMS of se over the SD of fano within
+    # 4 Monte Carlo errors of an SD from 1000 samples (sqrt(1/(2 R)) = 0.022)
+    assert abs(np.sqrt(np.mean(ff.se[0] ** 2)) / ff.fano[0].std(ddof=1) - 1.0) < 0.09
+
+
 def test_fano_factor_reads_N_from_a_result_and_refuses_unusable_input():
     class R:  # a result stand-in: A, types, record_interval, shape, config
         A = np.random.default_rng(1).poisson(1.0, (2000, 2, 3)) / (np.array([100, 20])[:, None] * 0.5e-3)

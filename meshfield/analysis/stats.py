@@ -166,11 +166,16 @@ def fano_factor(
     interval is ``A N record_interval / 1000`` (exact for a record interval of one
     step; otherwise the spikes of the interval). Counts are summed over
     consecutive windows; in each of ``n_blocks`` contiguous blocks, the variance
-    over the block's windows divided by their mean is computed per site (sites
-    without spikes are left out) and averaged over the sites; the result is the
-    mean over blocks, with their standard error. Each block should hold many
-    windows: the variance about the block's own mean is low by a factor ``1 -
-    1/n`` for ``n`` windows per block.
+    over the block's windows (with ``n - 1`` in the denominator for ``n``
+    windows) divided by their mean is computed per site (sites without spikes
+    are left out) and averaged over the sites; the result is the mean over
+    blocks, with their standard error. For counts independent from window to
+    window (Poisson, binomial) that is unbiased however few windows a block
+    holds. Counts correlated across windows (a rate that varies more slowly
+    than the window) lose the part of their variance slower than the block,
+    so blocks must be long against the rate's correlation time: for a Poisson
+    count whose rate follows an Ornstein-Uhlenbeck process of 50 ms, 10-ms
+    windows give 1.545, 1.811 and 1.838 with blocks of 4, 40 and 400 times 50 ms.
 
     Parameters
     ----------
