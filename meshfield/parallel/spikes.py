@@ -17,13 +17,15 @@ lattices).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from mpi4py import MPI
 from numba import njit
 
-from .decomposition import Decomposition
+from .decomposition import Decomposition, neighbour_faces
 
-__all__ = ["exchange_spikes"]
+__all__ = ["exchange_spikes", "exchange_spikes_bytes"]
 
 _COUNT_TAG = 100
 _DATA_TAG = 101
@@ -123,6 +125,59 @@ def _halo_cells(halo, n_columns, start, halo_width, with_halo_shape):
             flat = flat * with_halo_shape[k] + (halo[i, n_columns + k] - start[k] + halo_width)
         cells[i] = flat
     return cells
+
+
+def exchange_spikes_bytes(local_shape, dims, periodic: bool, halo_width: int,
+                          n_columns: int) -> tuple[int, int]:
+    """The arrays :func:`exchange_spikes` holds at once on a block of ``local_shape``
+    on the grid ``dims`` when every site of the block has one record (pure; linear
+    in the records per site, so scale the result by them).
+
+    Follows the function step by step: along each axis the edge layers (``top``,
+    ``bottom``) are copied out of the held records, the neighbours' layers come
+    in, and the held records are concatenated with them, while the previous
+    axis's layers are still bound; an axis held by one rank on a periodic lattice
+    mirrors the block's own layers (no message, the same arrays); every
+    neighbour's layer has as many sites as the block's own (neighbours along an
+    axis share the block's extent along the others). The records per site are
+    taken to be the same everywhere, as at a homogeneous rate. Counted from the
+    sites within ``halo_width`` of the block edge, whose records the model hands
+    in (that input itself is not counted).
+
+    Returns
+    -------
+    peak_bytes : int
+        Largest total of the arrays alive at once (rows of ``n_columns`` plus the
+        lattice coordinates, int64), including the records and cells returned.
+    halo_rows : int
+        Rows returned (records of the halo), per record per site.
+    """
+    local_shape = [int(m) for m in local_shape]
+    h = int(halo_width)
+    if h == 0:
+        return 0, 0
+    row = 8 * (n_columns + len(local_shape))
+    held = math.prod(local_shape) - math.prod(max(m - 2 * h, 0) for m in local_shape)
+    own = held
+    extent = list(local_shape)
+    previous = 0  # rows of the previous axis's layers, still bound
+    peak = 0
+    for k, p in enumerate(dims):
+        layer = h * math.prod(extent[:k] + extent[k + 1:])
+        if p == 1:  # periodic: the own layers mirrored, no copy; open: nothing arrives
+            faces, arrived = (2, 0) if periodic else (0, 0)
+            grown = 2 * layer if periodic else 0
+        else:
+            faces = neighbour_faces(p, periodic)
+            arrived = grown = faces * layer
+        peak = max(peak, held + previous + 2 * layer,               # the new layers copied out
+                   held + 2 * layer + arrived + held + grown)       # the concatenation
+        previous = 2 * layer + arrived
+        held += grown
+        extent[k] += faces * h
+    halo = held - own
+    end = row * (held + previous) + 8 * (n_columns + 1) * halo  # the records and cells returned
+    return max(row * peak, end), halo
 
 
 def exchange_spikes(
