@@ -201,29 +201,32 @@ def describe(config, ranks: int = 1, dims=None) -> str:
                      f"({cells} halo cells sent x types x d_min x 8 bytes)")
         lines.append(_buffers_line(config, n_local))
     else:
-        from .micro.model import resources
-        from .theory import stationary_rates_network
-        r = resources(config, st, largest, h, dims, lat.boundary == "periodic")
+        from .micro.model import mean_field_rate, resources
+        rate, why = mean_field_rate(config)
+        r = resources(config, st, largest, h, dims, lat.boundary == "periodic", rate or 0.0)
         lines.append(f"micro level per rank: {r['neurons']} neurons, {r['synapses']} synapses, "
                      f"{r['memory_bytes'] / 2**20:.1f} MiB ({r['bytes_per_synapse']:.2f} bytes per synapse), "
                      f"{r['peak_bytes'] / 2**20:.1f} MiB while the connectivity is built")
+        spikes = (f"{r['spike_bytes'] / 2**20:.2f} MiB for its spikes at {r['spike_rate']:.1f} Hz "
+                  f"(twice the mean-field rate, for the first blocks and the allocator)"
+                  if rate is not None else f"its spikes not counted (no mean-field rate: {why})")
+        lines.append(f"plus {r['block_arrays_bytes'] / 2**20:.2f} MiB of arrays for a block of {r['block_steps']} "
+                     f"step(s) and {spikes}")
         lines.append(_buffers_line(config, n_local))
         if not dmin:
             lines.append("spike traffic: none (no couplings)")
         elif not r["bytes_per_exchange_per_hz"]:
             lines.append(f"spike traffic: none (no neighbour ranks on the process grid {tuple(dims)})")
+        elif rate is not None:
+            lines.append(f"spike traffic per exchange (every {dmin} steps), at the mean-field rate "
+                         f"{rate:.1f} Hz: about {r['spikes_per_exchange_per_hz'] * rate:.0f} spikes, "
+                         f"{r['bytes_per_exchange_per_hz'] * rate / 1024:.1f} KiB per rank (in proportion "
+                         "to the rate the network fires at)")
         else:
-            rate, why = _expected_rate(config, stationary_rates_network)
-            if rate is not None:
-                lines.append(f"spike traffic per exchange (every {dmin} steps), at the mean-field rate "
-                             f"{rate:.1f} Hz: about {r['spikes_per_exchange_per_hz'] * rate:.0f} spikes, "
-                             f"{r['bytes_per_exchange_per_hz'] * rate / 1024:.1f} KiB per rank (in proportion "
-                             "to the rate the network fires at)")
-            else:
-                lines.append(f"spike traffic per exchange (every {dmin} steps): about "
-                             f"{r['spikes_per_exchange_per_hz']:.1f} spikes, "
-                             f"{r['bytes_per_exchange_per_hz'] / 1024:.2f} KiB per rank per Hz of mean rate "
-                             f"(no mean-field rate to scale by: {why})")
+            lines.append(f"spike traffic per exchange (every {dmin} steps): about "
+                         f"{r['spikes_per_exchange_per_hz']:.1f} spikes, "
+                         f"{r['bytes_per_exchange_per_hz'] / 1024:.2f} KiB per rank per Hz of mean rate "
+                         "(no mean-field rate to scale by)")
     return "\n".join(lines)
 
 
@@ -320,28 +323,6 @@ def config_warnings(config) -> list[str]:
                             f"potential, far from their own, and the rates can be far off (K = 0 chooses "
                             f"automatically)")
     return warnings
-
-
-def _expected_rate(config, solver):
-    """Mean stationary rate (Hz, averaged over neurons) of the homogeneous mean-field
-    state of the micro level (its step-end hazard rule) and None, or None and the
-    theory's reason when it finds none."""
-    import numpy as np
-
-    from .theory import TheoryInputError
-    types = config.types
-    T = len(types)
-    J = np.zeros((T, T))
-    C = np.zeros((T, T))
-    for c in config.couplings:
-        J[types.index(c.target), types.index(c.source)] = c.J
-        C[types.index(c.target), types.index(c.source)] = c.C
-    try:
-        state = solver(list(config.populations), J, C, dt=config.run.dt, hazard_rule="endpoint")
-    except TheoryInputError as error:  # no state: the estimate is optional
-        return None, str(error)
-    N = np.array([p.N for p in config.populations], dtype=float)
-    return float(np.dot(state.rates, N) / N.sum()), None
 
 
 def cmd_info(args) -> int:

@@ -327,23 +327,39 @@ def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_no
     MPI buffers), so a refused run could not have run.
     """
     from .config import ConfigError
-    if config.run.level == "micro":
-        from .micro.model import resources
+    dec = decomposition
+    micro = config.run.level == "micro"
+    if micro:
+        from .micro.model import mean_field_rate, rate_bound, resources
+
+        def sizes_at(rate):
+            return resources(config, stencils, dec.local_shape, dec.halo_width, dec.dims, dec.periodic, rate)
+        # the spikes of a block at the highest rate the neurons can fire at first,
+        # which costs nothing; a model that does not fit so is counted again at the
+        # stationary rate of the theory (seconds, at most; none found: no spikes)
+        rate = rate_bound(config)
+        sizes = sizes_at(rate)
     else:
         from .meso.model import resources
-    dec = decomposition
-    sizes = resources(config, stencils, dec.local_shape, dec.halo_width)
-    # (the micro level's peak, while the connectivity is built, ends before the
-    # record buffers are made; the meso level's arrays of one block of steps live
-    # beside them)
-    need = max(sizes["peak_bytes"],
-               sizes["memory_bytes"] + sizes.get("block_bytes", 0)
-               + record_buffer_bytes(config, math.prod(dec.local_shape)))
+        sizes = resources(config, stencils, dec.local_shape, dec.halo_width)
+    share = node_memory_bytes() / on_node
     records = 0
     if in_memory:  # A and Abar of the whole lattice, float32, gathered on every rank
         records = 2 * 4 * config.n_records * len(config.types) * math.prod(config.lattice.shape)
-    share = node_memory_bytes() / on_node
+
+    def need_of(sizes):
+        # (the micro level's peak while the connectivity is built ends before the
+        # record buffers are made; the arrays of one block of steps live beside them)
+        return max(sizes["peak_bytes"], sizes["memory_bytes"] + sizes.get("block_bytes", 0)
+                   + record_buffer_bytes(config, math.prod(dec.local_shape)))
+
+    need = need_of(sizes)
     worst = dec.allreduce_max((need + records) / share)
+    if micro and worst > 1.0:  # the same on every rank
+        rate = mean_field_rate(config)[0] or 0.0
+        sizes = sizes_at(rate)
+        need = need_of(sizes)
+        worst = dec.allreduce_max((need + records) / share)
     if worst <= 1.0:
         return
     need_max, records = dec.allreduce_max(need), dec.allreduce_max(records)
@@ -359,13 +375,15 @@ def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_no
         steps = int(longest.delays.max())
         smaller = (f"or shorter delays: most of it is the spike-count history that the longest "
                    f"delay needs ({steps} steps = {steps * config.run.dt:g} ms, {longest.key}.delay)")
-    elif meso and stencils and block_bytes > sizes["state_bytes"]:
+    elif stencils and block_bytes > (sizes["state_bytes"] if meso else sizes["memory_bytes"]):
         # the arrays of one block of d_min steps, which the shortest delay sets
         shortest = min(stencils, key=lambda st: int(st.delays.min()))
         steps = sizes["block_steps"]
+        spikes = ("" if meso else f", {_size(sizes['spike_bytes'])} of it its spikes at {sizes['spike_rate']:.1f} Hz"
+                  if rate else ", its spikes not counted (the theory finds no stationary rate)")
         smaller = (f"or shorter delays: most of it is the arrays of one block of {steps} steps "
                    f"= {steps * config.run.dt:g} ms, the shortest delay ({shortest.key}.delay), which the "
-                   f"time loop advances at once")
+                   f"time loop advances at once{spikes}")
     else:
         halve = (", or run.cohort_dtype = 'float32', which halves the cohort state"
                  if meso and config.run.cohort_dtype == "float64" else "")

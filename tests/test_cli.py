@@ -1,6 +1,7 @@
 """The command line: results, exit status, one-line errors, nothing half-written."""
 
 import errno
+import math
 import os
 import subprocess
 import sys
@@ -624,10 +625,11 @@ def test_info_says_when_the_micro_level_exchanges_no_spikes_and_why_it_gives_no_
         raise theory.TheoryInputError("no stationary state found: (the reason)")
 
     monkeypatch.setattr(theory, "stationary_rates_network", no_state)
-    line = traffic(coupled, 2)
-    assert line.startswith("spike traffic per exchange (every 2 steps): about "), line
-    assert line.endswith(" KiB per rank per Hz of mean rate (no mean-field rate to scale by: no stationary "
-                         "state found: (the reason))"), line
+    lines = describe(coupled, 2, None).splitlines()
+    assert lines[-4].endswith(" and its spikes not counted (no mean-field rate: no stationary state found: "
+                              "(the reason))"), lines[-4]
+    assert lines[-1].startswith("spike traffic per exchange (every 2 steps): about "), lines[-1]
+    assert lines[-1].endswith(" KiB per rank per Hz of mean rate (no mean-field rate to scale by)"), lines[-1]
 
 
 def test_info_takes_level_as_run_does_and_python_m_meshfield_is_the_cli():
@@ -804,3 +806,35 @@ def test_a_segment_restarted_from_a_checkpoint_is_analysed_without_discarding_an
     assert p.returncode == 2 and "remain after discarding the first 500 ms (--discard)" in p.stderr
     p = cli("plot", "s1.h5", "-o", "s1.png", "--psd", "psd.png", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
+
+
+def test_micro_memory_check_counts_the_spikes_of_a_block(monkeypatch, tmp_path):
+    """The micro level's block arrays and spikes (at twice the theory's stationary
+    rate) are counted: a run with memory for the state and the record buffers but
+    not for them is refused, and info prints them."""
+    import meshfield.simulation as sim
+    from meshfield.coupling import build_stencils
+    from meshfield.micro.model import mean_field_rate, resources
+    sets = ["run.level=micro", "run.t_end=40", "lattice.shape=[12,12]", "populations.E.N=40",
+            "populations.I.N=10"] + [f"couplings.{i}.delay.d0=20" for i in range(4)]
+    sets += [f"couplings.{i}.C=4" for i in range(4)]
+    config = meshfield.load_config(meshfield.config.packaged_config("default"), sets)
+    stencils = build_stencils(config)
+    rate, _ = mean_field_rate(config)
+    sizes = resources(config, stencils, (12, 12), 5, (1, 1), True, rate)
+    assert sizes["block_steps"] == 40 and sizes["spike_rate"] == pytest.approx(2 * rate)
+    assert sizes["block_arrays_bytes"] == 40 * 144 * 50 + 5 * 8 * 40 * 2 * 144
+    assert sizes["spike_bytes"] == math.ceil(48 * 2 * rate * 50 * 144 * 40 * 0.5e-3)
+    buffers = sim.record_buffer_bytes(config, 144)
+    # room for the build and for the loop's state, buffers and arrays, not for the spikes
+    room = max(sizes["peak_bytes"], sizes["memory_bytes"] + buffers + sizes["block_arrays_bytes"])
+    assert sizes["memory_bytes"] + buffers + sizes["block_bytes"] > room
+    monkeypatch.setattr(sim, "node_memory_bytes", lambda: room)
+    with pytest.raises(meshfield.config.ConfigError, match="the micro model needs about"):
+        meshfield.run(config, output=str(tmp_path / "r.h5"))
+    assert os.listdir(tmp_path) == []
+    p = cli("info", *(a for s in sets for a in ("--set", s)))
+    assert p.returncode == 0, p.stderr
+    assert (f"plus {sizes['block_arrays_bytes'] / 2**20:.2f} MiB of arrays for a block of 40 step(s) and "
+            f"{sizes['spike_bytes'] / 2**20:.2f} MiB for its spikes at {2 * rate:.1f} Hz") in p.stdout
+

@@ -582,7 +582,7 @@ def test_strong_facilitation_saturates_at_the_refractory_limit_without_numpy_war
     import warnings
 
     import meshfield
-    from meshfield.cli import _expected_rate
+    from meshfield.micro.model import mean_field_rate
 
     config = meshfield.load_config("default", ["run.level=micro", "populations.E.J_theta=[-1e9]",
                                                "populations.E.tau_theta=[10]"])
@@ -592,7 +592,7 @@ def test_strong_facilitation_saturates_at_the_refractory_limit_without_numpy_war
     J, C = np.reshape(J, (2, 2)), np.reshape(C, (2, 2))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        rate, why = _expected_rate(config, stationary_rates_network)
+        rate, why = mean_field_rate(config)
         discrete = stationary_rates_network([E, I], J, C, dt=0.5, hazard_rule="endpoint")
         continuous = stationary_rates_network([E, I], J, C)
     assert why is None

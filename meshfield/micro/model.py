@@ -26,25 +26,66 @@ import math
 
 import numpy as np
 
-from ..config import Config
+from ..config import Config, refractory_steps
 from ..coupling import max_delay, min_delay
 from ..lattice import Lattice
 from ..parallel import exchange_spikes, halo_cells_sent, neighbour_faces
+from ..parallel.spikes import exchange_spikes_bytes
 from ..stimulus import Stimulus
 from .connectivity import BlockGeometry, build_connectivity, key_dtype
 from .delivery import deliver, spike_list
 from .neurons import NeuronLayout, NeuronState, advance_neurons, advance_neurons_serial, neuron_parameters
 
-__all__ = ["MicroModel", "resources"]
+__all__ = ["MicroModel", "resources", "stationary_rate", "rate_bound"]
 
 #: int64 columns of an exchanged spike record: global site, neuron within the site, step
 RECORD_COLUMNS = 3
 
+#: the memory estimate counts a block's spikes at this multiple of the stationary
+#: rate (at most :func:`rate_bound`): the first blocks fire faster (17 % above it
+#: in the default network with 200 ms delays), and the allocator keeps freed
+#: spike arrays of one block, tens of MiB, in its heap rather than returning them
+#: (measured with 200 ms delays on 2 and 4 ranks: 33 and 19 MiB above the arrays
+#: alive at once; docs/hpc.md)
+SPIKE_MARGIN = 2.0
 
-def resources(config: Config, stencils, local_shape, halo_width: int, dims=None, periodic: bool = True) -> dict:
+
+def mean_field_rate(config: Config) -> tuple[float | None, str | None]:
+    """Mean stationary rate (Hz, averaged over neurons) of the homogeneous mean-field
+    state of the micro level (its step-end hazard rule) and None; or None and the
+    theory's message when it finds none. Takes from milliseconds to seconds (long
+    adaptation at small dt)."""
+    from ..theory import TheoryInputError, stationary_rates_network
+    types = config.types
+    T = len(types)
+    J = np.zeros((T, T))
+    C = np.zeros((T, T))
+    for c in config.couplings:
+        J[types.index(c.target), types.index(c.source)] = c.J
+        C[types.index(c.target), types.index(c.source)] = c.C
+    try:
+        state = stationary_rates_network(list(config.populations), J, C, dt=config.run.dt,
+                                         hazard_rule="endpoint")
+    except TheoryInputError as error:  # no state
+        return None, str(error)
+    N = np.array([p.N for p in config.populations], dtype=float)
+    return float(np.dot(state.rates, N) / N.sum()), None
+
+
+def rate_bound(config: Config) -> float:
+    """The highest mean rate (Hz) the neurons can fire at: once per step and
+    refractory period (``n_ref + 1`` steps), averaged over neurons. Above any
+    stationary rate, and cheap."""
+    N = np.array([p.N for p in config.populations], dtype=float)
+    per_step = np.array([1.0 / (refractory_steps(p.t_ref, config.run.dt) + 1) for p in config.populations])
+    return float(np.dot(per_step, N) / N.sum()) * 1000.0 / config.run.dt
+
+
+def resources(config: Config, stencils, local_shape, halo_width: int, dims=None, periodic: bool = True,
+              rate: float = 0.0) -> dict:
     """Size of the microscopic model on a block, without building it (``meshfield info``).
 
-    Pure function of the configuration and the block shape.
+    Pure function of the configuration, the block shape and ``rate``.
 
     Parameters
     ----------
@@ -59,6 +100,10 @@ def resources(config: Config, stencils, local_shape, halo_width: int, dims=None,
     periodic : bool
         With ``dims``: whether the lattice is periodic (an open axis split over
         2 ranks gives each block one neighbour along it).
+    rate : float
+        Mean stationary rate (Hz) of the neurons (:func:`stationary_rate`): the
+        spike arrays of a block are counted at :data:`SPIKE_MARGIN` times it, at
+        most at :func:`rate_bound` (0 leaves them out).
 
     Returns
     -------
@@ -66,8 +111,14 @@ def resources(config: Config, stencils, local_shape, halo_width: int, dims=None,
         ``neurons``, ``synapses``, ``memory_bytes`` (synapse table, neuron state and
         ring buffer), ``peak_bytes`` (``memory_bytes`` plus the incoming synapses,
         a source key (4 bytes; 8 beyond 2**31 keys) and a delay each, held while
-        the connectivity is built and inverted), ``bytes_per_synapse`` (synapse table only), and the spike
-        traffic per exchange (every ``d_min`` steps) *per Hz of mean rate*:
+        the connectivity is built and inverted), ``bytes_per_synapse`` (synapse table only),
+        ``block_steps`` (steps the time loop advances at once), ``block_bytes``
+        (the arrays of such a block at their peak, beside ``memory_bytes``:
+        ``block_arrays_bytes``, the spike flags of every neuron and step and the
+        float64 counts, expectations and drives per site, type and step, plus
+        ``spike_bytes``, the block's spikes as lists and, on more than one rank,
+        the records exchanged, at ``spike_rate``, the rate counted), and the spike traffic per exchange
+        (every ``d_min`` steps) *per Hz of mean rate*:
         ``edge_neurons`` (neurons whose spikes neighbours may need),
         ``spikes_per_exchange_per_hz`` and ``bytes_per_exchange_per_hz`` (an upper
         bound: what :func:`meshfield.parallel.exchange_spikes` forwards from the
@@ -94,13 +145,65 @@ def resources(config: Config, stencils, local_shape, halo_width: int, dims=None,
     edge_neurons = (n_sites - inner) * n_per_site if h else 0
     block_s = d_min * config.run.dt * 1e-3
     forwarded_sites = halo_cells_sent(local_shape, dims, periodic, h)
+    spike_rate = min(SPIKE_MARGIN * float(rate), rate_bound(config))
+    block, arrays, spikes = _block_bytes(config, local_shape, h, dims, periodic, d_min, d_max, spike_rate)
     return dict(
         neurons=neurons, synapses=synapses, memory_bytes=table + state,
         peak_bytes=table + state + (np.dtype(key_dtype(n_keys)).itemsize + delay_bytes) * synapses,
         bytes_per_synapse=table / synapses if synapses else 0.0, edge_neurons=edge_neurons,
         spikes_per_exchange_per_hz=edge_neurons * block_s,
         bytes_per_exchange_per_hz=forwarded_sites * n_per_site * block_s * 8 * (RECORD_COLUMNS + ndim),
+        block_steps=block, block_arrays_bytes=arrays, spike_bytes=spikes, block_bytes=arrays + spikes,
+        spike_rate=spike_rate,
     )
+
+
+def _block_bytes(config: Config, local_shape, h: int, dims, periodic: bool, d_min: int, d_max: int,
+                 rate: float) -> tuple[int, int, int]:
+    """The time loop's block (steps) and the bytes of its arrays at their peak
+    beside the model's state: those known before the run, and those of the
+    block's spikes at ``rate`` Hz (the rest of the peak).
+
+    Per block :meth:`MicroModel.advance` holds a spike flag per neuron and step,
+    the drive, counts and expectations per site, type and step (float64), and
+    the time loop its own counts and expectations; the recorded voltages (float64
+    per step, site, type and recorded neuron) of this block and the last. Then
+    the spikes, counted per spike in int64 words as the code makes them: step and
+    neuron (2), site and neuron within it (2), two temporaries of the delivery's
+    source keys (2), and with the exchange an edge flag (1 byte) and the outbox of
+    the edge sites' spikes (3 columns) built from three temporary columns, with
+    spike recording the type, index, flag and the 4 columns of the recorded ones
+    (this block's, its temporaries and the last block's). :meth:`MicroModel.exchange`
+    holds the outbox and what :func:`~meshfield.parallel.spikes.exchange_spikes_bytes`
+    counts, then the records and cells received and the delivery's 2 temporaries;
+    the advance's arrays are gone by then. The spikes per site are those of a
+    homogeneous rate; the recorded ones fire at the mean rate.
+    """
+    from ..simulation import loop_block_steps  # (simulation imports this module lazily)
+    n_sites = math.prod(local_shape)
+    n_types = len(config.populations)
+    n_per_site = sum(p.N for p in config.populations)
+    block = min(loop_block_steps(None, d_min), config.n_records * config.record_every)
+    per_site_type = 8 * block * n_types * n_sites
+    V = config.record.voltage_neurons
+    loop = 2 * per_site_type  # the time loop's counts and expectations
+    model = block * n_sites * n_per_site + 3 * per_site_type + 2 * V * per_site_type
+    # spikes of one block, per site (homogeneous), of the edge sites and of the recorded neurons
+    per_site = rate * n_per_site * block * config.run.dt * 1e-3
+    exchanges = h > 0 and d_max > 0 and math.prod(dims) > 1
+    edge_sites = n_sites - math.prod(max(m - 2 * h, 0) for m in local_shape) if exchanges else 0
+    n_spikes, n_edge = per_site * n_sites, per_site * edge_sites
+    k = config.record.spikes_per_site
+    n_recorded = (rate * sum(min(k, p.N) for p in config.populations) * n_sites * block * config.run.dt * 1e-3)
+    advance = max(48 * n_spikes, 33 * n_spikes + 48 * n_edge,
+                  50 * n_spikes + 24 * n_edge + 96 * n_recorded if k else 0)
+    exchange = 0.0
+    if exchanges:
+        peak, halo = exchange_spikes_bytes(local_shape, dims, periodic, h, RECORD_COLUMNS)
+        exchange = 24 * n_edge + per_site * max(peak, 48 * halo)
+    arrays = loop + model
+    total = loop + max(model + advance, exchange)
+    return block, arrays, int(math.ceil(total - arrays))
 
 
 class MicroModel:
@@ -162,6 +265,8 @@ class MicroModel:
         self.voltage_neurons = config.record.voltage_neurons
         self._site_cell = self.geometry.interior_cells()
         self._edge_site = self._edge_sites()
+        # spikes cross to other ranks: with a halo, couplings and more than one rank
+        self._exchanges = bool(self.geometry.halo_width and self.d_max and decomposition.size > 1)
         self._outbox = np.zeros((0, RECORD_COLUMNS), dtype=np.int64)
         self._recorded_spikes = np.zeros((0, 4), dtype=np.int64)
         self._voltage = (0, np.zeros((0, self.n_types, self.layout.n_sites, self.voltage_neurons)))
@@ -232,8 +337,9 @@ class MicroModel:
         if self.d_max:
             deliver(self._site_cell[site] * lay.n_per_site + within, step, self.connectivity.out_ptr,
                     self.connectivity.out_col, self.connectivity.out_delay, self.ring)
-        edge = self._edge_site[site]
-        self._outbox = np.stack([lay.global_site[site[edge]], within[edge], step[edge]], axis=1)
+        if self._exchanges:  # (one rank has nothing to send: no outbox to build and hold)
+            edge = self._edge_site[site]
+            self._outbox = np.stack([lay.global_site[site[edge]], within[edge], step[edge]], axis=1)
         if self.spikes_per_site:
             a = np.searchsorted(lay.type_offset, within, side="right") - 1
             i = within - lay.type_offset[a]
@@ -244,7 +350,7 @@ class MicroModel:
     def exchange(self) -> None:
         """Send the edge sites' spikes of the last block to the ranks whose halo
         holds them and deliver the spikes received. Collective."""
-        if self.geometry.halo_width == 0 or not self.d_max or self.decomposition.size == 1:
+        if not self._exchanges:
             return  # the same on every rank: no rank enters the collective
         # Delivery adds integer counts, so the order of the records does not matter.
         records, cells = exchange_spikes(self.decomposition, self._outbox, sort=False)
@@ -254,7 +360,8 @@ class MicroModel:
         deliver(cells * n_per_site + records[:, 1], np.ascontiguousarray(records[:, 2]),
                 self.connectivity.out_ptr, self.connectivity.out_col, self.connectivity.out_delay,
                 self.ring)
-        self._outbox = self._outbox[:0]
+        # a new empty array: a view ([:0]) kept the block's records alive through the next block
+        self._outbox = np.zeros((0, RECORD_COLUMNS), dtype=np.int64)
 
     # ------------------------------------------------------------------ recording
     def recorded_spikes(self) -> np.ndarray:
