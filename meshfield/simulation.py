@@ -653,7 +653,13 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     flat_A = buf_A.reshape(chunk, n_types, n_local)
     flat_E = buf_E.reshape(chunk, n_types, n_local)
     buf_first, buf_len = 0, 0
-    memory_A, memory_E = [], []
+    if output is None:
+        # in memory: the records of the whole lattice, each rank's block filled in
+        # as it is flushed and the rest summed in place at the end (zeros: the pages
+        # of other ranks' blocks are untouched until then)
+        memory_A = np.zeros((n_records, n_types) + tuple(config.lattice.shape), dtype=np.float32)
+        memory_E = np.zeros_like(memory_A)
+        own = tuple(dec.local_slices)
 
     def flush(t_ms):
         nonlocal buf_len
@@ -665,8 +671,9 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
             # the run here, not after computing to the end
             recorder.sync(t_ms)
         else:
-            memory_A.append(buf_A[:buf_len].copy())
-            memory_E.append(buf_E[:buf_len].copy())
+            rows = (slice(buf_first, buf_first + buf_len), slice(None)) + own
+            memory_A[rows] = buf_A[:buf_len]
+            memory_E[rows] = buf_E[:buf_len]
         buf_len = 0
 
     # microscopic extras: spike trains and membrane potentials of sampled neurons,
@@ -782,16 +789,14 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         # to their first read (R ranks each opening R block files adds up).
         return open_result(output, check_blocks=dec.is_root)
 
-    # in memory: place each block in a zero global array and sum over ranks (exact)
+    # in memory: each rank holds its block in a zero global array; summed over the
+    # ranks (exact: one rank's value and zeros) in place, a slice at a time, the
+    # records once on every rank (before: a copy of the blocks, and the sum's
+    # output beside its input, about 2.2 times the records at the peak)
     shape = tuple(config.lattice.shape)
-    A = np.zeros((n_records, n_types) + shape, dtype=np.float32)
-    E = np.zeros_like(A)
-    sl = (slice(None), slice(None)) + tuple(dec.local_slices)
-    if memory_A:
-        A[sl] = np.concatenate(memory_A)
-        E[sl] = np.concatenate(memory_E)
-    A = dec.allreduce_sum(A)
-    E = dec.allreduce_sum(E)
+    A, E = memory_A, memory_E
+    dec.allreduce_sum_in_place(A)
+    dec.allreduce_sum_in_place(E)
     dec.free()  # the last collective of the run (see above)
     meta.update(version=__version__, ranks=dec.size, dims=list(dec.dims), wall_time=wall,
                 hostname=platform.node(), command=" ".join(sys.argv), **extra)

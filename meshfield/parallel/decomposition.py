@@ -599,6 +599,22 @@ class Decomposition:
         """
         return self._allreduce(x, MPI.SUM)
 
+    def allreduce_sum_in_place(self, x: np.ndarray, chunk_bytes: int = 16 << 20) -> None:
+        """Replace the C-contiguous array ``x`` by its sum over all ranks. Collective.
+
+        Sums ``chunk_bytes`` at a time, so that the MPI library's buffers stay
+        that small whatever the size of ``x``; the sum adds no copy of ``x``. On
+        one rank nothing is done. Same shape and dtype on all ranks.
+        """
+        if not x.flags.c_contiguous:
+            raise ValueError("allreduce_sum_in_place needs a C-contiguous array")
+        if self.size == 1 or x.size == 0:
+            return
+        flat = x.reshape(-1)
+        step = max(1, chunk_bytes // x.itemsize)
+        for start in range(0, flat.size, step):
+            self.comm.Allreduce(MPI.IN_PLACE, flat[start:start + step], op=MPI.SUM)
+
     def allreduce_max(self, x: Any) -> Any:
         """Maximum of ``x`` over all ranks (elementwise for arrays). Collective."""
         return self._allreduce(x, MPI.MAX)
