@@ -626,8 +626,8 @@ def test_info_says_when_the_micro_level_exchanges_no_spikes_and_why_it_gives_no_
 
     monkeypatch.setattr(theory, "stationary_rates_network", no_state)
     lines = describe(coupled, 2, None).splitlines()
-    assert lines[-4].endswith(" and its spikes not counted (no mean-field rate: no stationary state found: "
-                              "(the reason))"), lines[-4]
+    assert lines[-3].endswith(" and its spikes not counted (no mean-field rate: no stationary state found: "
+                              "(the reason))"), lines[-3]
     assert lines[-1].startswith("spike traffic per exchange (every 2 steps): about "), lines[-1]
     assert lines[-1].endswith(" KiB per rank per Hz of mean rate (no mean-field rate to scale by)"), lines[-1]
 

@@ -36,7 +36,7 @@ from .connectivity import BlockGeometry, build_connectivity, key_dtype
 from .delivery import deliver, spike_list
 from .neurons import NeuronLayout, NeuronState, advance_neurons, advance_neurons_serial, neuron_parameters
 
-__all__ = ["MicroModel", "resources", "stationary_rate", "rate_bound"]
+__all__ = ["MicroModel", "mean_field_rate", "rate_bound", "resources"]
 
 #: int64 columns of an exchanged spike record: global site, neuron within the site, step
 RECORD_COLUMNS = 3
@@ -101,7 +101,7 @@ def resources(config: Config, stencils, local_shape, halo_width: int, dims=None,
         With ``dims``: whether the lattice is periodic (an open axis split over
         2 ranks gives each block one neighbour along it).
     rate : float
-        Mean stationary rate (Hz) of the neurons (:func:`stationary_rate`): the
+        Mean stationary rate (Hz) of the neurons (:func:`mean_field_rate`): the
         spike arrays of a block are counted at :data:`SPIKE_MARGIN` times it, at
         most at :func:`rate_bound` (0 leaves them out).
 
