@@ -201,6 +201,42 @@ def test_too_few_switches_fail():
     assert not switches.passed and switches.value_a < 30
 
 
+def test_the_report_notes_how_often_few_segments_or_switches_fail_by_chance():
+    """With 2 PSD segments a band of two samples of the same process fails its
+    3-SE test 9.5 % of the time (Student's t, 2 degrees of freedom), and with
+    about 60 switches the 25 % dwell rule about a third of the time
+    (docs/analysis.md); the report says so under its verdict, and says nothing
+    with 19 segments and some 600 switches."""
+    from scipy import stats
+
+    long = compare_results(field_result(1), field_result(2))
+    assert long.settings["segments"] == (19, 19) and long.notes == []
+    assert "note:" not in long.format_text()
+    short = compare_results(field_result(1, n_time=2600), field_result(2, n_time=2600))
+    assert short.settings["segments"] == (2, 2)
+    assert short.notes == [
+        "2 and 2 PSD segments: a band whose two results sample the same process fails its 3-SE test by chance "
+        "in up to 9.5 % of comparisons (Student's t with 2 degrees of freedom; the 20 % alternative rescues "
+        "some); with fewer than 10 segments a single band FAIL is weak evidence of a difference"]
+    assert short.format_text().endswith("\nnote: " + short.notes[0])
+    assert 2 * stats.t.sf(3.0, 2) == pytest.approx(0.0955, abs=5e-5)
+
+    spec = {"low": -5.0, "high": 5.0, "window_ms": 5.0}
+    many = compare_results(bistable_result(1), bistable_result(2), bistable=spec, discard=0.0)
+    assert many.dwells[0].n_switches > 500 and not any("switches" in note for note in many.notes)
+    few = compare_results(bistable_result(1, n_time=6000), bistable_result(2, n_time=6000), bistable=spec,
+                          discard=0.0)
+    (a, b), (note,) = (d.n_switches for d in few.dwells), [n for n in few.notes if "switches" in n]
+    k = min(min(d.up.size, d.down.size) for d in few.dwells)
+    assert 40 <= a <= 90 and 40 <= b <= 90 and 20 <= k
+    chance = float(note.split("in about ")[1].split(" %")[0])
+    # per state: erfc(0.25 / sqrt(1/k_a + 1/k_b) / sqrt 2), about 33 % at 30 dwells each
+    assert 20 <= chance <= 50
+    assert note.startswith(f"{a} and {b} switches: the dwell rule (means within 25 %) fails two samples of the "
+                           "same Markovian switching process by chance in about ")
+    assert note.endswith("some 250 switches in each result bring that below 5 %")
+
+
 @pytest.mark.parametrize(
     ("other", "message"),
     [

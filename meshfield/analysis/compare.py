@@ -39,6 +39,11 @@ CORR_SE_FACTOR = 3.0
 CORR_ABSOLUTE = 0.05
 DWELL_RELATIVE = 0.25
 MIN_SWITCHES = 30
+#: below this many PSD segments in either result the report notes how often a
+#: band fails by chance (docs/analysis.md, "False failures of the rules")
+FEW_SEGMENTS = 10
+#: the dwell rule's chance failure per state above which the report notes it
+DWELL_CHANCE_NOTE = 0.05
 
 
 class CompareInputError(AnalysisInputError):
@@ -146,6 +151,41 @@ class ComparisonReport:
         """The rows that failed."""
         return [row for row in self.rows if not row.passed]
 
+    @property
+    def notes(self) -> list:
+        """Where the rules fail by chance often at these sizes, how often: two
+        samples of the *same* process compared with few PSD segments, or with
+        few switches for the dwell rule (docs/analysis.md, "False failures of
+        the rules"). The verdicts are the rules' as written; the notes say how
+        much a FAIL there tells."""
+        notes = []
+        n_a, n_b = self.settings["segments"]
+        if min(n_a, n_b) < FEW_SEGMENTS:
+            from scipy import stats
+            dof = n_a + n_b - 2
+            chance = 2.0 * stats.t.sf(PSD_SE_FACTOR, dof)
+            notes.append(
+                f"{n_a} and {n_b} PSD segments: a band whose two results sample the same process fails its "
+                f"3-SE test by chance in up to {100 * chance:.1f} % of comparisons (Student's t with {dof} "
+                f"degrees of freedom; the 20 % alternative rescues some); with fewer than {FEW_SEGMENTS} "
+                "segments a single band FAIL is weak evidence of a difference")
+        if self.dwells is not None:
+            chances = []
+            for state in ("up", "down"):
+                k_a, k_b = (getattr(d, state).size for d in self.dwells)
+                if k_a and k_b:
+                    # Markovian switching: exponential dwells, relative SE 1/sqrt(k) per mean
+                    relative_se = math.sqrt(1.0 / k_a + 1.0 / k_b)
+                    chances.append(math.erfc(DWELL_RELATIVE / relative_se / math.sqrt(2.0)))
+            if chances and max(chances) > DWELL_CHANCE_NOTE:
+                s_a, s_b = (d.n_switches for d in self.dwells)
+                notes.append(
+                    f"{s_a} and {s_b} switches: the dwell rule (means within 25 %) fails two samples of the same "
+                    f"Markovian switching process by chance in about {100 * max(chances):.0f} % of comparisons "
+                    "(exponential dwells, relative SE 1/sqrt(dwells) per mean); some 250 switches in each "
+                    "result bring that below 5 %")
+        return notes
+
     def format_text(self) -> str:
         """A plain-text table of all rows with a summary line."""
         a, b = self.labels
@@ -173,6 +213,7 @@ class ComparisonReport:
             lines.append(f"FAIL: {len(failures)} of {len(self.rows)} quantities out of tolerance: {names}")
         else:
             lines.append(f"PASS: all {len(self.rows)} quantities within tolerance")
+        lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
