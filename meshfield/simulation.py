@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit
 
 from . import __version__
+from ._agreed import agreed
 from ._console import emit as _emit
 from .config import Config, load_config
 from .coupling import build_stencils, halo_width, min_delay
@@ -321,7 +322,7 @@ def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_no
     while the connectivity is built, at the meso level with the arrays of one block
     of steps) against the node's memory divided by the
     ``on_node`` ranks on it. Collective; every rank raises the
-    same :class:`~meshfield.config.ConfigError`.
+    same :class:`~meshfield.config.ConfigError` (marked as such, :mod:`meshfield._agreed`).
 
     The estimate is a lower bound (arrays of the model only, no interpreter or
     MPI buffers), so a refused run could not have run.
@@ -388,12 +389,12 @@ def check_memory(config: Config, decomposition, stencils, in_memory: bool, on_no
         halve = (", or run.cohort_dtype = 'float32', which halves the cohort state"
                  if meso and config.run.cohort_dtype == "float64" else "")
         smaller = f"or a smaller lattice, N, C{' or history K' if meso else ''}{halve}"
-    raise ConfigError(
+    raise agreed(ConfigError(
         f"the {config.run.level} model needs about {need_text} on the largest of the "
         f"{dec.size} rank(s){kept}, more than the {share_text} of memory per rank on this "
         f"node ({on_node} rank(s) share it); use more ranks or nodes (meshfield info -n RANKS "
         f"shows the need per rank), {smaller}"
-    )
+    ))
 
 
 def _size(nbytes: float, digits: int = 1) -> str:

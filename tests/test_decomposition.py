@@ -311,3 +311,21 @@ def test_processes_on_node_counts_the_jobs_other_processes_from_the_launcher(env
     # COMM_SELF sees one rank; the launcher's count of the job's processes on the
     # node is what shares the cores with it
     assert processes_on_node(MPI.COMM_SELF, environ) == expected
+
+
+def test_the_decisions_mark_their_failures_as_every_ranks():
+    # meshfield.run frees its communicators after such a failure only
+    from meshfield._agreed import is_agreed
+
+    d = Decomposition(MPI.COMM_SELF, (4,), False, 0)
+
+    def refuse():
+        raise KeyError("no")
+
+    for decide in (d.root_decides, d.all_decide):
+        with pytest.raises(KeyError) as raised:
+            decide(refuse, ValueError)
+        assert is_agreed(raised.value)
+    assert decide(lambda: 3, ValueError) == 3
+    assert not is_agreed(KeyError("no"))
+    d.free()

@@ -68,6 +68,7 @@ from collections.abc import Mapping
 import h5py
 import numpy as np
 
+from meshfield._agreed import agreed
 from meshfield.io._hdf5 import CHUNK_BYTES, READ_ERRORS, fails_checksum, hdf5_text
 from meshfield.io.recorder import _check_attr_key, _discard, _fsync, _json_default
 from meshfield.io.result import _decode_attrs as _plain_attrs, in_block_folder, is_result_file
@@ -531,8 +532,8 @@ def write_checkpoint(path, decomposition, arrays: dict, attrs: dict,
             failure = failure or exc
             verdict = (_message(exc, path), None, None)
     message, final_path, names = d.bcast(verdict)
-    if message is not None:
-        raise CheckpointError(message) from failure
+    if message is not None:  # on every rank alike
+        raise agreed(CheckpointError(message)) from failure
 
     # Phase 2: the blocks travel to the root in rank order; the root publishes.
     message = None
@@ -546,8 +547,8 @@ def write_checkpoint(path, decomposition, arrays: dict, attrs: dict,
         for name in names:
             _send(d.comm, blocks[name])
     message = d.bcast(message)
-    if message is not None:
-        raise CheckpointError(message) from failure
+    if message is not None:  # on every rank alike
+        raise agreed(CheckpointError(message)) from failure
     return final_path
 
 

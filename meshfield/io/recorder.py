@@ -35,6 +35,7 @@ import h5py
 import numpy as np
 
 import meshfield
+from meshfield._agreed import agreed
 from meshfield.io._hdf5 import CHUNK_BYTES, hdf5_text
 from meshfield.io.result import (
     _RANK_FILE,
@@ -265,7 +266,8 @@ class Recorder:
 
         The ranks where ``action`` succeeded raise a RecorderError that carries the
         message of the first rank that failed: only rank 0 prints errors, and its
-        own message must say what went wrong elsewhere. Collective.
+        own message must say what went wrong elsewhere; both are marked as raised
+        on every rank (:mod:`meshfield._agreed`). Collective.
         """
         failure = None
         try:
@@ -276,11 +278,11 @@ class Recorder:
         failed = self._decomposition.allreduce_sum(
             [] if failure is None else [(self._decomposition.rank, str(failure) or type(failure).__name__)])
         if failure is not None:
-            raise failure
+            raise agreed(failure)
         if failed:
             rank, message = failed[0]
             more = f" (and on {len(failed) - 1} more rank(s))" if len(failed) > 1 else ""
-            raise RecorderError(f"{what} failed on rank {rank}{more}: {message}")
+            raise agreed(RecorderError(f"{what} failed on rank {rank}{more}: {message}"))
 
     # -- construction ------------------------------------------------------
 

@@ -34,6 +34,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from mpi4py import MPI
 
+from .._agreed import agreed
+
 __all__ = [
     "DecompositionError",
     "block_range",
@@ -635,7 +637,8 @@ class Decomposition:
         """Run ``action`` on rank 0 and return its result on every rank. Collective.
 
         A failure on rank 0 is raised there as it is and on the other ranks as
-        ``error_type(message)``, so no rank waits for a decision that never comes.
+        ``error_type(message)``, so no rank waits for a decision that never comes;
+        both are marked as raised on every rank (:mod:`meshfield._agreed`).
         """
         failure, result = None, None
         if self.rank == 0:
@@ -646,9 +649,9 @@ class Decomposition:
         message = None if failure is None else str(failure) or type(failure).__name__
         message, result = self.bcast((message, result))
         if failure is not None:
-            raise failure
+            raise agreed(failure)
         if message is not None:
-            raise error_type(message)
+            raise agreed(error_type(message))
         return result
 
     def all_decide(self, action: Callable[[], Any], error_type: type[Exception]) -> Any:
@@ -658,7 +661,7 @@ class Decomposition:
         is, on the others as ``error_type("rank R: message")`` of the lowest
         failing rank, so that no rank goes on into an exchange that the failed
         ones never join (a block of a checkpoint that one rank cannot read or
-        finds damaged).
+        finds damaged). Both are marked as raised on every rank.
         """
         failure, result = None, None
         try:
@@ -668,10 +671,10 @@ class Decomposition:
         message = None if failure is None else str(failure) or type(failure).__name__
         messages = self.comm.allgather(message)
         if failure is not None:
-            raise failure
+            raise agreed(failure)
         failed = [(rank, text) for rank, text in enumerate(messages) if text is not None]
         if failed:
-            raise error_type(f"rank {failed[0][0]}: {failed[0][1]}")
+            raise agreed(error_type(f"rank {failed[0][0]}: {failed[0][1]}"))
         return result
 
     def barrier(self) -> None:
