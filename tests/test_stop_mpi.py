@@ -13,6 +13,7 @@ import time
 import pytest
 from mpi4py import MPI
 
+from meshfield._agreed import agreed
 from meshfield.parallel import StopOnSignal
 
 pytestmark = pytest.mark.mpi
@@ -91,3 +92,21 @@ def test_a_signal_during_the_last_blocks_is_acted_on_when_the_loop_ends():
     finally:
         signal.signal(signal.SIGINT, previous)
     assert _gathered(got) == [[signal.SIGINT]] * comm.size
+
+
+@pytest.mark.parametrize("every_rank", [True, False])
+def test_the_vote_is_freed_after_a_failure_only_when_every_rank_raises_it(every_rank):
+    """With a vote under way; freeing is collective, so not after a failure that
+    may be one rank's alone (here it is every rank's, unmarked)."""
+    with pytest.raises(ValueError, match="refused"):
+        with StopOnSignal(comm, interval_s=0) as stop:
+            stop.poll()  # starts a vote
+            failure = ValueError("refused")
+            raise agreed(failure) if every_rank else failure
+    if comm.size == 1:
+        assert stop._comm is None
+    elif every_rank:
+        assert stop._comm == MPI.COMM_NULL
+    else:
+        stop._request.Wait()
+        stop._comm.Free()

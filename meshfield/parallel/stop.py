@@ -35,6 +35,8 @@ import time
 import numpy as np
 from mpi4py import MPI
 
+from .._agreed import agreed, is_agreed
+
 __all__ = ["StopOnSignal"]
 
 #: The signals deferred to the vote.
@@ -60,7 +62,9 @@ class StopOnSignal:
     ----------
     comm : mpi4py.MPI.Comm
         The ranks of the run (duplicated, so the votes never meet the run's own
-        collectives).
+        collectives; the duplicate is freed when the loop ends, and when it
+        raises a failure that every rank raises alike, :mod:`meshfield._agreed`,
+        such as the signal's own after a vote).
     interval_s : float
         The wall seconds between two votes to aim at (0: a vote at every block).
     """
@@ -122,7 +126,7 @@ class StopOnSignal:
             self._request = None
             signum, slowest = int(self._agreed[0]), float(self._agreed[1])
             if signum:
-                self._deliver(signum)
+                self._deliver_everywhere(signum)
             self._every = int(min(MAX_BLOCKS_PER_VOTE, max(1, self._interval_s // max(slowest, 1e-9))))
         self._mine[:] = (self._pending, (now - self._t_vote) / self._blocks)
         self._blocks, self._t_vote = 0, now
@@ -135,23 +139,39 @@ class StopOnSignal:
             raise KeyboardInterrupt() if signum == signal.SIGINT else SystemExit(128 + signum)
         handler(signum, None)
 
+    def _deliver_everywhere(self, signum: int) -> None:
+        """Run the handler of the signal that a vote agreed on, at the same point on
+        every rank: what it raises, it raises on every rank (marked so,
+        :mod:`meshfield._agreed`)."""
+        try:
+            self._deliver(signum)
+        except BaseException as exc:
+            agreed(exc)
+            raise
+
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self._comm is None:
             return False
-        agreed = 0
+        voted = 0
         try:
             if exc_type is None:
                 # every rank is here: a blocking last vote covers a signal noted
                 # during the last block
                 if self._request is not None:
                     self._request.Wait()
-                agreed = self._comm.allreduce(self._pending, op=MPI.MAX)
-                # freeing is collective: not after an exception, which may be one rank's alone
+                voted = self._comm.allreduce(self._pending, op=MPI.MAX)
+                self._comm.Free()
+            elif is_agreed(exc):
+                # every rank raised it at the same block, so each has started the
+                # same votes: complete the last one and free. Freeing is collective:
+                # not after any other exception, which may be one rank's alone.
+                if self._request is not None:
+                    self._request.Wait()
                 self._comm.Free()
         finally:
             self._restore()
-        if agreed:
-            self._deliver(agreed)
+        if voted:
+            self._deliver_everywhere(voted)
         elif self._pending and exc_type is None:  # came after the last vote: as outside the loop
             self._deliver(self._pending)
         return False
