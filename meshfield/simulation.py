@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from . import __version__
-from ._agreed import agreed
+from ._agreed import agreed, is_agreed
 from ._console import emit as _emit
 from .config import Config, load_config
 from .coupling import build_stencils, halo_width, min_delay
@@ -585,14 +585,51 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     Returns
     -------
     meshfield.io.Result (opened, when ``output`` is given) or MemoryResult.
+
+    Notes
+    -----
+    The run frees the MPI communicators it makes when it returns, and when it
+    raises a failure that every rank raises alike (a check refused the
+    configuration, the files or the restart, ``on_start`` raised, a block file
+    could not be written, a signal was voted on), so a sweep that catches such
+    failures and goes on does not run out of communicators. After any other
+    exception, which may be one rank's alone, they are left: freeing them is
+    collective.
     """
     # a Config too, overrides or not: one changed in Python (dataclasses.replace,
     # which runs no checks) is validated as the TOML route is, naming the key
     config = load_config(config, overrides)
     _check_distinct_files(output, checkpoint, restart)
-    say = log or _emit
     stencils = build_stencils(config)
     dec = make_decomposition(config, comm, dims, stencils)
+    try:
+        result = _run_on(dec, config, stencils, output, overwrite, progress, log, checkpoint, restart,
+                         on_start)
+    except BaseException as exc:
+        # raised on every rank at the same collective call (meshfield._agreed):
+        # every rank is here, so the communicator can be freed for the next run
+        # of a sweep; not after any other failure, which may be one rank's alone
+        if is_agreed(exc):
+            dec.free()
+        raise
+    # every rank is here, and nothing below communicates: release the run's
+    # Cartesian communicator, or a sweep of about a thousand runs in one
+    # process runs out of MPI's communicator ids
+    dec.free()
+    if output is None:
+        return result
+    from .io import open_result
+    # The root has checked the blocks it published; the other ranks leave that
+    # to their first read (R ranks each opening R block files adds up).
+    return open_result(output, check_blocks=dec.is_root)
+
+
+def _run_on(dec, config: Config, stencils, output, overwrite, progress, log, checkpoint, restart,
+            on_start) -> MemoryResult | None:
+    """The body of :func:`run` on the decomposition ``dec``, which it leaves to
+    the caller to free: the records in memory, or None when they went to
+    ``output``. Collective."""
+    say = log or _emit
     root = dec.rank == 0
     verbose = progress and root
     # the job's processes on this node, also those outside comm (a sweep of
@@ -781,14 +818,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
         if output is not None:
             say(f"[meshfield] wrote {output}")
     if output is not None:
-        from .io import open_result
-        # every rank is here, and nothing below communicates: release the run's
-        # Cartesian communicator, or a sweep of about a thousand runs in one
-        # process runs out of MPI's communicator ids
-        dec.free()
-        # The root has checked the blocks it published; the other ranks leave that
-        # to their first read (R ranks each opening R block files adds up).
-        return open_result(output, check_blocks=dec.is_root)
+        return None
 
     # in memory: each rank holds its block in a zero global array; summed over the
     # ranks (exact: one rank's value and zeros) in place, a slice at a time, the
@@ -797,8 +827,7 @@ def run(config, output=None, comm=None, overwrite=False, progress=False, dims=No
     shape = tuple(config.lattice.shape)
     A, E = memory_A, memory_E
     dec.allreduce_sum_in_place(A)
-    dec.allreduce_sum_in_place(E)
-    dec.free()  # the last collective of the run (see above)
+    dec.allreduce_sum_in_place(E)  # the last collective of the run
     meta.update(version=__version__, ranks=dec.size, dims=list(dec.dims), wall_time=wall,
                 hostname=platform.node(), command=" ".join(sys.argv), **extra)
     return MemoryResult(A=A, Abar=E, times=t0 + np.arange(n_records) * config.record.interval,

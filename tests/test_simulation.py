@@ -77,6 +77,37 @@ def test_a_thousand_runs_in_one_process_do_not_exhaust_the_communicator_ids():
     assert len(set(means)) == 1
 
 
+def test_a_sweep_of_thousands_of_refused_runs_does_not_exhaust_the_communicator_ids(monkeypatch):
+    # a refusal that every rank raises alike frees the communicator; each kept
+    # one before, and MPICH (1024 ids here) failed at the 1023rd
+    config = meshfield.load_config(TINY)
+    monkeypatch.setattr(simulation, "node_memory_bytes", lambda: 1)
+    for _ in range(2100):
+        with pytest.raises(ConfigError, match="of memory per rank on this node"):
+            meshfield.run(config, comm=MPI.COMM_SELF)
+
+
+def test_a_failure_not_known_to_be_every_ranks_leaves_the_communicator(monkeypatch):
+    # freeing is collective: after a failure that may be one rank's alone (here
+    # the model's construction) the other ranks may never join it
+    made = []
+
+    def recording(*args, **kwargs):
+        made.append(make(*args, **kwargs))
+        return made[-1]
+
+    def broken(*args):
+        raise MemoryError("one rank's")
+
+    make = simulation.make_decomposition
+    monkeypatch.setattr(simulation, "make_decomposition", recording)
+    monkeypatch.setattr(simulation, "build_model", broken)
+    with pytest.raises(MemoryError):
+        meshfield.run(TINY, comm=MPI.COMM_SELF)
+    assert len(made) == 1 and made[0].comm != MPI.COMM_NULL
+    made[0].free()
+
+
 def test_a_run_on_comm_self_shares_the_node_with_the_jobs_other_processes(monkeypatch):
     # a sweep under mpiexec -n 2 that gives each rank its own run on COMM_SELF:
     # each rank took all the node's cores for its numba threads (2 x 2 threads on
