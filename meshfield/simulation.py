@@ -672,11 +672,6 @@ def _run_on(dec, config: Config, stencils, output, overwrite, progress, log, che
     if restart is not None:
         meta["restart"] = os.path.abspath(restart)
         meta["restart_chain"] = chain
-    recorder = None
-    if output is not None:
-        from .io import Recorder
-        recorder = Recorder(output, dec, list(config.types), n_records, config.record.interval, t0,
-                            config.to_dict(), meta, overwrite=overwrite)
     local_shape = tuple(dec.local_shape)
     n_local = int(np.prod(local_shape))
     counts = np.empty((block, n_types, n_local))
@@ -698,6 +693,13 @@ def _run_on(dec, config: Config, stencils, output, overwrite, progress, log, che
         memory_A = np.zeros((n_records, n_types) + tuple(config.lattice.shape), dtype=np.float32)
         memory_E = np.zeros_like(memory_A)
         own = tuple(dec.local_slices)
+    # the arrays above exist before the recorder's temporary files do, and
+    # everything after it either succeeds or, in the try below, aborts it
+    recorder = None
+    if output is not None:
+        from .io import Recorder
+        recorder = Recorder(output, dec, list(config.types), n_records, config.record.interval, t0,
+                            config.to_dict(), meta, overwrite=overwrite)
 
     def flush(t_ms):
         nonlocal buf_len
@@ -721,8 +723,6 @@ def _run_on(dec, config: Config, stencils, output, overwrite, progress, log, che
     if recorder is not None and config.run.level == "micro":
         if config.record.spikes_per_site > 0:
             extras["spikes"] = ([], {"columns": ["step", "global_site", "type", "neuron"]})
-            # created now: a run whose recorded neurons never fire has it, empty
-            recorder.append_extra("spikes", np.zeros((0, 4), np.int64), extras["spikes"][1])
         if config.record.voltage_neurons > 0:
             extras["voltage"] = ([], {"units": "mV", "axes": ["step", "type", "*local_site", "neuron"],
                                       "local_start": list(dec.local_start)})
@@ -738,6 +738,9 @@ def _run_on(dec, config: Config, stencils, output, overwrite, progress, log, che
 
     report = _Progress(config.run.t_end, config.run.progress_interval, verbose, t_start=t0)
     try:
+        if "spikes" in extras:
+            # created now: a run whose recorded neurons never fire has it, empty
+            recorder.append_extra("spikes", np.zeros((0, 4), np.int64), extras["spikes"][1])
         if on_start is not None:
             # collective: a callback that fails on rank 0 stops every rank (and
             # the recorder's temporary files go), instead of leaving the other

@@ -129,3 +129,21 @@ def test_what_run_returns_can_be_closed_with_or_without_output(tmp_path, to_file
     A = result.A
     result.close()
     assert A.shape == (2, 1, 1) and np.isfinite(A).all()
+
+
+def test_a_failure_before_the_time_loop_leaves_no_files(tmp_path, monkeypatch):
+    """The recorder's temporary files were made before the loop's arrays and the
+    extras' first dataset, outside the block that aborts the recorder: a failure
+    there (out of memory, a block file that cannot take the spikes' dataset)
+    left them behind. Now nothing is left."""
+    from meshfield.io import Recorder
+
+    def refuse(self, *args, **kwargs):
+        raise OSError("no room for the spikes")
+
+    monkeypatch.setattr(Recorder, "append_extra", refuse)
+    config = meshfield.load_config("v3_field", ["run.level=micro", "run.t_end=4", "record.spikes_per_site=2",
+                                                "populations.E.N=20", "populations.I.N=5"])
+    with pytest.raises(OSError, match="no room for the spikes"):
+        meshfield.run(config, output=str(tmp_path / "r.h5"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
