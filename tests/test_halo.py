@@ -179,6 +179,22 @@ def test_bytes_sent_counts_messages_only():
     d.free()
 
 
+def test_spike_exchange_sends_the_records_alone():
+    # A ring with h = 1: each rank sends its first site's records down and its
+    # last site's up, each message its count (8 bytes) and the records' own 4
+    # int64 columns, nothing else; a single rank mirrors them and sends nothing.
+    comm = MPI.COMM_WORLD
+    d = Decomposition(comm, (4 * comm.Get_size() + 1,), True, 1)
+    records = spike_records(d.global_site_index())
+    first, last = d.local_start[0], d.local_start[0] + d.local_shape[0] - 1
+    edge_rows = np.count_nonzero(records[:, 0] == first) + np.count_nonzero(records[:, 0] == last)
+    exchange_spikes(d, records, sort=False)
+    expected = 0 if d.size == 1 else 2 * 8 + 4 * 8 * edge_rows
+    assert_on_all_ranks(comm, d.bytes_sent == expected,
+                        f"rank {d.rank}: bytes_sent {d.bytes_sent} != {expected}")
+    d.free()
+
+
 def test_too_many_ranks_raises_on_every_rank():
     size = MPI.COMM_WORLD.Get_size()
     if size == 1:

@@ -1,5 +1,6 @@
-"""What exchange_spikes holds at once, against exchange_spikes_bytes (one rank:
-the periodic halo mirrors the block's own sites, the same code path)."""
+"""What exchange_spikes holds at once, against exchange_spikes_bytes: on one rank
+(a periodic axis mirrors the block's own layers) and, under mpiexec, on every
+rank of 2 or 4 (the layers go to the neighbours)."""
 
 import weakref
 
@@ -34,7 +35,7 @@ def _tracked_peak(monkeypatch, call):
             return out
         return g
 
-    for name in ("_unwrapped_records", "_edge_layers", "_shift", "_halo_cells"):
+    for name in ("_new_rows", "_finish"):
         monkeypatch.setattr(spikes, name, wrap(getattr(spikes, name)))
     monkeypatch.setattr(np, "concatenate", wrap(np.concatenate))
     monkeypatch.setattr(np, "ascontiguousarray", wrap(np.ascontiguousarray))
@@ -43,17 +44,45 @@ def _tracked_peak(monkeypatch, call):
     return live[1], out
 
 
+def _edge_records(d, k):
+    """``k`` records (3 columns) of every site of the block within the halo width of its edge."""
+    shape, h = d.global_shape, d.halo_width
+    start, n = np.array(d.local_start), np.array(d.local_shape)
+    grid = np.stack(np.meshgrid(*[np.arange(a, a + m) for a, m in zip(start, n)], indexing="ij"),
+                    -1).reshape(-1, len(shape))
+    edge = np.any((grid - start < h) | (grid - start >= n - h), axis=1)
+    site = np.ravel_multi_index(grid[edge].T, shape)
+    return np.repeat(np.stack([site, site % 5, site % 7], axis=1), k, axis=0).astype(np.int64)
+
+
+def _peak_against_estimate(monkeypatch, d):
+    """(traced peak, estimate, halo rows returned, estimated rows), for 3 records per edge site."""
+    k = 3
+    records = _edge_records(d, k)
+    exchange_spikes(d, records, sort=False)  # compiled before counting
+    peak, (halo_records, _) = _tracked_peak(monkeypatch, lambda: exchange_spikes(d, records, sort=False))
+    expected, halo = exchange_spikes_bytes(d.local_shape, d.dims, d.periodic, d.halo_width, 3)
+    # (the input is handed back by ascontiguousarray)
+    return peak - records.nbytes, k * expected, len(halo_records), k * halo
+
+
 @pytest.mark.parametrize("shape, periodic, h", [((16, 16), True, 5), ((9, 7), False, 2), ((6, 8, 5), True, 2)])
 def test_exchange_spikes_bytes_is_what_the_exchange_holds(monkeypatch, shape, periodic, h):
     d = Decomposition(MPI.COMM_SELF, shape, periodic, h)
-    start, n = np.array(d.local_start), np.array(d.local_shape)
-    grid = np.stack(np.meshgrid(*[np.arange(m) for m in shape], indexing="ij"), -1).reshape(-1, len(shape))
-    edge = np.any((grid - start < h) | (grid - start >= n - h), axis=1)
-    site = np.ravel_multi_index(grid[edge].T, shape)
-    k = 3  # records per site
-    records = np.repeat(np.stack([site, site % 5, site % 7], axis=1), k, axis=0).astype(np.int64)
-    exchange_spikes(d, records, sort=False)  # compiled before counting
-    peak, (halo_records, _) = _tracked_peak(monkeypatch, lambda: exchange_spikes(d, records, sort=False))
-    expected, halo = exchange_spikes_bytes(d.local_shape, d.dims, periodic, h, 3)
-    assert len(halo_records) == k * halo
-    assert peak - records.nbytes == k * expected  # (the input is handed back by ascontiguousarray)
+    peak, expected, rows, expected_rows = _peak_against_estimate(monkeypatch, d)
+    assert rows == expected_rows
+    assert peak == expected
+    d.free()
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("shape, periodic, h", [((16, 16), True, 5), ((16, 12), False, 3), ((6, 8, 5), True, 2)])
+def test_exchange_spikes_bytes_is_what_the_exchange_holds_on_every_rank(monkeypatch, shape, periodic, h):
+    # 2 ranks: grid (2, 1); 4 ranks: (2, 2), one neighbour per axis on the open
+    # lattice, two on the periodic ones: each rank's block has as many as the estimate counts
+    comm = MPI.COMM_WORLD
+    d = Decomposition(comm, shape, periodic, h)
+    peak, expected, rows, expected_rows = _peak_against_estimate(monkeypatch, d)
+    found = comm.allgather((d.rank, d.dims, peak, expected, rows, expected_rows))
+    d.free()
+    assert all(p == e and r == er for _, _, p, e, r, er in found), found

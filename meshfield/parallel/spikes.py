@@ -9,10 +9,13 @@ what it has received along the axes before ``k``) to each neighbour, so records
 of diagonal neighbours arrive in two hops. Messages have variable length: a count
 is exchanged first, then the records.
 
-Each record travels with its *unwrapped* coordinates (shifted by the lattice size
-when it crosses a periodic edge), so the receiver knows in which halo cell it
-lies, even when the same site is mirrored by two halo cells (small periodic
-lattices).
+While it travels, a record's site (column 0) is replaced by its *unwrapped*
+position: the flat index of its lattice coordinates (shifted by the lattice size
+when it crosses a periodic edge) into the lattice widened by ``halo_width`` on
+every side, a frame common to all ranks. From it the receiver knows in which
+halo cell the record lies, even when the same site is mirrored by two halo cells
+(small periodic lattices), and the site is restored at the end. So a record
+travels and is held in its own ``n_columns`` words, with no coordinate columns.
 """
 
 from __future__ import annotations
@@ -30,100 +33,153 @@ __all__ = ["exchange_spikes", "exchange_spikes_bytes"]
 _COUNT_TAG = 100
 _DATA_TAG = 101
 
-# Error codes of _unwrapped_records.
+# Error codes of _check_sites.
 _SITE_OUT_OF_RANGE = 1
 _SITE_OUTSIDE_BLOCK = 2
 
+# Selects no row as an edge layer (no neighbour on that side).
+_NONE_BELOW = np.iinfo(np.int64).min
+_NONE_ABOVE = np.iinfo(np.int64).max
 
-def _shift(decomposition: Decomposition, packed: np.ndarray, dest: int,
-           source: int) -> np.ndarray:
-    """Send ``packed`` (int64, shape (k, width)) to ``dest`` and return the array
-    received from ``source`` (empty across an open edge)."""
-    width = packed.shape[1]
-    if dest == decomposition.rank:
-        return packed
-    comm = decomposition.comm
-    count_out = np.array([packed.shape[0]], dtype=np.int64)
+
+def _new_rows(n: int, width: int) -> np.ndarray:
+    """An uninitialised int64 array of ``n`` records (every row buffer of the
+    exchange is made here; tests/test_memory_exchange.py traces them)."""
+    return np.empty((n, width), dtype=np.int64)
+
+
+def _exchange_count(decomposition: Decomposition, n_out: int, dest: int, source: int) -> int:
+    """Send ``n_out`` to ``dest``; the count received from ``source`` (0 across an open edge)."""
+    count_out = np.array([n_out], dtype=np.int64)
     count_in = np.zeros(1, dtype=np.int64)
-    comm.Sendrecv(count_out, dest, _COUNT_TAG, count_in, source, _COUNT_TAG)
-    received = np.empty((int(count_in[0]), width), dtype=np.int64)
-    comm.Sendrecv(packed, dest, _DATA_TAG, received, source, _DATA_TAG)
+    decomposition.comm.Sendrecv(count_out, dest, _COUNT_TAG, count_in, source, _COUNT_TAG)
     if dest != MPI.PROC_NULL:
-        decomposition.bytes_sent += count_out.nbytes + packed.nbytes
-    return received
+        decomposition.bytes_sent += count_out.nbytes
+    return int(count_in[0])
+
+
+def _send_rows(decomposition: Decomposition, rows: np.ndarray, dest: int, into: np.ndarray,
+               source: int) -> None:
+    """Send ``rows`` to ``dest`` and receive ``into`` (as many rows as the count
+    said) from ``source``."""
+    decomposition.comm.Sendrecv(rows, dest, _DATA_TAG, into, source, _DATA_TAG)
+    if dest != MPI.PROC_NULL:
+        decomposition.bytes_sent += rows.nbytes
 
 
 # The per-record work below runs once per exchange, i.e. every d_min steps, on a
 # few hundred records: compiled, it costs microseconds where the equivalent
-# chain of small NumPy calls cost most of a millisecond.
+# chain of small NumPy calls cost most of a millisecond. The coordinates are
+# recomputed from column 0 where they are needed (a division per axis): own
+# records carry their site, the halo rows their unwrapped position ``g``, the
+# flat index of ``x + halo_width`` into ``wide_shape = global_shape + 2 halo_width``.
 
 
 @njit(cache=True)
-def _unwrapped_records(records, global_shape, start, stop):
-    """The records with their lattice coordinates appended as extra columns,
-    and an error code (0, or a site out of range / outside the block)."""
-    n, n_columns = records.shape
-    ndim = global_shape.size
-    held = np.empty((n, n_columns + ndim), dtype=np.int64)
+def _check_sites(records, global_shape, start, stop):
+    """0, or an error code: a site out of range / outside the block."""
     n_sites = 1
-    for k in range(ndim):
+    for k in range(global_shape.size):
         n_sites *= global_shape[k]
-    for i in range(n):
+    for i in range(records.shape[0]):
         site = records[i, 0]
         if site < 0 or site >= n_sites:
-            return held, _SITE_OUT_OF_RANGE
-        for c in range(n_columns):
-            held[i, c] = records[i, c]
-        rest = site
-        for k in range(ndim - 1, -1, -1):
-            x = rest % global_shape[k]
-            rest //= global_shape[k]
+            return _SITE_OUT_OF_RANGE
+        for k in range(global_shape.size - 1, -1, -1):
+            x = site % global_shape[k]
+            site //= global_shape[k]
             if x < start[k] or x >= stop[k]:
-                return held, _SITE_OUTSIDE_BLOCK
-            held[i, n_columns + k] = x
-    return held, 0
+                return _SITE_OUTSIDE_BLOCK
+    return 0
 
 
 @njit(cache=True)
-def _edge_layers(held, column, below, above, shift_top, shift_bottom):
-    """Rows of ``held`` whose coordinate ``column`` is ``>= above`` (``top``) and
-    ``< below`` (``bottom``), with that coordinate shifted by ``shift_top`` and
-    ``shift_bottom`` (periodic wrap). A row can be in both (thin blocks)."""
-    n, width = held.shape
+def _coordinate(own, halo, i, axis, global_shape, wide_shape, h):
+    """Lattice coordinate (unwrapped) along ``axis`` of row ``i`` of ``own`` then ``halo``."""
+    if i < own.shape[0]:
+        site = own[i, 0]
+        for k in range(global_shape.size - 1, axis, -1):
+            site //= global_shape[k]
+        return site % global_shape[axis]
+    g = halo[i - own.shape[0], 0]
+    for k in range(wide_shape.size - 1, axis, -1):
+        g //= wide_shape[k]
+    return g % wide_shape[axis] - h
+
+
+@njit(cache=True)
+def _count_layers(own, halo, axis, below, above, global_shape, wide_shape, h):
+    """Rows of ``own`` and ``halo`` whose coordinate along ``axis`` is ``>= above``
+    (the top layers) and ``< below`` (the bottom layers)."""
     n_top = 0
     n_bottom = 0
-    for i in range(n):
-        if held[i, column] >= above:
+    for i in range(own.shape[0] + halo.shape[0]):
+        x = _coordinate(own, halo, i, axis, global_shape, wide_shape, h)
+        if x >= above:
             n_top += 1
-        if held[i, column] < below:
+        if x < below:
             n_bottom += 1
-    top = np.empty((n_top, width), dtype=np.int64)
-    bottom = np.empty((n_bottom, width), dtype=np.int64)
-    t = 0
-    b = 0
-    for i in range(n):
-        if held[i, column] >= above:
-            top[t, :] = held[i, :]
-            top[t, column] += shift_top
-            t += 1
-        if held[i, column] < below:
-            bottom[b, :] = held[i, :]
-            bottom[b, column] += shift_bottom
-            b += 1
-    return top, bottom
+    return n_top, n_bottom
 
 
 @njit(cache=True)
-def _halo_cells(halo, n_columns, start, halo_width, with_halo_shape):
-    """Flat C-order index into ``with_halo_shape`` of each row's (unwrapped) coordinates."""
-    n = halo.shape[0]
-    ndim = with_halo_shape.size
-    cells = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        flat = 0
+def _copy_layers(own, halo, axis, below, above, global_shape, wide_shape, h, shift_top, shift_bottom,
+                 top, bottom):
+    """Fill ``top`` and ``bottom`` (sized by :func:`_count_layers`) with those rows,
+    column 0 their unwrapped position, shifted by ``shift_top`` and
+    ``shift_bottom`` lattice sizes along ``axis`` (periodic wrap). A row can be
+    in both (thin blocks)."""
+    ndim = global_shape.size
+    axis_stride = 1
+    for k in range(axis + 1, ndim):
+        axis_stride *= wide_shape[k]
+    t = 0
+    b = 0
+    for i in range(own.shape[0] + halo.shape[0]):
+        x = _coordinate(own, halo, i, axis, global_shape, wide_shape, h)
+        if x < above and x >= below:
+            continue
+        if i < own.shape[0]:
+            row = own[i]
+            site = row[0]
+            g = 0
+            stride = 1
+            for k in range(ndim - 1, -1, -1):
+                g += (site % global_shape[k] + h) * stride
+                site //= global_shape[k]
+                stride *= wide_shape[k]
+        else:
+            row = halo[i - own.shape[0]]
+            g = row[0]
+        if x >= above:
+            top[t, :] = row
+            top[t, 0] = g + shift_top * axis_stride
+            t += 1
+        if x < below:
+            bottom[b, :] = row
+            bottom[b, 0] = g + shift_bottom * axis_stride
+            b += 1
+
+
+@njit(cache=True)
+def _finish(halo, start, h, global_shape, wide_shape, with_halo_shape):
+    """Restore the sites of the halo rows (column 0, in place) and return the flat
+    C-order index into ``with_halo_shape`` of the halo cell each row lies in."""
+    ndim = global_shape.size
+    x = np.empty(ndim, dtype=np.int64)
+    cells = np.empty(halo.shape[0], dtype=np.int64)
+    for i in range(halo.shape[0]):
+        g = halo[i, 0]
+        for k in range(ndim - 1, -1, -1):
+            x[k] = g % wide_shape[k] - h
+            g //= wide_shape[k]
+        site = 0
+        cell = 0
         for k in range(ndim):
-            flat = flat * with_halo_shape[k] + (halo[i, n_columns + k] - start[k] + halo_width)
-        cells[i] = flat
+            site = site * global_shape[k] + x[k] % global_shape[k]
+            cell = cell * with_halo_shape[k] + (x[k] - start[k] + h)
+        halo[i, 0] = site
+        cells[i] = cell
     return cells
 
 
@@ -133,51 +189,45 @@ def exchange_spikes_bytes(local_shape, dims, periodic: bool, halo_width: int,
     on the grid ``dims`` when every site of the block has one record (pure; linear
     in the records per site, so scale the result by them).
 
-    Follows the function step by step: along each axis the edge layers (``top``,
-    ``bottom``) are copied out of the held records, the neighbours' layers come
-    in, and the held records are concatenated with them, while the previous
-    axis's layers are still bound; an axis held by one rank on a periodic lattice
-    mirrors the block's own layers (no message, the same arrays); every
+    Follows the function step by step: along each axis the halo rows received so
+    far are copied into a new array with room for what arrives (both alive at
+    once), then the edge layers sent are copied out of the block's records and
+    those halo rows (a layer per neighbour face; an axis held by one rank on a
+    periodic lattice copies its own layers straight into the new array and sends
+    nothing); at the end the cells are computed beside the halo rows. Every
     neighbour's layer has as many sites as the block's own (neighbours along an
     axis share the block's extent along the others). The records per site are
-    taken to be the same everywhere, as at a homogeneous rate. Counted from the
-    sites within ``halo_width`` of the block edge, whose records the model hands
-    in (that input itself is not counted).
+    taken to be the same everywhere, as at a homogeneous rate. The records handed
+    in are not counted.
 
     Returns
     -------
     peak_bytes : int
-        Largest total of the arrays alive at once (rows of ``n_columns`` plus the
-        lattice coordinates, int64), including the records and cells returned.
+        Largest total of the arrays alive at once (rows of ``n_columns`` int64),
+        including the records and cells returned.
     halo_rows : int
         Rows returned (records of the halo), per record per site.
     """
-    local_shape = [int(m) for m in local_shape]
     h = int(halo_width)
     if h == 0:
         return 0, 0
-    row = 8 * (n_columns + len(local_shape))
-    held = math.prod(local_shape) - math.prod(max(m - 2 * h, 0) for m in local_shape)
-    own = held
-    extent = list(local_shape)
-    previous = 0  # rows of the previous axis's layers, still bound
+    held = 0  # halo rows so far
+    extent = [int(m) for m in local_shape]
     peak = 0
     for k, p in enumerate(dims):
         layer = h * math.prod(extent[:k] + extent[k + 1:])
-        if p == 1:  # periodic: the own layers mirrored, no copy; open: nothing arrives
-            faces, arrived = (2, 0) if periodic else (0, 0)
-            grown = 2 * layer if periodic else 0
+        if p == 1:  # periodic: the own layers mirrored, copied straight in; open: nothing
+            faces, sent = (2, 0) if periodic else (0, 0)
         else:
             faces = neighbour_faces(p, periodic)
-            arrived = grown = faces * layer
-        peak = max(peak, held + previous + 2 * layer,               # the new layers copied out
-                   held + 2 * layer + arrived + held + grown)       # the concatenation
-        previous = 2 * layer + arrived
-        held += grown
+            sent = faces * layer
+        arrived = faces * layer
+        if arrived:
+            peak = max(peak, held + held + arrived)  # the old rows and the new array
+        held += arrived
+        peak = max(peak, held + sent)  # the layers copied out
         extent[k] += faces * h
-    halo = held - own
-    end = row * (held + previous) + 8 * (n_columns + 1) * halo  # the records and cells returned
-    return max(row * peak, end), halo
+    return max(8 * n_columns * peak, 8 * (n_columns + 1) * held), held
 
 
 def exchange_spikes(
@@ -226,9 +276,11 @@ def exchange_spikes(
             f"column 0 is the global site index, got shape {records.shape}"
         )
     n_columns = records.shape[1]
+    h = d.halo_width
+    global_shape = np.array(d.global_shape, dtype=np.int64)
     start = np.array(d.local_start, dtype=np.int64)
     stop = start + np.array(d.local_shape, dtype=np.int64)
-    held, error = _unwrapped_records(records, np.array(d.global_shape, dtype=np.int64), start, stop)
+    error = _check_sites(records, global_shape, start, stop)
     if error == _SITE_OUT_OF_RANGE:
         raise ValueError(
             f"spike record site index out of range [0, {int(np.prod(d.global_shape))}) for a "
@@ -239,27 +291,53 @@ def exchange_spikes(
             f"spike records name sites outside rank {d.rank}'s block "
             f"{d.local_slices} of the lattice of shape {d.global_shape}"
         )
+    wide_shape = global_shape + 2 * h
+    if math.prod(int(m) for m in wide_shape) >= 2**63:
+        raise ValueError(f"a lattice of shape {d.global_shape} with a halo of {h} has more "
+                         f"than 2**63 unwrapped positions")
 
-    # Columns: the record, then its unwrapped lattice coordinates.
-    h = d.halo_width
-    n_own = records.shape[0]
+    # The halo rows received so far (column 0 their unwrapped position), made
+    # anew along each axis with room for what arrives: the old rows are copied
+    # over and dropped before the edge layers are copied out.
+    halo = _new_rows(0, n_columns)
     for axis in range(d.ndim if h > 0 else 0):
         n = d.global_shape[axis]
         lower, upper = d.neighbours[axis]
         wraps_top = d.periodic and d.coords[axis] == d.dims[axis] - 1
         wraps_bottom = d.periodic and d.coords[axis] == 0
-        top, bottom = _edge_layers(
-            held, n_columns + axis, start[axis] + h, stop[axis] - h,
-            -n if wraps_top else 0, n if wraps_bottom else 0,
-        )
-        from_lower = _shift(d, top, upper, lower)
-        from_upper = _shift(d, bottom, lower, upper)
-        held = np.concatenate([held, from_lower, from_upper])
+        # the top layers go to the upper neighbour, the bottom ones to the lower
+        above = stop[axis] - h if upper != MPI.PROC_NULL else _NONE_ABOVE
+        below = start[axis] + h if lower != MPI.PROC_NULL else _NONE_BELOW
+        select = (axis, below, above, global_shape, wide_shape, h)
+        shifts = (-n if wraps_top else 0, n if wraps_bottom else 0)
+        n_top, n_bottom = _count_layers(records, halo, *select)
+        mirrored = upper == d.rank  # one rank along a periodic axis: its own layers arrive
+        if mirrored:
+            n_from_lower, n_from_upper = n_top, n_bottom
+        else:
+            n_from_lower = _exchange_count(d, n_top, upper, lower)
+            n_from_upper = _exchange_count(d, n_bottom, lower, upper)
+        n_old = len(halo)
+        if n_from_lower + n_from_upper:
+            grown = _new_rows(n_old + n_from_lower + n_from_upper, n_columns)
+            grown[:n_old] = halo
+            halo = grown
+            del grown
+        from_lower = halo[n_old:n_old + n_from_lower]
+        from_upper = halo[n_old + n_from_lower:]
+        if mirrored:  # copied straight into place
+            _copy_layers(records, halo[:n_old], *select, *shifts, from_lower, from_upper)
+        else:
+            top, bottom = _new_rows(n_top, n_columns), _new_rows(n_bottom, n_columns)
+            _copy_layers(records, halo[:n_old], *select, *shifts, top, bottom)
+            _send_rows(d, top, upper, from_lower, lower)
+            _send_rows(d, bottom, lower, from_upper, upper)
+            del top, bottom
+        del from_lower, from_upper
 
-    halo = held[n_own:]
-    halo_records = np.ascontiguousarray(halo[:, :n_columns])
-    halo_cells = _halo_cells(halo, n_columns, start, h, np.array(d.with_halo_shape, dtype=np.int64))
+    halo_cells = _finish(halo, start, h, global_shape, wide_shape,
+                         np.array(d.with_halo_shape, dtype=np.int64))
     if not sort:
-        return halo_records, halo_cells
-    order = np.lexsort((halo_cells, *halo_records.T[::-1]))
-    return halo_records[order], halo_cells[order]
+        return halo, halo_cells
+    order = np.lexsort((halo_cells, *halo.T[::-1]))
+    return halo[order], halo_cells[order]
