@@ -68,6 +68,8 @@ def test_resources_match_the_built_model():
     assert (alone["edge_neurons"], alone["spikes_per_exchange_per_hz"], alone["bytes_per_exchange_per_hz"]) == (0, 0, 0)
     split = resources(config, stencils, (4, 3), 1, (2, 1), True)
     assert split["edge_neurons"] == 6 * 40
+    # each of those spikes travels as 3 int64 (site, neuron, step), no coordinates
+    assert split["bytes_per_exchange_per_hz"] == pytest.approx(24 * split["spikes_per_exchange_per_hz"])
     # an open axis split in 2: one neighbour, one face (3 sites)
     assert resources(config, stencils, (4, 3), 1, (2, 1), False)["edge_neurons"] == 3 * 40
 

@@ -152,7 +152,7 @@ def resources(config: Config, stencils, local_shape, halo_width: int, dims=None,
         peak_bytes=table + state + (np.dtype(key_dtype(n_keys)).itemsize + delay_bytes) * synapses,
         bytes_per_synapse=table / synapses if synapses else 0.0, edge_neurons=edge_neurons,
         spikes_per_exchange_per_hz=edge_neurons * block_s,
-        bytes_per_exchange_per_hz=forwarded_sites * n_per_site * block_s * 8 * (RECORD_COLUMNS + ndim),
+        bytes_per_exchange_per_hz=forwarded_sites * n_per_site * block_s * 8 * RECORD_COLUMNS,
         block_steps=block, block_arrays_bytes=arrays, spike_bytes=spikes, block_bytes=arrays + spikes,
         spike_rate=spike_rate,
     )
@@ -175,8 +175,9 @@ def _block_bytes(config: Config, local_shape, h: int, dims, periodic: bool, d_mi
     spike recording the type, index, flag and the 4 columns of the recorded ones
     (this block's, its temporaries and the last block's). :meth:`MicroModel.exchange`
     holds the outbox and what :func:`~meshfield.parallel.spikes.exchange_spikes_bytes`
-    counts, then the records and cells received and the delivery's 2 temporaries;
-    the advance's arrays are gone by then. The spikes per site are those of a
+    counts, which ends with the records and cells received, all the delivery
+    holds (it makes the source keys in the cells' array); the advance's arrays
+    are gone by then. The spikes per site are those of a
     homogeneous rate; the recorded ones fire at the mean rate.
     """
     from ..simulation import loop_block_steps  # (simulation imports this module lazily)
@@ -199,8 +200,8 @@ def _block_bytes(config: Config, local_shape, h: int, dims, periodic: bool, d_mi
                   50 * n_spikes + 24 * n_edge + 96 * n_recorded if k else 0)
     exchange = 0.0
     if exchanges:
-        peak, halo = exchange_spikes_bytes(local_shape, dims, periodic, h, RECORD_COLUMNS)
-        exchange = 24 * n_edge + per_site * max(peak, 48 * halo)
+        peak, _ = exchange_spikes_bytes(local_shape, dims, periodic, h, RECORD_COLUMNS)
+        exchange = 24 * n_edge + per_site * peak
     arrays = loop + model
     total = loop + max(model + advance, exchange)
     return block, arrays, int(math.ceil(total - arrays))
@@ -356,10 +357,11 @@ class MicroModel:
         records, cells = exchange_spikes(self.decomposition, self._outbox, sort=False)
         self.spikes_sent += len(self._outbox)
         self.spikes_received += len(records)
-        n_per_site = self.layout.n_per_site
-        deliver(cells * n_per_site + records[:, 1], np.ascontiguousarray(records[:, 2]),
-                self.connectivity.out_ptr, self.connectivity.out_col, self.connectivity.out_delay,
-                self.ring)
+        keys = cells  # (the exchange's own array: the source keys are made in place)
+        keys *= self.layout.n_per_site
+        keys += records[:, 1]
+        deliver(keys, records[:, 2], self.connectivity.out_ptr, self.connectivity.out_col,
+                self.connectivity.out_delay, self.ring)
         # a new empty array: a view ([:0]) kept the block's records alive through the next block
         self._outbox = np.zeros((0, RECORD_COLUMNS), dtype=np.int64)
 
