@@ -35,7 +35,7 @@ def _tracked_peak(monkeypatch, call):
             return out
         return g
 
-    for name in ("_new_rows", "_finish"):
+    for name in ("_positions", "_new_rows", "_finish"):
         monkeypatch.setattr(spikes, name, wrap(getattr(spikes, name)))
     monkeypatch.setattr(np, "concatenate", wrap(np.concatenate))
     monkeypatch.setattr(np, "ascontiguousarray", wrap(np.ascontiguousarray))

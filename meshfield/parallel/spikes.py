@@ -10,12 +10,12 @@ of diagonal neighbours arrive in two hops. Messages have variable length: a coun
 is exchanged first, then the records.
 
 While it travels, a record's site (column 0) is replaced by its *unwrapped*
-position: the flat index of its lattice coordinates (shifted by the lattice size
-when it crosses a periodic edge) into the lattice widened by ``halo_width`` on
-every side, a frame common to all ranks. From it the receiver knows in which
-halo cell the record lies, even when the same site is mirrored by two halo cells
-(small periodic lattices), and the site is restored at the end. So a record
-travels and is held in its own ``n_columns`` words, with no coordinate columns.
+position: its lattice coordinates (shifted by the lattice size when it crosses a
+periodic edge) packed into one int64, a frame common to all ranks. From it the
+receiver knows in which halo cell the record lies, even when the same site is
+mirrored by two halo cells (small periodic lattices), and the site is restored at
+the end. So a record travels and is held in its own ``n_columns`` words, with no
+coordinate columns.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = ["exchange_spikes", "exchange_spikes_bytes"]
 _COUNT_TAG = 100
 _DATA_TAG = 101
 
-# Error codes of _check_sites.
+# Error codes of _positions.
 _SITE_OUT_OF_RANGE = 1
 _SITE_OUTSIDE_BLOCK = 2
 
@@ -69,52 +69,46 @@ def _send_rows(decomposition: Decomposition, rows: np.ndarray, dest: int, into: 
 
 # The per-record work below runs once per exchange, i.e. every d_min steps, on a
 # few hundred records: compiled, it costs microseconds where the equivalent
-# chain of small NumPy calls cost most of a millisecond. The coordinates are
-# recomputed from column 0 where they are needed (a division per axis): own
-# records carry their site, the halo rows their unwrapped position ``g``, the
-# flat index of ``x + halo_width`` into ``wide_shape = global_shape + 2 halo_width``.
+# chain of small NumPy calls cost most of a millisecond. A record's unwrapped
+# position packs ``x + halo_width`` of each axis into a bit field (the last axis
+# in the lowest bits), so a coordinate costs a shift and a mask, and crossing a
+# periodic edge adds ``±n`` to one field (it stays within it: ``0 <= x +
+# halo_width < n + 2 halo_width``).
 
 
 @njit(cache=True)
-def _check_sites(records, global_shape, start, stop):
-    """0, or an error code: a site out of range / outside the block."""
+def _positions(records, global_shape, start, stop, h, offsets):
+    """The unwrapped position of each record's site, and 0 or an error code (a
+    site out of range / outside the block)."""
     n_sites = 1
     for k in range(global_shape.size):
         n_sites *= global_shape[k]
+    g = np.empty(records.shape[0], dtype=np.int64)
     for i in range(records.shape[0]):
         site = records[i, 0]
         if site < 0 or site >= n_sites:
-            return _SITE_OUT_OF_RANGE
+            return g, _SITE_OUT_OF_RANGE
+        position = 0
         for k in range(global_shape.size - 1, -1, -1):
             x = site % global_shape[k]
             site //= global_shape[k]
             if x < start[k] or x >= stop[k]:
-                return _SITE_OUTSIDE_BLOCK
-    return 0
+                return g, _SITE_OUTSIDE_BLOCK
+            position |= (x + h) << offsets[k]
+        g[i] = position
+    return g, 0
 
 
 @njit(cache=True)
-def _coordinate(own, halo, i, axis, global_shape, wide_shape, h):
-    """Lattice coordinate (unwrapped) along ``axis`` of row ``i`` of ``own`` then ``halo``."""
-    if i < own.shape[0]:
-        site = own[i, 0]
-        for k in range(global_shape.size - 1, axis, -1):
-            site //= global_shape[k]
-        return site % global_shape[axis]
-    g = halo[i - own.shape[0], 0]
-    for k in range(wide_shape.size - 1, axis, -1):
-        g //= wide_shape[k]
-    return g % wide_shape[axis] - h
-
-
-@njit(cache=True)
-def _count_layers(own, halo, axis, below, above, global_shape, wide_shape, h):
-    """Rows of ``own`` and ``halo`` whose coordinate along ``axis`` is ``>= above``
-    (the top layers) and ``< below`` (the bottom layers)."""
+def _count_layers(own, halo, offset, mask, h, below, above):
+    """Rows (positions ``own``, then the rows of ``halo``) whose coordinate (the
+    bit field at ``offset``) is ``>= above`` (the top layers) and ``< below``
+    (the bottom layers)."""
     n_top = 0
     n_bottom = 0
-    for i in range(own.shape[0] + halo.shape[0]):
-        x = _coordinate(own, halo, i, axis, global_shape, wide_shape, h)
+    for i in range(own.size + halo.shape[0]):
+        g = own[i] if i < own.size else halo[i - own.size, 0]
+        x = ((g >> offset) & mask) - h
         if x >= above:
             n_top += 1
         if x < below:
@@ -123,61 +117,45 @@ def _count_layers(own, halo, axis, below, above, global_shape, wide_shape, h):
 
 
 @njit(cache=True)
-def _copy_layers(own, halo, axis, below, above, global_shape, wide_shape, h, shift_top, shift_bottom,
-                 top, bottom):
-    """Fill ``top`` and ``bottom`` (sized by :func:`_count_layers`) with those rows,
-    column 0 their unwrapped position, shifted by ``shift_top`` and
-    ``shift_bottom`` lattice sizes along ``axis`` (periodic wrap). A row can be
-    in both (thin blocks)."""
-    ndim = global_shape.size
-    axis_stride = 1
-    for k in range(axis + 1, ndim):
-        axis_stride *= wide_shape[k]
+def _copy_layers(records, own, halo, offset, mask, h, below, above, shift_top, shift_bottom, top, bottom):
+    """Fill ``top`` and ``bottom`` (sized by :func:`_count_layers`) with those rows
+    of ``records`` (at positions ``own``) and ``halo``, column 0 the position,
+    the coordinate shifted by ``shift_top`` and ``shift_bottom`` (periodic
+    wrap). A row can be in both (thin blocks)."""
     t = 0
     b = 0
-    for i in range(own.shape[0] + halo.shape[0]):
-        x = _coordinate(own, halo, i, axis, global_shape, wide_shape, h)
-        if x < above and x >= below:
-            continue
-        if i < own.shape[0]:
-            row = own[i]
-            site = row[0]
-            g = 0
-            stride = 1
-            for k in range(ndim - 1, -1, -1):
-                g += (site % global_shape[k] + h) * stride
-                site //= global_shape[k]
-                stride *= wide_shape[k]
+    for i in range(own.size + halo.shape[0]):
+        if i < own.size:
+            row = records[i]
+            g = own[i]
         else:
-            row = halo[i - own.shape[0]]
+            row = halo[i - own.size]
             g = row[0]
+        x = ((g >> offset) & mask) - h
         if x >= above:
             top[t, :] = row
-            top[t, 0] = g + shift_top * axis_stride
+            top[t, 0] = g + (shift_top << offset)
             t += 1
         if x < below:
             bottom[b, :] = row
-            bottom[b, 0] = g + shift_bottom * axis_stride
+            bottom[b, 0] = g + (shift_bottom << offset)
             b += 1
 
 
 @njit(cache=True)
-def _finish(halo, start, h, global_shape, wide_shape, with_halo_shape):
+def _finish(halo, start, h, global_shape, with_halo_shape, offsets, masks):
     """Restore the sites of the halo rows (column 0, in place) and return the flat
     C-order index into ``with_halo_shape`` of the halo cell each row lies in."""
-    ndim = global_shape.size
-    x = np.empty(ndim, dtype=np.int64)
     cells = np.empty(halo.shape[0], dtype=np.int64)
     for i in range(halo.shape[0]):
         g = halo[i, 0]
-        for k in range(ndim - 1, -1, -1):
-            x[k] = g % wide_shape[k] - h
-            g //= wide_shape[k]
         site = 0
         cell = 0
-        for k in range(ndim):
-            site = site * global_shape[k] + x[k] % global_shape[k]
-            cell = cell * with_halo_shape[k] + (x[k] - start[k] + h)
+        for k in range(global_shape.size):
+            x = ((g >> offsets[k]) & masks[k]) - h
+            cell = cell * with_halo_shape[k] + (x - start[k] + h)
+            n = global_shape[k]
+            site = site * n + (x % n if x < 0 or x >= n else x)
         halo[i, 0] = site
         cells[i] = cell
     return cells
@@ -189,12 +167,14 @@ def exchange_spikes_bytes(local_shape, dims, periodic: bool, halo_width: int,
     on the grid ``dims`` when every site of the block has one record (pure; linear
     in the records per site, so scale the result by them).
 
-    Follows the function step by step: along each axis the halo rows received so
-    far are copied into a new array with room for what arrives (both alive at
-    once), then the edge layers sent are copied out of the block's records and
-    those halo rows (a layer per neighbour face; an axis held by one rank on a
-    periodic lattice copies its own layers straight into the new array and sends
-    nothing); at the end the cells are computed beside the halo rows. Every
+    Follows the function step by step: the unwrapped position of each record of
+    the block (one int64) is held until the last axis is done; along each axis
+    the halo rows received so far are copied into a new array with room for what
+    arrives (both alive at once), then the edge layers sent are copied out of the
+    block's records and those halo rows (a layer per neighbour face; an axis held
+    by one rank on a periodic lattice copies its own layers straight into the new
+    array and sends nothing); at the end the cells are computed beside the halo
+    rows. Every
     neighbour's layer has as many sites as the block's own (neighbours along an
     axis share the block's extent along the others). The records per site are
     taken to be the same everywhere, as at a homogeneous rate. The records handed
@@ -203,16 +183,18 @@ def exchange_spikes_bytes(local_shape, dims, periodic: bool, halo_width: int,
     Returns
     -------
     peak_bytes : int
-        Largest total of the arrays alive at once (rows of ``n_columns`` int64),
-        including the records and cells returned.
+        Largest total of the arrays alive at once (rows of ``n_columns`` int64
+        and the positions), including the records and cells returned.
     halo_rows : int
         Rows returned (records of the halo), per record per site.
     """
     h = int(halo_width)
     if h == 0:
         return 0, 0
+    local_shape = [int(m) for m in local_shape]
+    own = math.prod(local_shape) - math.prod(max(m - 2 * h, 0) for m in local_shape)
     held = 0  # halo rows so far
-    extent = [int(m) for m in local_shape]
+    extent = list(local_shape)
     peak = 0
     for k, p in enumerate(dims):
         layer = h * math.prod(extent[:k] + extent[k + 1:])
@@ -227,7 +209,7 @@ def exchange_spikes_bytes(local_shape, dims, periodic: bool, halo_width: int,
         held += arrived
         peak = max(peak, held + sent)  # the layers copied out
         extent[k] += faces * h
-    return max(8 * n_columns * peak, 8 * (n_columns + 1) * held), held
+    return max(8 * n_columns * peak + 8 * own, 8 * (n_columns + 1) * held), held
 
 
 def exchange_spikes(
@@ -280,7 +262,13 @@ def exchange_spikes(
     global_shape = np.array(d.global_shape, dtype=np.int64)
     start = np.array(d.local_start, dtype=np.int64)
     stop = start + np.array(d.local_shape, dtype=np.int64)
-    error = _check_sites(records, global_shape, start, stop)
+    bits = [int(m + 2 * h - 1).bit_length() for m in d.global_shape]
+    offsets = np.array([sum(bits[k + 1:]) for k in range(d.ndim)], dtype=np.int64)
+    masks = np.array([(1 << b) - 1 for b in bits], dtype=np.int64)
+    if sum(bits) > 63:
+        raise ValueError(f"a lattice of shape {d.global_shape} with a halo of {h} has too many "
+                         f"unwrapped positions for 63 bits")
+    own, error = _positions(records, global_shape, start, stop, h, offsets)
     if error == _SITE_OUT_OF_RANGE:
         raise ValueError(
             f"spike record site index out of range [0, {int(np.prod(d.global_shape))}) for a "
@@ -291,10 +279,6 @@ def exchange_spikes(
             f"spike records name sites outside rank {d.rank}'s block "
             f"{d.local_slices} of the lattice of shape {d.global_shape}"
         )
-    wide_shape = global_shape + 2 * h
-    if math.prod(int(m) for m in wide_shape) >= 2**63:
-        raise ValueError(f"a lattice of shape {d.global_shape} with a halo of {h} has more "
-                         f"than 2**63 unwrapped positions")
 
     # The halo rows received so far (column 0 their unwrapped position), made
     # anew along each axis with room for what arrives: the old rows are copied
@@ -308,9 +292,9 @@ def exchange_spikes(
         # the top layers go to the upper neighbour, the bottom ones to the lower
         above = stop[axis] - h if upper != MPI.PROC_NULL else _NONE_ABOVE
         below = start[axis] + h if lower != MPI.PROC_NULL else _NONE_BELOW
-        select = (axis, below, above, global_shape, wide_shape, h)
+        select = (offsets[axis], masks[axis], h, below, above)
         shifts = (-n if wraps_top else 0, n if wraps_bottom else 0)
-        n_top, n_bottom = _count_layers(records, halo, *select)
+        n_top, n_bottom = _count_layers(own, halo, *select)
         mirrored = upper == d.rank  # one rank along a periodic axis: its own layers arrive
         if mirrored:
             n_from_lower, n_from_upper = n_top, n_bottom
@@ -326,17 +310,18 @@ def exchange_spikes(
         from_lower = halo[n_old:n_old + n_from_lower]
         from_upper = halo[n_old + n_from_lower:]
         if mirrored:  # copied straight into place
-            _copy_layers(records, halo[:n_old], *select, *shifts, from_lower, from_upper)
+            _copy_layers(records, own, halo[:n_old], *select, *shifts, from_lower, from_upper)
         else:
             top, bottom = _new_rows(n_top, n_columns), _new_rows(n_bottom, n_columns)
-            _copy_layers(records, halo[:n_old], *select, *shifts, top, bottom)
+            _copy_layers(records, own, halo[:n_old], *select, *shifts, top, bottom)
             _send_rows(d, top, upper, from_lower, lower)
             _send_rows(d, bottom, lower, from_upper, upper)
             del top, bottom
         del from_lower, from_upper
 
-    halo_cells = _finish(halo, start, h, global_shape, wide_shape,
-                         np.array(d.with_halo_shape, dtype=np.int64))
+    del own
+    halo_cells = _finish(halo, start, h, global_shape, np.array(d.with_halo_shape, dtype=np.int64),
+                         offsets, masks)
     if not sort:
         return halo, halo_cells
     order = np.lexsort((halo_cells, *halo.T[::-1]))
