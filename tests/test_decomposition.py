@@ -250,6 +250,19 @@ def test_spike_exchange_single_rank_example():
     d.free()
 
 
+def test_spike_exchange_refuses_a_lattice_beyond_63_bits_of_positions():
+    # 3 axes of 2**21 sites need 22 bits each for x + halo_width: beyond 63 bits
+    # (a configuration's lattice, 1-D or 2-D with at most 2**32 sites, needs at most 38)
+    d = Decomposition(MPI.COMM_SELF, (2**21,) * 3, False, 1)
+    with pytest.raises(ValueError, match="63 bits"):
+        exchange_spikes(d, np.zeros((0, 3), dtype=np.int64))
+    d.free()
+    d = Decomposition(MPI.COMM_SELF, (2**20,) * 3, False, 1)  # 21 bits each
+    halo, cells = exchange_spikes(d, np.array([[5, 1, 2]]))
+    assert halo.shape == (0, 3) and cells.shape == (0,)
+    d.free()
+
+
 def test_spike_records_must_be_2d():
     d = Decomposition(MPI.COMM_SELF, (5,), True, 1)
     with pytest.raises(ValueError, match="2-D array"):
